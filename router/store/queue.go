@@ -1,0 +1,278 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Item is an event to queue for a trigger.
+type Item struct {
+	// ID identifies the event within the queue; queuing an ID twice stores it once.
+	ID string
+	// Event is the event (io.cloudevents.v1.CloudEvent bytes).
+	Event []byte
+}
+
+// Enqueue queues items for each trigger (trigger name → items) in one
+// pipeline. It returns, per trigger, the number of events the queue holds.
+func (s *Store) Enqueue(ctx context.Context, batches map[string][]Item) (map[string]int64, error) {
+	type res struct {
+		trigger string
+		cmd     *redis.Cmd
+	}
+	var cmds []res
+	_, err := s.pipelined(ctx, func(p redis.Pipeliner) {
+		cmds = cmds[:0]
+		for trig, items := range batches {
+			args := make([]any, 0, 1+2*len(items))
+			args = append(args, 0)
+			for _, it := range items {
+				args = append(args, it.ID, it.Event)
+			}
+			cmds = append(cmds, res{trig, enqueueScript.EvalSha(ctx, p, s.keys.Queue(trig).all(), args...)})
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	held := make(map[string]int64, len(cmds))
+	for _, c := range cmds {
+		v, _ := c.cmd.Slice()
+		if len(v) == 2 {
+			held[c.trigger] = toInt64(v[1])
+		}
+	}
+	return held, nil
+}
+
+// Claimed is one attempt a claim handed to the caller.
+type Claimed struct {
+	ID      string
+	Attempt int
+	Event   []byte
+	// History holds the failed attempts so far (switchyard.v1.DeadLetter bytes), or nil.
+	History []byte
+	// Expired is set when the attempt's lease ran out: its instance was lost.
+	// The caller must record that attempt as failed, not deliver it.
+	Expired bool
+	// Since is when a replayed event re-entered the queue; zero otherwise.
+	Since time.Time
+}
+
+// BreakerState is a circuit breaker's state as stored.
+type BreakerState string
+
+// Breaker states.
+const (
+	BreakerClosed   BreakerState = "closed"
+	BreakerOpen     BreakerState = "open"
+	BreakerHalfOpen BreakerState = "half"
+)
+
+// ClaimResult is what Claim found.
+type ClaimResult struct {
+	Items []Claimed
+	// Ready is how many events still wait for an attempt.
+	Ready int64
+	// Held is every event the queue holds (waiting, in flight, scheduled).
+	Held int64
+	// NextDue is the earliest scheduled retry, zero if none.
+	NextDue time.Time
+	// NextLease is the earliest lease deadline, zero if none.
+	NextLease time.Time
+	// Breaker and BreakerUntil describe the circuit breaker.
+	Breaker      BreakerState
+	BreakerUntil time.Time
+}
+
+// Claim starts up to want attempts for trigger, keeping at most limit in
+// flight across every instance, leased for lease. See claimScript.
+func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, limit int, lease time.Duration) (ClaimResult, error) {
+	v, err := s.run(ctx, claimScript, s.keys.Queue(trigger).all(), nowMS(now), want, limit, lease.Milliseconds()).Slice()
+	if err != nil {
+		return ClaimResult{}, fmt.Errorf("claim %s: %w", trigger, err)
+	}
+	if len(v) != 7 {
+		return ClaimResult{}, fmt.Errorf("claim %s: unexpected reply of %d elements", trigger, len(v))
+	}
+	r := ClaimResult{
+		Ready: toInt64(v[1]), NextDue: msTime(v[2]), NextLease: msTime(v[3]),
+		Breaker: BreakerState(toString(v[4])), BreakerUntil: msTime(v[5]), Held: toInt64(v[6]),
+	}
+	items, _ := v[0].([]any)
+	for _, it := range items {
+		f, _ := it.([]any)
+		if len(f) != 6 {
+			continue
+		}
+		a, _ := strconv.Atoi(toString(f[1]))
+		c := Claimed{ID: toString(f[0]), Attempt: a, Event: []byte(toString(f[2])), Expired: toInt64(f[4]) == 1, Since: msTime(f[5])}
+		if h := toString(f[3]); h != "" {
+			c.History = []byte(h)
+		}
+		r.Items = append(r.Items, c)
+	}
+	return r, nil
+}
+
+// AttemptRef names one attempt.
+type AttemptRef struct {
+	ID      string
+	Attempt int
+}
+
+// Ack completes attempts. stale counts those no longer current (their lease
+// was lost and the event rescheduled or redelivered elsewhere).
+func (s *Store) Ack(ctx context.Context, trigger string, refs []AttemptRef) (acked, stale int64, err error) {
+	args := make([]any, 0, 1+2*len(refs))
+	args = append(args, 0)
+	for _, r := range refs {
+		args = append(args, r.ID, r.Attempt)
+	}
+	v, err := s.run(ctx, ackScript, s.keys.Queue(trigger).all(), args...).Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("ack %s: %w", trigger, err)
+	}
+	return toInt64(v[0]), toInt64(v[1]), nil
+}
+
+// Breaker configures the circuit breaker the failure scripts update.
+type Breaker struct {
+	// Threshold is the number of consecutive target failures that opens the
+	// breaker; 0 disables it.
+	Threshold int
+	// Cooldown is how long it stays open the first time; it doubles with each
+	// consecutive opening up to MaxCooldown.
+	Cooldown, MaxCooldown time.Duration
+}
+
+// Retry is one failed attempt to schedule again.
+type Retry struct {
+	AttemptRef
+	Due     time.Time
+	History []byte
+	// Health marks a failure that says the target is unhealthy (counted by
+	// the circuit breaker), as opposed to one about this event.
+	Health bool
+}
+
+// ScheduleRetries moves failed attempts to the retry schedule.
+func (s *Store) ScheduleRetries(ctx context.Context, trigger string, now time.Time, b Breaker, rs []Retry) (int64, error) {
+	args := make([]any, 0, 4+5*len(rs))
+	args = append(args, nowMS(now), b.Threshold, b.Cooldown.Milliseconds(), b.MaxCooldown.Milliseconds())
+	for _, r := range rs {
+		args = append(args, r.ID, r.Attempt, nowMS(r.Due), r.History, boolArg(r.Health))
+	}
+	n, err := s.run(ctx, retryScript, s.keys.Queue(trigger).all(), args...).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("schedule retries %s: %w", trigger, err)
+	}
+	return n, nil
+}
+
+// Dead is one attempt whose event goes to the dead-letter queue.
+type Dead struct {
+	AttemptRef
+	// Letter is the story (switchyard.v1.DeadLetter without the event).
+	Letter []byte
+	// Failed is set when the attempt itself failed (not, say, an event that
+	// expired before its attempt).
+	Failed bool
+	Health bool
+}
+
+// DeadLetter moves events to the trigger's dead-letter queue, keeping at
+// most capacity entries (0: unbounded) and counting what retention evicts.
+func (s *Store) DeadLetter(ctx context.Context, trigger string, now time.Time, b Breaker, capacity int64, ds []Dead) (dead, evicted int64, err error) {
+	args := make([]any, 0, 5+5*len(ds))
+	args = append(args, nowMS(now), b.Threshold, b.Cooldown.Milliseconds(), b.MaxCooldown.Milliseconds(), capacity)
+	for _, d := range ds {
+		args = append(args, d.ID, d.Attempt, d.Letter, boolArg(d.Failed), boolArg(d.Health))
+	}
+	v, err := s.run(ctx, deadScript, s.keys.Queue(trigger).all(), args...).Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("dead-letter %s: %w", trigger, err)
+	}
+	return toInt64(v[0]), toInt64(v[1]), nil
+}
+
+func boolArg(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Peek is a queue's state, read without changing it.
+type Peek struct {
+	Trigger      string
+	Ready, Held  int64
+	NextDue      time.Time
+	NextLease    time.Time
+	Breaker      BreakerState
+	BreakerUntil time.Time
+}
+
+// PeekAll reads the state of many queues in one pipeline.
+func (s *Store) PeekAll(ctx context.Context, triggers []string) ([]Peek, error) {
+	cmds := make([]*redis.Cmd, len(triggers))
+	_, err := s.pipelined(ctx, func(p redis.Pipeliner) {
+		for i, t := range triggers {
+			cmds[i] = peekScript.EvalSha(ctx, p, s.keys.Queue(t).all())
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("peek: %w", err)
+	}
+	out := make([]Peek, 0, len(triggers))
+	for i, c := range cmds {
+		v, err := c.Slice()
+		if err != nil || len(v) != 6 {
+			continue
+		}
+		out = append(out, Peek{Trigger: triggers[i], Ready: toInt64(v[0]), Held: toInt64(v[1]), NextDue: msTime(v[2]), NextLease: msTime(v[3]), Breaker: BreakerState(toString(v[4])), BreakerUntil: msTime(v[5])})
+	}
+	return out, nil
+}
+
+// QueueStats are a queue's figures.
+type QueueStats struct {
+	Ready, InFlight, Delayed, DeadLetters int64
+	// OldestReady is the id of the event waiting longest, "" if none.
+	OldestReady string
+	// Counters is the stats hash: enqueued, delivered, failed, dead,
+	// dlq_evicted, replayed, stale, orphans, cb_state, cb_until, cb_fail, cb_opens.
+	Counters map[string]string
+}
+
+// Stats reads one queue's figures.
+func (s *Store) Stats(ctx context.Context, trigger string) (QueueStats, error) {
+	v, err := s.run(ctx, statsScript, s.keys.Queue(trigger).all()).Slice()
+	if err != nil {
+		return QueueStats{}, fmt.Errorf("stats %s: %w", trigger, err)
+	}
+	qs := QueueStats{Ready: toInt64(v[0]), InFlight: toInt64(v[1]), Delayed: toInt64(v[2]), DeadLetters: toInt64(v[3]), OldestReady: toString(v[4]), Counters: map[string]string{}}
+	if kv, ok := v[5].([]any); ok {
+		for i := 0; i+1 < len(kv); i += 2 {
+			qs.Counters[toString(kv[i])] = toString(kv[i+1])
+		}
+	}
+	return qs, nil
+}
+
+// IDTime returns the time an event id was accepted: ids are log entry ids
+// ("<unix ms>-<seq>") or derived from one.
+func IDTime(id string) time.Time {
+	id = strings.TrimLeft(id, "r")
+	if i := strings.IndexByte(id, '-'); i > 0 {
+		if ms, err := strconv.ParseInt(id[:i], 10, 64); err == nil {
+			return time.UnixMilli(ms)
+		}
+	}
+	return time.Time{}
+}

@@ -1,0 +1,121 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-io/switchyard/router/internal/testenv"
+	"github.com/switchyard-io/switchyard/router/store"
+)
+
+func TestQueueLifecycle(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		now := time.Now()
+		lease := 10 * time.Second
+		held, err := s.Enqueue(ctx, map[string][]store.Item{"t1": {{ID: "1-0", Event: []byte("a")}, {ID: "2-0", Event: []byte("b")}, {ID: "3-0", Event: []byte("c")}}})
+		require.NoError(t, err)
+		require.EqualValues(t, 3, held["t1"])
+		// Same id again is stored once.
+		held, err = s.Enqueue(ctx, map[string][]store.Item{"t1": {{ID: "1-0", Event: []byte("a")}}})
+		require.NoError(t, err)
+		require.EqualValues(t, 3, held["t1"])
+
+		r, err := s.Claim(ctx, "t1", now, 10, 2, lease)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 2, "limit 2 in flight")
+		require.Equal(t, "1-0", r.Items[0].ID)
+		require.Equal(t, 1, r.Items[0].Attempt)
+		require.Equal(t, []byte("a"), r.Items[0].Event)
+		require.EqualValues(t, 1, r.Ready)
+
+		r2, err := s.Claim(ctx, "t1", now, 10, 2, lease)
+		require.NoError(t, err)
+		require.Empty(t, r2.Items, "limit reached")
+
+		acked, stale, err := s.Ack(ctx, "t1", []store.AttemptRef{{ID: "1-0", Attempt: 1}, {ID: "2-0", Attempt: 7}})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, acked)
+		require.EqualValues(t, 1, stale)
+
+		// 2-0 fails: retry due in 1s.
+		n, err := s.ScheduleRetries(ctx, "t1", now, store.Breaker{}, []store.Retry{{AttemptRef: store.AttemptRef{ID: "2-0", Attempt: 1}, Due: now.Add(time.Second), History: []byte("h1")}})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+
+		r3, err := s.Claim(ctx, "t1", now, 10, 2, lease)
+		require.NoError(t, err)
+		require.Len(t, r3.Items, 1)
+		require.Equal(t, "3-0", r3.Items[0].ID)
+		require.Equal(t, now.Add(time.Second).UnixMilli(), r3.NextDue.UnixMilli())
+
+		// After the due time the retry comes first, with attempt 2 and its history.
+		r4, err := s.Claim(ctx, "t1", now.Add(2*time.Second), 10, 2, lease)
+		require.NoError(t, err)
+		require.Len(t, r4.Items, 1)
+		require.Equal(t, "2-0", r4.Items[0].ID)
+		require.Equal(t, 2, r4.Items[0].Attempt)
+		require.Equal(t, []byte("h1"), r4.Items[0].History)
+
+		// 3-0's instance dies: after its lease the attempt is handed back as expired.
+		r5, err := s.Claim(ctx, "t1", now.Add(lease+3*time.Second), 10, 2, lease)
+		require.NoError(t, err)
+		var expired []store.Claimed
+		for _, it := range r5.Items {
+			if it.Expired {
+				expired = append(expired, it)
+			}
+		}
+		require.Len(t, expired, 2) // 3-0 and 2-0 both outlived their leases at that time
+		// Dead-letter 2-0.
+		dead, evicted, err := s.DeadLetter(ctx, "t1", now, store.Breaker{}, 1, []store.Dead{{AttemptRef: store.AttemptRef{ID: "2-0", Attempt: 2}, Letter: []byte("story"), Failed: true}})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, dead)
+		require.EqualValues(t, 0, evicted)
+		st, err := s.Stats(ctx, "t1")
+		require.NoError(t, err)
+		require.EqualValues(t, 1, st.DeadLetters)
+		require.EqualValues(t, 1, st.InFlight)
+		require.Equal(t, "1", st.Counters["delivered"])
+		require.Equal(t, "1", st.Counters["dead"])
+	})
+}
+
+func TestBreakerOpensAndProbes(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		now := time.Now()
+		br := store.Breaker{Threshold: 2, Cooldown: time.Second, MaxCooldown: time.Minute}
+		items := []store.Item{{ID: "1-0", Event: []byte("a")}, {ID: "2-0", Event: []byte("b")}, {ID: "3-0", Event: []byte("c")}}
+		_, err := s.Enqueue(ctx, map[string][]store.Item{"t": items})
+		require.NoError(t, err)
+		r, err := s.Claim(ctx, "t", now, 2, 10, time.Minute)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 2)
+		var rs []store.Retry
+		for _, it := range r.Items {
+			rs = append(rs, store.Retry{AttemptRef: store.AttemptRef{ID: it.ID, Attempt: it.Attempt}, Due: now.Add(time.Hour), Health: true})
+		}
+		_, err = s.ScheduleRetries(ctx, "t", now, br, rs)
+		require.NoError(t, err)
+		r, err = s.Claim(ctx, "t", now, 10, 10, time.Minute)
+		require.NoError(t, err)
+		require.Empty(t, r.Items, "breaker open: nothing claimed")
+		require.Equal(t, store.BreakerOpen, r.Breaker)
+		r, err = s.Claim(ctx, "t", now.Add(2*time.Second), 10, 10, time.Minute)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 1, "half-open: one probe")
+		require.Equal(t, store.BreakerHalfOpen, r.Breaker)
+		_, _, err = s.Ack(ctx, "t", []store.AttemptRef{{ID: r.Items[0].ID, Attempt: r.Items[0].Attempt}})
+		require.NoError(t, err)
+		r, err = s.Claim(ctx, "t", now.Add(2*time.Second), 10, 10, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, store.BreakerClosed, r.Breaker)
+	})
+}

@@ -1,0 +1,260 @@
+package store
+
+import "github.com/redis/go-redis/v9"
+
+// All queue scripts take the eight QueueKeys in this order:
+// KEYS[1] ready, [2] events, [3] attempts, [4] history, [5] inflight,
+// [6] delayed, [7] stats, [8] dlq, [9] since.
+//
+// An attempt is identified by (event id, attempt number): a script applies an
+// outcome only when the event's current attempt number is the one reported,
+// so a late answer from an instance that lost its lease changes nothing.
+
+// enqueueScript adds events (ARGV[2k], ARGV[2k+1] = id, body) unless already
+// queued (the same id twice is stored once). Returns {added, held}.
+var enqueueScript = redis.NewScript(`
+local n = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i+1]) == 1 then
+    redis.call('RPUSH', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+if n > 0 then redis.call('HINCRBY', KEYS[7], 'enqueued', n) end
+return {n, redis.call('HLEN', KEYS[2])}
+`)
+
+// claimScript starts up to ARGV[2] attempts, never more than ARGV[3] in flight
+// in total, each leased until now+ARGV[4] ms. Before that it moves due retries
+// to the head of the ready list and re-leases attempts whose lease expired
+// (their instance is gone) to the caller, flagged so that the caller records
+// the lost attempt instead of delivering. An open circuit breaker admits no
+// attempt until its time is up, then one probe at a time.
+//
+// Returns {items, ready, next_due, next_lease, breaker_state, breaker_until,
+// held} where each item is {id, attempt, body, history, expired(0|1), since}.
+var claimScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local want = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
+local due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, 512)
+if #due > 0 then
+  for i = 1, #due do redis.call('ZREM', KEYS[6], due[i]) end
+  for i = #due, 1, -1 do redis.call('LPUSH', KEYS[1], due[i]) end
+end
+local out = {}
+local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 64)
+for i = 1, #expired do
+  local id = expired[i]
+  local body = redis.call('HGET', KEYS[2], id)
+  if body then
+    redis.call('ZADD', KEYS[5], now + lease, id)
+    out[#out+1] = {id, redis.call('HGET', KEYS[3], id) or '0', body, redis.call('HGET', KEYS[4], id) or '', 1, redis.call('HGET', KEYS[9], id) or ''}
+  else
+    redis.call('ZREM', KEYS[5], id)
+  end
+end
+local st = redis.call('HMGET', KEYS[7], 'cb_state', 'cb_until')
+local state = st[1] or 'closed'
+local untl = tonumber(st[2] or '0') or 0
+local inflight = redis.call('ZCARD', KEYS[5])
+local free = limit - inflight
+if state == 'open' then
+  if now < untl then
+    free = 0
+  else
+    state = 'half'
+    redis.call('HSET', KEYS[7], 'cb_state', 'half')
+  end
+end
+if state == 'half' then
+  if inflight > 0 then free = 0 elseif free > 1 then free = 1 end
+end
+if want < free then free = want end
+while free > 0 do
+  local id = redis.call('LPOP', KEYS[1])
+  if not id then break end
+  local body = redis.call('HGET', KEYS[2], id)
+  if body then
+    local a = redis.call('HINCRBY', KEYS[3], id, 1)
+    redis.call('ZADD', KEYS[5], now + lease, id)
+    out[#out+1] = {id, tostring(a), body, redis.call('HGET', KEYS[4], id) or '', 0, redis.call('HGET', KEYS[9], id) or ''}
+    free = free - 1
+  else
+    redis.call('HINCRBY', KEYS[7], 'orphans', 1)
+  end
+end
+local nd = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
+local nl = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+return {out, redis.call('LLEN', KEYS[1]), nd[2] or '', nl[2] or '', state, tostring(untl), redis.call('HLEN', KEYS[2])}
+`)
+
+// ackScript completes attempts (ARGV[2k], ARGV[2k+1] = id, attempt) and closes
+// the circuit breaker. Returns {acked, stale}.
+var ackScript = redis.NewScript(`
+local n, stale = 0, 0
+for i = 2, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[3], id) == ARGV[i+1] and
+     (redis.call('ZREM', KEYS[5], id) == 1 or redis.call('ZREM', KEYS[6], id) == 1) then
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('HDEL', KEYS[4], id)
+    redis.call('HDEL', KEYS[9], id)
+    n = n + 1
+  else
+    stale = stale + 1
+  end
+end
+if n > 0 then
+  redis.call('HINCRBY', KEYS[7], 'delivered', n)
+  redis.call('HSET', KEYS[7], 'cb_state', 'closed', 'cb_fail', 0, 'cb_opens', 0)
+end
+if stale > 0 then redis.call('HINCRBY', KEYS[7], 'stale', stale) end
+return {n, stale}
+`)
+
+// breakerFailLua counts one failure that reflects on the target's health and
+// opens the breaker at the threshold (or at once when half-open), with a
+// cool-down doubling per consecutive opening up to the cap.
+// ARGV[1] now, ARGV[2] threshold (0 = breaker off), ARGV[3] base ms, ARGV[4] cap ms.
+const breakerFailLua = `
+local function breaker_fail()
+  local threshold = tonumber(ARGV[2])
+  if threshold <= 0 then return end
+  local fails = redis.call('HINCRBY', KEYS[7], 'cb_fail', 1)
+  local state = redis.call('HGET', KEYS[7], 'cb_state') or 'closed'
+  if state == 'half' or (state == 'closed' and fails >= threshold) then
+    local opens = redis.call('HINCRBY', KEYS[7], 'cb_opens', 1)
+    local cool = tonumber(ARGV[3]) * math.pow(2, math.min(opens - 1, 20))
+    if cool > tonumber(ARGV[4]) then cool = tonumber(ARGV[4]) end
+    redis.call('HSET', KEYS[7], 'cb_state', 'open', 'cb_until', tonumber(ARGV[1]) + cool)
+  end
+end
+`
+
+// retryScript schedules retries: ARGV[5..] are tuples of
+// (id, attempt, due ms, history, health 0|1). Returns the number scheduled.
+var retryScript = redis.NewScript(breakerFailLua + `
+local n = 0
+for i = 5, #ARGV, 5 do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[3], id) == ARGV[i+1] and redis.call('ZREM', KEYS[5], id) == 1 then
+    redis.call('ZADD', KEYS[6], ARGV[i+2], id)
+    redis.call('HSET', KEYS[4], id, ARGV[i+3])
+    n = n + 1
+    if ARGV[i+4] == '1' then breaker_fail() end
+  end
+end
+if n > 0 then redis.call('HINCRBY', KEYS[7], 'failed', n) end
+return n
+`)
+
+// deadScript moves attempts' events into the dead-letter stream, atomically
+// with removing them from the queue: ARGV[6..] are tuples of
+// (id, attempt, dead letter, failed 0|1, health 0|1). A stream entry holds the
+// event untouched (field "e") and its story (field "d": a switchyard.v1.DeadLetter
+// without the event). ARGV[5] caps the
+// stream's length; entries evicted to respect it are counted, never silent.
+// Returns {dead, evicted}.
+var deadScript = redis.NewScript(breakerFailLua + `
+local n, failed = 0, 0
+for i = 6, #ARGV, 5 do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[3], id) == ARGV[i+1] and redis.call('ZREM', KEYS[5], id) == 1 then
+    redis.call('XADD', KEYS[8], '*', 'e', redis.call('HGET', KEYS[2], id) or '', 'd', ARGV[i+2])
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('HDEL', KEYS[4], id)
+    redis.call('HDEL', KEYS[9], id)
+    n = n + 1
+    if ARGV[i+3] == '1' then failed = failed + 1 end
+    if ARGV[i+4] == '1' then breaker_fail() end
+  end
+end
+local evicted = 0
+local cap = tonumber(ARGV[5])
+if n > 0 then
+  redis.call('HINCRBY', KEYS[7], 'dead', n)
+  if failed > 0 then redis.call('HINCRBY', KEYS[7], 'failed', failed) end
+  local len = redis.call('XLEN', KEYS[8])
+  if cap > 0 and len > cap then
+    local old = redis.call('XRANGE', KEYS[8], '-', '+', 'COUNT', len - cap)
+    for j = 1, #old do redis.call('XDEL', KEYS[8], old[j][1]) end
+    evicted = #old
+    redis.call('HINCRBY', KEYS[7], 'dlq_evicted', evicted)
+  end
+end
+return {n, evicted}
+`)
+
+// peekScript reports a queue's state without changing it:
+// {ready, held, next_due, next_lease, breaker_state, breaker_until}.
+var peekScript = redis.NewScript(`
+local nd = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
+local nl = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+local st = redis.call('HMGET', KEYS[7], 'cb_state', 'cb_until')
+return {redis.call('LLEN', KEYS[1]), redis.call('HLEN', KEYS[2]), nd[2] or '', nl[2] or '', st[1] or 'closed', st[2] or '0'}
+`)
+
+// statsScript returns {ready, inflight, delayed, dlq, oldest ready id, stats
+// hash as a flat list}.
+var statsScript = redis.NewScript(`
+local first = redis.call('LINDEX', KEYS[1], 0) or ''
+return {redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[5]), redis.call('ZCARD', KEYS[6]),
+        redis.call('XLEN', KEYS[8]), first, redis.call('HGETALL', KEYS[7])}
+`)
+
+// replayScript moves dead letters back into a queue: ARGV[1] now, then
+// ARGV[2k], ARGV[2k+1] = dlq entry id, new event id. With one trigger the keys
+// are those of its queue and DLQ, and each move is atomic. For another trigger
+// the caller runs it with KEYS[8] pointing at nothing and the entries passed
+// as ARGV tuples instead (see requeueScript), then deletes them from the
+// source DLQ. The new event id is derived from the entry id, so a replay
+// interrupted and run again finds the entry gone or the event already queued.
+// The story is kept as the event's history, so a second death shows both
+// lives. Returns {replayed, missing}.
+var replayScript = redis.NewScript(`
+local n, missing = 0, 0
+for i = 2, #ARGV, 2 do
+  local e = redis.call('XRANGE', KEYS[8], ARGV[i], ARGV[i], 'COUNT', 1)
+  if #e == 0 then
+    missing = missing + 1
+  else
+    local id = ARGV[i+1]
+    local fields = e[1][2]
+    local ev, d
+    for j = 1, #fields, 2 do
+      if fields[j] == 'e' then ev = fields[j+1] elseif fields[j] == 'd' then d = fields[j+1] end
+    end
+    redis.call('XDEL', KEYS[8], ARGV[i])
+    if ev and redis.call('HSETNX', KEYS[2], id, ev) == 1 then
+      redis.call('HSET', KEYS[4], id, d or '')
+      redis.call('HSET', KEYS[9], id, ARGV[1])
+      redis.call('RPUSH', KEYS[1], id)
+      n = n + 1
+    end
+  end
+end
+if n > 0 then redis.call('HINCRBY', KEYS[7], 'replayed', n) end
+return {n, missing}
+`)
+
+// requeueScript queues events with a history into another trigger's queue:
+// ARGV[1] now, then tuples (id, event, history). Already queued ids are
+// skipped. Returns the number queued.
+var requeueScript = redis.NewScript(`
+local n = 0
+for i = 2, #ARGV, 3 do
+  local id = ARGV[i]
+  if redis.call('HSETNX', KEYS[2], id, ARGV[i+1]) == 1 then
+    redis.call('HSET', KEYS[4], id, ARGV[i+2])
+    redis.call('HSET', KEYS[9], id, ARGV[1])
+    redis.call('RPUSH', KEYS[1], id)
+    n = n + 1
+  end
+end
+if n > 0 then redis.call('HINCRBY', KEYS[7], 'replayed', n) end
+return n
+`)

@@ -1,0 +1,32 @@
+package trigger
+
+import (
+	"github.com/switchyard-io/switchyard/router/filter"
+)
+
+// Trigger is a validated spec with its defaults applied and its filter
+// compiled. It is immutable and safe for concurrent use.
+type Trigger struct {
+	// Spec is the trigger as stored, defaults applied.
+	Spec Spec
+	// Filter is the compiled filter.
+	Filter filter.Filter
+	// Generation is the stored generation this was compiled from.
+	Generation int64
+}
+
+// Name returns the trigger's name.
+func (t *Trigger) Name() string { return t.Spec.Name }
+
+// Compile validates s, applies defaults and compiles its filter.
+func Compile(s Spec) (*Trigger, error) {
+	s.SetDefaults()
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	f, err := filter.Compile(s.Filter)
+	if err != nil { // unreachable after Validate, kept for safety
+		return nil, filterErrors(err)
+	}
+	return &Trigger{Spec: s, Filter: f}, nil
+}

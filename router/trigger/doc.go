@@ -1,0 +1,8 @@
+// Package trigger defines a trigger as users write it (the trigger file, in
+// YAML or JSON) and as the API carries it (switchyard.v1.Trigger): its name,
+// filter, target and delivery policy, their defaults, and validation that
+// reports every bad field with its path.
+//
+// A Spec is plain data. Compile turns a valid Spec into a Trigger whose filter
+// is compiled once; the router holds compiled triggers only.
+package trigger

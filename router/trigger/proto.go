@@ -1,0 +1,115 @@
+package trigger
+
+import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/switchyard-io/switchyard/router/filter"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+)
+
+// ToProto converts a spec to its API message. Output-only fields stay zero.
+func ToProto(s Spec) *switchyardv1.Trigger {
+	t := &switchyardv1.Trigger{
+		Name:        s.Name,
+		Description: s.Description,
+		Filter:      filterToProto(s.Filter),
+		Target:      &switchyardv1.Target{},
+		Delivery: &switchyardv1.DeliveryPolicy{
+			Timeout:        durationOrNil(s.Delivery.Timeout),
+			MaxAttempts:    int32(s.Delivery.MaxAttempts),
+			InitialBackoff: durationOrNil(s.Delivery.InitialBackoff),
+			MaxBackoff:     durationOrNil(s.Delivery.MaxBackoff),
+			MaxEventAge:    durationOrNil(s.Delivery.MaxEventAge),
+			MaxConcurrency: int32(s.Delivery.MaxConcurrency),
+			MaxQueue:       s.Delivery.MaxQueue,
+		},
+	}
+	switch {
+	case s.Target.GRPC != "":
+		t.Target.Kind = &switchyardv1.Target_Grpc{Grpc: s.Target.GRPC}
+	case s.Target.URL != "":
+		t.Target.Kind = &switchyardv1.Target_Url{Url: s.Target.URL}
+	}
+	return t
+}
+
+// FromProto converts an API message to a spec. Nil parts become zero values.
+func FromProto(t *switchyardv1.Trigger) Spec {
+	d := t.GetDelivery()
+	return Spec{
+		Name:        t.GetName(),
+		Description: t.GetDescription(),
+		Filter:      filterFromProto(t.GetFilter()),
+		Target:      Target{GRPC: t.GetTarget().GetGrpc(), URL: t.GetTarget().GetUrl()},
+		Delivery: Delivery{
+			Timeout:        Duration{d.GetTimeout().AsDuration()},
+			MaxAttempts:    int(d.GetMaxAttempts()),
+			InitialBackoff: Duration{d.GetInitialBackoff().AsDuration()},
+			MaxBackoff:     Duration{d.GetMaxBackoff().AsDuration()},
+			MaxEventAge:    Duration{d.GetMaxEventAge().AsDuration()},
+			MaxConcurrency: int(d.GetMaxConcurrency()),
+			MaxQueue:       d.GetMaxQueue(),
+		},
+	}
+}
+
+func durationOrNil(d Duration) *durationpb.Duration {
+	if d.Duration == 0 {
+		return nil
+	}
+	return durationpb.New(d.Duration)
+}
+
+func filterToProto(s filter.Spec) *switchyardv1.Filter {
+	if s.IsEmpty() {
+		return nil
+	}
+	f := &switchyardv1.Filter{
+		Attributes: s.Attributes,
+		Prefix:     s.Prefix,
+		Suffix:     s.Suffix,
+		Cesql:      s.CESQL,
+		Cel:        s.CEL,
+	}
+	for _, a := range s.All {
+		f.All = append(f.All, orEmpty(filterToProto(a)))
+	}
+	for _, a := range s.Any {
+		f.Any = append(f.Any, orEmpty(filterToProto(a)))
+	}
+	if s.Not != nil {
+		f.Not = orEmpty(filterToProto(*s.Not))
+	}
+	return f
+}
+
+func orEmpty(f *switchyardv1.Filter) *switchyardv1.Filter {
+	if f == nil {
+		return &switchyardv1.Filter{}
+	}
+	return f
+}
+
+func filterFromProto(f *switchyardv1.Filter) filter.Spec {
+	if f == nil {
+		return filter.Spec{}
+	}
+	s := filter.Spec{
+		Attributes: f.GetAttributes(),
+		Prefix:     f.GetPrefix(),
+		Suffix:     f.GetSuffix(),
+		CESQL:      f.GetCesql(),
+		CEL:        f.GetCel(),
+	}
+	for _, a := range f.GetAll() {
+		s.All = append(s.All, filterFromProto(a))
+	}
+	for _, a := range f.GetAny() {
+		s.Any = append(s.Any, filterFromProto(a))
+	}
+	if f.GetNot() != nil {
+		n := filterFromProto(f.GetNot())
+		s.Not = &n
+	}
+	return s
+}

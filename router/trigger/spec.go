@@ -1,0 +1,351 @@
+package trigger
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/switchyard-io/switchyard/router/filter"
+)
+
+// Delivery defaults, applied to every zero field of a Delivery.
+const (
+	DefaultTimeout        = 10 * time.Second
+	DefaultMaxAttempts    = 8
+	DefaultInitialBackoff = 500 * time.Millisecond
+	DefaultMaxBackoff     = 5 * time.Minute
+	DefaultMaxEventAge    = 24 * time.Hour
+	DefaultMaxConcurrency = 64
+	DefaultMaxQueue       = 100_000
+)
+
+// Limits of the delivery policy fields, checked by Validate.
+const (
+	MaxTimeout        = 15 * time.Minute
+	MaxMaxAttempts    = 1000
+	MaxMaxConcurrency = 10_000
+	MaxMaxQueue       = 100_000_000
+	MaxNameLength     = 63
+)
+
+// Spec is one trigger as written in a trigger file or sent over the API.
+type Spec struct {
+	// Name identifies the trigger; see ValidName.
+	Name string `json:"name"`
+	// Description is free text.
+	Description string `json:"description,omitempty"`
+	// Filter selects events; empty selects every event.
+	Filter filter.Spec `json:"filter,omitempty"`
+	// Target is where matching events go.
+	Target Target `json:"target"`
+	// Delivery is how they are delivered.
+	Delivery Delivery `json:"delivery,omitempty"`
+}
+
+// Target is a function endpoint: exactly one of GRPC and URL is set.
+type Target struct {
+	// GRPC is the host:port of a switchyard.function.v1.FunctionService server.
+	GRPC string `json:"grpc,omitempty"`
+	// URL is an http or https URL that receives CloudEvents binary-mode POSTs.
+	URL string `json:"url,omitempty"`
+}
+
+// String renders the target as "grpc://host:port" or the URL.
+func (t Target) String() string {
+	if t.GRPC != "" {
+		return "grpc://" + t.GRPC
+	}
+	return t.URL
+}
+
+// Delivery is a trigger's delivery policy. A zero field takes its default
+// (the Default* constants) in SetDefaults.
+type Delivery struct {
+	// Timeout bounds one attempt.
+	Timeout Duration `json:"timeout,omitempty"`
+	// MaxAttempts counts attempts, the first included, before the event is
+	// dead-lettered.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// InitialBackoff is the first retry delay; it doubles per attempt up to
+	// MaxBackoff, and the actual delay is drawn uniformly below it (full jitter).
+	InitialBackoff Duration `json:"initial_backoff,omitempty"`
+	// MaxBackoff caps every retry delay, including a delay a function asks for.
+	MaxBackoff Duration `json:"max_backoff,omitempty"`
+	// MaxEventAge dead-letters events accepted longer ago than this.
+	MaxEventAge Duration `json:"max_event_age,omitempty"`
+	// MaxConcurrency caps attempts in flight across all instances.
+	MaxConcurrency int `json:"max_concurrency,omitempty"`
+	// MaxQueue caps the events waiting for this trigger; beyond it publishers
+	// are pushed back (HTTP 429, gRPC RESOURCE_EXHAUSTED).
+	MaxQueue int64 `json:"max_queue,omitempty"`
+}
+
+// SetDefaults fills every zero field with its default.
+func (d *Delivery) SetDefaults() {
+	if d.Timeout.Duration == 0 {
+		d.Timeout.Duration = DefaultTimeout
+	}
+	if d.MaxAttempts == 0 {
+		d.MaxAttempts = DefaultMaxAttempts
+	}
+	if d.InitialBackoff.Duration == 0 {
+		d.InitialBackoff.Duration = DefaultInitialBackoff
+	}
+	if d.MaxBackoff.Duration == 0 {
+		d.MaxBackoff.Duration = DefaultMaxBackoff
+	}
+	if d.MaxEventAge.Duration == 0 {
+		d.MaxEventAge.Duration = DefaultMaxEventAge
+	}
+	if d.MaxConcurrency == 0 {
+		d.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if d.MaxQueue == 0 {
+		d.MaxQueue = DefaultMaxQueue
+	}
+}
+
+// SetDefaults fills the delivery policy's zero fields.
+func (s *Spec) SetDefaults() { s.Delivery.SetDefaults() }
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// ValidName reports whether name is a valid trigger name: 1 to 63 lower-case
+// letters, digits and '-', starting and ending with a letter or digit. Names
+// never contain '{', '}' or ':', so they are safe inside Redis hash tags.
+func ValidName(name string) bool {
+	return len(name) <= MaxNameLength && nameRE.MatchString(name)
+}
+
+// Validate checks the spec as given (before or after SetDefaults) and
+// reports every problem as a FieldError in a FieldErrors list.
+func (s Spec) Validate() error {
+	var errs FieldErrors
+	add := func(path, format string, a ...any) {
+		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, a...)})
+	}
+	switch {
+	case s.Name == "":
+		add("name", "required")
+	case !ValidName(s.Name):
+		add("name", "%q is not a valid name: use 1 to %d lower-case letters, digits and '-', starting and ending with a letter or digit", s.Name, MaxNameLength)
+	}
+	if len(s.Description) > 1024 {
+		add("description", "longer than 1024 bytes")
+	}
+	if _, err := filter.Compile(s.Filter); err != nil {
+		errs = append(errs, filterErrors(err)...)
+	}
+	switch t := s.Target; {
+	case t.GRPC == "" && t.URL == "":
+		add("target", "one of target.grpc or target.url is required")
+	case t.GRPC != "" && t.URL != "":
+		add("target", "set only one of target.grpc and target.url")
+	case t.GRPC != "":
+		if err := validHostPort(t.GRPC); err != nil {
+			add("target.grpc", "%v", err)
+		}
+	default:
+		u, err := url.Parse(t.URL)
+		switch {
+		case err != nil:
+			add("target.url", "not a URL: %v", err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			add("target.url", "scheme must be http or https, not %q", u.Scheme)
+		case u.Host == "":
+			add("target.url", "missing host")
+		}
+	}
+	d := s.Delivery
+	durations := []struct {
+		path string
+		v    time.Duration
+		max  time.Duration
+	}{
+		{"delivery.timeout", d.Timeout.Duration, MaxTimeout},
+		{"delivery.initial_backoff", d.InitialBackoff.Duration, 24 * time.Hour},
+		{"delivery.max_backoff", d.MaxBackoff.Duration, 7 * 24 * time.Hour},
+		{"delivery.max_event_age", d.MaxEventAge.Duration, 365 * 24 * time.Hour},
+	}
+	for _, f := range durations {
+		switch {
+		case f.v < 0:
+			add(f.path, "must not be negative, got %s", f.v)
+		case f.v > f.max:
+			add(f.path, "must be at most %s, got %s", f.max, f.v)
+		}
+	}
+	if d.Timeout.Duration != 0 && d.Timeout.Duration < time.Millisecond {
+		add("delivery.timeout", "must be at least 1ms, got %s", d.Timeout.Duration)
+	}
+	if d.InitialBackoff.Duration > 0 && d.MaxBackoff.Duration > 0 && d.InitialBackoff.Duration > d.MaxBackoff.Duration {
+		add("delivery.initial_backoff", "%s exceeds delivery.max_backoff %s", d.InitialBackoff.Duration, d.MaxBackoff.Duration)
+	}
+	if d.MaxAttempts < 0 || d.MaxAttempts > MaxMaxAttempts {
+		add("delivery.max_attempts", "must be between 1 and %d, got %d", MaxMaxAttempts, d.MaxAttempts)
+	}
+	if d.MaxConcurrency < 0 || d.MaxConcurrency > MaxMaxConcurrency {
+		add("delivery.max_concurrency", "must be between 1 and %d, got %d", MaxMaxConcurrency, d.MaxConcurrency)
+	}
+	if d.MaxQueue < 0 || d.MaxQueue > MaxMaxQueue {
+		add("delivery.max_queue", "must be between 1 and %d, got %d", MaxMaxQueue, d.MaxQueue)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+func validHostPort(hp string) error {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", hp, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", hp)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q has an invalid port", hp)
+	}
+	return nil
+}
+
+// filterErrors turns a filter compile error into field errors under "filter".
+func filterErrors(err error) FieldErrors {
+	var out FieldErrors
+	var leaves []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		leaves = append(leaves, e)
+	}
+	walk(err)
+	for _, e := range leaves {
+		var ce *filter.CompileError
+		if errors.As(e, &ce) {
+			out = append(out, FieldError{Path: ce.Path, Line: ce.Line, Column: ce.Column, Msg: ce.Msg})
+			continue
+		}
+		out = append(out, FieldError{Path: "filter", Msg: e.Error()})
+	}
+	return out
+}
+
+// FieldError is one invalid field of a trigger.
+type FieldError struct {
+	// Path locates the field, e.g. "delivery.max_attempts" or "filter.all[1].cel".
+	Path string
+	// Line and Column locate the problem inside an expression (1-based), or 0.
+	Line, Column int
+	// Msg says what is wrong.
+	Msg string
+}
+
+func (e FieldError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s: %d:%d: %s", e.Path, e.Line, e.Column, e.Msg)
+	}
+	return e.Path + ": " + e.Msg
+}
+
+// FieldErrors lists every invalid field of a trigger.
+type FieldErrors []FieldError
+
+func (e FieldErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, fe := range e {
+		msgs[i] = fe.Error()
+	}
+	return "invalid trigger: " + strings.Join(msgs, "; ")
+}
+
+// Duration is a time.Duration written as a Go duration string ("500ms",
+// "5m", "24h") in trigger files.
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON accepts a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q: use a number with a unit, like 500ms, 10s, 5m or 24h", s)
+		}
+		d.Duration = v
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("invalid duration %s: use a string like \"10s\"", b)
+	}
+	d.Duration = time.Duration(secs * float64(time.Second))
+	return nil
+}
+
+// Parse reads one or more trigger specs from a YAML or JSON document (YAML
+// documents separated by "---" lines, or a JSON object or array). Unknown
+// fields are errors. The specs are not validated.
+func Parse(data []byte) ([]Spec, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, errors.New("empty trigger file")
+	}
+	if trimmed[0] == '[' {
+		var specs []Spec
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&specs); err != nil {
+			return nil, fmt.Errorf("trigger file: %w", err)
+		}
+		return specs, nil
+	}
+	var specs []Spec
+	for i, doc := range splitYAMLDocuments(trimmed) {
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		var s Spec
+		if err := yaml.UnmarshalStrict(doc, &s); err != nil {
+			return nil, fmt.Errorf("trigger file, document %d: %w", i+1, err)
+		}
+		specs = append(specs, s)
+	}
+	if len(specs) == 0 {
+		return nil, errors.New("trigger file holds no trigger")
+	}
+	return specs, nil
+}
+
+func splitYAMLDocuments(b []byte) [][]byte {
+	var docs [][]byte
+	var cur []byte
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if t := bytes.TrimRight(line, " \t\r\n"); bytes.Equal(t, []byte("---")) {
+			docs = append(docs, cur)
+			cur = nil
+			continue
+		}
+		cur = append(cur, line...)
+	}
+	return append(docs, cur)
+}
