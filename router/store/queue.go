@@ -276,3 +276,16 @@ func IDTime(id string) time.Time {
 	}
 	return time.Time{}
 }
+
+// trimScript deletes dead letters older than ARGV[1] (a stream id) and
+// counts them. Returns the number deleted.
+var trimScript = redis.NewScript(`
+local n = redis.call('XTRIM', KEYS[8], 'MINID', ARGV[1])
+if n > 0 then redis.call('HINCRBY', KEYS[7], 'dlq_evicted', n) end
+return n
+`)
+
+// TrimDLQ evicts the trigger's dead letters older than before, counting them.
+func (s *Store) TrimDLQ(ctx context.Context, trigger string, before time.Time) (int64, error) {
+	return s.run(ctx, trimScript, s.keys.Queue(trigger).all(), strconv.FormatInt(before.UnixMilli(), 10)).Int64()
+}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchyard-io/switchyard/router/internal/testenv"
+	"github.com/switchyard-io/switchyard/internal/testenv"
 	"github.com/switchyard-io/switchyard/router/store"
 )
 

@@ -3,8 +3,8 @@ package trigger
 import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/switchyard-io/switchyard/router/filter"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router/filter"
 )
 
 // ToProto converts a spec to its API message. Output-only fields stay zero.

@@ -1,0 +1,4 @@
+// Package cli is the switchyard command line: `serve` runs an instance, and
+// the other commands (trigger, publish, sink, dlq, bench) are clients of its
+// gRPC API built on the sdk package. cmd/switchyard only calls NewRoot.
+package cli

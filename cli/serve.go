@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchyard-io/switchyard/server"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		cfg      server.Config
+		logLevel string
+		logFmt   string
+		check    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a switchyard instance (embedded store unless --redis-url is given)",
+		Long: `Run a switchyard instance: HTTP ingest on --http-addr (POST /events, /healthz,
+/readyz, /metrics) and the gRPC API on --grpc-addr.
+
+Without --redis-url (or SWITCHYARD_REDIS_URL) it runs on an embedded in-process
+store: state is kept in memory only. With a Redis URL, any number of instances
+can share one Redis.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel, logFmt)
+			if err != nil {
+				return err
+			}
+			if cfg.RedisURL == "" {
+				cfg.RedisURL = os.Getenv("SWITCHYARD_REDIS_URL")
+			}
+			cfg.Logger = log
+			if check {
+				if err := cfg.Validate(); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "configuration ok")
+				return nil
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return server.Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.HTTPAddr, "http-addr", server.DefaultHTTPAddr, "HTTP listen address (port 0 picks a free port)")
+	f.StringVar(&cfg.GRPCAddr, "grpc-addr", server.DefaultGRPCAddr, "gRPC listen address (port 0 picks a free port)")
+	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis URL, e.g. redis://localhost:6379/0 (env SWITCHYARD_REDIS_URL); empty: embedded store")
+	f.Int64Var(&cfg.Limits.MaxEventBytes, "max-event-bytes", 0, "largest accepted event in bytes (default 1 MiB)")
+	f.Int64Var(&cfg.Limits.MaxBatchBytes, "max-batch-bytes", 0, "largest accepted batch request in bytes (default 16 MiB)")
+	f.StringVar(&cfg.Router.Prefix, "key-prefix", "", "prefix of every Redis key (default \"sy\")")
+	f.StringVar(&cfg.Router.InstanceID, "instance-id", "", "name of this instance in the store (default hostname-pid)")
+	f.IntVar(&cfg.Router.BreakerThreshold, "breaker-threshold", 0, "consecutive target failures that open a trigger's circuit breaker (default 5; -1 disables)")
+	f.DurationVar(&cfg.Router.BreakerCooldown, "breaker-cooldown", 0, "first open period of a circuit breaker (default 1s, doubling up to 1m)")
+	f.DurationVar(&cfg.Router.LeaseGrace, "lease-grace", 0, "added to a trigger's timeout to form an attempt's lease (default 5s)")
+	f.Int64Var(&cfg.Router.DLQMaxEntries, "dlq-max-entries", 0, "dead letters kept per trigger before the oldest are evicted and counted (default 100000)")
+	f.DurationVar(&cfg.Router.DLQMaxAge, "dlq-max-age", 0, "dead letters older than this are evicted and counted (default 336h)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound of the graceful shutdown (default 20s)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFmt, "log-format", "json", "json or text")
+	f.BoolVar(&check, "check-config", false, "validate the configuration and exit")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: want json or text, got %q", format)
+}
+

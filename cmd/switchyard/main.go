@@ -1,0 +1,17 @@
+// Command switchyard is the Switchyard binary: `switchyard serve` runs an
+// instance; the other subcommands are clients of its API. See README.md.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/switchyard-io/switchyard/cli"
+)
+
+func main() {
+	if err := cli.NewRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,205 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router/cloudevent"
+	"github.com/switchyard-io/switchyard/router/delivery"
+	"github.com/switchyard-io/switchyard/router/store"
+	"github.com/switchyard-io/switchyard/router/trigger"
+)
+
+// completeLoop records finished attempts in batches: whatever finished while
+// the previous batch was being written goes in the next one, so a busy
+// trigger pays one round trip per batch, not per event.
+func (d *dispatcher) completeLoop() {
+	batch := make([]outcome, 0, 256)
+	for {
+		var o outcome
+		select {
+		case o = <-d.results:
+		case <-d.loopDone:
+			if d.inflight.Load() == 0 {
+				return
+			}
+			o = <-d.results
+		}
+		batch = append(batch[:0], o)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case o := <-d.results:
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		d.record(batch)
+		d.inflight.Add(-int64(len(batch)))
+		d.r.attempts.Add(-len(batch))
+		d.poke()
+	}
+}
+
+// record writes a batch of outcomes, retrying while the store is unreachable
+// until the router's hard stop (then the leases expire and the attempts are
+// retried by whichever instance claims them next).
+func (d *dispatcher) record(batch []outcome) {
+	r := d.r
+	t := d.trig.Load()
+	now := time.Now()
+	var acks []store.AttemptRef
+	var retries []store.Retry
+	var deads []store.Dead
+	for _, o := range batch {
+		ref := store.AttemptRef{ID: o.item.ID, Attempt: o.item.Attempt}
+		if !o.noTry && o.res.Verdict == delivery.Ack {
+			acks = append(acks, ref)
+			r.metrics.deliveries.WithLabelValues(d.name, "ack").Inc()
+			continue
+		}
+		rt, dl := d.decide(o, t, now)
+		if rt != nil {
+			retries = append(retries, *rt)
+			r.metrics.deliveries.WithLabelValues(d.name, "retry").Inc()
+		}
+		if dl != nil {
+			deads = append(deads, *dl)
+			r.metrics.deliveries.WithLabelValues(d.name, "dead").Inc()
+		}
+	}
+	br := store.Breaker{Threshold: max(r.cfg.BreakerThreshold, 0), Cooldown: r.cfg.BreakerCooldown, MaxCooldown: r.cfg.BreakerMaxCooldown}
+	var wait time.Duration
+	for {
+		ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
+		err := d.write(ctx, now, br, acks, retries, deads)
+		cancel()
+		if err == nil {
+			return
+		}
+		if r.attemptCtx.Err() != nil {
+			r.log.Warn("outcomes not recorded before stop; their leases will expire and the events be retried", "trigger", d.name, "count", len(batch), "err", err)
+			return
+		}
+		wait = nextBackoff(wait)
+		r.log.Warn("record outcomes", "trigger", d.name, "err", err, "retry_in", wait)
+		backoffSleep(r.attemptCtx, wait)
+	}
+}
+
+func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker, acks []store.AttemptRef, retries []store.Retry, deads []store.Dead) error {
+	s := d.r.store
+	if len(acks) > 0 {
+		if _, stale, err := s.Ack(ctx, d.name, acks); err != nil {
+			return err
+		} else if stale > 0 {
+			d.r.metrics.staleAcks.Add(float64(stale))
+		}
+		acks = acks[:0]
+	}
+	if len(retries) > 0 {
+		if _, err := s.ScheduleRetries(ctx, d.name, now, br, retries); err != nil {
+			return err
+		}
+		retries = retries[:0]
+	}
+	if len(deads) > 0 {
+		_, evicted, err := s.DeadLetter(ctx, d.name, now, br, d.r.cfg.DLQMaxEntries, deads)
+		if err != nil {
+			return err
+		}
+		if evicted > 0 {
+			d.r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", d.name, "evicted", evicted)
+		}
+	}
+	return nil
+}
+
+// decide turns a failed (or impossible) attempt into a scheduled retry or a
+// dead letter, carrying the event's history of attempts.
+func (d *dispatcher) decide(o outcome, t *trigger.Trigger, now time.Time) (*store.Retry, *store.Dead) {
+	pol := t.Spec.Delivery
+	hist := &switchyardv1.DeadLetter{}
+	if o.item.History != nil {
+		if err := proto.Unmarshal(o.item.History, hist); err != nil {
+			hist = &switchyardv1.DeadLetter{}
+		}
+	}
+	if hist.GetDeadTime() != nil { // the story of an earlier life: the event was replayed
+		hist.Replays++
+		hist.DeadTime, hist.Reason, hist.ReasonDetail = nil, 0, ""
+	}
+	ref := store.AttemptRef{ID: o.item.ID, Attempt: o.item.Attempt}
+	born := o.item.Since
+	if born.IsZero() {
+		born = store.IDTime(o.item.ID)
+	}
+	if hist.AcceptTime == nil && !born.IsZero() {
+		hist.AcceptTime = timestamppb.New(store.IDTime(o.item.ID))
+	}
+	traceID := traceIDOf(o.ev)
+	log := d.r.log.With("event_id", o.ev.GetId(), "event_source", o.ev.GetSource(), "trigger", d.name, "trace_id", traceID, "attempt", o.item.Attempt)
+
+	reason, detail := o.reason, o.detail
+	if !o.noTry {
+		a := &switchyardv1.Attempt{
+			Number: int32(o.item.Attempt), StartTime: timestamppb.New(o.res.Start), Duration: durationpb.New(o.res.Duration),
+			Code: o.res.Code, HttpStatus: int32(o.res.HTTPStatus), Message: o.res.Message, Round: hist.GetReplays(),
+		}
+		if o.res.RetryAfter > 0 {
+			a.RetryAfter = durationpb.New(o.res.RetryAfter)
+		}
+		hist.Attempts = append(hist.Attempts, a)
+		switch {
+		case o.res.Verdict == delivery.DeadNow:
+			reason = o.res.Reason
+			detail = fmt.Sprintf("%s answered %s", t.Spec.Target, o.res.Code)
+		case o.item.Attempt >= pol.MaxAttempts:
+			reason = switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_ATTEMPTS
+			detail = fmt.Sprintf("%d attempts failed; last: %s", o.item.Attempt, o.res.Code)
+		default:
+			due := now.Add(delivery.Backoff(o.item.Attempt, pol.InitialBackoff.Duration, pol.MaxBackoff.Duration, o.res.RetryAfter))
+			if !born.IsZero() && due.Sub(born) > pol.MaxEventAge.Duration {
+				reason = switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE
+				detail = fmt.Sprintf("the next attempt would come after max_event_age %s; last: %s", pol.MaxEventAge.Duration, o.res.Code)
+				break
+			}
+			b, _ := proto.Marshal(hist)
+			log.Info("attempt failed; retry scheduled", "code", o.res.Code, "message", o.res.Message, "retry_at", due)
+			return &store.Retry{AttemptRef: ref, Due: due, History: b, Health: o.res.Health}, nil
+		}
+	}
+	hist.Trigger = d.name
+	hist.Target = t.Spec.Target.String()
+	hist.Reason = reason
+	hist.ReasonDetail = detail
+	hist.DeadTime = timestamppb.New(now)
+	hist.TraceId = traceID
+	b, _ := proto.Marshal(hist)
+	log.Warn("event dead-lettered", "reason", reason.String(), "detail", detail)
+	d.r.metrics.deadLettered.WithLabelValues(d.name, strings.TrimPrefix(reason.String(), "DEAD_LETTER_REASON_")).Inc()
+	return nil, &store.Dead{AttemptRef: ref, Letter: b, Failed: !o.noTry, Health: !o.noTry && o.res.Health}
+}
+
+// traceIDOf returns the W3C trace id of the event's traceparent extension
+// (CloudEvents distributed tracing extension), or "".
+func traceIDOf(ev *pb.CloudEvent) string {
+	tp, ok := cloudevent.Attribute(ev, "traceparent")
+	if !ok {
+		return ""
+	}
+	parts := strings.Split(tp, "-")
+	if len(parts) < 4 || len(parts[1]) != 32 {
+		return ""
+	}
+	return parts[1]
+}

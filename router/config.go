@@ -1,0 +1,138 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/switchyard-io/switchyard/router/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultBreakerThreshold   = 5
+	DefaultBreakerCooldown    = time.Second
+	DefaultBreakerMaxCooldown = time.Minute
+	DefaultLeaseGrace         = 5 * time.Second
+	DefaultSweepInterval      = time.Second
+	DefaultFanoutBatch        = 512
+	DefaultClaimBatch         = 128
+	DefaultDLQMaxEntries      = 100_000
+	DefaultDLQMaxAge          = 14 * 24 * time.Hour
+	DefaultMaxHops            = 16
+	DefaultMaxBatchEvents     = 1000
+	DefaultLogClaimIdle       = 15 * time.Second
+	DefaultDrainTimeout       = 15 * time.Second
+	// HopsExtension counts how many function replies led to an event.
+	HopsExtension = "switchyardhops"
+)
+
+// Config configures a Router. Zero fields take the defaults above.
+type Config struct {
+	// Prefix starts every Redis key (store.DefaultPrefix).
+	Prefix string
+	// InstanceID names this process in the store (hostname-pid).
+	InstanceID string
+	// BreakerThreshold consecutive target failures open a trigger's circuit
+	// breaker; negative disables breakers.
+	BreakerThreshold int
+	// BreakerCooldown is the first open period; it doubles per consecutive
+	// opening up to BreakerMaxCooldown.
+	BreakerCooldown, BreakerMaxCooldown time.Duration
+	// LeaseGrace is added to a trigger's timeout to form an attempt's lease:
+	// an attempt not finished by then is taken to be lost with its instance.
+	LeaseGrace time.Duration
+	// SweepInterval is how often every trigger's queue is checked for work
+	// that another instance scheduled (retries, expired leases).
+	SweepInterval time.Duration
+	// FanoutBatch is how many log records one fan-out step reads.
+	FanoutBatch int
+	// ClaimBatch is how many attempts one claim may start.
+	ClaimBatch int
+	// DLQMaxEntries caps each trigger's dead-letter queue; the oldest entries
+	// are evicted (and counted) beyond it.
+	DLQMaxEntries int64
+	// DLQMaxAge evicts (and counts) dead letters older than this.
+	DLQMaxAge time.Duration
+	// MaxHops refuses function replies whose hop count would exceed it.
+	MaxHops int
+	// MaxBatchEvents bounds one PublishBatch.
+	MaxBatchEvents int
+	// LogClaimIdle is how long a log record may stay unfinished by a fan-out
+	// consumer before another takes it over.
+	LogClaimIdle time.Duration
+	// DrainTimeout bounds the wait for in-flight attempts at shutdown.
+	DrainTimeout time.Duration
+	// Logger receives JSON logs (slog.Default when nil).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Prefix == "" {
+		c.Prefix = store.DefaultPrefix
+	}
+	if c.InstanceID == "" {
+		h, _ := os.Hostname()
+		c.InstanceID = h + "-" + strconv.Itoa(os.Getpid())
+	}
+	if c.BreakerThreshold == 0 {
+		c.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if c.BreakerCooldown == 0 {
+		c.BreakerCooldown = DefaultBreakerCooldown
+	}
+	if c.BreakerMaxCooldown == 0 {
+		c.BreakerMaxCooldown = DefaultBreakerMaxCooldown
+	}
+	if c.LeaseGrace == 0 {
+		c.LeaseGrace = DefaultLeaseGrace
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.FanoutBatch == 0 {
+		c.FanoutBatch = DefaultFanoutBatch
+	}
+	if c.ClaimBatch == 0 {
+		c.ClaimBatch = DefaultClaimBatch
+	}
+	if c.DLQMaxEntries == 0 {
+		c.DLQMaxEntries = DefaultDLQMaxEntries
+	}
+	if c.DLQMaxAge == 0 {
+		c.DLQMaxAge = DefaultDLQMaxAge
+	}
+	if c.MaxHops == 0 {
+		c.MaxHops = DefaultMaxHops
+	}
+	if c.MaxBatchEvents == 0 {
+		c.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if c.LogClaimIdle == 0 {
+		c.LogClaimIdle = DefaultLogClaimIdle
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.LeaseGrace < 0 {
+		errs = append(errs, fmt.Errorf("lease grace must not be negative"))
+	}
+	if c.SweepInterval < 0 || (c.SweepInterval > 0 && c.SweepInterval < 10*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("sweep interval must be at least 10ms"))
+	}
+	if c.FanoutBatch < 0 || c.ClaimBatch < 0 || c.MaxBatchEvents < 0 || c.DLQMaxEntries < 0 {
+		errs = append(errs, fmt.Errorf("batch sizes and caps must not be negative"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,215 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router/cloudevent"
+)
+
+// MaxMessage bounds the error text kept per attempt.
+const MaxMessage = 1024
+
+// Attempt is one delivery attempt to make.
+type Attempt struct {
+	Trigger string
+	// GRPC or URL: the target, exactly one set.
+	GRPC, URL string
+	Event     *pb.CloudEvent
+	Number    int
+	Timeout   time.Duration
+}
+
+// IdempotencyKey is the key sent with every attempt: source and id.
+func IdempotencyKey(ev *pb.CloudEvent) string { return ev.GetSource() + " " + ev.GetId() }
+
+// Result is the outcome of one attempt.
+type Result struct {
+	Verdict Verdict
+	// Health is set when the failure speaks of the target's health.
+	Health bool
+	// Reason is set with DeadNow.
+	Reason switchyardv1.DeadLetterReason
+	// Code is the gRPC code name, "HTTP <status>" or "TRANSPORT".
+	Code       string
+	HTTPStatus int
+	Message    string
+	RetryAfter time.Duration
+	Replies    []*pb.CloudEvent
+	Start      time.Time
+	Duration   time.Duration
+}
+
+// Invoker calls targets. Implementations are safe for concurrent use and keep
+// connections warm between calls.
+type Invoker interface {
+	// Invoke makes the attempt; ctx bounds it together with a.Timeout.
+	Invoke(ctx context.Context, a *Attempt) Result
+	// Close releases every connection.
+	Close() error
+}
+
+// Targets invokes gRPC and HTTP targets, reusing one gRPC connection per
+// host:port and one keep-alive HTTP client.
+type Targets struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+	http  *http.Client
+	opts  []grpc.DialOption
+}
+
+// NewTargets returns an Invoker. dialOpts are added to every gRPC connection
+// (insecure transport by default).
+func NewTargets(dialOpts ...grpc.DialOption) *Targets {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	tr.MaxIdleConns = 1024
+	return &Targets{
+		conns: map[string]*grpc.ClientConn{},
+		http:  &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		opts: append([]grpc.DialOption{
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
+		}, dialOpts...),
+	}
+}
+
+func (t *Targets) conn(target string) (*grpc.ClientConn, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c, ok := t.conns[target]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient("passthrough:///"+target, t.opts...)
+	if err != nil {
+		return nil, err
+	}
+	t.conns[target] = c
+	return c, nil
+}
+
+// Invoke implements Invoker.
+func (t *Targets) Invoke(ctx context.Context, a *Attempt) Result {
+	start := time.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, a.Timeout, errDeadline)
+	defer cancel()
+	var r Result
+	if a.GRPC != "" {
+		r = t.invokeGRPC(ctx, a)
+	} else {
+		r = t.invokeHTTP(ctx, a)
+	}
+	r.Start, r.Duration = start, time.Since(start)
+	if r.Verdict == DeadNow && r.Reason == switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_UNSPECIFIED {
+		r.Reason = switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE
+	}
+	r.Message = Truncate(r.Message, MaxMessage)
+	return r
+}
+
+func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt) Result {
+	cc, err := t.conn(a.GRPC)
+	if err != nil {
+		return Result{Verdict: DeadNow, Code: "TRANSPORT", Message: err.Error(), Health: true}
+	}
+	deadline, _ := ctx.Deadline()
+	resp, err := functionv1.NewFunctionServiceClient(cc).Invoke(ctx, &functionv1.InvokeRequest{
+		Event:          a.Event,
+		Attempt:        int32(a.Number),
+		Trigger:        a.Trigger,
+		Deadline:       timestamppb.New(deadline),
+		IdempotencyKey: IdempotencyKey(a.Event),
+	})
+	if err != nil {
+		code := status.Code(err)
+		if context.Cause(ctx) == errDeadline {
+			code = codes.DeadlineExceeded // whatever the transport reported
+		}
+		v, health := ClassifyCode(code)
+		return Result{Verdict: v, Health: health, Code: code.String(), Message: status.Convert(err).Message(), RetryAfter: RetryInfoDelay(err)}
+	}
+	r := Result{Code: "OK", Message: resp.GetReason(), Replies: resp.GetReplies()}
+	switch resp.GetOutcome() {
+	case functionv1.Outcome_OUTCOME_RETRY:
+		r.Verdict, r.Code = Retry, "RETRY"
+		r.RetryAfter = resp.GetRetryAfter().AsDuration()
+	case functionv1.Outcome_OUTCOME_DEAD:
+		r.Verdict, r.Code, r.Reason = DeadNow, "DEAD", switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REJECTED
+	default:
+		r.Verdict = Ack
+	}
+	return r
+}
+
+func (t *Targets) invokeHTTP(ctx context.Context, a *Attempt) Result {
+	h := http.Header{}
+	body := cloudevent.WriteBinary(a.Event, h)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.URL, bytes.NewReader(body))
+	if err != nil {
+		return Result{Verdict: DeadNow, Code: "TRANSPORT", Message: err.Error(), Health: true}
+	}
+	req.Header = h
+	req.Header.Set("Switchyard-Attempt", strconv.Itoa(a.Number))
+	req.Header.Set("Switchyard-Trigger", a.Trigger)
+	req.Header.Set("Idempotency-Key", IdempotencyKey(a.Event))
+	resp, err := t.http.Do(req)
+	if err != nil {
+		code := "TRANSPORT"
+		if errors.Is(context.Cause(ctx), errDeadline) {
+			code = "DEADLINE_EXCEEDED"
+		}
+		return Result{Verdict: Retry, Health: true, Code: code, Message: err.Error()}
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, MaxMessage))
+	v, health := ClassifyHTTP(resp.StatusCode)
+	r := Result{Verdict: v, Health: health, Code: fmt.Sprintf("HTTP %d", resp.StatusCode), HTTPStatus: resp.StatusCode,
+		RetryAfter: RetryAfterHeader(resp.Header.Get("Retry-After"), time.Now())}
+	if v != Ack {
+		r.Message = string(msg)
+	}
+	return r
+}
+
+// Close implements Invoker.
+func (t *Targets) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var errs []error
+	for k, c := range t.conns {
+		errs = append(errs, c.Close())
+		delete(t.conns, k)
+	}
+	t.http.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// Truncate cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…[truncated]"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}

@@ -1,0 +1,188 @@
+package router
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"google.golang.org/protobuf/proto"
+
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router/delivery"
+	"github.com/switchyard-io/switchyard/router/store"
+	"github.com/switchyard-io/switchyard/router/trigger"
+)
+
+// dispatcher delivers one trigger's queue from this instance. It claims
+// attempts only while it has free slots (the trigger's max_concurrency; the
+// store enforces the same limit across instances), so a stalled target holds
+// at most that many events in memory: the backlog stays in Redis.
+type dispatcher struct {
+	r    *Router
+	name string
+	trig atomic.Pointer[trigger.Trigger]
+
+	wakeCh   chan struct{}
+	doneCh   chan struct{}
+	stopOnce sync.Once
+	loopDone chan struct{}
+
+	inflight atomic.Int64
+	results  chan outcome
+}
+
+// outcome is a finished attempt waiting to be recorded.
+type outcome struct {
+	item   store.Claimed
+	ev     *pb.CloudEvent
+	res    delivery.Result
+	noTry  bool // the event died before an attempt (too old, unreadable)
+	reason switchyardv1.DeadLetterReason
+	detail string
+}
+
+func newDispatcher(r *Router, t *trigger.Trigger) *dispatcher {
+	d := &dispatcher{
+		r: r, name: t.Name(),
+		wakeCh:   make(chan struct{}, 1),
+		doneCh:   make(chan struct{}),
+		loopDone: make(chan struct{}),
+		results:  make(chan outcome, 1024),
+	}
+	d.trig.Store(t)
+	return d
+}
+
+func (d *dispatcher) start() {
+	d.r.wg.Add(2)
+	go func() { defer d.r.wg.Done(); defer close(d.loopDone); d.loop() }()
+	go func() { defer d.r.wg.Done(); d.completeLoop() }()
+	d.poke()
+}
+
+// stop ends claiming; running attempts finish (bounded by the router's
+// attempt context) and are recorded before the completer exits.
+func (d *dispatcher) stop() { d.stopOnce.Do(func() { close(d.doneCh) }) }
+
+func (d *dispatcher) poke() {
+	select {
+	case d.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) loop() {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	ctx := d.r.intakeCtx
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.doneCh:
+			return
+		case <-d.wakeCh:
+		case <-timer.C:
+		}
+		next := d.claim(ctx)
+		timer.Stop()
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), time.Millisecond))
+		}
+	}
+}
+
+// claim starts as many attempts as there are free slots and work, and returns
+// when it should look again at the latest (zero: only when woken).
+func (d *dispatcher) claim(ctx context.Context) time.Time {
+	r := d.r
+	for ctx.Err() == nil {
+		t := d.trig.Load()
+		pol := t.Spec.Delivery
+		free := int64(pol.MaxConcurrency) - d.inflight.Load()
+		if free <= 0 {
+			return time.Time{} // a completion wakes us
+		}
+		want := min(int(free), r.cfg.ClaimBatch)
+		res, err := r.store.Claim(ctx, d.name, time.Now(), want, pol.MaxConcurrency, pol.Timeout.Duration+r.cfg.LeaseGrace)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("claim", "trigger", d.name, "err", err)
+			}
+			return time.Now().Add(time.Second)
+		}
+		r.setDepth(d.name, res.Held)
+		for _, it := range res.Items {
+			d.inflight.Add(1)
+			r.attempts.Add(1)
+			if it.Expired {
+				d.lost(it)
+			} else {
+				go d.attempt(t, it)
+			}
+		}
+		var next time.Time
+		for _, tm := range []time.Time{res.NextDue, res.NextLease} {
+			if !tm.IsZero() && (next.IsZero() || tm.Before(next)) {
+				next = tm
+			}
+		}
+		if res.Breaker == store.BreakerOpen && !res.BreakerUntil.IsZero() && res.Ready > 0 {
+			if next.IsZero() || res.BreakerUntil.Before(next) {
+				next = res.BreakerUntil
+			}
+		}
+		if len(res.Items) < want || res.Ready == 0 {
+			return next
+		}
+	}
+	return time.Time{}
+}
+
+// lost records an attempt whose instance disappeared mid-delivery.
+func (d *dispatcher) lost(it store.Claimed) {
+	ev := &pb.CloudEvent{}
+	_ = proto.Unmarshal(it.Event, ev)
+	d.results <- outcome{item: it, ev: ev, res: delivery.Result{
+		Verdict: delivery.Retry, Code: "LEASE_EXPIRED",
+		Message: "the instance running this attempt stopped answering before its lease ran out",
+		Start:   time.Now(),
+	}}
+}
+
+// attempt runs one attempt and hands its outcome to the completer.
+func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
+	r := d.r
+	ev := &pb.CloudEvent{}
+	if err := proto.Unmarshal(it.Event, ev); err != nil {
+		d.results <- outcome{item: it, ev: ev, noTry: true, reason: switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE, detail: "stored event is unreadable: " + err.Error()}
+		return
+	}
+	pol := t.Spec.Delivery
+	born := it.Since
+	if born.IsZero() {
+		born = store.IDTime(it.ID)
+	}
+	if !born.IsZero() && time.Since(born) > pol.MaxEventAge.Duration {
+		d.results <- outcome{item: it, ev: ev, noTry: true, reason: switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE,
+			detail: "event older than max_event_age " + pol.MaxEventAge.String() + " before its attempt"}
+		return
+	}
+	res := r.invoker.Invoke(r.attemptCtx, &delivery.Attempt{
+		Trigger: d.name, GRPC: t.Spec.Target.GRPC, URL: t.Spec.Target.URL,
+		Event: ev, Number: it.Attempt, Timeout: pol.Timeout.Duration,
+	})
+	if !born.IsZero() && it.Attempt == 1 && it.History == nil {
+		r.metrics.publishToInvoke.Observe(res.Start.Sub(born).Seconds())
+	}
+	r.metrics.attemptDuration.WithLabelValues(d.name).Observe(res.Duration.Seconds())
+	if res.Verdict == delivery.Ack && len(res.Replies) > 0 {
+		if err := r.publishReplies(r.attemptCtx, ev, res.Replies); err != nil {
+			res = delivery.Result{Verdict: delivery.Retry, Code: "REPLY_REFUSED", Message: "the function's reply events could not be published: " + err.Error(), Start: res.Start, Duration: res.Duration}
+		}
+	}
+	d.results <- outcome{item: it, ev: ev, res: res}
+}

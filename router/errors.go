@@ -1,0 +1,41 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrUnavailable means the store cannot be reached; retry later.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrStopping means the router is shutting down and takes no new events.
+	ErrStopping = errors.New("shutting down")
+)
+
+// InvalidEventsError lists the events a publish refused; nothing was accepted.
+// Each error is a *cloudevent.Error carrying the event's index.
+type InvalidEventsError struct{ Errs []error }
+
+func (e *InvalidEventsError) Error() string {
+	if len(e.Errs) == 1 {
+		return e.Errs[0].Error()
+	}
+	return fmt.Sprintf("%d invalid events: %v", len(e.Errs), errors.Join(e.Errs...))
+}
+
+// Unwrap returns the individual errors.
+func (e *InvalidEventsError) Unwrap() []error { return e.Errs }
+
+// PushbackError means a matching trigger's queue is full: nothing was
+// accepted; the publisher should retry after RetryAfter.
+type PushbackError struct {
+	Trigger    string
+	Queued     int64
+	MaxQueue   int64
+	RetryAfter time.Duration
+}
+
+func (e *PushbackError) Error() string {
+	return fmt.Sprintf("trigger %q has %d events queued (max_queue %d): retry after %s", e.Trigger, e.Queued, e.MaxQueue, e.RetryAfter)
+}

@@ -1,0 +1,94 @@
+package router
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/switchyard-io/switchyard/router/store"
+)
+
+// fanoutLoop moves accepted events from the ingest log into the queues of the
+// triggers they matched. A record is acknowledged (and deleted) only after
+// every queue has it; a crash in between leaves it pending, and another
+// instance (or this one after a restart) takes it over after LogClaimIdle.
+// Queuing is idempotent per record id, so a takeover queues nothing twice
+// unless the event was already delivered and forgotten in between.
+func (r *Router) fanoutLoop(ctx context.Context) {
+	consumer := r.cfg.InstanceID
+	var wait time.Duration
+	lastClaim := time.Now()
+	for ctx.Err() == nil {
+		var recs []store.LogRecord
+		var err error
+		if time.Since(lastClaim) > r.cfg.LogClaimIdle/3 {
+			lastClaim = time.Now()
+			recs, err = r.store.ClaimStaleLog(ctx, consumer, r.cfg.LogClaimIdle, r.cfg.FanoutBatch)
+			if err == nil && len(recs) > 0 {
+				r.log.Info("took over unfinished fan-out records", "count", len(recs))
+			}
+		}
+		if err == nil && len(recs) == 0 {
+			recs, err = r.store.ReadLog(ctx, consumer, r.cfg.FanoutBatch, time.Second)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			wait = nextBackoff(wait)
+			r.log.Warn("read ingest log", "err", err, "retry_in", wait)
+			backoffSleep(ctx, wait)
+			continue
+		}
+		wait = 0
+		if len(recs) == 0 {
+			continue
+		}
+		r.fanout(ctx, recs)
+	}
+}
+
+// fanout queues one batch, retrying until it succeeds or ctx ends (the
+// records then stay pending in the log for a later takeover).
+func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
+	batches := map[string][]store.Item{}
+	ids := make([]string, 0, len(recs))
+	for _, rec := range recs {
+		ids = append(ids, rec.ID)
+		for _, t := range rec.Triggers {
+			batches[t] = append(batches[t], store.Item{ID: rec.ID, Event: rec.Event})
+		}
+	}
+	var wait time.Duration
+	for {
+		// Use a context that survives shutdown for the write itself, so a
+		// batch in progress completes.
+		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		held, err := r.store.Enqueue(wctx, batches)
+		if err == nil {
+			names := make([]string, 0, len(held))
+			for t, n := range held {
+				r.setDepth(t, n)
+				r.wake(t)
+				names = append(names, t)
+			}
+			r.store.Client().Publish(wctx, r.store.Keys().WakeChannel(), strings.Join(names, ","))
+			err = r.store.AckLog(wctx, ids)
+			cancel()
+			if err != nil {
+				r.log.Warn("acknowledge ingest log (records will be taken over later)", "err", err)
+			}
+			r.metrics.fannedOut.Add(float64(len(recs)))
+			return
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		wait = nextBackoff(wait)
+		r.log.Warn("queue events for triggers", "err", err, "retry_in", wait)
+		if !backoffSleep(ctx, wait) {
+			return
+		}
+	}
+}

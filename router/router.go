@@ -1,0 +1,173 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-io/switchyard/router/delivery"
+	"github.com/switchyard-io/switchyard/router/store"
+)
+
+// Router is one Switchyard instance's engine. Create it with New, start it
+// with Start, stop it with Shutdown. Publish may be called from any goroutine
+// once Start returned.
+type Router struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	invoker delivery.Invoker
+	metrics *metrics
+
+	snap atomic.Pointer[snapshot] // triggers and their index
+
+	depthMu sync.Mutex
+	depth   map[string]int64 // events held per trigger, as last seen
+
+	appendCh chan *appendReq
+
+	mu          sync.Mutex
+	dispatchers map[string]*dispatcher
+	stopping    atomic.Bool
+
+	intakeCtx    context.Context // cancelled first on shutdown: fan-out, claims
+	stopIntake   context.CancelFunc
+	attemptCtx   context.Context // cancelled last: running attempts
+	stopAttempts context.CancelFunc
+	wg           sync.WaitGroup // background loops
+	attempts     sync.WaitGroup // running attempts and their completion
+	started      atomic.Bool
+}
+
+// New builds a Router over a Redis client. It does not start anything.
+func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Router, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("router config: %w", err)
+	}
+	if invoker == nil {
+		invoker = delivery.NewTargets()
+	}
+	r := &Router{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		store:       store.New(rdb, cfg.Prefix),
+		invoker:     invoker,
+		metrics:     newMetrics(),
+		depth:       map[string]int64{},
+		appendCh:    make(chan *appendReq, 4096),
+		dispatchers: map[string]*dispatcher{},
+	}
+	r.snap.Store(emptySnapshot())
+	r.intakeCtx, r.stopIntake = context.WithCancel(context.Background())
+	r.attemptCtx, r.stopAttempts = context.WithCancel(context.Background())
+	return r, nil
+}
+
+// Store returns the router's store.
+func (r *Router) Store() *store.Store { return r.store }
+
+// Registry returns the router's Prometheus metrics.
+func (r *Router) Registry() *prometheus.Registry { return r.metrics.reg }
+
+// Start loads the triggers and starts the background loops: trigger watch,
+// group-commit writers, fan-out, sweeper and one dispatcher per trigger. It
+// fails when the store cannot be reached.
+func (r *Router) Start(ctx context.Context) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return errors.New("router already started")
+	}
+	if err := r.store.LoadScripts(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err := r.store.EnsureLogGroup(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err := r.reload(ctx); err != nil {
+		return fmt.Errorf("%w: load triggers: %w", ErrUnavailable, err)
+	}
+	for range 2 {
+		r.goLoop(r.appendLoop)
+	}
+	r.goLoop(r.watchLoop)
+	r.goLoop(r.fanoutLoop)
+	r.goLoop(r.sweepLoop)
+	return nil
+}
+
+func (r *Router) goLoop(fn func(context.Context)) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn(r.intakeCtx)
+	}()
+}
+
+// Shutdown stops in two phases: first it stops taking events and starting
+// attempts, and waits for running attempts to finish and be recorded, up to
+// the config's DrainTimeout or ctx; then it cancels what still runs (their
+// leases expire and another instance retries them) and returns. Safe to call
+// more than once.
+func (r *Router) Shutdown(ctx context.Context) error {
+	if !r.stopping.CompareAndSwap(false, true) {
+		return nil
+	}
+	r.stopIntake()
+	drained := make(chan struct{})
+	go func() { r.attempts.Wait(); close(drained) }()
+	timer := time.NewTimer(r.cfg.DrainTimeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-drained:
+	case <-timer.C:
+		err = errors.New("drain timeout: unfinished attempts left to their leases")
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	r.stopAttempts()
+	r.mu.Lock()
+	for _, d := range r.dispatchers {
+		d.stop()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	close(r.appendCh)
+	return errors.Join(err, r.invoker.Close())
+}
+
+func (r *Router) setDepth(trigger string, held int64) {
+	r.depthMu.Lock()
+	r.depth[trigger] = held
+	r.depthMu.Unlock()
+}
+
+// backoffSleep waits d (capped) or until ctx ends; false when ctx ended.
+func backoffSleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func nextBackoff(d time.Duration) time.Duration {
+	if d == 0 {
+		return 50 * time.Millisecond
+	}
+	d *= 2
+	if d > 2*time.Second {
+		d = 2 * time.Second
+	}
+	return d
+}

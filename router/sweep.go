@@ -1,0 +1,69 @@
+package router
+
+import (
+	"context"
+	"time"
+)
+
+// sweepLoop checks every trigger's queue each SweepInterval: it refreshes the
+// depth used for admission and wakes dispatchers whose queue has work this
+// instance was not told about (retries scheduled or leases lost by another
+// instance, events queued while a wake-up notice was lost).
+func (r *Router) sweepLoop(ctx context.Context) {
+	tick := time.NewTicker(r.cfg.SweepInterval)
+	defer tick.Stop()
+	lastTrim := time.Time{}
+	for {
+		r.sweep(ctx)
+		if time.Since(lastTrim) > time.Minute {
+			lastTrim = time.Now()
+			r.trimDLQs(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *Router) sweep(ctx context.Context) {
+	snap := r.snap.Load()
+	names := make([]string, 0, len(snap.triggers))
+	for n := range snap.triggers {
+		names = append(names, n)
+	}
+	now := time.Now()
+	for len(names) > 0 && ctx.Err() == nil {
+		chunk := names[:min(500, len(names))]
+		names = names[len(chunk):]
+		peeks, err := r.store.PeekAll(ctx, chunk)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("sweep", "err", err)
+			}
+			return
+		}
+		for _, p := range peeks {
+			r.setDepth(p.Trigger, p.Held)
+			due := (!p.NextDue.IsZero() && !p.NextDue.After(now)) || (!p.NextLease.IsZero() && !p.NextLease.After(now))
+			if p.Ready > 0 || due {
+				r.wake(p.Trigger)
+			}
+		}
+	}
+}
+
+// trimDLQs evicts dead letters older than DLQMaxAge, counting them.
+func (r *Router) trimDLQs(ctx context.Context) {
+	cut := time.Now().Add(-r.cfg.DLQMaxAge)
+	for name := range r.snap.Load().triggers {
+		n, err := r.store.TrimDLQ(ctx, name, cut)
+		if err != nil {
+			return
+		}
+		if n > 0 {
+			r.log.Info("dead letters evicted by age", "trigger", name, "evicted", n, "max_age", r.cfg.DLQMaxAge)
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router"
+	"github.com/switchyard-io/switchyard/router/store"
+	"github.com/switchyard-io/switchyard/router/trigger"
+)
+
+type triggerService struct {
+	switchyardv1.UnimplementedTriggerServiceServer
+	r *router.Router
+}
+
+// normalize validates t and returns it with defaults applied.
+func normalize(t *switchyardv1.Trigger) (*switchyardv1.Trigger, error) {
+	if t == nil {
+		return nil, status.Error(codes.InvalidArgument, "trigger is required")
+	}
+	compiled, err := trigger.Compile(trigger.FromProto(t))
+	if err != nil {
+		return nil, StatusFor(err)
+	}
+	return trigger.ToProto(compiled.Spec), nil
+}
+
+func (s *triggerService) put(ctx context.Context, t *switchyardv1.Trigger, mode store.PutMode, gen int64) (store.PutResult, error) {
+	nt, err := normalize(t)
+	if err != nil {
+		return store.PutResult{}, err
+	}
+	res, err := s.r.Store().PutTrigger(ctx, nt, mode, gen)
+	if err != nil {
+		return res, StatusFor(err)
+	}
+	if res.Changed {
+		// This instance applies it at once; the others within a second.
+		if err := s.r.Reload(ctx); err != nil {
+			return res, StatusFor(err)
+		}
+	}
+	return res, nil
+}
+
+func (s *triggerService) CreateTrigger(ctx context.Context, req *switchyardv1.CreateTriggerRequest) (*switchyardv1.CreateTriggerResponse, error) {
+	res, err := s.put(ctx, req.GetTrigger(), store.PutCreate, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &switchyardv1.CreateTriggerResponse{Trigger: res.Trigger}, nil
+}
+
+func (s *triggerService) ApplyTrigger(ctx context.Context, req *switchyardv1.ApplyTriggerRequest) (*switchyardv1.ApplyTriggerResponse, error) {
+	res, err := s.put(ctx, req.GetTrigger(), store.PutApply, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &switchyardv1.ApplyTriggerResponse{Trigger: res.Trigger, Created: res.Created, Changed: res.Changed}, nil
+}
+
+func (s *triggerService) UpdateTrigger(ctx context.Context, req *switchyardv1.UpdateTriggerRequest) (*switchyardv1.UpdateTriggerResponse, error) {
+	res, err := s.put(ctx, req.GetTrigger(), store.PutUpdate, req.GetExpectedGeneration())
+	if err != nil {
+		return nil, err
+	}
+	return &switchyardv1.UpdateTriggerResponse{Trigger: res.Trigger}, nil
+}
+
+func (s *triggerService) GetTrigger(ctx context.Context, req *switchyardv1.GetTriggerRequest) (*switchyardv1.GetTriggerResponse, error) {
+	t, err := s.r.Store().GetTrigger(ctx, req.GetName())
+	if err != nil {
+		return nil, StatusFor(err)
+	}
+	return &switchyardv1.GetTriggerResponse{Trigger: t}, nil
+}
+
+func (s *triggerService) ListTriggers(ctx context.Context, _ *switchyardv1.ListTriggersRequest) (*switchyardv1.ListTriggersResponse, error) {
+	ts, _, err := s.r.Store().ListTriggers(ctx)
+	if err != nil {
+		return nil, StatusFor(err)
+	}
+	return &switchyardv1.ListTriggersResponse{Triggers: ts}, nil
+}
+
+func (s *triggerService) DeleteTrigger(ctx context.Context, req *switchyardv1.DeleteTriggerRequest) (*switchyardv1.DeleteTriggerResponse, error) {
+	kept, err := s.r.Store().DeleteTrigger(ctx, req.GetName(), req.GetPurge())
+	if err != nil {
+		return nil, StatusFor(err)
+	}
+	if err := s.r.Reload(ctx); err != nil {
+		return nil, StatusFor(err)
+	}
+	return &switchyardv1.DeleteTriggerResponse{KeptEvents: kept}, nil
+}
+
+func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.GetTriggerStatsRequest) (*switchyardv1.GetTriggerStatsResponse, error) {
+	var names []string
+	if req.GetName() != "" {
+		if _, err := s.r.Store().GetTrigger(ctx, req.GetName()); err != nil {
+			return nil, StatusFor(err)
+		}
+		names = []string{req.GetName()}
+	} else {
+		ts, _, err := s.r.Store().ListTriggers(ctx)
+		if err != nil {
+			return nil, StatusFor(err)
+		}
+		for _, t := range ts {
+			names = append(names, t.GetName())
+		}
+	}
+	out := &switchyardv1.GetTriggerStatsResponse{}
+	now := time.Now()
+	for _, n := range names {
+		qs, err := s.r.Store().Stats(ctx, n)
+		if err != nil {
+			return nil, StatusFor(err)
+		}
+		out.Stats = append(out.Stats, triggerStats(n, qs, s.r.Trigger(n), now))
+	}
+	return out, nil
+}
+
+func triggerStats(name string, qs store.QueueStats, t *trigger.Trigger, now time.Time) *switchyardv1.TriggerStats {
+	c := func(k string) int64 { return parseInt(qs.Counters[k]) }
+	st := &switchyardv1.TriggerStats{
+		Name: name, Queued: qs.Ready, InFlight: qs.InFlight, RetriesScheduled: qs.Delayed, DeadLetters: qs.DeadLetters,
+		Delivered: c("delivered"), FailedAttempts: c("failed"), DeadLettered: c("dead"), DeadLettersEvicted: c("dlq_evicted"),
+		Enqueued: c("enqueued"), ConsecutiveFailures: c("cb_fail"), Breaker: switchyardv1.BreakerState_BREAKER_STATE_CLOSED,
+	}
+	if t != nil {
+		st.MaxConcurrency = int32(t.Spec.Delivery.MaxConcurrency)
+	}
+	switch store.BreakerState(qs.Counters["cb_state"]) {
+	case store.BreakerOpen:
+		st.Breaker = switchyardv1.BreakerState_BREAKER_STATE_OPEN
+		st.BreakerRetryTime = timestamppb.New(time.UnixMilli(c("cb_until")))
+	case store.BreakerHalfOpen:
+		st.Breaker = switchyardv1.BreakerState_BREAKER_STATE_HALF_OPEN
+	}
+	if qs.OldestReady != "" {
+		if born := store.IDTime(qs.OldestReady); !born.IsZero() {
+			st.OldestAge = durationpb.New(now.Sub(born))
+		}
+	}
+	return st
+}

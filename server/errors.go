@@ -1,0 +1,242 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/switchyard-io/switchyard/router"
+	"github.com/switchyard-io/switchyard/router/cloudevent"
+	"github.com/switchyard-io/switchyard/router/store"
+	"github.com/switchyard-io/switchyard/router/trigger"
+)
+
+// Problem is an RFC 9457 problem details document.
+type Problem struct {
+	Type       string          `json:"type"`
+	Title      string          `json:"title"`
+	Status     int             `json:"status"`
+	Detail     string          `json:"detail,omitempty"`
+	Errors     []ProblemDetail `json:"errors,omitempty"`
+	RetryAfter float64         `json:"retry_after_seconds,omitempty"`
+}
+
+// ProblemDetail is one specific problem: a bad event of a batch, a bad attribute.
+type ProblemDetail struct {
+	Index     *int   `json:"index,omitempty"`
+	Attribute string `json:"attribute,omitempty"`
+	Field     string `json:"field,omitempty"`
+	Detail    string `json:"detail"`
+}
+
+// The catalogue: every error an API client can see, by kind.
+var (
+	probMalformed   = Problem{Type: "/problems/malformed-event", Title: "Malformed event", Status: http.StatusBadRequest}
+	probMissing     = Problem{Type: "/problems/missing-attribute", Title: "Missing required attribute", Status: http.StatusBadRequest}
+	probInvalidAttr = Problem{Type: "/problems/invalid-attribute", Title: "Invalid attribute", Status: http.StatusBadRequest}
+	probInvalid     = Problem{Type: "/problems/invalid-events", Title: "Invalid events", Status: http.StatusBadRequest}
+	probEmptyBatch  = Problem{Type: "/problems/empty-batch", Title: "Empty batch", Status: http.StatusBadRequest}
+	probMediaType   = Problem{Type: "/problems/unsupported-media-type", Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType}
+	probTooLarge    = Problem{Type: "/problems/too-large", Title: "Payload too large", Status: http.StatusRequestEntityTooLarge}
+	probPushback    = Problem{Type: "/problems/queue-full", Title: "Trigger queue full", Status: http.StatusTooManyRequests}
+	probUnavailable = Problem{Type: "/problems/store-unavailable", Title: "Store unavailable", Status: http.StatusServiceUnavailable}
+	probStopping    = Problem{Type: "/problems/shutting-down", Title: "Shutting down", Status: http.StatusServiceUnavailable}
+	probMethod      = Problem{Type: "/problems/method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed}
+	probInternal    = Problem{Type: "/problems/internal", Title: "Internal error", Status: http.StatusInternalServerError}
+)
+
+// ceKindProblem maps a cloudevent error kind to its problem.
+func ceKindProblem(err error) Problem {
+	switch {
+	case errors.Is(err, cloudevent.ErrTooLarge):
+		return probTooLarge
+	case errors.Is(err, cloudevent.ErrUnsupportedMediaType):
+		return probMediaType
+	case errors.Is(err, cloudevent.ErrEmptyBatch):
+		return probEmptyBatch
+	case errors.Is(err, cloudevent.ErrMissingAttribute):
+		return probMissing
+	case errors.Is(err, cloudevent.ErrInvalidAttribute):
+		return probInvalidAttr
+	}
+	return probMalformed
+}
+
+// leafErrors flattens joined errors.
+func leafErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, leafErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func ceDetail(e error) ProblemDetail {
+	var ce *cloudevent.Error
+	if errors.As(e, &ce) {
+		d := ProblemDetail{Attribute: ce.Attribute, Detail: e.Error()}
+		if ce.Index >= 0 {
+			i := ce.Index
+			d.Index = &i
+		}
+		return d
+	}
+	return ProblemDetail{Detail: e.Error()}
+}
+
+// ProblemFor maps an ingest error to its problem document.
+func ProblemFor(err error) Problem {
+	var pe *router.PushbackError
+	var ie *router.InvalidEventsError
+	switch {
+	case errors.As(err, &pe):
+		p := probPushback
+		p.Detail = pe.Error()
+		p.RetryAfter = pe.RetryAfter.Seconds()
+		return p
+	case errors.Is(err, router.ErrStopping):
+		p := probStopping
+		p.Detail = "this instance is shutting down; retry on another"
+		p.RetryAfter = 1
+		return p
+	case errors.Is(err, router.ErrUnavailable):
+		p := probUnavailable
+		p.Detail = "the event store cannot be reached; nothing was accepted, retry later"
+		p.RetryAfter = 1
+		return p
+	case errors.As(err, &ie):
+		return ceProblem(ie.Errs)
+	}
+	var ce *cloudevent.Error
+	if errors.As(err, &ce) || errors.Is(err, cloudevent.ErrMalformed) {
+		return ceProblem(leafErrors(err))
+	}
+	p := probInternal
+	p.Detail = err.Error()
+	return p
+}
+
+func ceProblem(errs []error) Problem {
+	if len(errs) == 1 {
+		p := ceKindProblem(errs[0])
+		p.Detail = errs[0].Error()
+		d := ceDetail(errs[0])
+		if d.Attribute != "" || d.Index != nil {
+			p.Errors = []ProblemDetail{d}
+		}
+		return p
+	}
+	p := probInvalid
+	for _, e := range errs {
+		p.Errors = append(p.Errors, ceDetail(e))
+	}
+	p.Detail = fmt.Sprintf("%d events are invalid; nothing was accepted", len(errs))
+	// A batch whose every problem has one kind reports that kind's status.
+	first := ceKindProblem(errs[0])
+	same := true
+	for _, e := range errs[1:] {
+		if ceKindProblem(e).Status != first.Status {
+			same = false
+		}
+	}
+	if same {
+		p.Status = first.Status
+	}
+	return p
+}
+
+// writeProblem sends p as application/problem+json.
+func writeProblem(w http.ResponseWriter, p Problem) {
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, p.RetryAfter+0.999))))
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// StatusFor maps an API error to a gRPC status with details.
+func StatusFor(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var pe *router.PushbackError
+	var ie *router.InvalidEventsError
+	var fe trigger.FieldErrors
+	switch {
+	case errors.As(err, &pe):
+		st := status.New(codes.ResourceExhausted, pe.Error())
+		st2, derr := st.WithDetails(
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(pe.RetryAfter)},
+			&errdetails.ErrorInfo{Reason: "QUEUE_FULL", Domain: "switchyard.io", Metadata: map[string]string{"trigger": pe.Trigger, "queued": strconv.FormatInt(pe.Queued, 10), "max_queue": strconv.FormatInt(pe.MaxQueue, 10)}},
+		)
+		if derr == nil {
+			st = st2
+		}
+		return st.Err()
+	case errors.Is(err, router.ErrStopping), errors.Is(err, router.ErrUnavailable):
+		st := status.New(codes.Unavailable, err.Error())
+		if st2, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)}); derr == nil {
+			st = st2
+		}
+		return st.Err()
+	case errors.As(err, &ie):
+		br := &errdetails.BadRequest{}
+		for _, e := range ie.Errs {
+			d := ceDetail(e)
+			field := "event"
+			if d.Index != nil {
+				field = fmt.Sprintf("events[%d]", *d.Index)
+			}
+			if d.Attribute != "" {
+				field += "." + d.Attribute
+			}
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: field, Description: d.Detail})
+		}
+		return withDetails(codes.InvalidArgument, ie.Error(), br)
+	case errors.As(err, &fe):
+		br := &errdetails.BadRequest{}
+		for _, f := range fe {
+			desc := f.Msg
+			if f.Line > 0 {
+				desc = fmt.Sprintf("%d:%d: %s", f.Line, f.Column, f.Msg)
+			}
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: "trigger." + f.Path, Description: desc})
+		}
+		return withDetails(codes.InvalidArgument, fe.Error(), br)
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, cloudevent.ErrMalformed), errors.Is(err, cloudevent.ErrMissingAttribute), errors.Is(err, cloudevent.ErrInvalidAttribute):
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return status.Error(codes.Unavailable, "store error: "+err.Error())
+}
+
+func withDetails(c codes.Code, msg string, details ...protoMessage) error {
+	st := status.New(c, msg)
+	if st2, err := st.WithDetails(details...); err == nil {
+		st = st2
+	}
+	return st.Err()
+}
+
+type protoMessage = protoadapt.MessageV1

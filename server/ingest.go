@@ -1,0 +1,46 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/switchyard-io/switchyard/router"
+	"github.com/switchyard-io/switchyard/router/cloudevent"
+)
+
+// ingestHandler serves POST /events: one CloudEvent in binary or structured
+// mode, or a batch (application/cloudevents-batch+json). It answers 202 once
+// every event is durable (a batch is all or nothing), with problem JSON
+// otherwise.
+type ingestHandler struct {
+	r   *router.Router
+	lim cloudevent.Limits
+}
+
+type accepted struct {
+	Accepted int `json:"accepted"`
+	Routed   int `json:"routed"`
+}
+
+func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		p := probMethod
+		p.Detail = "publish events with POST"
+		writeProblem(w, p)
+		return
+	}
+	events, _, err := cloudevent.ReadRequest(req, h.lim)
+	if err != nil {
+		writeProblem(w, ProblemFor(err))
+		return
+	}
+	res, err := h.r.Publish(req.Context(), events)
+	if err != nil {
+		writeProblem(w, ProblemFor(err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(accepted{Accepted: len(events), Routed: res.Routed})
+}

@@ -1,0 +1,288 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router"
+	"github.com/switchyard-io/switchyard/router/cloudevent"
+)
+
+// Defaults of Config.
+const (
+	DefaultHTTPAddr        = ":8080"
+	DefaultGRPCAddr        = ":9090"
+	DefaultShutdownTimeout = 20 * time.Second
+)
+
+// EmbeddedNotice is logged when no Redis is configured.
+const EmbeddedNotice = "embedded store: state is kept in memory; pass --redis-url for durability"
+
+// Config configures a Server.
+type Config struct {
+	// HTTPAddr serves POST /events, /healthz, /readyz and /metrics.
+	HTTPAddr string
+	// GRPCAddr serves the gRPC API.
+	GRPCAddr string
+	// RedisURL is the Redis to use (redis:// or rediss://); empty starts the
+	// embedded in-process store.
+	RedisURL string
+	// Limits bound ingested events (1 MiB per event, 16 MiB per batch by default).
+	Limits cloudevent.Limits
+	// ShutdownTimeout bounds the whole graceful shutdown.
+	ShutdownTimeout time.Duration
+	// Router configures the engine.
+	Router router.Config
+	// Logger receives the server's logs (slog.Default when nil).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = DefaultGRPCAddr
+	}
+	c.Limits = c.Limits.WithDefaults()
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Router.Logger == nil {
+		c.Router.Logger = c.Logger
+	}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	for name, a := range map[string]string{"http address": c.HTTPAddr, "grpc address": c.GRPCAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, a, err))
+		}
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			errs = append(errs, fmt.Errorf("redis url: %w", err))
+		}
+	}
+	if c.Limits.MaxEventBytes < 0 || c.Limits.MaxBatchBytes < 0 {
+		errs = append(errs, errors.New("size limits must not be negative"))
+	}
+	errs = append(errs, c.Router.Validate())
+	return errors.Join(errs...)
+}
+
+// Server is one running Switchyard instance.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	mini   *miniredis.Miniredis
+	rdb    *redis.Client
+	router *router.Router
+	grpc   *grpc.Server
+	health *health.Server
+	http   *http.Server
+	hl, gl net.Listener
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// New connects to the store (or starts the embedded one), binds both
+// listeners and starts the router. Call Serve, then Shutdown.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	var opt *redis.Options
+	if cfg.RedisURL == "" {
+		s.mini = miniredis.NewMiniRedis()
+		if err := s.mini.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("embedded store: %w", err)
+		}
+		s.log.Warn(EmbeddedNotice, "store", "embedded", "addr", s.mini.Addr())
+		opt = &redis.Options{Addr: s.mini.Addr()}
+	} else {
+		var err error
+		if opt, err = redis.ParseURL(cfg.RedisURL); err != nil {
+			return nil, err
+		}
+	}
+	opt.PoolSize = max(opt.PoolSize, 64)
+	opt.MaxRetries = 2
+	s.rdb = redis.NewClient(opt)
+	fail := func(err error) (*Server, error) {
+		s.closeStore()
+		return nil, err
+	}
+	r, err := router.New(cfg.Router, s.rdb, nil)
+	if err != nil {
+		return fail(err)
+	}
+	if err := r.Start(ctx); err != nil {
+		return fail(fmt.Errorf("start: %w", err))
+	}
+	s.router = r
+	if cfg.RedisURL != "" {
+		s.log.Info("store: redis", "addr", opt.Addr, "db", opt.DB)
+	}
+
+	if s.hl, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		_ = r.Shutdown(ctx)
+		return fail(fmt.Errorf("http listen: %w", err))
+	}
+	if s.gl, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		_ = s.hl.Close()
+		_ = r.Shutdown(ctx)
+		return fail(fmt.Errorf("grpc listen: %w", err))
+	}
+
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.Limits.MaxBatchBytes)+1<<20), grpc.ChainUnaryInterceptor(recoverUnary(s.log)), grpc.ChainStreamInterceptor(recoverStream(s.log)))
+	switchyardv1.RegisterEventServiceServer(s.grpc, &eventService{r: r, maxEventBytes: int(cfg.Limits.MaxEventBytes)})
+	switchyardv1.RegisterTriggerServiceServer(s.grpc, &triggerService{r: r})
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+
+	mux := http.NewServeMux()
+	mux.Handle("/events", &ingestHandler{r: r, lim: cfg.Limits})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", s.ready)
+	mux.Handle("/metrics", promhttp.HandlerFor(r.Registry(), promhttp.HandlerOpts{}))
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	return s, nil
+}
+
+// Router returns the engine.
+func (s *Server) Router() *router.Router { return s.router }
+
+// HTTPAddr and GRPCAddr return the bound addresses.
+func (s *Server) HTTPAddr() string { return s.hl.Addr().String() }
+
+// GRPCAddr returns the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.gl.Addr().String() }
+
+// Serve serves both listeners in the background.
+func (s *Server) Serve() {
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(s.hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.gl); err != nil {
+			s.log.Error("grpc server", "err", err)
+		}
+	}()
+	s.log.Info("switchyard serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr())
+}
+
+func (s *Server) ready(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+	defer cancel()
+	if err := s.router.Store().Ping(ctx); err != nil {
+		p := probUnavailable
+		p.Detail = err.Error()
+		p.RetryAfter = 1
+		writeProblem(w, p)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// Shutdown stops in two phases: stop accepting (health NOT_SERVING, HTTP and
+// gRPC stop taking requests and finish those in progress), then drain the
+// router's attempts and close the store. Bounded by ShutdownTimeout.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+		defer cancel()
+		s.health.Shutdown()
+		var errs []error
+		errs = append(errs, s.http.Shutdown(ctx))
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.grpc.Stop()
+		}
+		errs = append(errs, s.router.Shutdown(ctx))
+		s.wg.Wait()
+		s.closeStore()
+		err = errors.Join(errs...)
+		s.log.Info("switchyard stopped")
+	})
+	return err
+}
+
+func (s *Server) closeStore() {
+	if s.rdb != nil {
+		_ = s.rdb.Close()
+	}
+	if s.mini != nil {
+		s.mini.Close()
+	}
+}
+
+// Run starts a server and serves until ctx is done, then shuts down.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	s.Serve()
+	<-ctx.Done()
+	return s.Shutdown(context.Background())
+}
+
+func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("panic in gRPC handler", "method", info.FullMethod, "panic", p)
+				err = status.Errorf(codes.Internal, "internal error")
+			}
+		}()
+		return h(ctx, req)
+	}
+}
+
+func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("panic in gRPC handler", "method", info.FullMethod, "panic", p)
+				err = status.Errorf(codes.Internal, "internal error")
+			}
+		}()
+		return h(srv, ss)
+	}
+}

@@ -1,0 +1,8 @@
+package server
+
+import "strconv"
+
+func parseInt(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
