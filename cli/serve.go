@@ -85,4 +85,3 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("--log-format: want json or text, got %q", format)
 }
-
