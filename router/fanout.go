@@ -52,9 +52,7 @@ func (r *Router) fanoutLoop(ctx context.Context) {
 // records then stay pending in the log for a later takeover).
 func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 	batches := map[string][]store.Item{}
-	ids := make([]string, 0, len(recs))
 	for _, rec := range recs {
-		ids = append(ids, rec.ID)
 		for _, t := range rec.Triggers {
 			batches[t] = append(batches[t], store.Item{ID: rec.ID, Event: rec.Event})
 		}
@@ -66,14 +64,21 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		held, err := r.store.Enqueue(wctx, batches)
 		if err == nil {
+			err = r.store.AckLog(wctx, recs)
 			names := make([]string, 0, len(held))
+			r.depthMu.Lock()
 			for t, n := range held {
-				r.setDepth(t, n)
-				r.wake(t)
+				d := r.depth[t]
+				d.held = n
+				d.logged = max(0, d.logged-int64(len(batches[t])))
+				r.depth[t] = d
 				names = append(names, t)
 			}
+			r.depthMu.Unlock()
+			for _, t := range names {
+				r.wake(t)
+			}
 			r.store.Client().Publish(wctx, r.store.Keys().WakeChannel(), strings.Join(names, ","))
-			err = r.store.AckLog(wctx, ids)
 			cancel()
 			if err != nil {
 				r.log.Warn("acknowledge ingest log (records will be taken over later)", "err", err)

@@ -101,7 +101,9 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (PublishR
 	r.depthMu.Lock()
 	for _, ts := range res.Triggers {
 		for _, t := range ts {
-			r.depth[t]++
+			d := r.depth[t]
+			d.logged++
+			r.depth[t] = d
 		}
 	}
 	r.depthMu.Unlock()
@@ -120,7 +122,7 @@ func (r *Router) admit(snap *snapshot, matched [][]string) error {
 			if t == nil {
 				continue
 			}
-			if held := r.depth[name]; held >= t.Spec.Delivery.MaxQueue {
+			if held := r.depth[name].total(); held >= t.Spec.Delivery.MaxQueue {
 				return &PushbackError{Trigger: name, Queued: held, MaxQueue: t.Spec.Delivery.MaxQueue, RetryAfter: time.Second}
 			}
 		}

@@ -122,6 +122,13 @@ func (r *Router) watchLoop(ctx context.Context) {
 	}
 }
 
+// Wake tells this instance's and every other instance's dispatcher of the
+// trigger that its queue has new work (after a replay, say).
+func (r *Router) Wake(name string) {
+	r.wake(name)
+	r.store.Client().Publish(r.intakeCtx, r.store.Keys().WakeChannel(), name)
+}
+
 func (r *Router) wake(name string) {
 	r.mu.Lock()
 	d := r.dispatchers[name]

@@ -29,7 +29,7 @@ type Router struct {
 	snap atomic.Pointer[snapshot] // triggers and their index
 
 	depthMu sync.Mutex
-	depth   map[string]int64 // events held per trigger, as last seen
+	depth   map[string]depth // per trigger, for admission
 
 	appendCh chan *appendReq
 
@@ -61,7 +61,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		store:       store.New(rdb, cfg.Prefix),
 		invoker:     invoker,
 		metrics:     newMetrics(),
-		depth:       map[string]int64{},
+		depth:       map[string]depth{},
 		appendCh:    make(chan *appendReq, 4096),
 		dispatchers: map[string]*dispatcher{},
 	}
@@ -143,9 +143,19 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	return errors.Join(err, r.invoker.Close())
 }
 
+// depth estimates a trigger's backlog for admission: events its queue held
+// when last seen, plus events accepted into the ingest log and not yet fanned
+// out (from the store's admitted counts, plus those this instance accepted
+// since it last read them). It errs on the high side for at most one sweep.
+type depth struct{ held, logged int64 }
+
+func (d depth) total() int64 { return d.held + d.logged }
+
 func (r *Router) setDepth(trigger string, held int64) {
 	r.depthMu.Lock()
-	r.depth[trigger] = held
+	d := r.depth[trigger]
+	d.held = held
+	r.depth[trigger] = d
 	r.depthMu.Unlock()
 }
 

@@ -34,6 +34,15 @@ func (r *Router) sweep(ctx context.Context) {
 		names = append(names, n)
 	}
 	now := time.Now()
+	if admitted, err := r.store.Admitted(ctx); err == nil {
+		r.depthMu.Lock()
+		for _, n := range names {
+			d := r.depth[n]
+			d.logged = admitted[n]
+			r.depth[n] = d
+		}
+		r.depthMu.Unlock()
+	}
 	for len(names) > 0 && ctx.Err() == nil {
 		chunk := names[:min(500, len(names))]
 		names = names[len(chunk):]

@@ -162,6 +162,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.Limits.MaxBatchBytes)+1<<20), grpc.ChainUnaryInterceptor(recoverUnary(s.log)), grpc.ChainStreamInterceptor(recoverStream(s.log)))
 	switchyardv1.RegisterEventServiceServer(s.grpc, &eventService{r: r, maxEventBytes: int(cfg.Limits.MaxEventBytes)})
 	switchyardv1.RegisterTriggerServiceServer(s.grpc, &triggerService{r: r})
+	switchyardv1.RegisterDeadLetterServiceServer(s.grpc, &deadLetterService{r: r})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

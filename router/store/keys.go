@@ -29,6 +29,11 @@ func (k Keys) WakeChannel() string { return k.p + ":wake" }
 // Log is the ingest log stream: every accepted event, until fanned out.
 func (k Keys) Log() string { return k.p + ":{in}:log" }
 
+// Admitted counts, per trigger, the events in the ingest log not yet fanned
+// out (a HASH trigger → count), kept in step with the log by the same
+// transactions; admission adds it to the queue's size.
+func (k Keys) Admitted() string { return k.p + ":{in}:admitted" }
+
 // Queue names one trigger's keys.
 func (k Keys) Queue(trigger string) QueueKeys {
 	b := k.p + ":{t:" + trigger + "}:"

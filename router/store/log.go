@@ -26,15 +26,35 @@ type LogRecord struct {
 // record is stored or none is. It returns once Redis has them.
 func (s *Store) AppendLog(ctx context.Context, batches ...[]LogRecord) error {
 	key := s.keys.Log()
+	counts := map[string]int64{}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, b := range batches {
 			for _, r := range b {
 				p.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"e", r.Event, "t", strings.Join(r.Triggers, ",")}})
+				for _, t := range r.Triggers {
+					counts[t]++
+				}
 			}
+		}
+		for t, n := range counts {
+			p.HIncrBy(ctx, s.keys.Admitted(), t, n)
 		}
 		return nil
 	})
 	return err
+}
+
+// Admitted returns, per trigger, the events accepted but not yet fanned out.
+func (s *Store) Admitted(ctx context.Context) (map[string]int64, error) {
+	m, err := s.rdb.HGetAll(ctx, s.keys.Admitted()).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = toInt64(v)
+	}
+	return out, nil
 }
 
 // EnsureLogGroup creates the fan-out consumer group (and the log) if missing.
@@ -97,15 +117,27 @@ func toRecords(msgs []redis.XMessage) []LogRecord {
 	return out
 }
 
-// AckLog marks records fanned out and deletes them from the log.
-func (s *Store) AckLog(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
+// AckLog marks records fanned out and deletes them from the log, and takes
+// them off the admitted counts, in one transaction.
+func (s *Store) AckLog(ctx context.Context, recs []LogRecord) error {
+	if len(recs) == 0 {
 		return nil
 	}
 	key := s.keys.Log()
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	ids := make([]string, len(recs))
+	counts := map[string]int64{}
+	for i, r := range recs {
+		ids[i] = r.ID
+		for _, t := range r.Triggers {
+			counts[t]++
+		}
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.XAck(ctx, key, LogGroup, ids...)
 		p.XDel(ctx, key, ids...)
+		for t, n := range counts {
+			p.HIncrBy(ctx, s.keys.Admitted(), t, -n)
+		}
 		return nil
 	})
 	return err

@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-io/switchyard/internal/testenv"
+	"github.com/switchyard-io/switchyard/sdk/function"
+)
+
+// counter is a function endpoint that counts deliveries per event id.
+type counter struct {
+	mu    sync.Mutex
+	seen  map[string]int
+	delay time.Duration
+}
+
+func (c *counter) handle(ctx context.Context, ev event.Event) (function.Result, error) {
+	if c.delay > 0 {
+		select {
+		case <-time.After(c.delay):
+		case <-ctx.Done():
+			return function.Result{}, ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	c.seen[ev.ID()]++
+	c.mu.Unlock()
+	return function.Result{}, nil
+}
+
+func (c *counter) unique() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
+
+func (c *counter) duplicates() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := 0
+	for _, n := range c.seen {
+		d += n - 1
+	}
+	return d
+}
+
+func serveFunction(t *testing.T, addr string, h function.Handler) {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = function.ServeListener(ctx, lis, h) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	a := l.Addr().String()
+	require.NoError(t, l.Close())
+	return a
+}
+
+func postBatch(t *testing.T, httpAddr string, from, n int) {
+	t.Helper()
+	var b bytes.Buffer
+	b.WriteString("[")
+	for i := from; i < from+n; i++ {
+		if i > from {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"specversion":"1.0","id":"ev-%d","source":"/crash","type":"crash.test","data":{"i":%d}}`, i, i)
+	}
+	b.WriteString("]")
+	resp, err := http.Post("http://"+httpAddr+"/events", "application/cloudevents-batch+json", &b)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+}
+
+func applyTrigger(t *testing.T, grpcAddr, yaml string) {
+	t.Helper()
+	_, err := run(t, strings.NewReader(yaml), "trigger", "apply", "-f", "-", "--server", grpcAddr)
+	require.NoError(t, err)
+}
+
+// TestCrashBeforeDeliveryLosesNothing accepts events, kills the server with
+// SIGKILL while most of them wait (the function is slow, concurrency 2) and
+// some are in flight, restarts it on the same Redis and counts every event.
+func TestCrashBeforeDeliveryLosesNothing(t *testing.T) {
+	redisURL := testenv.RedisURL()
+	testenv.Real(t) // fails clearly when Redis is down
+	prefix := testenv.Prefix()
+	fnAddr := freeAddr(t)
+	c := &counter{seen: map[string]int{}, delay: 20 * time.Millisecond}
+	serveFunction(t, fnAddr, c.handle)
+
+	args := []string{"--redis-url", redisURL, "--key-prefix", prefix, "--lease-grace", "500ms"}
+	a := startServe(t, args...)
+	applyTrigger(t, a.GRPC, fmt.Sprintf(`
+name: crash
+filter: {attributes: {type: crash.test}}
+target: {grpc: "%s"}
+delivery: {max_concurrency: 2, timeout: 2s, initial_backoff: 50ms, max_backoff: 500ms}
+`, fnAddr))
+	const total = 1000
+	for i := 0; i < total; i += 100 {
+		postBatch(t, a.HTTP, i, 100)
+	}
+	testenv.Eventually(t, 20*time.Second, func() bool { return c.unique() >= 20 }, "first deliveries")
+	a.kill()
+	atKill := c.unique()
+	require.Less(t, atKill, total, "the crash must happen before delivery completes")
+
+	b := startServe(t, args...)
+	testenv.Eventually(t, 90*time.Second, func() bool { return c.unique() == total }, "all %d events delivered after restart (have %d)", total, c.unique())
+	t.Logf("crash test: %d accepted, %d delivered before SIGKILL, %d delivered in all, %d duplicates", total, atKill, c.unique(), c.duplicates())
+	require.LessOrEqual(t, c.duplicates(), 4, "duplicates bounded by what was in flight at the kill")
+	out, err := run(t, nil, "trigger", "stats", "crash", "-o", "json", "--server", b.GRPC)
+	require.NoError(t, err)
+	var st any
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(out)), &st))
+	b.stop(t)
+}

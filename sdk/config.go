@@ -1,0 +1,75 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// Defaults applied by [Config.WithDefaults].
+const (
+	// DefaultAddress is the address used when Config.Address is empty.
+	DefaultAddress = "localhost:9090"
+	// DefaultTimeout is the per-call timeout used when Config.Timeout is 0.
+	DefaultTimeout = 10 * time.Second
+)
+
+// Config configures a [Client]. The zero Config is usable: it talks to
+// localhost:9090 in plaintext with a 10s timeout per call.
+type Config struct {
+	// Address of a Switchyard instance as "host:port", default
+	// "localhost:9090". A gRPC target with a scheme ("dns:///host:port",
+	// "unix:///path") is accepted as well.
+	Address string
+	// DialOptions are passed to grpc.NewClient. Unless they set transport
+	// credentials (grpc.WithTransportCredentials or
+	// grpc.WithCredentialsBundle), the connection is plaintext
+	// (insecure.NewCredentials): use TLS credentials for anything but a
+	// trusted network.
+	DialOptions []grpc.DialOption
+	// Timeout bounds each call made by the Client's methods, default 10s; a
+	// shorter deadline on the call's context wins. It does not apply to the
+	// generated clients returned by Events, Triggers and DeadLetters.
+	Timeout time.Duration
+}
+
+// WithDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Address == "" {
+		c.Address = DefaultAddress
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	return c
+}
+
+// Validate reports whether c, after defaults, is usable: the address is
+// "host:port" (or a gRPC target with a scheme) and the timeout is not
+// negative.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	// A gRPC target with a scheme is left to grpc.NewClient to check.
+	if !hasScheme(c.Address) {
+		if _, port, err := net.SplitHostPort(c.Address); err != nil {
+			errs = append(errs, fmt.Errorf("switchyard: config: address %q: want host:port: %w", c.Address, err))
+		} else if port == "" {
+			errs = append(errs, fmt.Errorf("switchyard: config: address %q has no port", c.Address))
+		}
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("switchyard: config: negative timeout %v", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// hasScheme reports whether addr is a gRPC target with a scheme
+// ("dns:///host:port", "unix:///path", "unix:path").
+func hasScheme(addr string) bool {
+	return strings.Contains(addr, ":///") || strings.HasPrefix(addr, "unix:")
+}

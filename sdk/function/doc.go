@@ -1,0 +1,39 @@
+// Package function is what Switchyard function authors import: it turns a
+// plain Go [Handler] into a gRPC server implementing the
+// switchyard.function.v1.FunctionService contract, which Switchyard calls to
+// deliver each event routed to a trigger whose target is "grpc://host:port".
+//
+// A handler receives the event as an sdk-go [event.Event] with every context
+// attribute and extension intact and its data byte-exact, and decides what
+// happens to it:
+//
+//   - return a nil error to acknowledge the event (optionally with reply
+//     events, see [Reply]; replies are published to the bus by Switchyard);
+//   - return [RetryAfter] to ask for another attempt after a delay;
+//   - return [Dead] to send the event to the dead-letter queue at once;
+//   - return a gRPC status error (status.Error) to answer with that code,
+//     which Switchyard classifies: UNAVAILABLE, DEADLINE_EXCEEDED,
+//     RESOURCE_EXHAUSTED, ABORTED, INTERNAL and UNKNOWN are retried,
+//     INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION and the other
+//     permanent codes dead-letter the event;
+//   - return any other error to ask for another attempt after the trigger's
+//     backoff.
+//
+// A handler that panics is recovered; the attempt is answered with the gRPC
+// code INTERNAL, which Switchyard retries. Invocation metadata (attempt
+// number, trigger, deadline, idempotency key) is available through
+// [FromContext].
+//
+// [Serve] and [ServeListener] run a complete server (the function service and
+// the standard gRPC health service) until their context is done;
+// [NewService] gives the bare service for callers that run their own
+// grpc.Server.
+//
+// Switchyard delivers at least once: use [Info.IdempotencyKey] to deduplicate
+// when side effects must not repeat.
+//
+// The package deliberately depends only on gRPC, protobuf, the CloudEvents Go
+// SDK (event and protobuf format) and the generated contract package
+// github.com/switchyard-io/switchyard/proto/switchyard/function/v1, so that
+// importing it stays cheap for function authors.
+package function
