@@ -12,6 +12,6 @@ import (
 func main() {
 	if err := cli.NewRoot().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "switchyard:", err)
-		os.Exit(1)
+		os.Exit(cli.ExitCode(err))
 	}
 }

@@ -1,0 +1,676 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router/filter"
+	"github.com/switchyard-io/switchyard/router/trigger"
+	"github.com/switchyard-io/switchyard/sdk"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newTriggerCmd)
+}
+
+// clientOptions are the flags shared by the commands that call the API.
+type clientOptions struct {
+	server  string
+	timeout time.Duration
+}
+
+// clientFlags adds --server and --timeout to cmd.
+func clientFlags(cmd *cobra.Command, o *clientOptions) {
+	serverFlag(cmd, &o.server)
+	cmd.Flags().DurationVar(&o.timeout, "timeout", sdk.DefaultTimeout, "timeout of each API call")
+}
+
+// client returns an sdk client for the flags; the caller closes it.
+func (o *clientOptions) client() (*sdk.Client, error) {
+	if o.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout must be positive, got %v", o.timeout)
+	}
+	return sdk.New(sdk.Config{Address: o.server, Timeout: o.timeout})
+}
+
+// withClient runs f with a client for the flags and closes it afterwards.
+func (o *clientOptions) withClient(f func(*sdk.Client) error) error {
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(c)
+}
+
+func newTriggerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "trigger",
+		Aliases: []string{"triggers"},
+		Short:   "Manage triggers: apply, list, get, delete, stats",
+		Long: `Manage the triggers of a switchyard server.
+
+A trigger file holds one or more triggers, as YAML documents separated by
+"---" lines or as a JSON object or array:
+
+  name: orders
+  filter:
+    attributes: {type: com.example.order.created}
+  target:
+    grpc: orders-fn:7070
+  delivery:
+    timeout: 5s
+    max_attempts: 5
+
+"trigger get NAME -o yaml" prints a trigger in this shape, so its output can be
+edited and applied again.`,
+	}
+	cmd.AddCommand(newTriggerApplyCmd(), newTriggerListCmd(), newTriggerGetCmd(),
+		newTriggerDeleteCmd(), newTriggerStatsCmd())
+	return cmd
+}
+
+// loadedSpec is one trigger read from a trigger file.
+type loadedSpec struct {
+	file  string // file name, "-" for stdin
+	index int    // 1-based position in the file
+	spec  trigger.Spec
+}
+
+// label names the trigger in messages: `t.yaml #2 "orders"`.
+func (l loadedSpec) label() string {
+	file := l.file
+	if file == "-" {
+		file = "<stdin>"
+	}
+	if l.spec.Name == "" {
+		return fmt.Sprintf("%s #%d", file, l.index)
+	}
+	return fmt.Sprintf("%s #%d %q", file, l.index, l.spec.Name)
+}
+
+// readTriggerFiles reads and parses the trigger files ("-" is stdin).
+func readTriggerFiles(stdin io.Reader, files []string) ([]loadedSpec, error) {
+	var out []loadedSpec
+	stdinRead := false
+	for _, f := range files {
+		var data []byte
+		var err error
+		if f == "-" {
+			if stdinRead {
+				return nil, errors.New("-f -: standard input can be read only once")
+			}
+			stdinRead = true
+			data, err = io.ReadAll(stdin)
+		} else {
+			data, err = os.ReadFile(f)
+		}
+		if err != nil {
+			return nil, err
+		}
+		specs, err := trigger.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", displayFile(f), err)
+		}
+		if len(specs) == 0 {
+			return nil, fmt.Errorf("%s: trigger file holds no trigger", displayFile(f))
+		}
+		for i, s := range specs {
+			out = append(out, loadedSpec{file: f, index: i + 1, spec: s})
+		}
+	}
+	return out, nil
+}
+
+func displayFile(f string) string {
+	if f == "-" {
+		return "<stdin>"
+	}
+	return f
+}
+
+// validateSpecs checks every spec client-side, plus the uniqueness of the
+// names, and reports every field error, one per line, with its path.
+func validateSpecs(specs []loadedSpec) error {
+	var lines []string
+	seen := map[string]loadedSpec{}
+	for _, l := range specs {
+		if err := l.spec.Validate(); err != nil {
+			var fes trigger.FieldErrors
+			if errors.As(err, &fes) {
+				for _, fe := range fes {
+					lines = append(lines, l.label()+": "+fe.Error())
+				}
+			} else {
+				lines = append(lines, l.label()+": "+err.Error())
+			}
+		}
+		if l.spec.Name == "" {
+			continue
+		}
+		if first, dup := seen[l.spec.Name]; dup {
+			lines = append(lines, fmt.Sprintf("%s: name: %q is also defined by %s", l.label(), l.spec.Name, first.label()))
+			continue
+		}
+		seen[l.spec.Name] = l
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	noun := "errors"
+	if len(lines) == 1 {
+		noun = "error"
+	}
+	return fmt.Errorf("invalid triggers, nothing applied (%d %s):\n  %s", len(lines), noun, strings.Join(lines, "\n  "))
+}
+
+func newTriggerApplyCmd() *cobra.Command {
+	var (
+		opts   clientOptions
+		files  []string
+		dryRun bool
+	)
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create or replace the triggers of trigger files",
+		Long: `Create or replace the triggers of one or more trigger files (-f - reads
+standard input). Every trigger is validated first: if any is invalid, every
+field error is printed with its path and nothing is sent. Each trigger is then
+applied and reported as "trigger/NAME created", "configured" (changed) or
+"unchanged".`,
+		Example: `  switchyard trigger apply -f orders.yaml
+  switchyard trigger get orders -o yaml | switchyard trigger apply -f -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(files) == 0 {
+				return errors.New("no trigger file: pass -f FILE (or -f - for standard input)")
+			}
+			specs, err := readTriggerFiles(cmd.InOrStdin(), files)
+			if err != nil {
+				return err
+			}
+			if err := validateSpecs(specs); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if dryRun {
+				for _, l := range specs {
+					fmt.Fprintf(out, "trigger/%s valid (dry run)\n", l.spec.Name)
+				}
+				return nil
+			}
+			return opts.withClient(func(c *sdk.Client) error {
+				return applySpecs(cmd.Context(), c, specs, out, cmd.ErrOrStderr())
+			})
+		},
+	}
+	clientFlags(cmd, &opts)
+	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "trigger file (YAML or JSON; - for standard input); repeatable")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate the files without contacting the server")
+	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
+	return cmd
+}
+
+// applySpecs applies validated specs one by one. With a single trigger its
+// error is returned as is; with several, failures are printed on errOut and
+// the others still applied, except when the server cannot be reached.
+func applySpecs(ctx context.Context, c *sdk.Client, specs []loadedSpec, out, errOut io.Writer) error {
+	failed := 0
+	for i, l := range specs {
+		what := "trigger/" + l.spec.Name
+		resp, err := c.ApplyTrigger(ctx, trigger.ToProto(l.spec))
+		if err != nil {
+			if len(specs) == 1 {
+				return serverError(what, err)
+			}
+			if errors.Is(err, sdk.ErrUnavailable) || status.Code(err) == codes.DeadlineExceeded || ctx.Err() != nil {
+				return fmt.Errorf("%w\n%d of %d triggers not applied", serverError(what, err), len(specs)-i, len(specs))
+			}
+			fmt.Fprintln(errOut, serverError(what, err))
+			failed++
+			continue
+		}
+		verb := "unchanged"
+		switch {
+		case resp.GetCreated():
+			verb = "created"
+		case resp.GetChanged():
+			verb = "configured"
+		}
+		fmt.Fprintf(out, "%s %s\n", what, verb)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d triggers not applied", failed, len(specs))
+	}
+	return nil
+}
+
+func newTriggerListCmd() *cobra.Command {
+	var (
+		opts clientOptions
+		out  outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List triggers",
+		Long: `List every trigger, sorted by name. -o json prints a JSON array and -o yaml
+YAML documents separated by "---", both in the trigger file shape, so the
+output can be applied again with "trigger apply -f".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return opts.withClient(func(c *sdk.Client) error {
+				ts, err := c.ListTriggers(cmd.Context())
+				if err != nil {
+					return serverError("", err)
+				}
+				if len(ts) == 0 && out == formatTable {
+					fmt.Fprintln(cmd.ErrOrStderr(), "no triggers")
+					return nil
+				}
+				return printTriggers(cmd.OutOrStdout(), out, ts, true, time.Now())
+			})
+		},
+	}
+	clientFlags(cmd, &opts)
+	outputFlag(cmd, &out)
+	return cmd
+}
+
+func newTriggerGetCmd() *cobra.Command {
+	var (
+		opts clientOptions
+		out  outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show one trigger",
+		Long: `Show one trigger. -o json and -o yaml print it in the trigger file shape
+(with its defaults filled in), so that
+
+  switchyard trigger get orders -o yaml > orders.yaml
+  switchyard trigger apply -f orders.yaml
+
+round-trips. The YAML form starts with a comment giving the generation and the
+creation and update times.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeTriggerNames(&opts),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return opts.withClient(func(c *sdk.Client) error {
+				t, err := c.GetTrigger(cmd.Context(), args[0])
+				if err != nil {
+					return serverError("trigger/"+args[0], err)
+				}
+				return printTriggers(cmd.OutOrStdout(), out, []*switchyardv1.Trigger{t}, false, time.Now())
+			})
+		},
+	}
+	clientFlags(cmd, &opts)
+	outputFlag(cmd, &out)
+	return cmd
+}
+
+// deleteResult is the json/yaml output of trigger delete.
+type deleteResult struct {
+	Name       string `json:"name"`
+	Deleted    bool   `json:"deleted"`
+	Purged     bool   `json:"purged"`
+	KeptEvents int64  `json:"kept_events"`
+}
+
+func newTriggerDeleteCmd() *cobra.Command {
+	var (
+		opts  clientOptions
+		out   outputFormat
+		purge bool
+	)
+	cmd := &cobra.Command{
+		Use:     "delete NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete a trigger",
+		Long: `Delete a trigger. Its queued events stay in the store and resume if a
+trigger of the same name is created again, unless --purge is given, which also
+deletes them together with the trigger's scheduled retries and dead letters.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeTriggerNames(&opts),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			return opts.withClient(func(c *sdk.Client) error {
+				resp, err := c.DeleteTrigger(cmd.Context(), name, purge)
+				if err != nil {
+					return serverError("trigger/"+name, err)
+				}
+				res := deleteResult{Name: name, Deleted: true, Purged: purge, KeptEvents: resp.GetKeptEvents()}
+				w := cmd.OutOrStdout()
+				switch out {
+				case formatJSON:
+					return writeJSON(w, res)
+				case formatYAML:
+					return writeYAML(w, res)
+				}
+				switch {
+				case purge:
+					fmt.Fprintf(w, "trigger/%s deleted (purged)\n", name)
+				case res.KeptEvents > 0:
+					fmt.Fprintf(w, "trigger/%s deleted (%d queued events kept; they resume if the trigger is created again)\n", name, res.KeptEvents)
+				default:
+					fmt.Fprintf(w, "trigger/%s deleted\n", name)
+				}
+				return nil
+			})
+		},
+	}
+	clientFlags(cmd, &opts)
+	outputFlag(cmd, &out)
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the trigger's queued events, retries and dead letters")
+	return cmd
+}
+
+func newTriggerStatsCmd() *cobra.Command {
+	var (
+		opts clientOptions
+		out  outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "stats [NAME]",
+		Short: "Show queue and delivery figures of triggers",
+		Long: `Show the queue and delivery figures of one trigger, or of every trigger.
+
+Columns: QUEUED events waiting for an attempt, OLDEST age of the oldest of
+them, IN_FLIGHT attempts running / max_concurrency, RETRIES events waiting for a
+scheduled retry, DLQ entries in the dead-letter queue, BREAKER circuit breaker
+state, DELIVERED events acknowledged, FAILED failed attempts, DEAD events moved
+to the dead-letter queue.`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeTriggerNames(&opts),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			return opts.withClient(func(c *sdk.Client) error {
+				st, err := c.TriggerStats(cmd.Context(), name)
+				if err != nil {
+					what := ""
+					if name != "" {
+						what = "trigger/" + name
+					}
+					return serverError(what, err)
+				}
+				if len(st) == 0 && out == formatTable {
+					fmt.Fprintln(cmd.ErrOrStderr(), "no triggers")
+					return nil
+				}
+				return printStats(cmd.OutOrStdout(), out, st, name != "")
+			})
+		},
+	}
+	clientFlags(cmd, &opts)
+	outputFlag(cmd, &out)
+	return cmd
+}
+
+// completeTriggerNames completes trigger names from the server, best effort.
+func completeTriggerNames(opts *clientOptions) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var names []string
+		_ = opts.withClient(func(c *sdk.Client) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+			defer cancel()
+			ts, err := c.ListTriggers(ctx)
+			for _, t := range ts {
+				names = append(names, t.GetName())
+			}
+			return err
+		})
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// printTriggers renders triggers. json and yaml use the trigger file shape:
+// for a list, a JSON array or "---"-separated YAML documents, for a single
+// trigger one object; the YAML documents start with a comment carrying the
+// output-only fields.
+func printTriggers(w io.Writer, format outputFormat, ts []*switchyardv1.Trigger, list bool, now time.Time) error {
+	switch format {
+	case formatJSON:
+		specs := make([]trigger.Spec, len(ts))
+		for i, t := range ts {
+			specs[i] = trigger.FromProto(t)
+		}
+		if !list && len(specs) == 1 {
+			return writeJSON(w, specs[0])
+		}
+		return writeJSON(w, specs)
+	case formatYAML:
+		for i, t := range ts {
+			if i > 0 {
+				if _, err := io.WriteString(w, "---\n"); err != nil {
+					return err
+				}
+			}
+			if _, err := io.WriteString(w, triggerMetaComment(t)); err != nil {
+				return err
+			}
+			if err := writeYAML(w, trigger.FromProto(t)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tab := newTable(w, "NAME", "TARGET", "FILTER", "MAX_CONC", "GEN", "AGE")
+	for _, t := range ts {
+		spec := trigger.FromProto(t)
+		tab.row(spec.Name, spec.Target.String(), summarizeFilter(spec.Filter, 60),
+			strconv.Itoa(spec.Delivery.MaxConcurrency), strconv.FormatInt(t.GetGeneration(), 10), age(t.GetCreateTime(), now))
+	}
+	return tab.flush()
+}
+
+// triggerMetaComment returns a YAML comment line with the output-only
+// fields of t, or "" when it has none.
+func triggerMetaComment(t *switchyardv1.Trigger) string {
+	var parts []string
+	if g := t.GetGeneration(); g != 0 {
+		parts = append(parts, "generation "+strconv.FormatInt(g, 10))
+	}
+	if ts := t.GetCreateTime(); ts != nil {
+		parts = append(parts, "created "+ts.AsTime().UTC().Format(time.RFC3339))
+	}
+	if ts := t.GetUpdateTime(); ts != nil {
+		parts = append(parts, "updated "+ts.AsTime().UTC().Format(time.RFC3339))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "# trigger/" + t.GetName() + ": " + strings.Join(parts, ", ") + "\n"
+}
+
+// age renders the time since ts for tables, "-" when unknown.
+func age(ts *timestamppb.Timestamp, now time.Time) string {
+	if ts == nil {
+		return "-"
+	}
+	return shortDuration(now.Sub(ts.AsTime()))
+}
+
+// summarizeFilter renders a filter on one line for tables: "*" for the empty
+// filter (every event), "type=a" for exact attributes, "type=a.*" for a
+// prefix, "subject=*.png" for a suffix, cesql(...), cel(...), all(...),
+// any(...) and not(...). The result is cut to max runes with "…".
+func summarizeFilter(f filter.Spec, max int) string {
+	s := filterSummary(f)
+	if s == "" {
+		s = "*"
+	}
+	if max > 1 && utf8.RuneCountInString(s) > max {
+		r := []rune(s)
+		s = string(r[:max-1]) + "…"
+	}
+	return s
+}
+
+func filterSummary(f filter.Spec) string {
+	var parts []string
+	for _, k := range sortedKeys(f.Attributes) {
+		parts = append(parts, k+"="+f.Attributes[k])
+	}
+	for _, k := range sortedKeys(f.Prefix) {
+		parts = append(parts, k+"="+f.Prefix[k]+"*")
+	}
+	for _, k := range sortedKeys(f.Suffix) {
+		parts = append(parts, k+"=*"+f.Suffix[k])
+	}
+	if f.CESQL != "" {
+		parts = append(parts, "cesql("+oneLine(f.CESQL)+")")
+	}
+	if f.CEL != "" {
+		parts = append(parts, "cel("+oneLine(f.CEL)+")")
+	}
+	sub := func(op string, fs []filter.Spec) {
+		if len(fs) == 0 {
+			return
+		}
+		items := make([]string, len(fs))
+		for i, s := range fs {
+			items[i] = filterSummary(s)
+			if items[i] == "" {
+				items[i] = "*"
+			}
+		}
+		parts = append(parts, op+"("+strings.Join(items, "; ")+")")
+	}
+	sub("all", f.All)
+	sub("any", f.Any)
+	if f.Not != nil {
+		sub("not", []filter.Spec{*f.Not})
+	}
+	return strings.Join(parts, ", ")
+}
+
+// oneLine collapses runs of white space to single spaces.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// statsView is the json/yaml form of one TriggerStats: counts as JSON
+// numbers, durations as Go duration strings, times in RFC 3339.
+type statsView struct {
+	Name                string `json:"name"`
+	Queued              int64  `json:"queued"`
+	OldestAge           string `json:"oldest_age"`
+	InFlight            int64  `json:"in_flight"`
+	MaxConcurrency      int32  `json:"max_concurrency"`
+	RetriesScheduled    int64  `json:"retries_scheduled"`
+	DeadLetters         int64  `json:"dead_letters"`
+	Breaker             string `json:"breaker"`
+	ConsecutiveFailures int64  `json:"consecutive_failures"`
+	BreakerRetryTime    string `json:"breaker_retry_time,omitempty"`
+	Enqueued            int64  `json:"enqueued"`
+	Delivered           int64  `json:"delivered"`
+	FailedAttempts      int64  `json:"failed_attempts"`
+	DeadLettered        int64  `json:"dead_lettered"`
+	DeadLettersEvicted  int64  `json:"dead_letters_evicted"`
+}
+
+func newStatsView(s *switchyardv1.TriggerStats) statsView {
+	v := statsView{
+		Name:                s.GetName(),
+		Queued:              s.GetQueued(),
+		OldestAge:           s.GetOldestAge().AsDuration().String(),
+		InFlight:            s.GetInFlight(),
+		MaxConcurrency:      s.GetMaxConcurrency(),
+		RetriesScheduled:    s.GetRetriesScheduled(),
+		DeadLetters:         s.GetDeadLetters(),
+		Breaker:             breakerName(s.GetBreaker()),
+		ConsecutiveFailures: s.GetConsecutiveFailures(),
+		Enqueued:            s.GetEnqueued(),
+		Delivered:           s.GetDelivered(),
+		FailedAttempts:      s.GetFailedAttempts(),
+		DeadLettered:        s.GetDeadLettered(),
+		DeadLettersEvicted:  s.GetDeadLettersEvicted(),
+	}
+	if t := s.GetBreakerRetryTime(); t != nil {
+		v.BreakerRetryTime = t.AsTime().UTC().Format(time.RFC3339Nano)
+	}
+	return v
+}
+
+// breakerName renders a breaker state in lower case: closed, open,
+// half-open, or "-" when not reported.
+func breakerName(b switchyardv1.BreakerState) string {
+	switch b {
+	case switchyardv1.BreakerState_BREAKER_STATE_CLOSED:
+		return "closed"
+	case switchyardv1.BreakerState_BREAKER_STATE_OPEN:
+		return "open"
+	case switchyardv1.BreakerState_BREAKER_STATE_HALF_OPEN:
+		return "half-open"
+	case switchyardv1.BreakerState_BREAKER_STATE_UNSPECIFIED:
+		return "-"
+	}
+	return b.String()
+}
+
+// printStats renders trigger stats; single prints one JSON/YAML object
+// instead of a list.
+func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerStats, single bool) error {
+	views := make([]statsView, len(stats))
+	for i, s := range stats {
+		views[i] = newStatsView(s)
+	}
+	switch format {
+	case formatJSON:
+		if single && len(views) == 1 {
+			return writeJSON(w, views[0])
+		}
+		return writeJSON(w, views)
+	case formatYAML:
+		if single && len(views) == 1 {
+			return writeYAML(w, views[0])
+		}
+		return writeYAML(w, views)
+	}
+	tab := newTable(w, "NAME", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD")
+	for _, s := range stats {
+		oldest := "-"
+		if s.GetQueued() > 0 || s.GetOldestAge().AsDuration() > 0 {
+			oldest = shortDuration(s.GetOldestAge().AsDuration())
+		}
+		tab.row(s.GetName(),
+			strconv.FormatInt(s.GetQueued(), 10),
+			oldest,
+			fmt.Sprintf("%d/%d", s.GetInFlight(), s.GetMaxConcurrency()),
+			strconv.FormatInt(s.GetRetriesScheduled(), 10),
+			strconv.FormatInt(s.GetDeadLetters(), 10),
+			breakerName(s.GetBreaker()),
+			strconv.FormatInt(s.GetDelivered(), 10),
+			strconv.FormatInt(s.GetFailedAttempts(), 10),
+			strconv.FormatInt(s.GetDeadLettered(), 10))
+	}
+	return tab.flush()
+}
