@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/trigger"
 )
@@ -34,6 +35,8 @@ func (r *Router) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
 	old := r.snap.Load()
 	s := &snapshot{rev: rev, triggers: make(map[string]*trigger.Trigger, len(list))}
 	entries := make([]filter.Entry, 0, len(list))
@@ -56,6 +59,50 @@ func (r *Router) reload(ctx context.Context) error {
 	r.snap.Store(s)
 	r.reconcile(s)
 	return nil
+}
+
+// ApplyLocal puts one stored trigger into this instance's view at once,
+// without re-reading every trigger (other instances follow the change notice
+// within a second). A nil compile error means it is live here.
+func (r *Router) ApplyLocal(p *switchyardv1.Trigger) error {
+	t, err := trigger.Compile(trigger.FromProto(p))
+	if err != nil {
+		return err
+	}
+	t.Generation = p.GetGeneration()
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	old := r.snap.Load()
+	if ot := old.triggers[t.Name()]; ot != nil && ot.Generation >= t.Generation {
+		return nil
+	}
+	r.swapLocked(old, func(m map[string]*trigger.Trigger) { m[t.Name()] = t })
+	return nil
+}
+
+// RemoveLocal drops a deleted trigger from this instance's view at once.
+func (r *Router) RemoveLocal(name string) {
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	r.swapLocked(r.snap.Load(), func(m map[string]*trigger.Trigger) { delete(m, name) })
+}
+
+// swapLocked copies the snapshot, edits the copy, rebuilds the index and
+// installs it. The revision is marked unknown so the next poll re-reads the
+// store and settles any difference.
+func (r *Router) swapLocked(old *snapshot, edit func(map[string]*trigger.Trigger)) {
+	m := make(map[string]*trigger.Trigger, len(old.triggers)+1)
+	for k, v := range old.triggers {
+		m[k] = v
+	}
+	edit(m)
+	entries := make([]filter.Entry, 0, len(m))
+	for _, t := range m {
+		entries = append(entries, filter.Entry{Name: t.Name(), Spec: t.Spec.Filter, Filter: t.Filter})
+	}
+	s := &snapshot{rev: -1, triggers: m, index: filter.NewIndex(entries)}
+	r.snap.Store(s)
+	r.reconcile(s)
 }
 
 // reconcile starts, updates and stops dispatchers to match the snapshot.
@@ -93,6 +140,11 @@ func (r *Router) watchLoop(ctx context.Context) {
 	msgs := sub.Channel()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// Change notices are coalesced: a burst of changes (a thousand triggers
+	// applied) costs one reload, 100 ms after the burst's first notice.
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	pending := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -107,6 +159,12 @@ func (r *Router) watchLoop(ctx context.Context) {
 				}
 				continue
 			}
+			if !pending {
+				pending = true
+				debounce.Reset(100 * time.Millisecond)
+			}
+		case <-debounce.C:
+			pending = false
 			if err := r.reload(ctx); err != nil && ctx.Err() == nil {
 				r.log.Warn("reload triggers", "err", err)
 			}

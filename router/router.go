@@ -26,7 +26,8 @@ type Router struct {
 	invoker delivery.Invoker
 	metrics *metrics
 
-	snap atomic.Pointer[snapshot] // triggers and their index
+	snap     atomic.Pointer[snapshot] // triggers and their index
+	reloadMu sync.Mutex               // serialises changes of snap
 
 	depthMu sync.Mutex
 	depth   map[string]depth // per trigger, for admission

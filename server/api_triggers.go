@@ -43,7 +43,7 @@ func (s *triggerService) put(ctx context.Context, t *switchyardv1.Trigger, mode 
 	}
 	if res.Changed {
 		// This instance applies it at once; the others within a second.
-		if err := s.r.Reload(ctx); err != nil {
+		if err := s.r.ApplyLocal(res.Trigger); err != nil {
 			return res, StatusFor(err)
 		}
 	}
@@ -95,9 +95,7 @@ func (s *triggerService) DeleteTrigger(ctx context.Context, req *switchyardv1.De
 	if err != nil {
 		return nil, StatusFor(err)
 	}
-	if err := s.r.Reload(ctx); err != nil {
-		return nil, StatusFor(err)
-	}
+	s.r.RemoveLocal(req.GetName())
 	return &switchyardv1.DeleteTriggerResponse{KeptEvents: kept}, nil
 }
 
