@@ -55,8 +55,8 @@ output: the context attributes, the extensions (under "extensions"), the data,
 and the invocation metadata (attempt, trigger, idempotency_key, deadline),
 received_at and the answer given ("OK" or a gRPC code name).
 
-The data is printed as a JSON value when the datacontenttype is JSON and the
-data parses (white space outside strings removed, to keep one line), as a
+The data is printed as a JSON value when the datacontenttype is JSON (or
+absent, the CloudEvents JSON format's default) and the data parses (white space outside strings removed, to keep one line), as a
 "data" string when it is valid UTF-8, and as "data_base64" otherwise.
 
 The listen address is printed on standard error ("sink listening on ADDR"), so
@@ -317,7 +317,7 @@ func sinkLineOf(ev event.Event, info function.Info, received time.Time, answer e
 	}
 	if data := ev.Data(); data != nil {
 		switch {
-		case isJSONType(ev.DataContentType()) && json.Valid(data):
+		case (ev.DataContentType() == "" || isJSONType(ev.DataContentType())) && json.Valid(data):
 			l.Data = json.RawMessage(data)
 		case utf8.Valid(data):
 			l.Data = string(data)

@@ -222,8 +222,8 @@ func TestSinkPrintsEvents(t *testing.T) {
 				t.Errorf("data %s", l.Data)
 			}
 		}},
-		{"json without content type is text", "", []byte(`{"a":1}`), func(t *testing.T, l printedLine) {
-			if string(l.Data) != `"{\"a\":1}"` || l.DataContentType != "" {
+		{"json without content type is json", "", []byte(`{"a": 1}`), func(t *testing.T, l printedLine) {
+			if string(l.Data) != `{"a":1}` || l.DataContentType != "" {
 				t.Errorf("data %s, content type %q", l.Data, l.DataContentType)
 			}
 		}},
