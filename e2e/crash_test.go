@@ -92,6 +92,20 @@ func postBatch(t *testing.T, httpAddr string, from, n int) {
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 }
 
+// postOne publishes one structured event and returns how many triggers it
+// was routed to.
+func postOne(t *testing.T, httpAddr, id string) int {
+	t.Helper()
+	body := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"/crash","type":"crash.test"}`, id)
+	resp, err := http.Post("http://"+httpAddr+"/events", "application/cloudevents+json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	var out struct{ Routed int }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return out.Routed
+}
+
 func applyTrigger(t *testing.T, grpcAddr, yaml string) {
 	t.Helper()
 	_, err := run(t, strings.NewReader(yaml), "trigger", "apply", "-f", "-", "--server", grpcAddr)
