@@ -57,7 +57,8 @@ func newDispatcher(r *Router, t *trigger.Trigger) *dispatcher {
 
 func (d *dispatcher) start() {
 	d.r.wg.Add(2)
-	go func() { defer d.r.wg.Done(); defer close(d.loopDone); d.loop() }()
+	d.r.claimLoops.Add(1)
+	go func() { defer d.r.wg.Done(); defer d.r.claimLoops.Done(); defer close(d.loopDone); d.loop() }()
 	go func() { defer d.r.wg.Done(); d.completeLoop() }()
 	d.poke()
 }

@@ -43,6 +43,7 @@ type Router struct {
 	attemptCtx   context.Context // cancelled last: running attempts
 	stopAttempts context.CancelFunc
 	wg           sync.WaitGroup // background loops
+	claimLoops   sync.WaitGroup // dispatcher claim loops (they start attempts)
 	attempts     sync.WaitGroup // running attempts and their completion
 	started      atomic.Bool
 }
@@ -121,6 +122,11 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	r.stopIntake()
+	// No attempt starts once every claim loop has returned; only then may
+	// the attempts be waited for.
+	r.mu.Lock() // no dispatcher starts after this: reconcile sees stopping
+	r.mu.Unlock()
+	r.claimLoops.Wait()
 	drained := make(chan struct{})
 	go func() { r.attempts.Wait(); close(drained) }()
 	timer := time.NewTimer(r.cfg.DrainTimeout)
