@@ -1,8 +1,6 @@
 package trigger
 
-import (
-	"github.com/switchyard-io/switchyard/router/filter"
-)
+import "github.com/switchyard-io/switchyard/router/filter"
 
 // Trigger is a validated spec with its defaults applied and its filter
 // compiled. It is immutable and safe for concurrent use.
@@ -21,12 +19,9 @@ func (t *Trigger) Name() string { return t.Spec.Name }
 // Compile validates s, applies defaults and compiles its filter.
 func Compile(s Spec) (*Trigger, error) {
 	s.SetDefaults()
-	if err := s.Validate(); err != nil {
-		return nil, err
-	}
-	f, err := filter.Compile(s.Filter)
-	if err != nil { // unreachable after Validate, kept for safety
-		return nil, filterErrors(err)
+	f, errs := s.validate()
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return &Trigger{Spec: s, Filter: f}, nil
 }

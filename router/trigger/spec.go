@@ -129,6 +129,14 @@ func ValidName(name string) bool {
 // Validate checks the spec as given (before or after SetDefaults) and
 // reports every problem as a FieldError in a FieldErrors list.
 func (s Spec) Validate() error {
+	if _, errs := s.validate(); len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// validate checks the spec and returns its compiled filter when valid.
+func (s Spec) validate() (filter.Filter, FieldErrors) {
 	var errs FieldErrors
 	add := func(path, format string, a ...any) {
 		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, a...)})
@@ -142,7 +150,8 @@ func (s Spec) Validate() error {
 	if len(s.Description) > 1024 {
 		add("description", "longer than 1024 bytes")
 	}
-	if _, err := filter.Compile(s.Filter); err != nil {
+	f, err := filter.Compile(s.Filter)
+	if err != nil {
 		errs = append(errs, filterErrors(err)...)
 	}
 	switch t := s.Target; {
@@ -199,10 +208,7 @@ func (s Spec) Validate() error {
 	if d.MaxQueue < 0 || d.MaxQueue > MaxMaxQueue {
 		add("delivery.max_queue", "must be between 1 and %d, got %d", MaxMaxQueue, d.MaxQueue)
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return errs
+	return f, errs
 }
 
 func validHostPort(hp string) error {
