@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -19,6 +20,7 @@ func newServeCmd() *cobra.Command {
 		logLevel string
 		logFmt   string
 		check    bool
+		cpuProf  string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -46,6 +48,17 @@ can share one Redis.`,
 				fmt.Fprintln(cmd.OutOrStdout(), "configuration ok")
 				return nil
 			}
+			if cpuProf != "" {
+				f, err := os.Create(cpuProf)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return server.Run(ctx, cfg)
@@ -68,6 +81,8 @@ can share one Redis.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFmt, "log-format", "json", "json or text")
 	f.BoolVar(&check, "check-config", false, "validate the configuration and exit")
+	f.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile to this file until shutdown")
+	_ = f.MarkHidden("cpuprofile")
 	return cmd
 }
 
