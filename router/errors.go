@@ -39,3 +39,9 @@ type PushbackError struct {
 func (e *PushbackError) Error() string {
 	return fmt.Sprintf("trigger %q has %d events queued (max_queue %d): retry after %s", e.Trigger, e.Queued, e.MaxQueue, e.RetryAfter)
 }
+
+// Permanent marks invalid events as never acceptable (connectors skip them).
+func (e *InvalidEventsError) Permanent() bool { return true }
+
+// RetryDelay is how long the publisher should wait (connectors pause).
+func (e *PushbackError) RetryDelay() time.Duration { return e.RetryAfter }

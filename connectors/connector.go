@@ -1,0 +1,69 @@
+package connectors
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+)
+
+// Source reads events from one external system. The Runner calls Connect,
+// then Read repeatedly from a single goroutine, and Close once at the end.
+type Source interface {
+	// Connect opens the connection, creating what the source needs (a
+	// replication slot, a consumer group) if missing. ctx bounds the attempt
+	// only, not the connection's life. An error makes the Runner retry with
+	// capped backoff; it must say why (it is shown in `switchyard source list`).
+	Connect(ctx context.Context) error
+	// Read blocks until the next message, ctx is done (return ctx.Err() and
+	// no message: a message must never be lost because ctx ended), or the
+	// connection fails (return an error wrapping ErrNotConnected to make the
+	// Runner reconnect). Messages not yet acknowledged must be redelivered
+	// after a reconnect or a restart.
+	Read(ctx context.Context) (*Message, error)
+	// Close releases everything. It is called once, after the last Read.
+	Close(ctx context.Context) error
+}
+
+// Message is one event read from a source.
+type Message struct {
+	// Event is the CloudEvent. Its id is derived deterministically from the
+	// source position, so a redelivered record yields the same id.
+	Event *pb.CloudEvent
+	// Ack is called exactly once. A nil error means the event is durable in
+	// Switchyard: the source may commit its position past it. A non-nil error
+	// means it was not accepted: the source must deliver it again (at the
+	// latest after a reconnect). Acks come in read order.
+	Ack func(ctx context.Context, err error) error
+	// Position describes where the source is after this message (an LSN, an
+	// offset, a stream id); it is shown as the source's checkpoint.
+	Position string
+}
+
+// Checkpoints is durable storage for sources whose external system does not
+// keep their position (a binlog position, a bucket listing). Keys are
+// private to the source.
+type Checkpoints interface {
+	Get(ctx context.Context, key string) ([]byte, error) // nil, nil when absent
+	Set(ctx context.Context, key string, value []byte) error
+}
+
+// Env is what a connector gets besides its fields.
+type Env struct {
+	// Name is the source's name from the configuration.
+	Name string
+	// Logger logs with the source's name attached.
+	Logger *slog.Logger
+	// Checkpoints stores the source's position.
+	Checkpoints Checkpoints
+	// HTTP registers handlers on the server's HTTP listener, for push
+	// sources (webhooks, bucket notifications). Patterns follow
+	// http.ServeMux.
+	HTTP interface {
+		Handle(pattern string, h http.Handler)
+	}
+}
+
+// Constructor builds a source from its validated fields.
+type Constructor func(env Env, cfg Config) (Source, error)

@@ -1,0 +1,5 @@
+package connectortest
+
+import "net"
+
+func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
