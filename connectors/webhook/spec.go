@@ -55,4 +55,3 @@ otherwise the answer is 401 and nothing is stored. Bodies must be JSON.`,
 		New: New,
 	})
 }
-
