@@ -208,3 +208,12 @@ func (r *Router) failPending(batch []*appendReq) {
 		}
 	}
 }
+
+// Sink adapts the router to connectors.Sink (Publish returning only the error).
+type Sink struct{ R *Router }
+
+// Publish accepts events atomically; see Router.Publish.
+func (s Sink) Publish(ctx context.Context, events []*pb.CloudEvent) error {
+	_, err := s.R.Publish(ctx, events)
+	return err
+}
