@@ -21,6 +21,7 @@ func newServeCmd() *cobra.Command {
 		logFmt   string
 		check    bool
 		cpuProf  string
+		file     string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -40,9 +41,22 @@ can share one Redis.`,
 			if cfg.RedisURL == "" {
 				cfg.RedisURL = os.Getenv("SWITCHYARD_REDIS_URL")
 			}
+			if file != "" {
+				fc, err := server.LoadFile(file)
+				if err != nil {
+					return err
+				}
+				// Flags given explicitly win over the file.
+				for name, dst := range map[string]*string{"http-addr": &cfg.HTTPAddr, "grpc-addr": &cfg.GRPCAddr} {
+					if !cmd.Flags().Changed(name) {
+						*dst = ""
+					}
+				}
+				fc.Apply(&cfg)
+			}
 			cfg.Logger = log
 			if check {
-				if err := cfg.Validate(); err != nil {
+				if err := server.Check(cfg); err != nil {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "configuration ok")
@@ -81,6 +95,7 @@ can share one Redis.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFmt, "log-format", "json", "json or text")
 	f.BoolVar(&check, "check-config", false, "validate the configuration and exit")
+	f.StringVar(&file, "config", "", "configuration file (YAML): server settings and the `sources:` to run; see docs/connectors")
 	f.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	_ = f.MarkHidden("cpuprofile")
 	return cmd

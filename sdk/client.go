@@ -25,6 +25,7 @@ type Client struct {
 	events   switchyardv1.EventServiceClient
 	triggers switchyardv1.TriggerServiceClient
 	dlq      switchyardv1.DeadLetterServiceClient
+	sources  switchyardv1.SourceServiceClient
 }
 
 // New validates cfg (see [Config.Validate]), applies its defaults and
@@ -55,6 +56,7 @@ func New(cfg Config) (*Client, error) {
 		events:   switchyardv1.NewEventServiceClient(conn),
 		triggers: switchyardv1.NewTriggerServiceClient(conn),
 		dlq:      switchyardv1.NewDeadLetterServiceClient(conn),
+		sources:  switchyardv1.NewSourceServiceClient(conn),
 	}, nil
 }
 
@@ -77,6 +79,10 @@ func (c *Client) Triggers() switchyardv1.TriggerServiceClient { return c.trigger
 // connection, to list, replay and purge dead letters. Its calls get neither
 // the default timeout nor typed errors.
 func (c *Client) DeadLetters() switchyardv1.DeadLetterServiceClient { return c.dlq }
+
+// Sources returns the generated SourceService client on the Client's
+// connection, to list the connectors the server runs.
+func (c *Client) Sources() switchyardv1.SourceServiceClient { return c.sources }
 
 func (c *Client) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.timeout)

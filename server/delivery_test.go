@@ -100,7 +100,7 @@ delivery: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 20ms}
 		dl := deadLetters(t, e.client, "bad")[0]
 		require.Equal(t, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE, dl.GetReason())
 		require.Len(t, dl.GetAttempts(), 1, "INVALID_ARGUMENT is not retried")
-		require.Equal(t, "InvalidArgument", dl.GetAttempts()[0].GetCode())
+		require.Equal(t, "INVALID_ARGUMENT", dl.GetAttempts()[0].GetCode())
 		require.Equal(t, "b1", dl.GetEvent().GetId())
 		require.Equal(t, []byte(`{"n":1}`), []byte(dl.GetEvent().GetTextData()+string(dl.GetEvent().GetBinaryData())))
 
@@ -110,7 +110,7 @@ delivery: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 20ms}
 		require.Len(t, dl.GetAttempts(), 3)
 		for i, a := range dl.GetAttempts() {
 			require.EqualValues(t, i+1, a.GetNumber())
-			require.Equal(t, "Unavailable", a.GetCode())
+			require.Equal(t, "UNAVAILABLE", a.GetCode())
 			require.Equal(t, "injected failure", a.GetMessage())
 		}
 		require.Equal(t, "grpc://"+dl.GetTarget()[len("grpc://"):], dl.GetTarget())
@@ -172,7 +172,7 @@ func TestTimeoutIsRetriedThenDeadLettered(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, func() bool { return len(deadLetters(t, e.client, "hang")) == 1 }, "dead letter")
 	dl := deadLetters(t, e.client, "hang")[0]
 	require.Len(t, dl.GetAttempts(), 2)
-	require.Equal(t, "DeadlineExceeded", dl.GetAttempts()[0].GetCode())
+	require.Equal(t, "DEADLINE_EXCEEDED", dl.GetAttempts()[0].GetCode())
 	require.EqualValues(t, 2, calls.Load())
 }
 

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/switchyard-io/switchyard/connectors"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
@@ -50,6 +51,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Router configures the engine.
 	Router router.Config
+	// Sources are the connectors to run (the configuration file's `sources:`).
+	Sources []connectors.SourceConfig
+	// Connectors resolves source kinds (connectors.Default when nil; the
+	// binary registers the built-ins by importing connectors/all).
+	Connectors *connectors.Registry
 	// Logger receives the server's logs (slog.Default when nil).
 	Logger *slog.Logger
 }
@@ -70,6 +76,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Router.Logger == nil {
 		c.Router.Logger = c.Logger
+	}
+	if c.Connectors == nil {
+		c.Connectors = connectors.Default
 	}
 }
 
@@ -93,6 +102,21 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Check validates cfg, sources included, without connecting to anything.
+func Check(cfg Config) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if len(cfg.Sources) == 0 {
+		return nil
+	}
+	// Building the sources validates every field; nothing is started.
+	_, err := connectors.NewRunner(connectors.RunnerConfig{Logger: cfg.Logger}, cfg.Connectors, nil,
+		func(string) connectors.Env { return connectors.Env{HTTP: connectors.NewMux()} }, cfg.Sources)
+	return err
+}
+
 // Server is one running Switchyard instance.
 type Server struct {
 	cfg    Config
@@ -104,6 +128,7 @@ type Server struct {
 	health *health.Server
 	http   *http.Server
 	hl, gl net.Listener
+	runner *connectors.Runner
 	wg     sync.WaitGroup
 	once   sync.Once
 }
@@ -141,6 +166,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
+	cmux := connectors.NewMux()
+	if len(cfg.Sources) > 0 {
+		s.runner, err = connectors.NewRunner(connectors.RunnerConfig{Logger: s.log}, cfg.Connectors, router.Sink{R: r},
+			func(name string) connectors.Env {
+				return connectors.Env{Logger: s.log, Checkpoints: r.Store().Checkpoints(name), HTTP: cmux}
+			}, cfg.Sources)
+		if err != nil {
+			return fail(fmt.Errorf("config: %w", err))
+		}
+	}
 	if err := r.Start(ctx); err != nil {
 		return fail(fmt.Errorf("start: %w", err))
 	}
@@ -163,6 +198,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	switchyardv1.RegisterEventServiceServer(s.grpc, &eventService{r: r, maxEventBytes: int(cfg.Limits.MaxEventBytes)})
 	switchyardv1.RegisterTriggerServiceServer(s.grpc, &triggerService{r: r})
 	switchyardv1.RegisterDeadLetterServiceServer(s.grpc, &deadLetterService{r: r})
+	switchyardv1.RegisterSourceServiceServer(s.grpc, &sourceService{runner: func() *connectors.Runner { return s.runner }})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -172,6 +208,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", s.ready)
 	mux.Handle("/metrics", promhttp.HandlerFor(r.Registry(), promhttp.HandlerOpts{}))
+	mux.Handle("/", cmux) // push sources: /webhooks/{name}, /s3/{name}, …
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return s, nil
 }
@@ -201,7 +238,10 @@ func (s *Server) Serve() {
 			s.log.Error("grpc server", "err", err)
 		}
 	}()
-	s.log.Info("switchyard serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr())
+	if s.runner != nil {
+		s.runner.Start()
+	}
+	s.log.Info("switchyard serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "sources", len(s.cfg.Sources))
 }
 
 func (s *Server) ready(w http.ResponseWriter, req *http.Request) {
@@ -227,6 +267,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		defer cancel()
 		s.health.Shutdown()
 		var errs []error
+		if s.runner != nil { // sources first: they finish their batch and ack or nack it
+			errs = append(errs, s.runner.Stop(ctx))
+		}
 		errs = append(errs, s.http.Shutdown(ctx))
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/switchyard-io/switchyard/cli"
+	_ "github.com/switchyard-io/switchyard/connectors/all" // every built-in connector
 )
 
 func main() {

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
@@ -143,7 +145,7 @@ func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt) Result {
 			code = codes.DeadlineExceeded // whatever the transport reported
 		}
 		v, health := ClassifyCode(code)
-		return Result{Verdict: v, Health: health, Code: code.String(), Message: status.Convert(err).Message(), RetryAfter: RetryInfoDelay(err)}
+		return Result{Verdict: v, Health: health, Code: CodeName(code), Message: status.Convert(err).Message(), RetryAfter: RetryInfoDelay(err)}
 	}
 	r := Result{Code: "OK", Message: resp.GetReason(), Replies: resp.GetReplies()}
 	switch resp.GetOutcome() {
@@ -199,6 +201,24 @@ func (t *Targets) Close() error {
 	}
 	t.http.CloseIdleConnections()
 	return errors.Join(errs...)
+}
+
+// CodeName returns the canonical name of a gRPC code, as the gRPC
+// specification writes it ("DEADLINE_EXCEEDED"), rather than grpc-go's
+// String() ("DeadlineExceeded").
+func CodeName(c codes.Code) string {
+	s := c.String()
+	if c == codes.OK {
+		return "OK"
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
 }
 
 // Truncate cuts s to at most n bytes on a UTF-8 boundary, marking the cut.

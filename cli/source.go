@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/sdk"
+)
+
+func init() { extraCommands = append(extraCommands, newSourceCmd) }
+
+func newSourceCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "source",
+		Aliases: []string{"sources"},
+		Short:   "Inspect the sources (connectors) a switchyard server runs",
+	}
+	var (
+		opts clientOptions
+		out  outputFormat
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List sources with their state, last event, checkpoint and errors",
+		Long: `List the sources of the server's configuration file with their state
+(connecting, running, paused while a trigger's queue is full, retrying,
+stopped, done), the events accepted, the last one's age, the position the
+source has acknowledged (LSN, offset, stream id…) and the last error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return opts.withClient(func(c *sdk.Client) error {
+				ctx, cancel := context.WithTimeout(cmd.Context(), opts.timeout)
+				defer cancel()
+				res, err := c.Sources().ListSources(ctx, &switchyardv1.ListSourcesRequest{})
+				if err != nil {
+					return serverError("", err)
+				}
+				return printSources(cmd.OutOrStdout(), out, res.GetSources(), time.Now())
+			})
+		},
+	}
+	clientFlags(list, &opts)
+	outputFlag(list, &out)
+	cmd.AddCommand(list)
+	return cmd
+}
+
+func printSources(w io.Writer, format outputFormat, ss []*switchyardv1.SourceStatus, now time.Time) error {
+	switch format {
+	case formatJSON:
+		return writeJSON(w, ss)
+	case formatYAML:
+		return writeYAML(w, ss)
+	}
+	t := newTable(w, "NAME", "KIND", "STATE", "EVENTS", "LAST EVENT", "POSITION", "ERRORS", "LAST ERROR")
+	for _, s := range ss {
+		last := "-"
+		if s.GetLastEventTime() != nil {
+			last = shortDuration(now.Sub(s.GetLastEventTime().AsTime())) + " ago"
+		}
+		lastErr := s.GetLastError()
+		if s.GetPausedReason() != "" {
+			lastErr = "paused: " + s.GetPausedReason()
+		}
+		if len(lastErr) > 60 {
+			lastErr = lastErr[:57] + "..."
+		}
+		t.row(s.GetName(), s.GetKind(), s.GetState(), fmt.Sprint(s.GetEvents()), last, dash(s.GetPosition()), fmt.Sprint(s.GetErrors()), dash(lastErr))
+	}
+	return t.flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
