@@ -6,8 +6,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/connectors"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 )
 
 type sourceService struct {

@@ -13,10 +13,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/connectors"
 	_ "github.com/switchyard-io/switchyard/connectors/all"
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/server"
 )
 
