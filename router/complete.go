@@ -113,7 +113,11 @@ func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker,
 		retries = retries[:0]
 	}
 	if len(deads) > 0 {
-		_, evicted, err := s.DeadLetter(ctx, d.name, now, br, d.r.cfg.DLQMaxEntries, deads)
+		capacity := d.r.cfg.DLQMaxEntries
+		if c := d.trig.Load().Spec.Delivery.DeadLetterMaxEntries; c > 0 {
+			capacity = c
+		}
+		_, evicted, err := s.DeadLetter(ctx, d.name, now, br, capacity, deads)
 		if err != nil {
 			return err
 		}

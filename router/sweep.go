@@ -63,16 +63,20 @@ func (r *Router) sweep(ctx context.Context) {
 	}
 }
 
-// trimDLQs evicts dead letters older than DLQMaxAge, counting them.
+// trimDLQs evicts dead letters older than their trigger's
+// dead_letter_max_age (or DLQMaxAge), counting them.
 func (r *Router) trimDLQs(ctx context.Context) {
-	cut := time.Now().Add(-r.cfg.DLQMaxAge)
-	for name := range r.snap.Load().triggers {
-		n, err := r.store.TrimDLQ(ctx, name, cut)
+	for name, t := range r.snap.Load().triggers {
+		age := r.cfg.DLQMaxAge
+		if a := t.Spec.Delivery.DeadLetterMaxAge.Duration; a > 0 {
+			age = a
+		}
+		n, err := r.store.TrimDLQ(ctx, name, time.Now().Add(-age))
 		if err != nil {
 			return
 		}
 		if n > 0 {
-			r.log.Info("dead letters evicted by age", "trigger", name, "evicted", n, "max_age", r.cfg.DLQMaxAge)
+			r.log.Info("dead letters evicted by age", "trigger", name, "evicted", n, "max_age", age)
 		}
 	}
 }

@@ -236,3 +236,26 @@ func TestBreakerOpensOnFailingTarget(t *testing.T) {
 	require.EqualValues(t, 10, st[0].GetQueued()+st[0].GetRetriesScheduled()+st[0].GetInFlight(), "events wait, none dropped")
 	require.Contains(t, strings.ToLower(st[0].GetBreaker().String()), "open")
 }
+
+func TestDeadLetterRetentionPerTrigger(t *testing.T) {
+	b := testenv.Embedded(t)
+	bad := &failing{attempts: map[string][]int{}, n: -1, code: codes.InvalidArgument}
+	e := startServer(t, b, nil)
+	e.apply(t, fmt.Sprintf(`{"name":"capped","target":{"grpc":"%s"},"delivery":{"dead_letter_max_entries":3}}`, startFunction(t, bad.handle)))
+	for i := range 5 {
+		require.NoError(t, e.client.Publish(context.Background(), newEvent(fmt.Sprintf("c%d", i), "x")))
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		st, err := e.client.TriggerStats(context.Background(), "capped")
+		return err == nil && st[0].GetDeadLettered() == 5
+	}, "5 dead-lettered")
+	st, err := e.client.TriggerStats(context.Background(), "capped")
+	require.NoError(t, err)
+	require.EqualValues(t, 3, st[0].GetDeadLetters(), "the cap holds")
+	require.EqualValues(t, 2, st[0].GetDeadLettersEvicted(), "evictions are counted, never silent")
+	ids := map[string]bool{}
+	for _, dl := range deadLetters(t, e.client, "capped") {
+		ids[dl.GetEvent().GetId()] = true
+	}
+	require.Len(t, ids, 3)
+}

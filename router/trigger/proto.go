@@ -22,6 +22,9 @@ func ToProto(s Spec) *switchyardv1.Trigger {
 			MaxEventAge:    durationOrNil(s.Delivery.MaxEventAge),
 			MaxConcurrency: int32(s.Delivery.MaxConcurrency),
 			MaxQueue:       s.Delivery.MaxQueue,
+
+			DeadLetterMaxEntries: s.Delivery.DeadLetterMaxEntries,
+			DeadLetterMaxAge:     durationOrNil(s.Delivery.DeadLetterMaxAge),
 		},
 	}
 	switch {
@@ -49,6 +52,9 @@ func FromProto(t *switchyardv1.Trigger) Spec {
 			MaxEventAge:    Duration{d.GetMaxEventAge().AsDuration()},
 			MaxConcurrency: int(d.GetMaxConcurrency()),
 			MaxQueue:       d.GetMaxQueue(),
+
+			DeadLetterMaxEntries: d.GetDeadLetterMaxEntries(),
+			DeadLetterMaxAge:     Duration{d.GetDeadLetterMaxAge().AsDuration()},
 		},
 	}
 }

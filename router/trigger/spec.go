@@ -87,6 +87,12 @@ type Delivery struct {
 	// MaxQueue caps the events waiting for this trigger; beyond it publishers
 	// are pushed back (HTTP 429, gRPC RESOURCE_EXHAUSTED).
 	MaxQueue int64 `json:"max_queue,omitempty"`
+	// DeadLetterMaxEntries caps the trigger's dead-letter queue; the oldest
+	// entries are evicted beyond it, and counted. 0: the server's default.
+	DeadLetterMaxEntries int64 `json:"dead_letter_max_entries,omitempty"`
+	// DeadLetterMaxAge evicts (and counts) older dead letters. 0: the
+	// server's default.
+	DeadLetterMaxAge Duration `json:"dead_letter_max_age,omitempty"`
 }
 
 // SetDefaults fills every zero field with its default.
@@ -204,6 +210,12 @@ func (s Spec) validate() (filter.Filter, FieldErrors) {
 	}
 	if d.MaxConcurrency < 0 || d.MaxConcurrency > MaxMaxConcurrency {
 		add("delivery.max_concurrency", "must be between 1 and %d, got %d", MaxMaxConcurrency, d.MaxConcurrency)
+	}
+	if d.DeadLetterMaxEntries < 0 || d.DeadLetterMaxEntries > MaxMaxQueue {
+		add("delivery.dead_letter_max_entries", "must be between 0 (server default) and %d, got %d", MaxMaxQueue, d.DeadLetterMaxEntries)
+	}
+	if d.DeadLetterMaxAge.Duration < 0 {
+		add("delivery.dead_letter_max_age", "must not be negative, got %s", d.DeadLetterMaxAge.Duration)
 	}
 	if d.MaxQueue < 0 || d.MaxQueue > MaxMaxQueue {
 		add("delivery.max_queue", "must be between 1 and %d, got %d", MaxMaxQueue, d.MaxQueue)

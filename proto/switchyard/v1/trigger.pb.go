@@ -404,9 +404,15 @@ type DeliveryPolicy struct {
 	MaxConcurrency int32 `protobuf:"varint,6,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	// Events waiting for this trigger before publishers are pushed back.
 	// Default 100000.
-	MaxQueue      int64 `protobuf:"varint,7,opt,name=max_queue,json=maxQueue,proto3" json:"max_queue,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxQueue int64 `protobuf:"varint,7,opt,name=max_queue,json=maxQueue,proto3" json:"max_queue,omitempty"`
+	// Dead letters kept for this trigger; beyond it the oldest are evicted
+	// (and counted). Default: the server's --dlq-max-entries (100000).
+	DeadLetterMaxEntries int64 `protobuf:"varint,8,opt,name=dead_letter_max_entries,json=deadLetterMaxEntries,proto3" json:"dead_letter_max_entries,omitempty"`
+	// Dead letters older than this are evicted (and counted). Default: the
+	// server's --dlq-max-age (336h).
+	DeadLetterMaxAge *durationpb.Duration `protobuf:"bytes,9,opt,name=dead_letter_max_age,json=deadLetterMaxAge,proto3" json:"dead_letter_max_age,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeliveryPolicy) Reset() {
@@ -486,6 +492,20 @@ func (x *DeliveryPolicy) GetMaxQueue() int64 {
 		return x.MaxQueue
 	}
 	return 0
+}
+
+func (x *DeliveryPolicy) GetDeadLetterMaxEntries() int64 {
+	if x != nil {
+		return x.DeadLetterMaxEntries
+	}
+	return 0
+}
+
+func (x *DeliveryPolicy) GetDeadLetterMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.DeadLetterMaxAge
+	}
+	return nil
 }
 
 // CreateTriggerRequest names the trigger to create.
@@ -1372,7 +1392,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x06Target\x12\x14\n" +
 	"\x04grpc\x18\x01 \x01(\tH\x00R\x04grpc\x12\x12\n" +
 	"\x03url\x18\x02 \x01(\tH\x00R\x03urlB\x06\n" +
-	"\x04kind\"\xed\x02\n" +
+	"\x04kind\"\xee\x03\n" +
 	"\x0eDeliveryPolicy\x123\n" +
 	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12!\n" +
 	"\fmax_attempts\x18\x02 \x01(\x05R\vmaxAttempts\x12B\n" +
@@ -1381,7 +1401,9 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"maxBackoff\x12=\n" +
 	"\rmax_event_age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vmaxEventAge\x12'\n" +
 	"\x0fmax_concurrency\x18\x06 \x01(\x05R\x0emaxConcurrency\x12\x1b\n" +
-	"\tmax_queue\x18\a \x01(\x03R\bmaxQueue\"H\n" +
+	"\tmax_queue\x18\a \x01(\x03R\bmaxQueue\x125\n" +
+	"\x17dead_letter_max_entries\x18\b \x01(\x03R\x14deadLetterMaxEntries\x12H\n" +
+	"\x13dead_letter_max_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10deadLetterMaxAge\"H\n" +
 	"\x14CreateTriggerRequest\x120\n" +
 	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\"I\n" +
 	"\x15CreateTriggerResponse\x120\n" +
@@ -1504,37 +1526,38 @@ var file_switchyard_v1_trigger_proto_depIdxs = []int32{
 	24, // 12: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
 	24, // 13: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
 	24, // 14: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
-	1,  // 15: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 16: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 17: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 18: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 19: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 20: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
-	1,  // 21: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 22: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	19, // 23: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
-	24, // 24: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
-	0,  // 25: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
-	23, // 26: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
-	5,  // 27: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
-	7,  // 28: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
-	9,  // 29: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
-	11, // 30: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
-	13, // 31: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
-	15, // 32: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
-	17, // 33: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
-	6,  // 34: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
-	8,  // 35: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
-	10, // 36: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
-	12, // 37: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
-	14, // 38: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
-	16, // 39: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
-	18, // 40: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
-	34, // [34:41] is the sub-list for method output_type
-	27, // [27:34] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	24, // 15: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
+	1,  // 16: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 17: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 18: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 19: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 20: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 21: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
+	1,  // 22: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 23: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	19, // 24: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
+	24, // 25: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
+	0,  // 26: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
+	23, // 27: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
+	5,  // 28: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
+	7,  // 29: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
+	9,  // 30: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
+	11, // 31: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
+	13, // 32: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
+	15, // 33: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
+	17, // 34: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
+	6,  // 35: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
+	8,  // 36: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
+	10, // 37: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
+	12, // 38: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
+	14, // 39: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
+	16, // 40: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
+	18, // 41: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
+	35, // [35:42] is the sub-list for method output_type
+	28, // [28:35] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_trigger_proto_init() }
