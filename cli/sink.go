@@ -21,13 +21,9 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
 	"github.com/switchyard-io/switchyard/sdk/function"
 )
 
@@ -35,9 +31,6 @@ func init() {
 	extraCommands = append(extraCommands, newSinkCmd)
 }
 
-// sinkGrace bounds the graceful stop of the sink before running calls are
-// cancelled.
-const sinkGrace = 10 * time.Second
 
 func newSinkCmd() *cobra.Command {
 	var (
@@ -141,82 +134,12 @@ func (s *sink) fails(attempt int) bool {
 	return max(attempt, 1) <= s.failFirst
 }
 
-// serve serves the FunctionService and gRPC health on lis until ctx is
-// done, then stops gracefully (running calls are cancelled after
-// sinkGrace). It closes lis.
+// serve serves the sink with function.ServeListener (FunctionService and
+// gRPC health) until ctx is done, then stops gracefully. It closes lis. The
+// handler answers failures with gRPC status errors, which sdk/function
+// passes through so that switchyard classifies them by code.
 func (s *sink) serve(ctx context.Context, lis net.Listener) error {
-	srv := grpc.NewServer()
-	functionv1.RegisterFunctionServiceServer(srv, s.service())
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(functionv1.FunctionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(srv, hs)
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	select {
-	case err := <-served:
-		hs.Shutdown()
-		srv.Stop()
-		return err
-	case <-ctx.Done():
-	}
-	hs.Shutdown()
-	stopped := make(chan struct{})
-	go func() {
-		srv.GracefulStop()
-		close(stopped)
-	}()
-	timer := time.NewTimer(sinkGrace)
-	defer timer.Stop()
-	select {
-	case <-stopped:
-	case <-timer.C:
-		srv.Stop()
-		<-stopped
-	}
-	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		return err
-	}
-	return nil
-}
-
-// service returns the sink's FunctionService: function.NewService calling
-// s.handle, wrapped so that the handler can answer with a gRPC status error.
-// (function.NewService maps every handler error to OUTCOME_RETRY, while
-// switchyard classifies status errors by code: INVALID_ARGUMENT
-// dead-letters, UNAVAILABLE retries.)
-func (s *sink) service() functionv1.FunctionServiceServer {
-	return &sinkService{inner: function.NewService(s.handle), s: s}
-}
-
-type sinkService struct {
-	functionv1.UnimplementedFunctionServiceServer
-	inner functionv1.FunctionServiceServer
-	s     *sink
-}
-
-// answerKey keys the *answerSlot in the context handed to the handler.
-type answerKey struct{}
-
-// answerSlot receives the status error the handler wants returned.
-type answerSlot struct{ err error }
-
-// Invoke implements functionv1.FunctionServiceServer.
-func (w *sinkService) Invoke(ctx context.Context, req *functionv1.InvokeRequest) (*functionv1.InvokeResponse, error) {
-	slot := &answerSlot{}
-	resp, err := w.inner.Invoke(context.WithValue(ctx, answerKey{}, slot), req)
-	if err != nil {
-		// Not a handler decision: an undecodable event or a panic.
-		w.s.mu.Lock()
-		fmt.Fprintf(w.s.errOut, "sink: answered %s: %v\n", codeName(status.Code(err)), status.Convert(err).Message())
-		w.s.mu.Unlock()
-		return nil, err
-	}
-	if slot.err != nil {
-		return nil, slot.err
-	}
-	return resp, nil
+	return function.ServeListener(ctx, lis, s.handle)
 }
 
 // handle prints the event and decides the answer.
@@ -240,9 +163,6 @@ func (s *sink) handle(ctx context.Context, ev event.Event) (function.Result, err
 		s.mu.Lock()
 		fmt.Fprintf(s.errOut, "sink: cannot print event %q: %v\n", ev.ID(), err)
 		s.mu.Unlock()
-	}
-	if slot, ok := ctx.Value(answerKey{}).(*answerSlot); ok {
-		slot.err = answer
 	}
 	return function.Result{}, answer
 }
