@@ -31,7 +31,6 @@ func init() {
 	extraCommands = append(extraCommands, newSinkCmd)
 }
 
-
 func newSinkCmd() *cobra.Command {
 	var (
 		listen    string
