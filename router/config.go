@@ -24,7 +24,7 @@ const (
 	DefaultDLQMaxAge          = 14 * 24 * time.Hour
 	DefaultMaxHops            = 16
 	DefaultMaxBatchEvents     = 1000
-	DefaultLogClaimIdle       = 15 * time.Second
+	DefaultLogClaimIdle       = 3 * time.Second
 	DefaultDrainTimeout       = 15 * time.Second
 	// HopsExtension counts how many function replies led to an event.
 	HopsExtension = "switchyardhops"

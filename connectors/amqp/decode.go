@@ -1,0 +1,406 @@
+package amqp
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"math"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/switchyard-io/switchyard/router/cloudevent"
+)
+
+// Header name prefixes of the CloudEvents AMQP binding, binary mode.
+const (
+	cePrefix    = "cloudEvents:"
+	cePrefixJMS = "cloudEvents_"
+)
+
+// decoder turns deliveries into CloudEvents.
+type decoder struct {
+	queue, typ, source string
+	now                func() time.Time
+}
+
+// decode returns the delivery's CloudEvent. A message that is a valid
+// CloudEvent is returned as it is; anything else is wrapped. notCE is set
+// when the message claimed to be a CloudEvent (binary mode headers or the
+// structured content type) but is not a valid one: it was wrapped instead,
+// and notCE says why.
+func (d *decoder) decode(m *amqp091.Delivery) (ev *pb.CloudEvent, notCE error) {
+	if isBinary(m.Headers) {
+		ev, err := binaryEvent(m)
+		if err == nil {
+			return ev, nil
+		}
+		notCE = fmt.Errorf("binary-mode CloudEvent: %w", err)
+	} else if mediaType(m.ContentType) == cloudevent.MediaTypeStructuredJSON {
+		ev, err := cloudevent.DecodeStructured(m.Body)
+		if err == nil {
+			return ev, nil
+		}
+		notCE = fmt.Errorf("structured-mode CloudEvent: %w", err)
+	}
+	return d.wrap(m), notCE
+}
+
+// wrap builds an event around a message that is not a CloudEvent. Every
+// optional attribute that would make the event invalid is left out, so
+// wrap always returns a valid event.
+func (d *decoder) wrap(m *amqp091.Delivery) *pb.CloudEvent {
+	id := m.MessageId
+	if !validString(id) {
+		id = contentHash(d.queue, m)
+	}
+	ev := &pb.CloudEvent{Id: id, Source: d.source, SpecVersion: cloudevent.SpecVersion, Type: d.typ,
+		Attributes: map[string]*pb.CloudEventAttributeValue{}}
+	t := d.now()
+	if !m.Timestamp.IsZero() && m.Timestamp.Year() >= 1 && m.Timestamp.Year() <= 9999 {
+		t = m.Timestamp
+	}
+	ev.Attributes[cloudevent.AttrTime] = &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(t)}}
+	if m.RoutingKey != "" && validString(m.RoutingKey) {
+		ev.Attributes[cloudevent.AttrSubject] = ceString(m.RoutingKey)
+	}
+	ct := m.ContentType
+	if !validMediaType(ct) {
+		ct = ""
+	}
+	if ct != "" {
+		ev.Attributes[cloudevent.AttrDataContentType] = ceString(ct)
+	}
+	setData(ev, ct, m.Body)
+	return ev
+}
+
+// isBinary reports whether headers carry a binary-mode CloudEvent (a
+// specversion header under either prefix).
+func isBinary(h amqp091.Table) bool {
+	for k := range h {
+		if name, ok := ceAttrName(k); ok && name == cloudevent.AttrSpecVersion {
+			return true
+		}
+	}
+	return false
+}
+
+// ceAttrName returns the lower-cased attribute name of a binary-mode header
+// (prefix matched case-insensitively).
+func ceAttrName(key string) (string, bool) {
+	for _, p := range [...]string{cePrefix, cePrefixJMS} {
+		if len(key) > len(p) && strings.EqualFold(key[:len(p)], p) {
+			return strings.ToLower(key[len(p):]), true
+		}
+	}
+	return "", false
+}
+
+// binaryEvent reads a binary-mode CloudEvent and validates it.
+func binaryEvent(m *amqp091.Delivery) (*pb.CloudEvent, error) {
+	ev := &pb.CloudEvent{Attributes: map[string]*pb.CloudEventAttributeValue{}}
+	seen := map[string]bool{}
+	keys := make([]string, 0, len(m.Headers))
+	for k := range m.Headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // errors must not depend on map order
+	var headerCT string
+	for _, k := range keys {
+		name, ok := ceAttrName(k)
+		if !ok {
+			continue
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("attribute %q is carried by more than one header", name)
+		}
+		seen[name] = true
+		v := m.Headers[k]
+		switch name {
+		case cloudevent.AttrID, cloudevent.AttrSource, cloudevent.AttrSpecVersion, cloudevent.AttrType, cloudevent.AttrDataContentType:
+			s, ok := v.(string)
+			if !ok {
+				return nil, fmt.Errorf("header %s: want a string, got %T", k, v)
+			}
+			switch name {
+			case cloudevent.AttrID:
+				ev.Id = s
+			case cloudevent.AttrSource:
+				ev.Source = s
+			case cloudevent.AttrSpecVersion:
+				ev.SpecVersion = s
+			case cloudevent.AttrType:
+				ev.Type = s
+			case cloudevent.AttrDataContentType:
+				headerCT = s
+			}
+			continue
+		}
+		av, err := attrValue(name, v)
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", k, err)
+		}
+		ev.Attributes[name] = av
+	}
+	// The binding carries datacontenttype in the content-type property; a
+	// header is accepted when the property is absent.
+	ct := m.ContentType
+	if ct == "" {
+		ct = headerCT
+	}
+	if ct != "" {
+		ev.Attributes[cloudevent.AttrDataContentType] = ceString(ct)
+	}
+	if err := cloudevent.Validate(ev); err != nil {
+		return nil, err
+	}
+	setData(ev, ct, m.Body)
+	return ev, nil
+}
+
+// attrValue converts one header value into an attribute value, using the
+// CloudEvents type of the core attributes and the AMQP type for extensions.
+func attrValue(name string, v any) (*pb.CloudEventAttributeValue, error) {
+	switch name {
+	case cloudevent.AttrTime:
+		switch t := v.(type) {
+		case time.Time:
+			return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(t)}}, nil
+		case string:
+			ts, err := time.Parse(time.RFC3339Nano, t)
+			if err != nil {
+				return nil, fmt.Errorf("not an RFC 3339 timestamp: %q", t)
+			}
+			return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(ts)}}, nil
+		}
+		return nil, fmt.Errorf("want a timestamp or an RFC 3339 string, got %T", v)
+	case cloudevent.AttrDataSchema:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("want a string, got %T", v)
+		}
+		return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeUri{CeUri: s}}, nil
+	case cloudevent.AttrSubject:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("want a string, got %T", v)
+		}
+		return ceString(s), nil
+	}
+	switch x := v.(type) {
+	case string:
+		return ceString(x), nil
+	case bool:
+		return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeBoolean{CeBoolean: x}}, nil
+	case []byte:
+		return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeBytes{CeBytes: x}}, nil
+	case time.Time:
+		return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(x)}}, nil
+	}
+	var n int64
+	switch x := v.(type) {
+	case int8:
+		n = int64(x)
+	case byte:
+		n = int64(x)
+	case int16:
+		n = int64(x)
+	case uint16:
+		n = int64(x)
+	case int32:
+		n = int64(x)
+	case uint32:
+		n = int64(x)
+	case int:
+		n = int64(x)
+	case int64:
+		n = x
+	default:
+		return nil, fmt.Errorf("an AMQP %T cannot be a CloudEvents attribute", v)
+	}
+	if n < math.MinInt32 || n > math.MaxInt32 {
+		return nil, errors.New("integer outside the CloudEvents 32-bit range")
+	}
+	return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeInteger{CeInteger: int32(n)}}, nil
+}
+
+func ceString(s string) *pb.CloudEventAttributeValue {
+	return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeString{CeString: s}}
+}
+
+// setData stores body as text_data when it is text (a JSON or text media
+// type, or valid UTF-8 when the type is unknown), else as binary_data. An
+// empty body is no data.
+func setData(ev *pb.CloudEvent, contentType string, body []byte) {
+	if len(body) == 0 {
+		return
+	}
+	if (contentType == "" || isText(contentType)) && utf8.Valid(body) {
+		ev.Data = &pb.CloudEvent_TextData{TextData: string(body)}
+		return
+	}
+	ev.Data = &pb.CloudEvent_BinaryData{BinaryData: slices.Clone(body)}
+}
+
+// mediaType returns the lower-cased type/subtype of a content type, without
+// parameters.
+func mediaType(ct string) string {
+	t, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(t))
+}
+
+// isText reports whether a content type is text: text/*, JSON (*/json,
+// */*+json) or XML.
+func isText(ct string) bool {
+	t := mediaType(ct)
+	return strings.HasPrefix(t, "text/") || strings.HasSuffix(t, "/json") || strings.HasSuffix(t, "+json") ||
+		strings.HasSuffix(t, "/xml") || strings.HasSuffix(t, "+xml")
+}
+
+// validString reports whether s is a non-empty CloudEvents string.
+func validString(s string) bool {
+	if s == "" {
+		return false
+	}
+	return cloudevent.Validate(&pb.CloudEvent{Id: s, Source: "/", SpecVersion: cloudevent.SpecVersion, Type: "t"}) == nil
+}
+
+// validMediaType reports whether ct is acceptable as datacontenttype.
+func validMediaType(ct string) bool {
+	if ct == "" {
+		return false
+	}
+	return cloudevent.Validate(&pb.CloudEvent{Id: "i", Source: "/", SpecVersion: cloudevent.SpecVersion, Type: "t",
+		Attributes: map[string]*pb.CloudEventAttributeValue{cloudevent.AttrDataContentType: ceString(ct)}}) == nil
+}
+
+// brokerHeader reports headers RabbitMQ adds or changes when it redelivers
+// or dead-letters a message; they are left out of the content hash.
+func brokerHeader(k string) bool {
+	return k == "x-delivery-count" || k == "x-death" || strings.HasPrefix(k, "x-first-death-") || strings.HasPrefix(k, "x-last-death-")
+}
+
+// contentHash is the hex SHA-256 of what a producer put in the message:
+// stable across redeliveries because RabbitMQ never changes it.
+func contentHash(queue string, m *amqp091.Delivery) string {
+	h := sha256.New()
+	for _, s := range [...]string{queue, m.Exchange, m.RoutingKey, m.ContentType, m.ContentEncoding, m.CorrelationId,
+		m.ReplyTo, m.Type, m.AppId, m.UserId} {
+		writeBytes(h, []byte(s))
+	}
+	var ts int64
+	if !m.Timestamp.IsZero() {
+		ts = m.Timestamp.Unix()
+	}
+	writeUint(h, uint64(ts))
+	keys := make([]string, 0, len(m.Headers))
+	for k := range m.Headers {
+		if !brokerHeader(k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	writeUint(h, uint64(len(keys)))
+	for _, k := range keys {
+		writeBytes(h, []byte(k))
+		writeValue(h, m.Headers[k])
+	}
+	writeBytes(h, m.Body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func writeUint(h hash.Hash, n uint64) {
+	var b [binary.MaxVarintLen64]byte
+	h.Write(b[:binary.PutUvarint(b[:], n)])
+}
+
+func writeBytes(h hash.Hash, b []byte) {
+	writeUint(h, uint64(len(b)))
+	h.Write(b)
+}
+
+// writeValue encodes a header value unambiguously: a type tag, then the
+// value (tables with sorted keys, arrays in order).
+func writeValue(h hash.Hash, v any) {
+	switch x := v.(type) {
+	case nil:
+		h.Write([]byte{'V'})
+	case bool:
+		if x {
+			h.Write([]byte{'t', 1})
+		} else {
+			h.Write([]byte{'t', 0})
+		}
+	case string:
+		h.Write([]byte{'S'})
+		writeBytes(h, []byte(x))
+	case []byte:
+		h.Write([]byte{'x'})
+		writeBytes(h, x)
+	case time.Time:
+		h.Write([]byte{'T'})
+		writeUint(h, uint64(x.Unix()))
+	case float32:
+		h.Write([]byte{'f'})
+		writeUint(h, uint64(math.Float32bits(x)))
+	case float64:
+		h.Write([]byte{'d'})
+		writeUint(h, math.Float64bits(x))
+	case amqp091.Decimal:
+		h.Write([]byte{'D', x.Scale})
+		writeUint(h, uint64(x.Value))
+	case amqp091.Table:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		h.Write([]byte{'F'})
+		writeUint(h, uint64(len(keys)))
+		for _, k := range keys {
+			writeBytes(h, []byte(k))
+			writeValue(h, x[k])
+		}
+	case []any:
+		h.Write([]byte{'A'})
+		writeUint(h, uint64(len(x)))
+		for _, e := range x {
+			writeValue(h, e)
+		}
+	case int8:
+		writeInt(h, int64(x))
+	case byte:
+		writeInt(h, int64(x))
+	case int16:
+		writeInt(h, int64(x))
+	case uint16:
+		writeInt(h, int64(x))
+	case int32:
+		writeInt(h, int64(x))
+	case uint32:
+		writeInt(h, int64(x))
+	case int:
+		writeInt(h, int64(x))
+	case int64:
+		writeInt(h, x)
+	default: // not an AMQP type; never decoded from the wire
+		h.Write([]byte{'?'})
+		writeBytes(h, fmt.Appendf(nil, "%T:%v", v, v))
+	}
+}
+
+// writeInt encodes every integer width alike: RabbitMQ may re-encode an
+// integer header in another width when it forwards a message.
+func writeInt(h hash.Hash, n int64) {
+	h.Write([]byte{'I'})
+	writeUint(h, uint64(n))
+}

@@ -1,0 +1,296 @@
+package mqtt
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/switchyard-io/switchyard/router/cloudevent"
+)
+
+// inbound is one received PUBLISH, whichever the protocol version.
+type inbound struct {
+	topic    string
+	payload  []byte
+	retained bool
+	// props is nil for MQTT 3.1.1.
+	props *props5
+	// ack sends the PUBACK (PUBREC for QoS 2).
+	ack func() error
+}
+
+// props5 holds the MQTT 5 PUBLISH properties the producer set and the
+// broker forwards unchanged (not the message expiry, which the broker
+// counts down, nor subscription identifiers or topic aliases).
+type props5 struct {
+	contentType   string
+	responseTopic string
+	correlation   []byte
+	payloadFormat *byte
+	user          []userProp // in the order sent
+}
+
+// userProp is one MQTT 5 user property.
+type userProp struct{ key, value string }
+
+// decoder turns messages into CloudEvents.
+type decoder struct {
+	typ, source string
+	// contentType is assumed for payloads without one ("" for none).
+	contentType string
+	// idProperty names the MQTT 5 user property holding a message id.
+	idProperty string
+	now        func() time.Time
+}
+
+// decode returns the message's CloudEvent. A message that is a valid
+// CloudEvent is returned as it is; anything else is wrapped. notCE is set
+// when the message declared itself a CloudEvent (binary-mode user
+// properties or the structured content type) but is not a valid one: it
+// was wrapped instead, and notCE says why.
+func (d *decoder) decode(m *inbound) (ev *pb.CloudEvent, notCE error) {
+	ct := ""
+	if m.props != nil {
+		ct = m.props.contentType
+	}
+	switch {
+	case m.props != nil && hasUserProp(m.props.user, cloudevent.AttrSpecVersion):
+		ev, err := binaryEvent(m)
+		if err == nil {
+			return ev, nil
+		}
+		notCE = fmt.Errorf("binary-mode CloudEvent: %w", err)
+	case mediaType(ct) == cloudevent.MediaTypeStructuredJSON:
+		ev, err := cloudevent.DecodeStructured(m.payload)
+		if err == nil {
+			return ev, nil
+		}
+		notCE = fmt.Errorf("structured-mode CloudEvent: %w", err)
+	case ct == "" && looksStructured(m.payload):
+		// No content type to go by (always so in MQTT 3.1.1): a JSON
+		// object with a specversion member is a structured CloudEvent if
+		// it is a valid one, else just JSON.
+		if ev, err := cloudevent.DecodeStructured(m.payload); err == nil {
+			return ev, nil
+		}
+	}
+	return d.wrap(m), notCE
+}
+
+// looksStructured reports whether a payload may be a JSON-format CloudEvent.
+func looksStructured(p []byte) bool {
+	p = bytes.TrimLeft(p, " \t\r\n")
+	return len(p) > 0 && p[0] == '{' && bytes.Contains(p, []byte(`"specversion"`))
+}
+
+// wrap builds an event around a message that is not a CloudEvent. Every
+// optional attribute that would make the event invalid is left out, so
+// wrap always returns a valid event.
+func (d *decoder) wrap(m *inbound) *pb.CloudEvent {
+	id := ""
+	ct := d.contentType
+	if m.props != nil {
+		if d.idProperty != "" {
+			id = userPropValue(m.props.user, d.idProperty)
+		}
+		if m.props.contentType != "" {
+			ct = m.props.contentType
+		}
+	}
+	if !validString(id) {
+		id = contentHash(m)
+	}
+	ev := &pb.CloudEvent{Id: id, Source: d.source, SpecVersion: cloudevent.SpecVersion, Type: d.typ,
+		Attributes: map[string]*pb.CloudEventAttributeValue{
+			cloudevent.AttrTime: {Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(d.now())}},
+		}}
+	if validString(m.topic) {
+		ev.Attributes[cloudevent.AttrSubject] = ceString(m.topic)
+	}
+	if !validMediaType(ct) {
+		ct = ""
+	}
+	if ct != "" {
+		ev.Attributes[cloudevent.AttrDataContentType] = ceString(ct)
+	}
+	setData(ev, ct, m.payload)
+	return ev
+}
+
+func hasUserProp(ps []userProp, key string) bool {
+	for _, p := range ps {
+		if p.key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// userPropValue returns the value of the first user property named key.
+func userPropValue(ps []userProp, key string) string {
+	for _, p := range ps {
+		if p.key == key {
+			return p.value
+		}
+	}
+	return ""
+}
+
+// attrName reports whether s can be a CloudEvents attribute name.
+func attrName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// binaryEvent reads an MQTT 5 binary-mode CloudEvent and validates it.
+func binaryEvent(m *inbound) (*pb.CloudEvent, error) {
+	ev := &pb.CloudEvent{Attributes: map[string]*pb.CloudEventAttributeValue{}}
+	seen := map[string]bool{}
+	var propCT string
+	for _, p := range m.props.user {
+		if !attrName(p.key) {
+			continue // not a CloudEvents attribute: an application's own property
+		}
+		if seen[p.key] {
+			return nil, fmt.Errorf("attribute %q is repeated", p.key)
+		}
+		seen[p.key] = true
+		switch p.key {
+		case cloudevent.AttrID:
+			ev.Id = p.value
+		case cloudevent.AttrSource:
+			ev.Source = p.value
+		case cloudevent.AttrSpecVersion:
+			ev.SpecVersion = p.value
+		case cloudevent.AttrType:
+			ev.Type = p.value
+		case cloudevent.AttrDataContentType:
+			propCT = p.value
+		case cloudevent.AttrTime:
+			t, err := time.Parse(time.RFC3339Nano, p.value)
+			if err != nil {
+				return nil, fmt.Errorf("time: not an RFC 3339 timestamp: %q", p.value)
+			}
+			ev.Attributes[p.key] = &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(t)}}
+		case cloudevent.AttrDataSchema:
+			ev.Attributes[p.key] = &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeUri{CeUri: p.value}}
+		default:
+			ev.Attributes[p.key] = ceString(p.value)
+		}
+	}
+	// The binding carries datacontenttype in the Content Type property; a
+	// user property is accepted when the property is absent.
+	ct := m.props.contentType
+	if ct == "" {
+		ct = propCT
+	}
+	if ct != "" {
+		ev.Attributes[cloudevent.AttrDataContentType] = ceString(ct)
+	}
+	if err := cloudevent.Validate(ev); err != nil {
+		return nil, err
+	}
+	setData(ev, ct, m.payload)
+	return ev, nil
+}
+
+func ceString(s string) *pb.CloudEventAttributeValue {
+	return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeString{CeString: s}}
+}
+
+// setData stores the payload as text_data when it is text (a JSON or text
+// media type, or valid UTF-8 when the type is unknown), else as
+// binary_data. An empty payload is no data.
+func setData(ev *pb.CloudEvent, contentType string, payload []byte) {
+	if len(payload) == 0 {
+		return
+	}
+	if (contentType == "" || isText(contentType)) && utf8.Valid(payload) {
+		ev.Data = &pb.CloudEvent_TextData{TextData: string(payload)}
+		return
+	}
+	ev.Data = &pb.CloudEvent_BinaryData{BinaryData: slices.Clone(payload)}
+}
+
+// mediaType returns the lower-cased type/subtype of a content type.
+func mediaType(ct string) string {
+	t, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(t))
+}
+
+// isText reports whether a content type is text: text/*, JSON or XML.
+func isText(ct string) bool {
+	t := mediaType(ct)
+	return strings.HasPrefix(t, "text/") || strings.HasSuffix(t, "/json") || strings.HasSuffix(t, "+json") ||
+		strings.HasSuffix(t, "/xml") || strings.HasSuffix(t, "+xml")
+}
+
+// validString reports whether s is a non-empty CloudEvents string.
+func validString(s string) bool {
+	return s != "" && cloudevent.Validate(&pb.CloudEvent{Id: s, Source: "/", SpecVersion: cloudevent.SpecVersion, Type: "t"}) == nil
+}
+
+// validMediaType reports whether ct is acceptable as datacontenttype.
+func validMediaType(ct string) bool {
+	return ct != "" && cloudevent.Validate(&pb.CloudEvent{Id: "i", Source: "/", SpecVersion: cloudevent.SpecVersion, Type: "t",
+		Attributes: map[string]*pb.CloudEventAttributeValue{cloudevent.AttrDataContentType: ceString(ct)}}) == nil
+}
+
+// contentHash is the hex SHA-256 of what the producer published: stable
+// across redeliveries because the broker resends the same content.
+func contentHash(m *inbound) string {
+	h := sha256.New()
+	writeBytes(h, []byte(m.topic))
+	if m.retained {
+		h.Write([]byte{1})
+	} else {
+		h.Write([]byte{0})
+	}
+	writeBytes(h, m.payload)
+	// Properties count only when there are some, so that a message without
+	// any hashes alike over MQTT 3.1.1 and 5.
+	if p := m.props; p != nil && (p.contentType != "" || p.responseTopic != "" || len(p.correlation) > 0 || p.payloadFormat != nil || len(p.user) > 0) {
+		h.Write([]byte{5})
+		writeBytes(h, []byte(p.contentType))
+		writeBytes(h, []byte(p.responseTopic))
+		writeBytes(h, p.correlation)
+		if p.payloadFormat != nil {
+			h.Write([]byte{1, *p.payloadFormat})
+		} else {
+			h.Write([]byte{0})
+		}
+		writeUint(h, uint64(len(p.user)))
+		for _, u := range p.user {
+			writeBytes(h, []byte(u.key))
+			writeBytes(h, []byte(u.value))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func writeUint(h hash.Hash, n uint64) {
+	var b [binary.MaxVarintLen64]byte
+	h.Write(b[:binary.PutUvarint(b[:], n)])
+}
+
+func writeBytes(h hash.Hash, b []byte) {
+	writeUint(h, uint64(len(b)))
+	h.Write(b)
+}
