@@ -1,0 +1,223 @@
+package kafka
+
+import (
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/switchyard-io/switchyard/router/cloudevent"
+)
+
+// Kafka protocol binding names.
+const (
+	attrPrefix        = "ce_"
+	headerContentType = "content-type"
+	attrPartitionKey  = "partitionkey"
+)
+
+// decoder turns records into CloudEvents. It is immutable.
+type decoder struct {
+	typ    string
+	source string // "" for kafka://{broker}/{topic}
+	broker string
+}
+
+// decode returns the CloudEvent of one record. It never fails: a record that
+// claims to be a CloudEvent but is not a valid one is wrapped like any
+// other, so nothing is dropped. The result always passes cloudevent.Validate
+// when the configured type and source are valid (New checks them).
+func (d decoder) decode(r *kgo.Record) *pb.CloudEvent {
+	ct, hasCT := header(r.Headers, headerContentType)
+	var ev *pb.CloudEvent
+	switch {
+	case hasCT && isStructured(ct):
+		ev, _ = cloudevent.DecodeStructured(r.Value)
+	case hasHeader(r.Headers, attrPrefix+cloudevent.AttrSpecVersion):
+		ev, _ = binaryEvent(r.Headers, ct, hasCT, r.Value)
+	}
+	if ev == nil {
+		ev = d.wrap(r, ct)
+	}
+	if _, has := ev.GetAttributes()[attrPartitionKey]; !has && len(r.Key) > 0 && utf8.Valid(r.Key) {
+		setString(ev, attrPartitionKey, string(r.Key))
+		if cloudevent.Validate(ev) != nil {
+			delete(ev.Attributes, attrPartitionKey)
+		}
+	}
+	return ev
+}
+
+// isStructured reports whether ct is the JSON event format's media type.
+func isStructured(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == cloudevent.MediaTypeStructuredJSON
+}
+
+// header returns the first value of a header, its name matched without
+// regard to case.
+func header(h []kgo.RecordHeader, name string) (string, bool) {
+	for _, x := range h {
+		if strings.EqualFold(x.Key, name) {
+			return string(x.Value), true
+		}
+	}
+	return "", false
+}
+
+func hasHeader(h []kgo.RecordHeader, name string) bool {
+	_, ok := header(h, name)
+	return ok
+}
+
+// binaryEvent reads a binary-mode record: ce_<attribute> headers holding
+// UTF-8 values, content-type for datacontenttype.
+func binaryEvent(h []kgo.RecordHeader, ct string, hasCT bool, value []byte) (*pb.CloudEvent, error) {
+	ev := &pb.CloudEvent{}
+	seen := map[string]bool{}
+	for _, x := range h {
+		if len(x.Key) <= len(attrPrefix) || !strings.EqualFold(x.Key[:len(attrPrefix)], attrPrefix) {
+			continue
+		}
+		name := strings.ToLower(x.Key[len(attrPrefix):])
+		if seen[name] {
+			return nil, errors.New("header " + x.Key + " is repeated")
+		}
+		seen[name] = true
+		if name == cloudevent.AttrDataContentType {
+			return nil, errors.New("datacontenttype travels in content-type")
+		}
+		setAttr(ev, name, string(x.Value))
+	}
+	if hasCT {
+		setString(ev, cloudevent.AttrDataContentType, ct)
+	}
+	setData(ev, value)
+	if err := cloudevent.Validate(ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// wrap makes an event of a record that is not a CloudEvent.
+func (d decoder) wrap(r *kgo.Record, ct string) *pb.CloudEvent {
+	src := d.source
+	if src == "" {
+		src = defaultSource(d.broker, r.Topic)
+	}
+	ev := &pb.CloudEvent{
+		Id:     r.Topic + "-" + strconv.FormatInt(int64(r.Partition), 10) + "-" + strconv.FormatInt(r.Offset, 10),
+		Source: src, SpecVersion: cloudevent.SpecVersion, Type: d.typ,
+		Attributes: map[string]*pb.CloudEventAttributeValue{},
+	}
+	if !r.Timestamp.IsZero() && r.Timestamp.Year() > 0 && r.Timestamp.Year() < 10000 {
+		ev.Attributes[cloudevent.AttrTime] = &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(r.Timestamp)}}
+	}
+	if len(r.Key) > 0 && utf8.Valid(r.Key) {
+		setString(ev, cloudevent.AttrSubject, string(r.Key))
+	}
+	if len(r.Value) > 0 {
+		if ct == "" {
+			ct = sniff(r.Value)
+		}
+		setString(ev, cloudevent.AttrDataContentType, ct)
+		setData(ev, r.Value)
+	}
+	dropInvalid(ev, r.Value)
+	return ev
+}
+
+// defaultSource is kafka://{broker}/{topic}.
+func defaultSource(broker, topic string) string {
+	return (&url.URL{Scheme: "kafka", Host: broker, Path: "/" + topic}).String()
+}
+
+// dropInvalid removes optional attributes taken from the record (subject,
+// datacontenttype, time) that CloudEvents does not allow, rather than have
+// the whole event refused.
+func dropInvalid(ev *pb.CloudEvent, data []byte) {
+	for range 3 {
+		err := cloudevent.Validate(ev)
+		var ce *cloudevent.Error
+		if err == nil || !errors.As(err, &ce) {
+			return
+		}
+		switch ce.Attribute {
+		case cloudevent.AttrSubject, cloudevent.AttrTime:
+			delete(ev.Attributes, ce.Attribute)
+		case cloudevent.AttrDataContentType:
+			setString(ev, cloudevent.AttrDataContentType, sniff(data))
+		default:
+			return
+		}
+	}
+}
+
+// sniff names the media type of a payload without a declared one.
+func sniff(b []byte) string {
+	switch {
+	case json.Valid(b):
+		return "application/json"
+	case utf8.Valid(b):
+		return "text/plain; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// setAttr stores one binary-mode attribute with the type CloudEvents gives
+// it: time a timestamp, dataschema a URI, everything else a string. A time
+// that is not RFC 3339 stays a string, which Validate refuses.
+func setAttr(ev *pb.CloudEvent, name, val string) {
+	switch name {
+	case cloudevent.AttrID:
+		ev.Id = val
+	case cloudevent.AttrSource:
+		ev.Source = val
+	case cloudevent.AttrSpecVersion:
+		ev.SpecVersion = val
+	case cloudevent.AttrType:
+		ev.Type = val
+	case cloudevent.AttrTime:
+		t, err := time.Parse(time.RFC3339Nano, val)
+		if err != nil {
+			setString(ev, name, val)
+			return
+		}
+		setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(t)}})
+	case cloudevent.AttrDataSchema:
+		setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeUri{CeUri: val}})
+	default:
+		setString(ev, name, val)
+	}
+}
+
+func setString(ev *pb.CloudEvent, name, val string) {
+	setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeString{CeString: val}})
+}
+
+func setValue(ev *pb.CloudEvent, name string, v *pb.CloudEventAttributeValue) {
+	if ev.Attributes == nil {
+		ev.Attributes = map[string]*pb.CloudEventAttributeValue{}
+	}
+	ev.Attributes[name] = v
+}
+
+// setData keeps the payload byte for byte: text_data when it is valid
+// UTF-8, binary_data otherwise; no data for an empty payload.
+func setData(ev *pb.CloudEvent, b []byte) {
+	switch {
+	case len(b) == 0:
+	case utf8.Valid(b):
+		ev.Data = &pb.CloudEvent_TextData{TextData: string(b)}
+	default:
+		ev.Data = &pb.CloudEvent_BinaryData{BinaryData: b}
+	}
+}

@@ -1,0 +1,242 @@
+package natsjs
+
+import (
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/switchyard-io/switchyard/router/cloudevent"
+)
+
+// attrPrefix starts the headers of a binary-mode event (NATS binding).
+const attrPrefix = "ce-"
+
+// record is what the decoder needs of a JetStream message.
+type record struct {
+	seq     uint64
+	subject string
+	stored  time.Time
+	header  map[string][]string // nats.Header
+	data    []byte
+}
+
+// decoder turns JetStream messages into CloudEvents. It is immutable.
+type decoder struct {
+	stream, typ, source string
+}
+
+// decode returns the CloudEvent of one message. It never fails: a message
+// that claims to be a CloudEvent but is not a valid one is wrapped like any
+// other, so nothing is dropped. The result always passes cloudevent.Validate
+// when the configured type and source are valid (New checks them).
+func (d decoder) decode(r record) *pb.CloudEvent {
+	ct, hasCT := header(r.header, "content-type")
+	switch {
+	case hasCT && isStructured(ct):
+		if ev, err := cloudevent.DecodeStructured(r.data); err == nil {
+			return ev
+		}
+	case hasBinaryAttrs(r.header):
+		if ev, err := binaryEvent(r.header, ct, hasCT, r.data); err == nil {
+			return ev
+		}
+	case !hasCT && looksStructured(r.data):
+		// NATS binding 1.0.2: structured mode only, no headers at all.
+		if ev, err := cloudevent.DecodeStructured(r.data); err == nil {
+			return ev
+		}
+	}
+	return d.wrap(r, ct)
+}
+
+// isStructured reports whether ct is the JSON event format's media type.
+func isStructured(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == cloudevent.MediaTypeStructuredJSON
+}
+
+// looksStructured is a cheap test before trying to decode a payload as a
+// structured event.
+func looksStructured(b []byte) bool {
+	t := strings.TrimLeft(string(b[:min(len(b), 16)]), " \t\r\n")
+	return strings.HasPrefix(t, "{") && strings.Contains(string(b), `"specversion"`)
+}
+
+// header returns the first value of a header, its name matched without
+// regard to case (nats.Header keys are case-sensitive as sent).
+func header(h map[string][]string, name string) (string, bool) {
+	if v, ok := h[name]; ok && len(v) > 0 {
+		return v[0], true
+	}
+	for k, v := range h {
+		if len(v) > 0 && strings.EqualFold(k, name) {
+			return v[0], true
+		}
+	}
+	return "", false
+}
+
+func hasBinaryAttrs(h map[string][]string) bool {
+	_, ok := header(h, attrPrefix+cloudevent.AttrSpecVersion)
+	return ok
+}
+
+// binaryEvent reads a binary-mode message: ce-<attribute> headers with
+// percent-encoded values, Content-Type for datacontenttype.
+func binaryEvent(h map[string][]string, ct string, hasCT bool, data []byte) (*pb.CloudEvent, error) {
+	ev := &pb.CloudEvent{}
+	for k, vals := range h {
+		if len(k) <= len(attrPrefix) || !strings.EqualFold(k[:len(attrPrefix)], attrPrefix) {
+			continue
+		}
+		name := strings.ToLower(k[len(attrPrefix):])
+		if len(vals) != 1 {
+			return nil, errors.New("header " + k + " is repeated")
+		}
+		if name == cloudevent.AttrDataContentType {
+			return nil, errors.New("datacontenttype travels in Content-Type")
+		}
+		if _, dup := ev.Attributes[name]; dup || isRequired(name) && requiredSet(ev, name) {
+			return nil, errors.New("attribute " + name + " is repeated")
+		}
+		v, err := url.PathUnescape(vals[0])
+		if err != nil {
+			return nil, err
+		}
+		setAttr(ev, name, v)
+	}
+	if hasCT {
+		setString(ev, cloudevent.AttrDataContentType, ct)
+	}
+	setData(ev, data)
+	if err := cloudevent.Validate(ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+func isRequired(name string) bool {
+	switch name {
+	case cloudevent.AttrID, cloudevent.AttrSource, cloudevent.AttrSpecVersion, cloudevent.AttrType:
+		return true
+	}
+	return false
+}
+
+func requiredSet(ev *pb.CloudEvent, name string) bool {
+	v, _ := cloudevent.Attribute(ev, name)
+	return v != ""
+}
+
+// wrap makes an event of a message that is not a CloudEvent.
+func (d decoder) wrap(r record, ct string) *pb.CloudEvent {
+	ev := &pb.CloudEvent{
+		Id: d.stream + ":" + strconv.FormatUint(r.seq, 10), Source: d.source, SpecVersion: cloudevent.SpecVersion, Type: d.typ,
+		Attributes: map[string]*pb.CloudEventAttributeValue{},
+	}
+	if !r.stored.IsZero() {
+		ev.Attributes[cloudevent.AttrTime] = &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(r.stored)}}
+	}
+	if r.subject != "" {
+		setString(ev, cloudevent.AttrSubject, r.subject)
+	}
+	if ct == "" {
+		ct = sniff(r.data)
+	}
+	setString(ev, cloudevent.AttrDataContentType, ct)
+	setData(ev, r.data)
+	dropInvalid(ev, r.data)
+	return ev
+}
+
+// dropInvalid removes optional attributes taken from the message (subject,
+// datacontenttype) that CloudEvents does not allow, rather than have the
+// whole event refused.
+func dropInvalid(ev *pb.CloudEvent, data []byte) {
+	for range 3 {
+		err := cloudevent.Validate(ev)
+		var ce *cloudevent.Error
+		if err == nil || !errors.As(err, &ce) {
+			return
+		}
+		switch ce.Attribute {
+		case cloudevent.AttrSubject:
+			delete(ev.Attributes, ce.Attribute)
+		case cloudevent.AttrDataContentType:
+			setString(ev, cloudevent.AttrDataContentType, sniff(data))
+		case cloudevent.AttrTime:
+			delete(ev.Attributes, ce.Attribute)
+		default:
+			return
+		}
+	}
+}
+
+// sniff names the media type of a payload without a declared one.
+func sniff(b []byte) string {
+	switch {
+	case json.Valid(b):
+		return "application/json"
+	case utf8.Valid(b):
+		return "text/plain; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// setAttr stores one binary-mode attribute with the type CloudEvents gives
+// it: time a timestamp, dataschema a URI, everything else a string. A time
+// that is not RFC 3339 stays a string, which Validate refuses.
+func setAttr(ev *pb.CloudEvent, name, val string) {
+	switch name {
+	case cloudevent.AttrID:
+		ev.Id = val
+	case cloudevent.AttrSource:
+		ev.Source = val
+	case cloudevent.AttrSpecVersion:
+		ev.SpecVersion = val
+	case cloudevent.AttrType:
+		ev.Type = val
+	case cloudevent.AttrTime:
+		t, err := time.Parse(time.RFC3339Nano, val)
+		if err != nil {
+			setString(ev, name, val)
+			return
+		}
+		setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(t)}})
+	case cloudevent.AttrDataSchema:
+		setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeUri{CeUri: val}})
+	default:
+		setString(ev, name, val)
+	}
+}
+
+func setString(ev *pb.CloudEvent, name, val string) {
+	setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeString{CeString: val}})
+}
+
+func setValue(ev *pb.CloudEvent, name string, v *pb.CloudEventAttributeValue) {
+	if ev.Attributes == nil {
+		ev.Attributes = map[string]*pb.CloudEventAttributeValue{}
+	}
+	ev.Attributes[name] = v
+}
+
+// setData keeps the payload byte for byte: text_data when it is valid
+// UTF-8, binary_data otherwise; no data for an empty payload.
+func setData(ev *pb.CloudEvent, b []byte) {
+	switch {
+	case len(b) == 0:
+	case utf8.Valid(b):
+		ev.Data = &pb.CloudEvent_TextData{TextData: string(b)}
+	default:
+		ev.Data = &pb.CloudEvent_BinaryData{BinaryData: b}
+	}
+}
