@@ -1,0 +1,82 @@
+package bench
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name with spaces and parentheses; utime 1234, stime 766.
+	stat := "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 5000 0 0 0 1234 766 0 0 20 0 12 0 100 1000000 500 18446744073709551615\n"
+	got, err := parseStatCPU([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 20 * time.Second; got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for _, bad := range []string{"", "1 (x S 1 2", "1 (x) S 1 2 3"} {
+		if _, err := parseStatCPU([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestParseStatusKB(t *testing.T) {
+	status := "Name:\tswitchyard\nVmPeak:\t  900000 kB\nVmHWM:\t   54321 kB\nVmRSS:\t   40000 kB\nThreads:\t12\n"
+	hwm, err := parseStatusKB([]byte(status), "VmHWM")
+	if err != nil || hwm != 54321*1024 {
+		t.Errorf("VmHWM = %d, %v", hwm, err)
+	}
+	rss, err := parseStatusKB([]byte(status), "VmRSS")
+	if err != nil || rss != 40000*1024 {
+		t.Errorf("VmRSS = %d, %v", rss, err)
+	}
+	if _, err := parseStatusKB([]byte(status), "VmSwap"); err == nil {
+		t.Error("missing line: no error")
+	}
+	if _, err := parseStatusKB([]byte("VmHWM:\t12 MB\n"), "VmHWM"); err == nil {
+		t.Error("wrong unit: no error")
+	}
+}
+
+func TestProcSelf(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	if _, err := procCPU(os.Getpid()); err != nil {
+		t.Error(err)
+	}
+	rss, hwm, err := procMem(os.Getpid())
+	if err != nil || rss <= 0 || hwm < rss {
+		t.Errorf("rss %d hwm %d err %v", rss, hwm, err)
+	}
+}
+
+func TestParseRedisCPU(t *testing.T) {
+	info := "# CPU\r\nused_cpu_sys:12.500000\r\nused_cpu_user:30.250000\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"
+	got, err := parseRedisCPU(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 42750 * time.Millisecond; got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if _, err := parseRedisCPU("# CPU\r\nused_cpu_sys:1\r\n"); err == nil {
+		t.Error("missing field: no error")
+	}
+}
+
+func TestParseServing(t *testing.T) {
+	line := `{"time":"2026-11-26T07:00:55Z","level":"INFO","msg":"switchyard serving","http":"127.0.0.1:43611","grpc":"127.0.0.1:39463"}`
+	g, h, ok := parseServing([]byte(line))
+	if !ok || g != "127.0.0.1:39463" || h != "127.0.0.1:43611" {
+		t.Errorf("got %q %q %v", g, h, ok)
+	}
+	for _, l := range []string{`{"level":"INFO","msg":"store: redis"}`, `not json`, `{"msg":"switchyard serving"}`} {
+		if _, _, ok := parseServing([]byte(l)); ok {
+			t.Errorf("%s: parsed", l)
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/internal/testenv"
+	"github.com/switchyard-io/switchyard/router"
+	"github.com/switchyard-io/switchyard/server"
+)
+
+// TestRunSmoke runs the benchmark briefly against an in-process server on
+// the real Redis. It checks the report's shape, never its speed.
+func TestRunSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the real Redis; skipped with -short")
+	}
+	be := testenv.Real(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := server.New(ctx, server.Config{
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", RedisURL: be.URL,
+		Router: router.Config{Prefix: be.Prefix},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Serve()
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+
+	var out, log bytes.Buffer
+	rep, err := Run(ctx, Options{
+		RedisURL:   be.URL,
+		Server:     srv.GRPCAddr(),
+		ServerHTTP: srv.HTTPAddr(),
+		Duration:   200 * time.Millisecond,
+		Warmup:     100 * time.Millisecond,
+		Scenarios:  []string{Single, RawRedis},
+		Out:        &out,
+		Log:        &log,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\nlog:\n%s", err, log.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	var got Report
+	if err := json.Unmarshal([]byte(last), &got); err != nil {
+		t.Fatalf("last line is not the JSON report: %v\n%s", err, out.String())
+	}
+	if len(got.Errors) > 0 {
+		t.Errorf("errors: %v\nlog:\n%s", got.Errors, log.String())
+	}
+	s := got.Scenarios
+	if s.Single == nil || s.Single.Delivered <= 0 || s.Single.Accepted <= 0 {
+		t.Errorf("single: nothing delivered: %+v", s.Single)
+	}
+	if s.Single != nil && (s.Single.HTTP == nil || s.Single.HTTP.Accepted <= 0) {
+		t.Errorf("single/http: nothing accepted: %+v", s.Single.HTTP)
+	}
+	if s.RawRedis == nil || s.RawRedis.Acked <= 0 {
+		t.Errorf("raw-redis: nothing acked: %+v", s.RawRedis)
+	}
+	if _, ok := got.Ratios["single_vs_raw_redis"]; !ok {
+		t.Errorf("ratios: %v", got.Ratios)
+	}
+	if got.Config.ServerMode != "external" || rep == nil {
+		t.Errorf("server mode %q", got.Config.ServerMode)
+	}
+	// The benchmark's own keys (raw-redis stream) are gone.
+	if keys, err := be.Client.Keys(ctx, rep.Config.KeyPrefix+":*").Result(); err != nil || len(keys) > 0 {
+		t.Errorf("keys left under %s: %v %v", rep.Config.KeyPrefix, keys, err)
+	}
+}
