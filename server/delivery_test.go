@@ -161,13 +161,16 @@ delivery: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 20ms}
 func TestTimeoutIsRetriedThenDeadLettered(t *testing.T) {
 	b := testenv.Embedded(t)
 	var calls atomic.Int64
+	release := make(chan struct{})
+	// The function hangs past the timeout whatever its context says.
 	hang := func(ctx context.Context, ev event.Event) (function.Result, error) {
 		calls.Add(1)
-		<-ctx.Done()
-		return function.Result{}, ctx.Err()
+		<-release
+		return function.Result{}, nil
 	}
 	e := startServer(t, b, nil)
 	e.apply(t, fmt.Sprintf(`{"name":"hang","target":{"grpc":"%s"},"delivery":{"timeout":"100ms","max_attempts":2,"initial_backoff":"10ms","max_backoff":"20ms"}}`, startFunction(t, hang)))
+	t.Cleanup(func() { close(release) }) // runs before the function server stops
 	require.NoError(t, e.client.Publish(context.Background(), newEvent("h1", "x")))
 	testenv.Eventually(t, 10*time.Second, func() bool { return len(deadLetters(t, e.client, "hang")) == 1 }, "dead letter")
 	dl := deadLetters(t, e.client, "hang")[0]
@@ -229,9 +232,14 @@ func TestBreakerOpensOnFailingTarget(t *testing.T) {
 		st, err := e.client.TriggerStats(context.Background(), "brk")
 		return err == nil && st[0].GetBreaker() == switchyardv1.BreakerState_BREAKER_STATE_OPEN
 	}, "breaker opens")
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		st, err := e.client.TriggerStats(context.Background(), "brk")
+		return err == nil && st[0].GetEnqueued() == 10
+	}, "all 10 events queued")
 	st, err := e.client.TriggerStats(context.Background(), "brk")
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, st[0].GetConsecutiveFailures(), int64(5))
+	require.Zero(t, st[0].GetDeadLettered())
 	require.NotNil(t, st[0].GetBreakerRetryTime())
 	require.EqualValues(t, 10, st[0].GetQueued()+st[0].GetRetriesScheduled()+st[0].GetInFlight(), "events wait, none dropped")
 	require.Contains(t, strings.ToLower(st[0].GetBreaker().String()), "open")
