@@ -22,7 +22,8 @@ import (
 // the previous batch was being written goes in the next one, so a busy
 // trigger pays one round trip per batch, not per event.
 func (d *dispatcher) completeLoop() {
-	batch := make([]outcome, 0, 256)
+	const maxBatch = 256
+	var batch []outcome // allocated on first use: idle triggers cost nothing
 	for {
 		var o outcome
 		select {
@@ -35,7 +36,7 @@ func (d *dispatcher) completeLoop() {
 		}
 		batch = append(batch[:0], o)
 	drain:
-		for len(batch) < cap(batch) {
+		for len(batch) < maxBatch {
 			select {
 			case o := <-d.results:
 				batch = append(batch, o)
@@ -46,7 +47,9 @@ func (d *dispatcher) completeLoop() {
 		d.record(batch)
 		d.inflight.Add(-int64(len(batch)))
 		d.r.attempts.Add(-len(batch))
-		d.poke()
+		if d.moreWork.Load() {
+			d.poke()
+		}
 	}
 }
 

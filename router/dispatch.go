@@ -30,6 +30,10 @@ type dispatcher struct {
 	loopDone chan struct{}
 
 	inflight atomic.Int64
+	// moreWork is set when claiming stopped for want of free slots while
+	// work was waiting: a completion then wakes the claim loop. Otherwise
+	// completions do not, and new work wakes it (fan-out, timers, sweep).
+	moreWork atomic.Bool
 	results  chan outcome
 }
 
@@ -49,7 +53,9 @@ func newDispatcher(r *Router, t *trigger.Trigger) *dispatcher {
 		wakeCh:   make(chan struct{}, 1),
 		doneCh:   make(chan struct{}),
 		loopDone: make(chan struct{}),
-		results:  make(chan outcome, 1024),
+		// Attempts block on a full channel until the completer drains it, so
+		// a small buffer costs nothing but memory saved per trigger.
+		results: make(chan outcome, 16),
 	}
 	d.trig.Store(t)
 	return d
@@ -100,12 +106,15 @@ func (d *dispatcher) loop() {
 // when it should look again at the latest (zero: only when woken).
 func (d *dispatcher) claim(ctx context.Context) time.Time {
 	r := d.r
+	lastReady := int64(-1)
 	for ctx.Err() == nil {
 		t := d.trig.Load()
 		pol := t.Spec.Delivery
 		free := int64(pol.MaxConcurrency) - d.inflight.Load()
 		if free <= 0 {
-			return time.Time{} // a completion wakes us
+			// A completion wakes us if work is (or may be) waiting.
+			d.moreWork.Store(lastReady != 0)
+			return time.Time{}
 		}
 		want := min(int(free), r.cfg.ClaimBatch)
 		res, err := r.store.Claim(ctx, d.name, time.Now(), want, pol.MaxConcurrency, pol.Timeout.Duration+r.cfg.LeaseGrace)
@@ -116,6 +125,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 			return time.Now().Add(time.Second)
 		}
 		r.setDepth(d.name, res.Held)
+		lastReady = res.Ready
 		for _, it := range res.Items {
 			d.inflight.Add(1)
 			r.attempts.Add(1)
@@ -137,6 +147,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 			}
 		}
 		if len(res.Items) < want || res.Ready == 0 {
+			d.moreWork.Store(false)
 			return next
 		}
 	}

@@ -52,8 +52,14 @@ func (r *Router) fanoutLoop(ctx context.Context) {
 // records then stay pending in the log for a later takeover).
 func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 	batches := map[string][]store.Item{}
+	gone := r.deletedTriggers(ctx, recs)
 	for _, rec := range recs {
 		for _, t := range rec.Triggers {
+			if gone[t] {
+				// Deleted since the event was accepted: it no longer routes.
+				r.metrics.droppedDeleted.Inc()
+				continue
+			}
 			batches[t] = append(batches[t], store.Item{ID: rec.ID, Event: rec.Event})
 		}
 	}
@@ -78,7 +84,9 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 			for _, t := range names {
 				r.wake(t)
 			}
-			r.store.Client().Publish(wctx, r.store.Keys().WakeChannel(), strings.Join(names, ","))
+			if r.peers.Load() {
+				r.store.Client().Publish(wctx, r.store.Keys().WakeChannel(), strings.Join(names, ","))
+			}
 			cancel()
 			if err != nil {
 				r.log.Warn("acknowledge ingest log (records will be taken over later)", "err", err)
@@ -96,4 +104,36 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 			return
 		}
 	}
+}
+
+// deletedTriggers returns the triggers named by recs that no longer exist.
+// A name this instance does not know may be a trigger created moments ago on
+// another instance, so the store decides; when it cannot be asked, nothing
+// is considered deleted.
+func (r *Router) deletedTriggers(ctx context.Context, recs []store.LogRecord) map[string]bool {
+	snap := r.snap.Load()
+	var unknown []string
+	seen := map[string]bool{}
+	for _, rec := range recs {
+		for _, t := range rec.Triggers {
+			if snap.triggers[t] == nil && !seen[t] {
+				seen[t] = true
+				unknown = append(unknown, t)
+			}
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	exists, err := r.store.TriggersExist(ctx, unknown)
+	if err != nil {
+		return nil
+	}
+	gone := map[string]bool{}
+	for i, t := range unknown {
+		if !exists[i] {
+			gone[t] = true
+		}
+	}
+	return gone
 }

@@ -12,6 +12,7 @@ type metrics struct {
 	deadLettered    *prometheus.CounterVec
 	staleAcks       prometheus.Counter
 	repliesRefused  prometheus.Counter
+	droppedDeleted  prometheus.Counter
 	attemptDuration *prometheus.HistogramVec
 	publishToInvoke prometheus.Histogram
 }
@@ -27,12 +28,13 @@ func newMetrics() *metrics {
 		deadLettered:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_dead_letters_total", Help: "Events moved to the dead-letter queue by trigger and reason."}, []string{"trigger", "reason"}),
 		staleAcks:      prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_stale_outcomes_total", Help: "Outcomes that arrived after their lease was lost (the event may be delivered twice)."}),
 		repliesRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_replies_refused_total", Help: "Function reply events refused at the hop limit."}),
+		droppedDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_deliveries_dropped_deleted_trigger_total", Help: "Deliveries not queued because their trigger was deleted after the event was accepted."}),
 		attemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_attempt_duration_seconds", Help: "Duration of delivery attempts.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"trigger"}),
 		publishToInvoke: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "switchyard_publish_to_invoke_seconds", Help: "Time from acceptance to the start of the first attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 	}
-	m.reg.MustRegister(m.published, m.unmatched, m.publishRefused, m.fannedOut, m.deliveries, m.deadLettered, m.staleAcks, m.repliesRefused, m.attemptDuration, m.publishToInvoke,
+	m.reg.MustRegister(m.published, m.unmatched, m.publishRefused, m.fannedOut, m.deliveries, m.deadLettered, m.staleAcks, m.repliesRefused, m.droppedDeleted, m.attemptDuration, m.publishToInvoke,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -114,8 +114,9 @@ func (r *Router) reconcile(s *snapshot) {
 	}
 	for name, t := range s.triggers {
 		if d, ok := r.dispatchers[name]; ok {
-			d.trig.Store(t)
-			d.poke()
+			if d.trig.Swap(t) != t { // a changed policy may free slots
+				d.poke()
+			}
 			continue
 		}
 		d := newDispatcher(r, t)

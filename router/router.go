@@ -34,6 +34,8 @@ type Router struct {
 
 	appendCh chan *appendReq
 
+	peers atomic.Bool // other instances listen for wake-ups (checked each sweep)
+
 	mu          sync.Mutex
 	dispatchers map[string]*dispatcher
 	stopping    atomic.Bool
@@ -68,6 +70,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		dispatchers: map[string]*dispatcher{},
 	}
 	r.snap.Store(emptySnapshot())
+	r.peers.Store(true)
 	r.intakeCtx, r.stopIntake = context.WithCancel(context.Background())
 	r.attemptCtx, r.stopAttempts = context.WithCancel(context.Background())
 	return r, nil

@@ -34,6 +34,12 @@ func (r *Router) sweep(ctx context.Context) {
 		names = append(names, n)
 	}
 	now := time.Now()
+	// Wake-ups are published only while another instance listens.
+	if n, err := r.store.Client().PubSubNumSub(ctx, r.store.Keys().WakeChannel()).Result(); err == nil {
+		r.peers.Store(n[r.store.Keys().WakeChannel()] > 1)
+	} else {
+		r.peers.Store(true)
+	}
 	if admitted, err := r.store.Admitted(ctx); err == nil {
 		r.depthMu.Lock()
 		for _, n := range names {

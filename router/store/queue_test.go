@@ -2,12 +2,14 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/store"
 )
 
@@ -117,5 +119,40 @@ func TestBreakerOpensAndProbes(t *testing.T) {
 		r, err = s.Claim(ctx, "t", now.Add(2*time.Second), 10, 10, time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, store.BreakerClosed, r.Breaker)
+	})
+}
+
+func TestConcurrentTriggerWritesDoNotConflict(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		errs := make(chan error, 8)
+		for w := range 8 {
+			go func() {
+				for i := range 25 {
+					name := fmt.Sprintf("t-%d-%d", w, i)
+					_, err := s.PutTrigger(ctx, &switchyardv1.Trigger{Name: name}, store.PutCreate, 0)
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 8 {
+			require.NoError(t, <-errs)
+		}
+		ts, rev, err := s.ListTriggers(ctx)
+		require.NoError(t, err)
+		require.Len(t, ts, 200)
+		require.EqualValues(t, 200, rev)
+		exist, err := s.TriggersExist(ctx, []string{"t-0-0", "nope"})
+		require.NoError(t, err)
+		require.Equal(t, []bool{true, false}, exist)
+		_, err = s.PutTrigger(ctx, &switchyardv1.Trigger{Name: "t-0-0"}, store.PutCreate, 0)
+		require.ErrorIs(t, err, store.ErrExists)
+		_, err = s.PutTrigger(ctx, &switchyardv1.Trigger{Name: "t-0-0", Description: "x"}, store.PutUpdate, 7)
+		require.ErrorIs(t, err, store.ErrConflict)
 	})
 }

@@ -31,41 +31,52 @@ type PutResult struct {
 	Changed bool
 }
 
+// putScript writes a trigger only if its stored bytes are still ARGV[2]
+// ("" meaning absent): a compare-and-set per trigger, so concurrent writes of
+// different triggers never conflict. KEYS: triggers hash, revision.
+// ARGV: name, expected bytes, new bytes. Returns 1 when written, 0 on a race.
+var putScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+if cur ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[2])
+return 1
+`)
+
 // PutTrigger stores t (already validated, defaults applied), setting its
 // generation and times, and announces the change to every instance. With
 // expectedGen > 0 the write applies only if the stored generation matches.
 func (s *Store) PutTrigger(ctx context.Context, t *switchyardv1.Trigger, mode PutMode, expectedGen int64) (PutResult, error) {
 	key := s.keys.Triggers()
-	var res PutResult
-	txf := func(tx *redis.Tx) error {
-		res = PutResult{}
-		raw, err := tx.HGet(ctx, key, t.GetName()).Bytes()
+	for range 50 {
+		raw, err := s.rdb.HGet(ctx, key, t.GetName()).Bytes()
 		var old *switchyardv1.Trigger
 		switch {
 		case errors.Is(err, redis.Nil):
+			raw = nil
 		case err != nil:
-			return err
+			return PutResult{}, err
 		default:
 			old = &switchyardv1.Trigger{}
 			if err := proto.Unmarshal(raw, old); err != nil {
-				return fmt.Errorf("stored trigger %q is corrupt: %w", t.GetName(), err)
+				return PutResult{}, fmt.Errorf("stored trigger %q is corrupt: %w", t.GetName(), err)
 			}
 		}
 		switch {
 		case mode == PutCreate && old != nil:
-			return fmt.Errorf("trigger %q: %w", t.GetName(), ErrExists)
+			return PutResult{}, fmt.Errorf("trigger %q: %w", t.GetName(), ErrExists)
 		case mode == PutUpdate && old == nil:
-			return fmt.Errorf("trigger %q: %w", t.GetName(), ErrNotFound)
+			return PutResult{}, fmt.Errorf("trigger %q: %w", t.GetName(), ErrNotFound)
 		case expectedGen > 0 && (old == nil || old.GetGeneration() != expectedGen):
-			return fmt.Errorf("trigger %q: expected generation %d: %w", t.GetName(), expectedGen, ErrConflict)
+			return PutResult{}, fmt.Errorf("trigger %q: expected generation %d: %w", t.GetName(), expectedGen, ErrConflict)
 		}
 		nt := proto.Clone(t).(*switchyardv1.Trigger)
 		now := timestamppb.New(time.Now().UTC())
+		res := PutResult{Trigger: nt, Changed: true}
 		if old != nil {
 			nt.Generation, nt.CreateTime, nt.UpdateTime = old.GetGeneration(), old.GetCreateTime(), old.GetUpdateTime()
 			if proto.Equal(old, nt) {
-				res.Trigger = old
-				return nil
+				return PutResult{Trigger: old}, nil
 			}
 			nt.Generation = old.GetGeneration() + 1
 			nt.UpdateTime = now
@@ -75,28 +86,16 @@ func (s *Store) PutTrigger(ctx context.Context, t *switchyardv1.Trigger, mode Pu
 		}
 		b, err := proto.Marshal(nt)
 		if err != nil {
-			return err
+			return PutResult{}, err
 		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.HSet(ctx, key, nt.GetName(), b)
-			p.Incr(ctx, s.keys.Revision())
-			return nil
-		})
-		res.Trigger, res.Changed = nt, true
-		return err
-	}
-	for range 20 {
-		err := s.rdb.Watch(ctx, txf, key)
-		if errors.Is(err, redis.TxFailedErr) {
-			continue
-		}
+		ok, err := s.run(ctx, putScript, []string{key, s.keys.Revision()}, t.GetName(), raw, b).Int()
 		if err != nil {
 			return PutResult{}, err
 		}
-		if res.Changed {
+		if ok == 1 {
 			s.rdb.Publish(ctx, s.keys.ConfigChannel(), t.GetName())
+			return res, nil
 		}
-		return res, nil
 	}
 	return PutResult{}, fmt.Errorf("trigger %q: too much concurrent change, try again", t.GetName())
 }
@@ -170,4 +169,17 @@ func (s *Store) DeleteTrigger(ctx context.Context, name string, purge bool) (kep
 		return 0, s.rdb.Del(ctx, q.all()...).Err()
 	}
 	return s.rdb.HLen(ctx, q.Events).Result()
+}
+
+// TriggersExist reports, for each name, whether a trigger of that name is stored.
+func (s *Store) TriggersExist(ctx context.Context, names []string) ([]bool, error) {
+	vals, err := s.rdb.HMGet(ctx, s.keys.Triggers(), names...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(vals))
+	for i, v := range vals {
+		out[i] = v != nil
+	}
+	return out, nil
 }
