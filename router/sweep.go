@@ -13,8 +13,22 @@ func (r *Router) sweepLoop(ctx context.Context) {
 	tick := time.NewTicker(r.cfg.SweepInterval)
 	defer tick.Stop()
 	lastTrim := time.Time{}
+	lastFull := time.Time{}
 	for {
-		r.sweep(ctx)
+		// With no other instance on the store, nothing this instance was not
+		// told about can happen (its own wake-ups and timers cover it), so
+		// the full sweep runs only every tenth interval; it also runs more
+		// rarely with many triggers, at most 5,000 queues a second.
+		every := r.cfg.SweepInterval * time.Duration(max(1, len(r.snap.Load().triggers)/5000))
+		if !r.peers.Load() {
+			every *= 10
+		}
+		if time.Since(lastFull) >= every {
+			lastFull = time.Now()
+			r.sweep(ctx)
+		} else {
+			r.checkPeers(ctx)
+		}
 		if time.Since(lastTrim) > time.Minute {
 			lastTrim = time.Now()
 			r.trimDLQs(ctx)
@@ -34,12 +48,7 @@ func (r *Router) sweep(ctx context.Context) {
 		names = append(names, n)
 	}
 	now := time.Now()
-	// Wake-ups are published only while another instance listens.
-	if n, err := r.store.Client().PubSubNumSub(ctx, r.store.Keys().WakeChannel()).Result(); err == nil {
-		r.peers.Store(n[r.store.Keys().WakeChannel()] > 1)
-	} else {
-		r.peers.Store(true)
-	}
+	r.checkPeers(ctx)
 	if admitted, err := r.store.Admitted(ctx); err == nil {
 		r.depthMu.Lock()
 		for _, n := range names {
@@ -85,4 +94,12 @@ func (r *Router) trimDLQs(ctx context.Context) {
 			r.log.Info("dead letters evicted by age", "trigger", name, "evicted", n, "max_age", age)
 		}
 	}
+}
+
+// checkPeers records whether another instance listens for wake-ups; they are
+// published only then.
+func (r *Router) checkPeers(ctx context.Context) {
+	ch := r.store.Keys().WakeChannel()
+	n, err := r.store.Client().PubSubNumSub(ctx, ch).Result()
+	r.peers.Store(err != nil || n[ch] > 1)
 }
