@@ -13,8 +13,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/stretchr/testify/require"
 
-	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 )
 
 // TestHTTPTargets delivers to HTTP targets as CloudEvents binary-mode POSTs:
