@@ -75,3 +75,20 @@ func TestBadSourceConfigFailsStartNamingTheField(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "sources[0].fields.max_body_bytes")
 }
+
+func TestUnreachableSourceKeepsRetryingWithoutStoppingTheServer(t *testing.T) {
+	b := testenv.Embedded(t)
+	e := startServer(t, b, func(c *server.Config) {
+		c.Sources = []connectors.SourceConfig{{Name: "far", Kind: "redis_streams", Fields: map[string]any{"url": "redis://127.0.0.1:1/0", "stream": "orders"}}}
+	})
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		res, err := e.client.Sources().ListSources(context.Background(), &switchyardv1.ListSourcesRequest{})
+		return err == nil && len(res.GetSources()) == 1 && res.GetSources()[0].GetErrors() > 0 && res.GetSources()[0].GetLastError() != ""
+	}, "the source reports why it cannot connect")
+	res, err := e.client.Sources().ListSources(context.Background(), &switchyardv1.ListSourcesRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "connecting", res.GetSources()[0].GetState())
+	require.Contains(t, res.GetSources()[0].GetLastError(), "connect")
+	// The server still serves.
+	require.NoError(t, e.client.Publish(context.Background(), newEvent("still-up", "x")))
+}
