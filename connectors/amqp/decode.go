@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -70,16 +69,16 @@ func (d *decoder) wrap(m *amqp091.Delivery) *pb.CloudEvent {
 	}
 	ev.Attributes[cloudevent.AttrTime] = &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(t)}}
 	if m.RoutingKey != "" && validString(m.RoutingKey) {
-		ev.Attributes[cloudevent.AttrSubject] = ceString(m.RoutingKey)
+		ev.Attributes[cloudevent.AttrSubject] = cloudevent.StringValue(m.RoutingKey)
 	}
 	ct := m.ContentType
 	if !validMediaType(ct) {
 		ct = ""
 	}
 	if ct != "" {
-		ev.Attributes[cloudevent.AttrDataContentType] = ceString(ct)
+		ev.Attributes[cloudevent.AttrDataContentType] = cloudevent.StringValue(ct)
 	}
-	setData(ev, ct, m.Body)
+	cloudevent.SetData(ev, ct, m.Body)
 	return ev
 }
 
@@ -158,12 +157,12 @@ func binaryEvent(m *amqp091.Delivery) (*pb.CloudEvent, error) {
 		ct = headerCT
 	}
 	if ct != "" {
-		ev.Attributes[cloudevent.AttrDataContentType] = ceString(ct)
+		ev.Attributes[cloudevent.AttrDataContentType] = cloudevent.StringValue(ct)
 	}
 	if err := cloudevent.Validate(ev); err != nil {
 		return nil, err
 	}
-	setData(ev, ct, m.Body)
+	cloudevent.SetData(ev, ct, m.Body)
 	return ev, nil
 }
 
@@ -194,11 +193,11 @@ func attrValue(name string, v any) (*pb.CloudEventAttributeValue, error) {
 		if !ok {
 			return nil, fmt.Errorf("want a string, got %T", v)
 		}
-		return ceString(s), nil
+		return cloudevent.StringValue(s), nil
 	}
 	switch x := v.(type) {
 	case string:
-		return ceString(x), nil
+		return cloudevent.StringValue(x), nil
 	case bool:
 		return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeBoolean{CeBoolean: x}}, nil
 	case []byte:
@@ -233,37 +232,10 @@ func attrValue(name string, v any) (*pb.CloudEventAttributeValue, error) {
 	return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeInteger{CeInteger: int32(n)}}, nil
 }
 
-func ceString(s string) *pb.CloudEventAttributeValue {
-	return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeString{CeString: s}}
-}
-
-// setData stores body as text_data when it is text (a JSON or text media
-// type, or valid UTF-8 when the type is unknown), else as binary_data. An
-// empty body is no data.
-func setData(ev *pb.CloudEvent, contentType string, body []byte) {
-	if len(body) == 0 {
-		return
-	}
-	if (contentType == "" || isText(contentType)) && utf8.Valid(body) {
-		ev.Data = &pb.CloudEvent_TextData{TextData: string(body)}
-		return
-	}
-	ev.Data = &pb.CloudEvent_BinaryData{BinaryData: slices.Clone(body)}
-}
-
-// mediaType returns the lower-cased type/subtype of a content type, without
-// parameters.
+// mediaType returns the lower-cased type/subtype of a content type.
 func mediaType(ct string) string {
 	t, _, _ := strings.Cut(ct, ";")
 	return strings.ToLower(strings.TrimSpace(t))
-}
-
-// isText reports whether a content type is text: text/*, JSON (*/json,
-// */*+json) or XML.
-func isText(ct string) bool {
-	t := mediaType(ct)
-	return strings.HasPrefix(t, "text/") || strings.HasSuffix(t, "/json") || strings.HasSuffix(t, "+json") ||
-		strings.HasSuffix(t, "/xml") || strings.HasSuffix(t, "+xml")
 }
 
 // validString reports whether s is a non-empty CloudEvents string.
@@ -280,7 +252,7 @@ func validMediaType(ct string) bool {
 		return false
 	}
 	return cloudevent.Validate(&pb.CloudEvent{Id: "i", Source: "/", SpecVersion: cloudevent.SpecVersion, Type: "t",
-		Attributes: map[string]*pb.CloudEventAttributeValue{cloudevent.AttrDataContentType: ceString(ct)}}) == nil
+		Attributes: map[string]*pb.CloudEventAttributeValue{cloudevent.AttrDataContentType: cloudevent.StringValue(ct)}}) == nil
 }
 
 // brokerHeader reports headers RabbitMQ adds or changes when it redelivers

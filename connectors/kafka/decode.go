@@ -1,13 +1,11 @@
 package kafka
 
 import (
-	"encoding/json"
 	"errors"
 	"mime"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
@@ -48,7 +46,7 @@ func (d decoder) decode(r *kgo.Record) *pb.CloudEvent {
 		ev = d.wrap(r, ct)
 	}
 	if _, has := ev.GetAttributes()[attrPartitionKey]; !has && len(r.Key) > 0 && utf8.Valid(r.Key) {
-		setString(ev, attrPartitionKey, string(r.Key))
+		cloudevent.SetAttributeValue(ev, attrPartitionKey, cloudevent.StringValue(string(r.Key)))
 		if cloudevent.Validate(ev) != nil {
 			delete(ev.Attributes, attrPartitionKey)
 		}
@@ -95,12 +93,12 @@ func binaryEvent(h []kgo.RecordHeader, ct string, hasCT bool, value []byte) (*pb
 		if name == cloudevent.AttrDataContentType {
 			return nil, errors.New("datacontenttype travels in content-type")
 		}
-		setAttr(ev, name, string(x.Value))
+		cloudevent.SetAttribute(ev, name, string(x.Value))
 	}
 	if hasCT {
-		setString(ev, cloudevent.AttrDataContentType, ct)
+		cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(ct))
 	}
-	setData(ev, value)
+	cloudevent.SetData(ev, "", value)
 	if err := cloudevent.Validate(ev); err != nil {
 		return nil, err
 	}
@@ -122,14 +120,14 @@ func (d decoder) wrap(r *kgo.Record, ct string) *pb.CloudEvent {
 		ev.Attributes[cloudevent.AttrTime] = &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(r.Timestamp)}}
 	}
 	if len(r.Key) > 0 && utf8.Valid(r.Key) {
-		setString(ev, cloudevent.AttrSubject, string(r.Key))
+		cloudevent.SetAttributeValue(ev, cloudevent.AttrSubject, cloudevent.StringValue(string(r.Key)))
 	}
 	if len(r.Value) > 0 {
 		if ct == "" {
-			ct = sniff(r.Value)
+			ct = cloudevent.SniffContentType(r.Value)
 		}
-		setString(ev, cloudevent.AttrDataContentType, ct)
-		setData(ev, r.Value)
+		cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(ct))
+		cloudevent.SetData(ev, "", r.Value)
 	}
 	dropInvalid(ev, r.Value)
 	return ev
@@ -154,70 +152,10 @@ func dropInvalid(ev *pb.CloudEvent, data []byte) {
 		case cloudevent.AttrSubject, cloudevent.AttrTime:
 			delete(ev.Attributes, ce.Attribute)
 		case cloudevent.AttrDataContentType:
-			setString(ev, cloudevent.AttrDataContentType, sniff(data))
+			cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(cloudevent.SniffContentType(data)))
 		default:
 			return
 		}
 	}
 }
 
-// sniff names the media type of a payload without a declared one.
-func sniff(b []byte) string {
-	switch {
-	case json.Valid(b):
-		return "application/json"
-	case utf8.Valid(b):
-		return "text/plain; charset=utf-8"
-	}
-	return "application/octet-stream"
-}
-
-// setAttr stores one binary-mode attribute with the type CloudEvents gives
-// it: time a timestamp, dataschema a URI, everything else a string. A time
-// that is not RFC 3339 stays a string, which Validate refuses.
-func setAttr(ev *pb.CloudEvent, name, val string) {
-	switch name {
-	case cloudevent.AttrID:
-		ev.Id = val
-	case cloudevent.AttrSource:
-		ev.Source = val
-	case cloudevent.AttrSpecVersion:
-		ev.SpecVersion = val
-	case cloudevent.AttrType:
-		ev.Type = val
-	case cloudevent.AttrTime:
-		t, err := time.Parse(time.RFC3339Nano, val)
-		if err != nil {
-			setString(ev, name, val)
-			return
-		}
-		setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(t)}})
-	case cloudevent.AttrDataSchema:
-		setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeUri{CeUri: val}})
-	default:
-		setString(ev, name, val)
-	}
-}
-
-func setString(ev *pb.CloudEvent, name, val string) {
-	setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeString{CeString: val}})
-}
-
-func setValue(ev *pb.CloudEvent, name string, v *pb.CloudEventAttributeValue) {
-	if ev.Attributes == nil {
-		ev.Attributes = map[string]*pb.CloudEventAttributeValue{}
-	}
-	ev.Attributes[name] = v
-}
-
-// setData keeps the payload byte for byte: text_data when it is valid
-// UTF-8, binary_data otherwise; no data for an empty payload.
-func setData(ev *pb.CloudEvent, b []byte) {
-	switch {
-	case len(b) == 0:
-	case utf8.Valid(b):
-		ev.Data = &pb.CloudEvent_TextData{TextData: string(b)}
-	default:
-		ev.Data = &pb.CloudEvent_BinaryData{BinaryData: b}
-	}
-}

@@ -7,10 +7,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -115,15 +113,15 @@ func (d *decoder) wrap(m *inbound) *pb.CloudEvent {
 			cloudevent.AttrTime: {Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(d.now())}},
 		}}
 	if validString(m.topic) {
-		ev.Attributes[cloudevent.AttrSubject] = ceString(m.topic)
+		ev.Attributes[cloudevent.AttrSubject] = cloudevent.StringValue(m.topic)
 	}
 	if !validMediaType(ct) {
 		ct = ""
 	}
 	if ct != "" {
-		ev.Attributes[cloudevent.AttrDataContentType] = ceString(ct)
+		ev.Attributes[cloudevent.AttrDataContentType] = cloudevent.StringValue(ct)
 	}
-	setData(ev, ct, m.payload)
+	cloudevent.SetData(ev, ct, m.payload)
 	return ev
 }
 
@@ -192,7 +190,7 @@ func binaryEvent(m *inbound) (*pb.CloudEvent, error) {
 		case cloudevent.AttrDataSchema:
 			ev.Attributes[p.key] = &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeUri{CeUri: p.value}}
 		default:
-			ev.Attributes[p.key] = ceString(p.value)
+			ev.Attributes[p.key] = cloudevent.StringValue(p.value)
 		}
 	}
 	// The binding carries datacontenttype in the Content Type property; a
@@ -202,44 +200,19 @@ func binaryEvent(m *inbound) (*pb.CloudEvent, error) {
 		ct = propCT
 	}
 	if ct != "" {
-		ev.Attributes[cloudevent.AttrDataContentType] = ceString(ct)
+		ev.Attributes[cloudevent.AttrDataContentType] = cloudevent.StringValue(ct)
 	}
 	if err := cloudevent.Validate(ev); err != nil {
 		return nil, err
 	}
-	setData(ev, ct, m.payload)
+	cloudevent.SetData(ev, ct, m.payload)
 	return ev, nil
-}
-
-func ceString(s string) *pb.CloudEventAttributeValue {
-	return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeString{CeString: s}}
-}
-
-// setData stores the payload as text_data when it is text (a JSON or text
-// media type, or valid UTF-8 when the type is unknown), else as
-// binary_data. An empty payload is no data.
-func setData(ev *pb.CloudEvent, contentType string, payload []byte) {
-	if len(payload) == 0 {
-		return
-	}
-	if (contentType == "" || isText(contentType)) && utf8.Valid(payload) {
-		ev.Data = &pb.CloudEvent_TextData{TextData: string(payload)}
-		return
-	}
-	ev.Data = &pb.CloudEvent_BinaryData{BinaryData: slices.Clone(payload)}
 }
 
 // mediaType returns the lower-cased type/subtype of a content type.
 func mediaType(ct string) string {
 	t, _, _ := strings.Cut(ct, ";")
 	return strings.ToLower(strings.TrimSpace(t))
-}
-
-// isText reports whether a content type is text: text/*, JSON or XML.
-func isText(ct string) bool {
-	t := mediaType(ct)
-	return strings.HasPrefix(t, "text/") || strings.HasSuffix(t, "/json") || strings.HasSuffix(t, "+json") ||
-		strings.HasSuffix(t, "/xml") || strings.HasSuffix(t, "+xml")
 }
 
 // validString reports whether s is a non-empty CloudEvents string.
@@ -250,7 +223,7 @@ func validString(s string) bool {
 // validMediaType reports whether ct is acceptable as datacontenttype.
 func validMediaType(ct string) bool {
 	return ct != "" && cloudevent.Validate(&pb.CloudEvent{Id: "i", Source: "/", SpecVersion: cloudevent.SpecVersion, Type: "t",
-		Attributes: map[string]*pb.CloudEventAttributeValue{cloudevent.AttrDataContentType: ceString(ct)}}) == nil
+		Attributes: map[string]*pb.CloudEventAttributeValue{cloudevent.AttrDataContentType: cloudevent.StringValue(ct)}}) == nil
 }
 
 // contentHash is the hex SHA-256 of what the producer published: stable

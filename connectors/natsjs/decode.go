@@ -1,14 +1,12 @@
 package natsjs
 
 import (
-	"encoding/json"
 	"errors"
 	"mime"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -111,12 +109,12 @@ func binaryEvent(h map[string][]string, ct string, hasCT bool, data []byte) (*pb
 		if err != nil {
 			return nil, err
 		}
-		setAttr(ev, name, v)
+		cloudevent.SetAttribute(ev, name, v)
 	}
 	if hasCT {
-		setString(ev, cloudevent.AttrDataContentType, ct)
+		cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(ct))
 	}
-	setData(ev, data)
+	cloudevent.SetData(ev, "", data)
 	if err := cloudevent.Validate(ev); err != nil {
 		return nil, err
 	}
@@ -146,13 +144,13 @@ func (d decoder) wrap(r record, ct string) *pb.CloudEvent {
 		ev.Attributes[cloudevent.AttrTime] = &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(r.stored)}}
 	}
 	if r.subject != "" {
-		setString(ev, cloudevent.AttrSubject, r.subject)
+		cloudevent.SetAttributeValue(ev, cloudevent.AttrSubject, cloudevent.StringValue(r.subject))
 	}
 	if ct == "" {
-		ct = sniff(r.data)
+		ct = cloudevent.SniffContentType(r.data)
 	}
-	setString(ev, cloudevent.AttrDataContentType, ct)
-	setData(ev, r.data)
+	cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(ct))
+	cloudevent.SetData(ev, "", r.data)
 	dropInvalid(ev, r.data)
 	return ev
 }
@@ -171,7 +169,7 @@ func dropInvalid(ev *pb.CloudEvent, data []byte) {
 		case cloudevent.AttrSubject:
 			delete(ev.Attributes, ce.Attribute)
 		case cloudevent.AttrDataContentType:
-			setString(ev, cloudevent.AttrDataContentType, sniff(data))
+			cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(cloudevent.SniffContentType(data)))
 		case cloudevent.AttrTime:
 			delete(ev.Attributes, ce.Attribute)
 		default:
@@ -180,63 +178,3 @@ func dropInvalid(ev *pb.CloudEvent, data []byte) {
 	}
 }
 
-// sniff names the media type of a payload without a declared one.
-func sniff(b []byte) string {
-	switch {
-	case json.Valid(b):
-		return "application/json"
-	case utf8.Valid(b):
-		return "text/plain; charset=utf-8"
-	}
-	return "application/octet-stream"
-}
-
-// setAttr stores one binary-mode attribute with the type CloudEvents gives
-// it: time a timestamp, dataschema a URI, everything else a string. A time
-// that is not RFC 3339 stays a string, which Validate refuses.
-func setAttr(ev *pb.CloudEvent, name, val string) {
-	switch name {
-	case cloudevent.AttrID:
-		ev.Id = val
-	case cloudevent.AttrSource:
-		ev.Source = val
-	case cloudevent.AttrSpecVersion:
-		ev.SpecVersion = val
-	case cloudevent.AttrType:
-		ev.Type = val
-	case cloudevent.AttrTime:
-		t, err := time.Parse(time.RFC3339Nano, val)
-		if err != nil {
-			setString(ev, name, val)
-			return
-		}
-		setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(t)}})
-	case cloudevent.AttrDataSchema:
-		setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeUri{CeUri: val}})
-	default:
-		setString(ev, name, val)
-	}
-}
-
-func setString(ev *pb.CloudEvent, name, val string) {
-	setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeString{CeString: val}})
-}
-
-func setValue(ev *pb.CloudEvent, name string, v *pb.CloudEventAttributeValue) {
-	if ev.Attributes == nil {
-		ev.Attributes = map[string]*pb.CloudEventAttributeValue{}
-	}
-	ev.Attributes[name] = v
-}
-
-// setData keeps the payload byte for byte: text_data when it is valid
-// UTF-8, binary_data otherwise; no data for an empty payload.
-func setData(ev *pb.CloudEvent, b []byte) {
-	switch {
-	case len(b) == 0:
-	case utf8.Valid(b):
-		ev.Data = &pb.CloudEvent_TextData{TextData: string(b)}
-	default:
-		ev.Data = &pb.CloudEvent_BinaryData{BinaryData: b}
-	}
-}

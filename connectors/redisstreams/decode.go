@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -65,14 +64,14 @@ func binaryEvent(values map[string]any) (*pb.CloudEvent, error) {
 		if name == "" || name == cloudevent.AttrDataContentType {
 			return nil, fmt.Errorf("field %q: not an attribute field", k)
 		}
-		setAttr(ev, name, str(v))
+		cloudevent.SetAttribute(ev, name, str(v))
 	}
 	ct, hasCT := values[entryContentType]
 	if hasCT {
-		setString(ev, cloudevent.AttrDataContentType, str(ct))
+		cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(str(ct)))
 	}
 	if data, ok := values[entryData]; ok {
-		setData(ev, []byte(str(data)))
+		cloudevent.SetData(ev, "", []byte(str(data)))
 	}
 	if err := cloudevent.Validate(ev); err != nil {
 		return nil, err
@@ -91,7 +90,7 @@ func (d decoder) wrap(id string, values map[string]any) *pb.CloudEvent {
 	}
 	if d.subjectField != "" {
 		if s, ok := values[d.subjectField]; ok && str(s) != "" {
-			setString(ev, cloudevent.AttrSubject, str(s))
+			cloudevent.SetAttributeValue(ev, cloudevent.AttrSubject, cloudevent.StringValue(str(s)))
 		}
 	}
 	if d.dataField != "" {
@@ -101,10 +100,10 @@ func (d decoder) wrap(id string, values map[string]any) *pb.CloudEvent {
 		}
 		payload := []byte(str(values[d.dataField]))
 		if ct == "" {
-			ct = sniff(payload)
+			ct = cloudevent.SniffContentType(payload)
 		}
-		setString(ev, cloudevent.AttrDataContentType, ct)
-		setData(ev, payload)
+		cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(ct))
+		cloudevent.SetData(ev, "", payload)
 	} else {
 		fields := make(map[string]string, len(values))
 		for k, v := range values {
@@ -114,7 +113,7 @@ func (d decoder) wrap(id string, values map[string]any) *pb.CloudEvent {
 		enc := json.NewEncoder(&b)
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(fields) // a map of strings always encodes; keys come out sorted
-		setString(ev, cloudevent.AttrDataContentType, "application/json")
+		cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue("application/json"))
 		ev.Data = &pb.CloudEvent_TextData{TextData: strings.TrimSuffix(b.String(), "\n")}
 	}
 	dropInvalid(ev)
@@ -137,7 +136,7 @@ func dropInvalid(ev *pb.CloudEvent) {
 		case cloudevent.AttrDataContentType:
 			delete(ev.Attributes, ce.Attribute)
 			if _, text := ev.Data.(*pb.CloudEvent_TextData); text && !json.Valid([]byte(ev.GetTextData())) {
-				setString(ev, cloudevent.AttrDataContentType, "text/plain; charset=utf-8")
+				cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue("text/plain; charset=utf-8"))
 			}
 		default:
 			return
@@ -159,66 +158,6 @@ func entryTime(id string) (time.Time, bool) {
 	return time.UnixMilli(n).UTC(), true
 }
 
-// sniff names the media type of a payload without a declared one.
-func sniff(b []byte) string {
-	switch {
-	case json.Valid(b):
-		return "application/json"
-	case utf8.Valid(b):
-		return "text/plain; charset=utf-8"
-	}
-	return "application/octet-stream"
-}
-
-// setAttr stores one binary-mode attribute with the type CloudEvents gives
-// it: time a timestamp, dataschema a URI, everything else a string. A time
-// that is not RFC 3339 stays a string, which Validate refuses.
-func setAttr(ev *pb.CloudEvent, name, val string) {
-	switch name {
-	case cloudevent.AttrID:
-		ev.Id = val
-	case cloudevent.AttrSource:
-		ev.Source = val
-	case cloudevent.AttrSpecVersion:
-		ev.SpecVersion = val
-	case cloudevent.AttrType:
-		ev.Type = val
-	case cloudevent.AttrTime:
-		t, err := time.Parse(time.RFC3339Nano, val)
-		if err != nil {
-			setString(ev, name, val)
-			return
-		}
-		setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(t)}})
-	case cloudevent.AttrDataSchema:
-		setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeUri{CeUri: val}})
-	default:
-		setString(ev, name, val)
-	}
-}
-
-func setString(ev *pb.CloudEvent, name, val string) {
-	setValue(ev, name, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeString{CeString: val}})
-}
-
-func setValue(ev *pb.CloudEvent, name string, v *pb.CloudEventAttributeValue) {
-	if ev.Attributes == nil {
-		ev.Attributes = map[string]*pb.CloudEventAttributeValue{}
-	}
-	ev.Attributes[name] = v
-}
-
-// setData keeps the payload byte for byte: text_data when it is valid
-// UTF-8, binary_data otherwise; no data for an empty payload.
-func setData(ev *pb.CloudEvent, b []byte) {
-	switch {
-	case len(b) == 0:
-	case utf8.Valid(b):
-		ev.Data = &pb.CloudEvent_TextData{TextData: string(b)}
-	default:
-		ev.Data = &pb.CloudEvent_BinaryData{BinaryData: b}
-	}
-}
 
 // str renders a field value; go-redis returns strings.
 func str(v any) string {

@@ -1,0 +1,52 @@
+package cloudevent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+)
+
+func TestBuildHelpers(t *testing.T) {
+	ev := &pb.CloudEvent{}
+	for name, v := range map[string]string{"id": "1", "source": "/s", "specversion": "1.0", "type": "t", "time": "2026-01-02T03:04:05Z", "dataschema": "https://x/s", "tenant": "acme"} {
+		SetAttribute(ev, name, v)
+	}
+	if err := Validate(ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.GetAttributes()["time"].GetCeTimestamp().AsTime(); !got.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
+		t.Fatalf("time %v", got)
+	}
+	SetAttribute(ev, "time", "yesterday")
+	if Validate(ev) == nil {
+		t.Fatal("a bad time must stay visible to Validate")
+	}
+	cases := map[string]struct {
+		ct   string
+		data []byte
+		text bool
+	}{
+		"json":             {"application/json", []byte(`{"a":1}`), true},
+		"unknown utf8":     {"", []byte("hi"), true},
+		"binary type":      {"image/png", []byte("png?"), false},
+		"invalid utf8":     {"text/plain", []byte{0xff}, false},
+		"vendor json":      {"application/vnd.x+json; charset=utf-8", []byte(`[]`), true},
+		"empty is no data": {"text/plain", nil, false},
+	}
+	for name, tc := range cases {
+		ev := &pb.CloudEvent{}
+		SetData(ev, tc.ct, tc.data)
+		if _, isText := ev.GetData().(*pb.CloudEvent_TextData); isText != tc.text {
+			t.Errorf("%s: text=%v", name, isText)
+		}
+		if string(Data(ev)) != string(tc.data) {
+			t.Errorf("%s: data not byte-exact", name)
+		}
+	}
+	for in, want := range map[string]string{`{"a":1}`: "application/json", "plain": "text/plain; charset=utf-8", "\xff": "application/octet-stream"} {
+		if got := SniffContentType([]byte(in)); got != want {
+			t.Errorf("%q: %q", in, got)
+		}
+	}
+}
