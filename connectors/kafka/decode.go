@@ -158,4 +158,3 @@ func dropInvalid(ev *pb.CloudEvent, data []byte) {
 		}
 	}
 }
-

@@ -177,4 +177,3 @@ func dropInvalid(ev *pb.CloudEvent, data []byte) {
 		}
 	}
 }
-

@@ -158,7 +158,6 @@ func entryTime(id string) (time.Time, bool) {
 	return time.UnixMilli(n).UTC(), true
 }
 
-
 // str renders a field value; go-redis returns strings.
 func str(v any) string {
 	switch x := v.(type) {
