@@ -14,11 +14,13 @@ export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 log() { printf '\n== %s\n' "$*" >&2; }
 
 apt_updated=
-need_pkg() { # need_pkg COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 && return 0
-  log "installing $2"
+apt_install() { # apt_install PACKAGE
+  log "installing $1"
   if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+need_pkg() { # need_pkg COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 || apt_install "$2"
 }
 
 wait_for() { # wait_for NAME CMD...
@@ -28,6 +30,9 @@ wait_for() { # wait_for NAME CMD...
 }
 
 log "services"
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Redis: every store test and the end-to-end tests.
 need_pkg redis-server redis-server
 need_pkg redis-cli redis-tools
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
@@ -37,6 +42,40 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   wait_for redis redis-cli -h 127.0.0.1 -p 6379 ping
 fi
 echo "redis: $(redis-cli -h 127.0.0.1 -p 6379 ping)"
+
+# PostgreSQL: the postgres connector's tests start private clusters with
+# wal_level=logical from these binaries; the local cluster is started too.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+if ! port_open 5432 && [ -d /etc/postgresql ]; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+
+# MariaDB: the mysql connector's tests start private servers with the binlog on.
+need_pkg mariadbd mariadb-server
+if ! port_open 3306; then
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+fi
+
+# RabbitMQ, Mosquitto and NATS with JetStream: the amqp, mqtt and
+# nats_jetstream connectors' tests use them on their standard ports.
+need_pkg rabbitmq-server rabbitmq-server
+if ! port_open 5672; then
+  rabbitmq-server -detached || true
+fi
+need_pkg mosquitto mosquitto
+if ! port_open 1883; then
+  mosquitto -d -c /etc/mosquitto/mosquitto.conf || true
+fi
+need_pkg nats-server nats-server
+if ! port_open 4222; then
+  mkdir -p /var/lib/nats-server
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+fi
+for svc in 5672:rabbitmq 1883:mosquitto 4222:nats; do
+  wait_for "${svc#*:}" port_open "${svc%%:*}"
+done
+echo "services: redis, postgresql binaries, mariadb, rabbitmq, mosquitto, nats up"
 
 log "go modules"
 go mod download
