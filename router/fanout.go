@@ -80,6 +80,7 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 				r.depth[t] = d
 				names = append(names, t)
 			}
+			r.fanoutSeq.Add(1)
 			r.depthMu.Unlock()
 			for _, t := range names {
 				r.wake(t)

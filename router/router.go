@@ -29,8 +29,9 @@ type Router struct {
 	snap     atomic.Pointer[snapshot] // triggers and their index
 	reloadMu sync.Mutex               // serialises changes of snap
 
-	depthMu sync.Mutex
-	depth   map[string]depth // per trigger, for admission
+	depthMu   sync.Mutex
+	depth     map[string]depth // per trigger, for admission
+	fanoutSeq atomic.Int64     // counts local fan-outs, so a sweep can tell its reads are stale
 
 	appendCh chan *appendReq
 

@@ -49,12 +49,18 @@ func (r *Router) sweep(ctx context.Context) {
 	}
 	now := time.Now()
 	r.checkPeers(ctx)
+	// Depths read here are applied only if no local fan-out updated them
+	// meanwhile: a read overtaken by a fan-out would count events twice (or
+	// not at all) until the next sweep.
+	seq := r.fanoutSeq.Load()
 	if admitted, err := r.store.Admitted(ctx); err == nil {
 		r.depthMu.Lock()
-		for _, n := range names {
-			d := r.depth[n]
-			d.logged = admitted[n]
-			r.depth[n] = d
+		if r.fanoutSeq.Load() == seq {
+			for _, n := range names {
+				d := r.depth[n]
+				d.logged = admitted[n]
+				r.depth[n] = d
+			}
 		}
 		r.depthMu.Unlock()
 	}
@@ -68,8 +74,11 @@ func (r *Router) sweep(ctx context.Context) {
 			}
 			return
 		}
+		fresh := r.fanoutSeq.Load() == seq
 		for _, p := range peeks {
-			r.setDepth(p.Trigger, p.Held)
+			if fresh {
+				r.setDepth(p.Trigger, p.Held)
+			}
 			due := (!p.NextDue.IsZero() && !p.NextDue.After(now)) || (!p.NextLease.IsZero() && !p.NextLease.After(now))
 			if p.Ready > 0 || due {
 				r.wake(p.Trigger)

@@ -182,7 +182,6 @@ func TestTimeoutIsRetriedThenDeadLettered(t *testing.T) {
 func TestQueueFullPushesBack(t *testing.T) {
 	b := testenv.Embedded(t)
 	block := make(chan struct{})
-	t.Cleanup(func() { close(block) })
 	stall := func(ctx context.Context, ev event.Event) (function.Result, error) {
 		select {
 		case <-block:
@@ -192,6 +191,7 @@ func TestQueueFullPushesBack(t *testing.T) {
 	}
 	e := startServer(t, b, nil)
 	e.apply(t, fmt.Sprintf(`{"name":"small","filter":{"attributes":{"type":"small"}},"target":{"grpc":"%s"},"delivery":{"max_queue":5,"max_concurrency":1}}`, startFunction(t, stall)))
+	t.Cleanup(func() { close(block) }) // before the function server stops
 	ctx := context.Background()
 	accepted := 0
 	var pushErr error
@@ -215,6 +215,13 @@ func TestQueueFullPushesBack(t *testing.T) {
 	// A batch that includes one event for the full trigger is refused whole.
 	st, _ = e.post(t, "application/cloudevents-batch+json", nil, []byte(`[{"specversion":"1.0","id":"o1","source":"/s","type":"other"},{"specversion":"1.0","id":"o2","source":"/s","type":"small"}]`))
 	require.Equal(t, http.StatusTooManyRequests, st)
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		stats, err := e.client.TriggerStats(ctx, "small")
+		return err == nil && stats[0].GetEnqueued() == 5
+	}, "the 5 accepted events queued")
+	logLen, err := e.srv.Router().Store().LogLength(ctx)
+	require.NoError(t, err)
+	require.Zero(t, logLen, "nothing beyond the cap was accepted")
 	stats, err := e.client.TriggerStats(ctx, "small")
 	require.NoError(t, err)
 	require.EqualValues(t, 5, stats[0].GetEnqueued(), "nothing beyond the cap was accepted")

@@ -20,7 +20,6 @@ import (
 func TestStalledTriggerDoesNotDelayOthers(t *testing.T) {
 	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
 		release := make(chan struct{})
-		t.Cleanup(func() { close(release) })
 		var stalledCalls atomic.Int64
 		stalled := func(ctx context.Context, ev event.Event) (function.Result, error) {
 			stalledCalls.Add(1)
@@ -44,6 +43,7 @@ delivery: {max_concurrency: 2, timeout: 1m}
 name: healthy
 target: {grpc: "%s"}
 `, startFunction(t, stalled), startFunction(t, ok)))
+		t.Cleanup(func() { close(release) }) // before the function servers stop
 		const n = 500
 		var evs []event.Event
 		for i := range n {
