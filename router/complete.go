@@ -84,7 +84,7 @@ func (d *dispatcher) record(batch []outcome) {
 	var wait time.Duration
 	for {
 		ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
-		err := d.write(ctx, now, br, acks, retries, deads)
+		err := d.write(ctx, now, br, &acks, &retries, &deads)
 		cancel()
 		if err == nil {
 			return
@@ -99,34 +99,39 @@ func (d *dispatcher) record(batch []outcome) {
 	}
 }
 
-func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker, acks []store.AttemptRef, retries []store.Retry, deads []store.Dead) error {
+// write records the outcomes; each step that succeeds empties its slice, so
+// a retry after a failure does not repeat it.
+func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker, acks *[]store.AttemptRef, retries *[]store.Retry, deads *[]store.Dead) error {
 	s := d.r.store
-	if len(acks) > 0 {
-		if _, stale, err := s.Ack(ctx, d.name, acks); err != nil {
+	if len(*acks) > 0 {
+		_, stale, err := s.Ack(ctx, d.name, *acks)
+		if err != nil {
 			return err
-		} else if stale > 0 {
+		}
+		if stale > 0 {
 			d.r.metrics.staleAcks.Add(float64(stale))
 		}
-		acks = acks[:0]
+		*acks = nil
 	}
-	if len(retries) > 0 {
-		if _, err := s.ScheduleRetries(ctx, d.name, now, br, retries); err != nil {
+	if len(*retries) > 0 {
+		if _, err := s.ScheduleRetries(ctx, d.name, now, br, *retries); err != nil {
 			return err
 		}
-		retries = retries[:0]
+		*retries = nil
 	}
-	if len(deads) > 0 {
+	if len(*deads) > 0 {
 		capacity := d.r.cfg.DLQMaxEntries
 		if c := d.trig.Load().Spec.Delivery.DeadLetterMaxEntries; c > 0 {
 			capacity = c
 		}
-		_, evicted, err := s.DeadLetter(ctx, d.name, now, br, capacity, deads)
+		_, evicted, err := s.DeadLetter(ctx, d.name, now, br, capacity, *deads)
 		if err != nil {
 			return err
 		}
 		if evicted > 0 {
 			d.r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", d.name, "evicted", evicted)
 		}
+		*deads = nil
 	}
 	return nil
 }

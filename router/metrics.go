@@ -1,6 +1,9 @@
 package router
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
 
 type metrics struct {
 	reg             *prometheus.Registry
@@ -35,6 +38,6 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 	}
 	m.reg.MustRegister(m.published, m.unmatched, m.publishRefused, m.fannedOut, m.deliveries, m.deadLettered, m.staleAcks, m.repliesRefused, m.droppedDeleted, m.attemptDuration, m.publishToInvoke,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

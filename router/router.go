@@ -122,14 +122,17 @@ func (r *Router) goLoop(fn func(context.Context)) {
 // leases expire and another instance retries them) and returns. Safe to call
 // more than once.
 func (r *Router) Shutdown(ctx context.Context) error {
-	if !r.stopping.CompareAndSwap(false, true) {
+	// Flipped under r.mu: a reconcile in progress finishes first, and none
+	// after it starts a dispatcher.
+	r.mu.Lock()
+	first := r.stopping.CompareAndSwap(false, true)
+	r.mu.Unlock()
+	if !first {
 		return nil
 	}
 	r.stopIntake()
 	// No attempt starts once every claim loop has returned; only then may
 	// the attempts be waited for.
-	r.mu.Lock() // no dispatcher starts after this: reconcile sees stopping
-	r.mu.Unlock()
 	r.claimLoops.Wait()
 	drained := make(chan struct{})
 	go func() { r.attempts.Wait(); close(drained) }()

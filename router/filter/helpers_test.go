@@ -29,7 +29,6 @@ func testEvent(opts ...evOpt) *pb.CloudEvent {
 
 func withType(t string) evOpt   { return func(ev *pb.CloudEvent) { ev.Type = t } }
 func withSource(s string) evOpt { return func(ev *pb.CloudEvent) { ev.Source = s } }
-func withID(id string) evOpt    { return func(ev *pb.CloudEvent) { ev.Id = id } }
 
 // withAttr sets an optional or extension attribute.
 func withAttr(name string, v *pb.CloudEventAttributeValue) evOpt {
