@@ -299,3 +299,22 @@ func stops(t *testing.T, h Harness) {
 		t.Fatal("the source did not stop within 15s")
 	}
 }
+
+// Build builds a source of a registered kind from raw configuration fields,
+// failing the test on a validation or construction error.
+func Build(t testing.TB, kind string, env connectors.Env, fields map[string]any) connectors.Source {
+	t.Helper()
+	spec, ok := connectors.Default.Lookup(kind)
+	if !ok {
+		t.Fatalf("connector %q is not registered", kind)
+	}
+	cfg, err := spec.Build("fields", fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := spec.New(env, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}

@@ -26,19 +26,7 @@ import (
 
 func build(t testing.TB, env connectors.Env, fields map[string]any) connectors.Source {
 	t.Helper()
-	spec, ok := connectors.Default.Lookup("directory")
-	if !ok {
-		t.Fatal("directory not registered")
-	}
-	cfg, err := spec.Build("fields", fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := spec.New(env, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return connectortest.Build(t, "directory", env, fields)
 }
 
 func write(t testing.TB, path, content string) {

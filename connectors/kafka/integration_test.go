@@ -35,16 +35,7 @@ func spec(t testing.TB) connectors.Spec {
 
 func build(t testing.TB, env connectors.Env, fields map[string]any) connectors.Source {
 	t.Helper()
-	s := spec(t)
-	cfg, err := s.Build("fields", fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := s.New(env, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return connectortest.Build(t, "kafka", env, fields)
 }
 
 func quietEnv(name string) connectors.Env {

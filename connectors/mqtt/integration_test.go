@@ -117,19 +117,7 @@ func dropSession(clientID string) {
 
 func build(t testing.TB, env connectors.Env, fields map[string]any) connectors.Source {
 	t.Helper()
-	spec, ok := connectors.Default.Lookup(mqttsrc.Kind)
-	if !ok {
-		t.Fatal("mqtt not registered")
-	}
-	cfg, err := spec.Build("fields", fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := spec.New(env, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return connectortest.Build(t, "mqtt", env, fields)
 }
 
 func TestConformance(t *testing.T) {

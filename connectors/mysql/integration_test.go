@@ -76,19 +76,7 @@ func fields(extra map[string]any) map[string]any {
 
 func build(t testing.TB, env connectors.Env, fields map[string]any) connectors.Source {
 	t.Helper()
-	spec, ok := connectors.Default.Lookup("mysql")
-	if !ok {
-		t.Fatal("mysql not registered")
-	}
-	cfg, err := spec.Build("fields", fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := spec.New(env, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return connectortest.Build(t, "mysql", env, fields)
 }
 
 // prepare connects once so the start position is saved before anything is

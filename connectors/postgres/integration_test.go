@@ -77,19 +77,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func build(t testing.TB, env connectors.Env, fields map[string]any) connectors.Source {
 	t.Helper()
-	spec, ok := connectors.Default.Lookup("postgres")
-	if !ok {
-		t.Fatal("postgres not registered")
-	}
-	cfg, err := spec.Build("fields", fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := spec.New(env, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return connectortest.Build(t, "postgres", env, fields)
 }
 
 // prepare connects once so the slot exists before anything is produced

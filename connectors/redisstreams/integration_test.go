@@ -34,16 +34,7 @@ func spec(t testing.TB) connectors.Spec {
 
 func build(t testing.TB, env connectors.Env, fields map[string]any) connectors.Source {
 	t.Helper()
-	s := spec(t)
-	cfg, err := s.Build("fields", fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := s.New(env, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return connectortest.Build(t, "redis_streams", env, fields)
 }
 
 // client connects to the real Redis and deletes the test's streams at the end.

@@ -23,19 +23,7 @@ import (
 
 func build(t testing.TB, env connectors.Env, fields map[string]any) connectors.Source {
 	t.Helper()
-	spec, ok := connectors.Default.Lookup("s3_notifications")
-	if !ok {
-		t.Fatal("s3_notifications not registered")
-	}
-	cfg, err := spec.Build("fields", fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := spec.New(env, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return connectortest.Build(t, "s3_notifications", env, fields)
 }
 
 // record renders one MinIO-style record with a unique request id.

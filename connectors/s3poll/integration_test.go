@@ -77,19 +77,7 @@ func (f *fakeS3) fields(bucket string, extra map[string]any) map[string]any {
 
 func build(t testing.TB, env connectors.Env, fields map[string]any) connectors.Source {
 	t.Helper()
-	spec, ok := connectors.Default.Lookup("s3")
-	if !ok {
-		t.Fatal("s3 not registered")
-	}
-	cfg, err := spec.Build("fields", fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := spec.New(env, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return connectortest.Build(t, "s3", env, fields)
 }
 
 func TestConformance(t *testing.T) {

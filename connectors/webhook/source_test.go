@@ -19,19 +19,7 @@ import (
 
 func build(t testing.TB, env connectors.Env, fields map[string]any) connectors.Source {
 	t.Helper()
-	spec, ok := connectors.Default.Lookup("webhook")
-	if !ok {
-		t.Fatal("webhook not registered")
-	}
-	cfg, err := spec.Build("fields", fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := spec.New(env, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return connectortest.Build(t, "webhook", env, fields)
 }
 
 // post sends body until it is answered 2xx (as webhook senders retry).
