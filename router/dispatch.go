@@ -117,6 +117,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 			return time.Time{}
 		}
 		want := min(int(free), r.cfg.ClaimBatch)
+		gen := r.depthGens(d.name)[d.name]
 		res, err := r.store.Claim(ctx, d.name, time.Now(), want, pol.MaxConcurrency, pol.Timeout.Duration+r.cfg.LeaseGrace)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -124,7 +125,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 			}
 			return time.Now().Add(time.Second)
 		}
-		r.setDepth(d.name, res.Held)
+		r.setDepth(d.name, res.Held, gen)
 		lastReady = res.Ready
 		for _, it := range res.Items {
 			d.inflight.Add(1)

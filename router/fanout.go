@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/switchyard-io/switchyard/router/store"
@@ -71,23 +70,11 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 		held, err := r.store.Enqueue(wctx, batches)
 		if err == nil {
 			err = r.store.AckLog(wctx, recs)
-			names := make([]string, 0, len(held))
-			r.depthMu.Lock()
-			for t, n := range held {
-				d := r.depth[t]
-				d.held = n
-				d.logged = max(0, d.logged-int64(len(batches[t])))
-				r.depth[t] = d
-				names = append(names, t)
+			fromLog := make(map[string]int64, len(batches))
+			for t, items := range batches {
+				fromLog[t] = int64(len(items))
 			}
-			r.fanoutSeq.Add(1)
-			r.depthMu.Unlock()
-			for _, t := range names {
-				r.wake(t)
-			}
-			if r.peers.Load() {
-				r.store.Client().Publish(wctx, r.store.Keys().WakeChannel(), strings.Join(names, ","))
-			}
+			r.queued(wctx, held, fromLog)
 			cancel()
 			if err != nil {
 				r.log.Warn("acknowledge ingest log (records will be taken over later)", "err", err)

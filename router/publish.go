@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,10 +25,15 @@ type PublishResult struct {
 	Routed int
 }
 
+// appendReq is one publish waiting for the group-commit writer. With direct
+// set, every record goes straight into that trigger's queue (one atomic step
+// in its hash slot); otherwise the records go to the ingest log and are
+// fanned out from there.
 type appendReq struct {
-	ctx  context.Context
-	recs []store.LogRecord
-	done chan error
+	ctx    context.Context
+	recs   []store.LogRecord
+	direct string
+	done   chan error
 }
 
 var inputPool = sync.Pool{New: func() any { return filter.NewInput(nil) }}
@@ -84,6 +91,8 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (PublishR
 		r.metrics.publishRefused.WithLabelValues("pushback").Add(float64(len(events)))
 		return PublishResult{}, err
 	}
+	direct := soleTrigger(res.Triggers)
+	now := time.Now()
 	recs := make([]store.LogRecord, 0, len(events))
 	for i, ev := range events {
 		if len(res.Triggers[i]) == 0 {
@@ -93,23 +102,64 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (PublishR
 		if err != nil {
 			return PublishResult{}, fmt.Errorf("event[%d]: encode: %w", i, err)
 		}
-		recs = append(recs, store.LogRecord{Event: b, Triggers: res.Triggers[i]})
+		rec := store.LogRecord{Event: b, Triggers: res.Triggers[i]}
+		if direct != "" {
+			rec.ID = r.newID(now)
+		}
+		recs = append(recs, rec)
 	}
-	if err := r.appendLog(ctx, recs); err != nil {
+	if err := r.appendLog(ctx, recs, direct); err != nil {
 		return PublishResult{}, err
 	}
-	r.depthMu.Lock()
-	for _, ts := range res.Triggers {
-		for _, t := range ts {
-			d := r.depth[t]
-			d.logged++
-			r.depth[t] = d
+	if direct == "" {
+		r.depthMu.Lock()
+		for _, ts := range res.Triggers {
+			for _, t := range ts {
+				d := r.depth[t]
+				d.logged++
+				d.gen++
+				r.depth[t] = d
+			}
 		}
+		r.depthMu.Unlock()
 	}
-	r.depthMu.Unlock()
 	r.metrics.published.Add(float64(len(events)))
 	r.metrics.unmatched.Add(float64(len(events) - len(recs)))
 	return res, nil
+}
+
+// soleTrigger returns the one trigger every routed event of a publish goes
+// to, or "" when the publish routes to more than one. Such a publish skips
+// the ingest log: its events are queued straight into that trigger's queue in
+// one atomic step, which keeps "all or none" without a second write.
+func soleTrigger(matched [][]string) string {
+	sole := ""
+	for _, ts := range matched {
+		switch {
+		case len(ts) == 0:
+		case len(ts) > 1:
+			return ""
+		case sole == "":
+			sole = ts[0]
+		case ts[0] != sole:
+			return ""
+		}
+	}
+	return sole
+}
+
+// newID returns a queue id for an event queued without the ingest log:
+// "<unix ms>-<instance nonce>.<sequence>". Like a log entry id it starts with
+// the acceptance time (store.IDTime reads it), and the nonce keeps ids of
+// different instances apart.
+func (r *Router) newID(now time.Time) string {
+	b := make([]byte, 0, 32)
+	b = strconv.AppendInt(b, now.UnixMilli(), 10)
+	b = append(b, '-')
+	b = append(b, r.idNonce...)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, r.idSeq.Add(1), 36)
+	return string(b)
 }
 
 // admit refuses the publish when a matching trigger's queue is at its cap.
@@ -131,8 +181,8 @@ func (r *Router) admit(snap *snapshot, matched [][]string) error {
 }
 
 // appendLog hands records to the group-commit writers and waits for Redis.
-func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord) error {
-	req := &appendReq{ctx: ctx, recs: recs, done: make(chan error, 1)}
+func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord, direct string) error {
+	req := &appendReq{ctx: ctx, recs: recs, direct: direct, done: make(chan error, 1)}
 	select {
 	case r.appendCh <- req:
 	case <-ctx.Done():
@@ -180,18 +230,75 @@ func (r *Router) appendLoop(ctx context.Context) {
 				break drain
 			}
 		}
-		recs := make([][]store.LogRecord, 0, len(batch))
-		for _, req := range batch {
-			if req.ctx.Err() == nil {
-				recs = append(recs, req.recs)
-			}
+		r.commit(batch)
+	}
+}
+
+// commit writes one group of publishes: the direct ones into their
+// triggers' queues (one script per trigger, each atomic), the rest into the
+// ingest log in one transaction. Each request learns whether its own write
+// landed.
+func (r *Router) commit(batch []*appendReq) {
+	var logged [][]store.LogRecord
+	var direct map[string][]store.Item
+	for _, req := range batch {
+		if req.ctx.Err() != nil {
+			continue // its publisher gave up: write nothing for it
 		}
-		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := r.store.AppendLog(wctx, recs...)
-		cancel()
-		for _, req := range batch {
-			req.done <- err
+		if req.direct == "" {
+			logged = append(logged, req.recs)
+			continue
 		}
+		if direct == nil {
+			direct = map[string][]store.Item{}
+		}
+		for _, rec := range req.recs {
+			direct[req.direct] = append(direct[req.direct], store.Item{ID: rec.ID, Event: rec.Event})
+		}
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var logErr, directErr error
+	if len(logged) > 0 {
+		logErr = r.store.AppendLog(wctx, logged...)
+	}
+	if len(direct) > 0 {
+		var held map[string]int64
+		held, directErr = r.store.Enqueue(wctx, direct)
+		if directErr == nil {
+			r.queued(wctx, held, nil)
+		}
+	}
+	for _, req := range batch {
+		if req.direct == "" {
+			req.done <- logErr
+		} else {
+			req.done <- directErr
+		}
+	}
+}
+
+// queued records what the store said after events were queued: each
+// trigger's queue size (fromLog: how many of them left the ingest log), and
+// wakes the triggers' dispatchers here and, when there are any, on the other
+// instances.
+func (r *Router) queued(ctx context.Context, held map[string]int64, fromLog map[string]int64) {
+	names := make([]string, 0, len(held))
+	r.depthMu.Lock()
+	for t, n := range held {
+		d := r.depth[t]
+		d.held = n
+		d.logged = max(0, d.logged-fromLog[t])
+		d.gen++
+		r.depth[t] = d
+		names = append(names, t)
+	}
+	r.depthMu.Unlock()
+	for _, t := range names {
+		r.wake(t)
+	}
+	if r.peers.Load() && len(names) > 0 {
+		r.store.Client().Publish(ctx, r.store.Keys().WakeChannel(), strings.Join(names, ","))
 	}
 }
 

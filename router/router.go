@@ -2,6 +2,8 @@ package router
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,11 +31,12 @@ type Router struct {
 	snap     atomic.Pointer[snapshot] // triggers and their index
 	reloadMu sync.Mutex               // serialises changes of snap
 
-	depthMu   sync.Mutex
-	depth     map[string]depth // per trigger, for admission
-	fanoutSeq atomic.Int64     // counts local fan-outs, so a sweep can tell its reads are stale
+	depthMu sync.Mutex
+	depth   map[string]depth // per trigger, for admission
 
 	appendCh chan *appendReq
+	idNonce  string        // random, tells this instance's queue ids apart
+	idSeq    atomic.Uint64 // numbers this instance's queue ids
 
 	peers atomic.Bool // other instances listen for wake-ups (checked each sweep)
 
@@ -70,6 +73,9 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		appendCh:    make(chan *appendReq, 4096),
 		dispatchers: map[string]*dispatcher{},
 	}
+	var nonce [6]byte
+	_, _ = rand.Read(nonce[:])
+	r.idNonce = hex.EncodeToString(nonce[:])
 	r.snap.Store(emptySnapshot())
 	r.peers.Store(true)
 	r.intakeCtx, r.stopIntake = context.WithCancel(context.Background())
@@ -161,15 +167,33 @@ func (r *Router) Shutdown(ctx context.Context) error {
 // when last seen, plus events accepted into the ingest log and not yet fanned
 // out (from the store's admitted counts, plus those this instance accepted
 // since it last read them). It errs on the high side for at most one sweep.
-type depth struct{ held, logged int64 }
+// gen counts this instance's changes to it, so that a size read from the
+// store can tell whether it is stale.
+type depth struct{ held, logged, gen int64 }
 
 func (d depth) total() int64 { return d.held + d.logged }
 
-func (r *Router) setDepth(trigger string, held int64) {
+// depthGens returns the generation of each trigger's depth, to pass to
+// setDepth after reading the store.
+func (r *Router) depthGens(names ...string) map[string]int64 {
+	gens := make(map[string]int64, len(names))
 	r.depthMu.Lock()
-	d := r.depth[trigger]
-	d.held = held
-	r.depth[trigger] = d
+	for _, n := range names {
+		gens[n] = r.depth[n].gen
+	}
+	r.depthMu.Unlock()
+	return gens
+}
+
+// setDepth records a queue size read from the store, unless this instance
+// queued events for the trigger since gen was taken: the read may predate
+// them, and applying it would let admission overshoot max_queue.
+func (r *Router) setDepth(trigger string, held, gen int64) {
+	r.depthMu.Lock()
+	if d := r.depth[trigger]; d.gen == gen {
+		d.held = held
+		r.depth[trigger] = d
+	}
 	r.depthMu.Unlock()
 }
 

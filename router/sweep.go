@@ -49,15 +49,14 @@ func (r *Router) sweep(ctx context.Context) {
 	}
 	now := time.Now()
 	r.checkPeers(ctx)
-	// Depths read here are applied only if no local fan-out updated them
-	// meanwhile: a read overtaken by a fan-out would count events twice (or
-	// not at all) until the next sweep.
-	seq := r.fanoutSeq.Load()
+	// Depths read here are applied only to triggers this instance did not
+	// queue or accept events for meanwhile: a read overtaken by a local write
+	// would count events twice (or not at all) until the next sweep.
+	gens := r.depthGens(names...)
 	if admitted, err := r.store.Admitted(ctx); err == nil {
 		r.depthMu.Lock()
-		if r.fanoutSeq.Load() == seq {
-			for _, n := range names {
-				d := r.depth[n]
+		for _, n := range names {
+			if d := r.depth[n]; d.gen == gens[n] {
 				d.logged = admitted[n]
 				r.depth[n] = d
 			}
@@ -74,11 +73,8 @@ func (r *Router) sweep(ctx context.Context) {
 			}
 			return
 		}
-		fresh := r.fanoutSeq.Load() == seq
 		for _, p := range peeks {
-			if fresh {
-				r.setDepth(p.Trigger, p.Held)
-			}
+			r.setDepth(p.Trigger, p.Held, gens[p.Trigger])
 			due := (!p.NextDue.IsZero() && !p.NextDue.After(now)) || (!p.NextLease.IsZero() && !p.NextLease.After(now))
 			if p.Ready > 0 || due {
 				r.wake(p.Trigger)
