@@ -59,6 +59,10 @@ const (
 // DefaultLatencyRates are the open-loop rates of the latency scenario.
 var DefaultLatencyRates = []int{1000, 200}
 
+// DefaultWindow is the default Options.Window: deliveries owed (accepted, not
+// yet delivered) beyond which closed-loop publishers pause.
+const DefaultWindow = 20_000
+
 // Options configures Run. Zero fields take the defaults above.
 type Options struct {
 	// RedisURL is the Redis the benchmark (and the server it starts) uses.
@@ -83,6 +87,12 @@ type Options struct {
 	HTTPClients int
 	// Batch is the number of events per PublishBatch.
 	Batch int
+	// Window bounds the deliveries the closed-loop publishers keep owed:
+	// they pause while accepted events not yet delivered exceed it, so the
+	// throughput scenarios measure a sustained rate (accepted ≈ delivered)
+	// rather than ingest racing ahead of delivery into a growing backlog.
+	// Negative: no window (publishers stop only at pushback).
+	Window int
 	// LatencyRates are the open-loop rates (events/s) of the latency scenario.
 	LatencyRates []int
 	// Triggers is the number of triggers registered by triggers10k, and
@@ -120,6 +130,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.HTTPClients == 0 {
 		o.HTTPClients = DefaultHTTPClients
+	}
+	if o.Window == 0 {
+		o.Window = DefaultWindow
 	}
 	if o.Batch == 0 {
 		o.Batch = DefaultBatch
@@ -185,6 +198,7 @@ type ReportConfig struct {
 	WarmupS      float64 `json:"warmup_s"`
 	PayloadBytes int     `json:"payload_bytes"`
 	Concurrency  int     `json:"concurrency"`
+	Window       int     `json:"window"`
 	Batch        int     `json:"batch"`
 	HTTPClients  int     `json:"http_clients"`
 	LatencyRates []int   `json:"latency_rates"`
@@ -241,7 +255,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	e.payload = []byte(strings.Repeat("x", o.Payload))
 	e.rep = &Report{Start: start.UTC(), Ratios: map[string]float64{}, DrainS: map[string]float64{}, Config: ReportConfig{
 		DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), PayloadBytes: o.Payload,
-		Concurrency: o.Concurrency, Batch: o.Batch, HTTPClients: o.HTTPClients, LatencyRates: o.LatencyRates,
+		Concurrency: o.Concurrency, Window: o.Window, Batch: o.Batch, HTTPClients: o.HTTPClients, LatencyRates: o.LatencyRates,
 		Triggers: o.Triggers, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadAvg: loadAvg(),
 		KeyPrefix: e.prefix,
 	}}

@@ -50,6 +50,7 @@ func parseServing(line []byte) (grpcAddr, httpAddr string, ok bool) {
 // warnings and errors are passed on to logw.
 func startChild(ctx context.Context, exe string, args []string, logw io.Writer) (*target, error) {
 	cmd := exec.Command(exe, args...)
+	dieWithParent(cmd)
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

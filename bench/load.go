@@ -29,6 +29,20 @@ type pubStats struct {
 	pushbacks atomic.Int64
 	errors    atomic.Int64
 	firstErr  atomic.Pointer[string]
+	// owed, when set, returns the deliveries still owed for accepted
+	// events; closed-loop publishers pause while it exceeds window.
+	owed   func() int64
+	window int64
+}
+
+// await pauses a closed-loop publisher while too many deliveries are owed.
+func (s *pubStats) await(ctx context.Context) {
+	if s.owed == nil || s.window <= 0 {
+		return
+	}
+	for s.owed() > s.window && ctx.Err() == nil {
+		sleepCtx(ctx, time.Millisecond)
+	}
 }
 
 func (s *pubStats) fail(err error) {
@@ -121,6 +135,7 @@ func (e *env) batchPublisher(ctx context.Context, typ string, p int, st *pubStat
 	buf := make([]byte, 0, 40)
 	var seq uint64
 	for ctx.Err() == nil {
+		st.await(ctx)
 		for _, ev := range req.Events {
 			seq++
 			buf = strconv.AppendUint(append(buf[:0], idp...), seq, 10)
@@ -168,6 +183,7 @@ func (e *env) httpPublisher(ctx context.Context, url string, head []byte, w int,
 	idEnd := len(buf)
 	var seq uint64
 	for ctx.Err() == nil {
+		st.await(ctx)
 		seq++
 		buf = append(strconv.AppendUint(buf[:idEnd], seq, 10), `"}`...)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(buf))

@@ -42,7 +42,9 @@ Scenarios (they run in this order):
   raw-grpc     unary Invoke calls to the sink, C=16 and C=128 (the gRPC ceiling)
   raw-redis    XADD (pipelined x64) -> XREADGROUP COUNT 64 -> XACK on a scratch stream
   single       one trigger; closed-loop gRPC PublishBatch publishers (pushback
-               honoured), then 64 keep-alive HTTP clients posting single events
+               honoured), then 64 keep-alive HTTP clients posting single events;
+               publishers pause while more than --window deliveries are owed,
+               so delivered/s is a sustained rate (accepted ≈ delivered)
   fanout10     ten triggers matching every event
   latency      open loop at each --latency-rates rate, one trigger:
                scheduled send -> invoke p50/p99/p99.9
@@ -93,6 +95,7 @@ Speed is measured here, never asserted: the figures depend on the machine.`,
 	f.StringVar(&o.Server, "server", "", "gRPC address of a running server to target instead of starting one (its CPU and RSS are then not reported)")
 	f.StringVar(&o.ServerHTTP, "server-http", "", "HTTP address of that server, for the HTTP variant of single")
 	f.IntVar(&o.Concurrency, "concurrency", bench.DefaultConcurrency, "closed-loop gRPC publishers")
+	f.IntVar(&o.Window, "window", bench.DefaultWindow, "deliveries owed (accepted, not yet delivered) beyond which closed-loop publishers pause; -1: none")
 	f.IntVar(&o.HTTPClients, "http-clients", bench.DefaultHTTPClients, "keep-alive HTTP publishers of the HTTP variant")
 	f.IntVar(&o.Batch, "batch", bench.DefaultBatch, "events per PublishBatch")
 	f.StringVar(&rates, "latency-rates", joinInts(bench.DefaultLatencyRates), "comma list of open-loop rates (events/s) for the latency scenario")
