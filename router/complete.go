@@ -158,8 +158,9 @@ func (d *dispatcher) decide(o outcome, t *trigger.Trigger, now time.Time) (*stor
 	if hist.AcceptTime == nil && !born.IsZero() {
 		hist.AcceptTime = timestamppb.New(store.IDTime(o.item.ID))
 	}
-	traceID := traceIDOf(o.ev)
-	log := d.r.log.With("event_id", o.ev.GetId(), "event_source", o.ev.GetSource(), "trigger", d.name, "trace_id", traceID, "attempt", o.item.Attempt)
+	ev := o.event()
+	traceID := traceIDOf(ev)
+	log := d.r.log.With("event_id", ev.GetId(), "event_source", ev.GetSource(), "trigger", d.name, "trace_id", traceID, "attempt", o.item.Attempt)
 
 	reason, detail := o.reason, o.detail
 	if !o.noTry {

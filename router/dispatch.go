@@ -40,11 +40,22 @@ type dispatcher struct {
 // outcome is a finished attempt waiting to be recorded.
 type outcome struct {
 	item   store.Claimed
-	ev     *pb.CloudEvent
+	ev     *pb.CloudEvent // item.Event decoded, once needed: see event
 	res    delivery.Result
 	noTry  bool // the event died before an attempt (too old, unreadable)
 	reason switchyardv1.DeadLetterReason
 	detail string
+}
+
+// event returns the stored event, decoding it on first use: an attempt to a
+// gRPC target that succeeds needs only the stored bytes. An unreadable event
+// decodes in part, which is enough for logs.
+func (o *outcome) event() *pb.CloudEvent {
+	if o.ev == nil {
+		o.ev = &pb.CloudEvent{}
+		_ = proto.Unmarshal(o.item.Event, o.ev)
+	}
+	return o.ev
 }
 
 func newDispatcher(r *Router, t *trigger.Trigger) *dispatcher {
@@ -157,9 +168,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 
 // lost records an attempt whose instance disappeared mid-delivery.
 func (d *dispatcher) lost(it store.Claimed) {
-	ev := &pb.CloudEvent{}
-	_ = proto.Unmarshal(it.Event, ev)
-	d.results <- outcome{item: it, ev: ev, res: delivery.Result{
+	d.results <- outcome{item: it, res: delivery.Result{
 		Verdict: delivery.Retry, Code: "LEASE_EXPIRED",
 		Message: "the instance running this attempt stopped answering before its lease ran out",
 		Start:   time.Now(),
@@ -169,9 +178,12 @@ func (d *dispatcher) lost(it store.Claimed) {
 // attempt runs one attempt and hands its outcome to the completer.
 func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 	r := d.r
-	ev := &pb.CloudEvent{}
-	if err := proto.Unmarshal(it.Event, ev); err != nil {
-		d.results <- outcome{item: it, ev: ev, noTry: true, reason: switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE, detail: "stored event is unreadable: " + err.Error()}
+	o := outcome{item: it}
+	// Checked, not decoded: gRPC targets get the stored bytes as they are.
+	key, err := delivery.ScanEvent(it.Event)
+	if err != nil {
+		o.noTry, o.reason, o.detail = true, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE, "stored event is unreadable: "+err.Error()
+		d.results <- o
 		return
 	}
 	pol := t.Spec.Delivery
@@ -180,22 +192,28 @@ func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 		born = store.IDTime(it.ID)
 	}
 	if !born.IsZero() && time.Since(born) > pol.MaxEventAge.Duration {
-		d.results <- outcome{item: it, ev: ev, noTry: true, reason: switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE,
-			detail: "event older than max_event_age " + pol.MaxEventAge.String() + " before its attempt"}
+		o.noTry, o.reason = true, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE
+		o.detail = "event older than max_event_age " + pol.MaxEventAge.String() + " before its attempt"
+		d.results <- o
 		return
 	}
-	res := r.invoker.Invoke(r.attemptCtx, &delivery.Attempt{
+	a := &delivery.Attempt{
 		Trigger: d.name, GRPC: t.Spec.Target.GRPC, URL: t.Spec.Target.URL,
-		Event: ev, Number: it.Attempt, Timeout: pol.Timeout.Duration,
-	})
+		Raw: it.Event, Key: key, Number: it.Attempt, Timeout: pol.Timeout.Duration,
+	}
+	if a.GRPC == "" {
+		a.Event = o.event()
+	}
+	res := r.invoker.Invoke(r.attemptCtx, a)
 	if !born.IsZero() && it.Attempt == 1 && it.History == nil {
 		r.metrics.publishToInvoke.Observe(res.Start.Sub(born).Seconds())
 	}
 	r.metrics.attemptDuration.WithLabelValues(d.name).Observe(res.Duration.Seconds())
 	if res.Verdict == delivery.Ack && len(res.Replies) > 0 {
-		if err := r.publishReplies(r.attemptCtx, ev, res.Replies); err != nil {
+		if err := r.publishReplies(r.attemptCtx, o.event(), res.Replies); err != nil {
 			res = delivery.Result{Verdict: delivery.Retry, Code: "REPLY_REFUSED", Message: "the function's reply events could not be published: " + err.Error(), Start: res.Start, Duration: res.Duration}
 		}
 	}
-	d.results <- outcome{item: it, ev: ev, res: res}
+	o.res = res
+	d.results <- o
 }

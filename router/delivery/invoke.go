@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
@@ -34,9 +33,16 @@ type Attempt struct {
 	Trigger string
 	// GRPC or URL: the target, exactly one set.
 	GRPC, URL string
-	Event     *pb.CloudEvent
-	Number    int
-	Timeout   time.Duration
+	// Raw is the event as stored, an io.cloudevents.v1.CloudEvent in the
+	// protobuf encoding, and Key the idempotency key ScanEvent returned for
+	// it: what gRPC targets receive (see raw.go).
+	Raw []byte
+	Key string
+	// Event is the event decoded, for HTTP targets (binary mode puts the
+	// attributes in headers).
+	Event   *pb.CloudEvent
+	Number  int
+	Timeout time.Duration
 }
 
 // IdempotencyKey is the key sent with every attempt: source and id.
@@ -132,13 +138,9 @@ func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt) Result {
 		return Result{Verdict: DeadNow, Code: "TRANSPORT", Message: err.Error(), Health: true}
 	}
 	deadline, _ := ctx.Deadline()
-	resp, err := functionv1.NewFunctionServiceClient(cc).Invoke(ctx, &functionv1.InvokeRequest{
-		Event:          a.Event,
-		Attempt:        int32(a.Number),
-		Trigger:        a.Trigger,
-		Deadline:       timestamppb.New(deadline),
-		IdempotencyKey: IdempotencyKey(a.Event),
-	})
+	req := preEncoded(encodeInvokeRequest(a, deadline)) // see raw.go
+	resp := &functionv1.InvokeResponse{}
+	err = cc.Invoke(ctx, functionv1.FunctionService_Invoke_FullMethodName, req, resp, invokeOpts...)
 	if err != nil {
 		code := status.Code(err)
 		if context.Cause(ctx) == errDeadline {
