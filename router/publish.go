@@ -264,7 +264,7 @@ func (r *Router) commit(batch []*appendReq) {
 	}
 	if len(direct) > 0 {
 		var held map[string]int64
-		held, directErr = r.store.Enqueue(wctx, direct)
+		held, directErr = r.store.Add(wctx, direct)
 		if directErr == nil {
 			r.queued(wctx, held, nil)
 		}

@@ -50,6 +50,39 @@ func (s *Store) Enqueue(ctx context.Context, batches map[string][]Item) (map[str
 	return held, nil
 }
 
+// Add queues items whose ids are new (unique, never queued before: the
+// caller made them) for each trigger, one MULTI/EXEC per trigger's hash slot.
+// It skips Enqueue's duplicate check, and keeps the event bodies out of Lua,
+// whose string copies cost more than the writes themselves. It returns, per
+// trigger, the number of events the queue holds.
+func (s *Store) Add(ctx context.Context, batches map[string][]Item) (map[string]int64, error) {
+	lens := make(map[string]*redis.IntCmd, len(batches))
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for trig, items := range batches {
+			q := s.keys.Queue(trig)
+			pairs := make([]any, 0, 2*len(items))
+			ids := make([]any, 0, len(items))
+			for _, it := range items {
+				pairs = append(pairs, it.ID, it.Event)
+				ids = append(ids, it.ID)
+			}
+			p.HSet(ctx, q.Events, pairs...)
+			p.RPush(ctx, q.Ready, ids...)
+			p.HIncrBy(ctx, q.Stats, "enqueued", int64(len(items)))
+			lens[trig] = p.HLen(ctx, q.Events)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	held := make(map[string]int64, len(lens))
+	for t, c := range lens {
+		held[t] = c.Val()
+	}
+	return held, nil
+}
+
 // Claimed is one attempt a claim handed to the caller.
 type Claimed struct {
 	ID      string
@@ -105,20 +138,58 @@ func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, 
 		Breaker: BreakerState(toString(v[4])), BreakerUntil: msTime(v[5]), Held: toInt64(v[6]),
 	}
 	items, _ := v[0].([]any)
+	ids := make([]string, 0, len(items))
 	for _, it := range items {
 		f, _ := it.([]any)
-		if len(f) != 6 {
+		if len(f) != 5 {
 			continue
 		}
 		a, _ := strconv.Atoi(toString(f[1]))
-		c := Claimed{ID: toString(f[0]), Attempt: a, Event: []byte(toString(f[2])), Expired: toInt64(f[4]) == 1, Since: msTime(f[5])}
-		if h := toString(f[3]); h != "" {
+		c := Claimed{ID: toString(f[0]), Attempt: a, Expired: toInt64(f[3]) == 1, Since: msTime(f[4])}
+		if h := toString(f[2]); h != "" {
 			c.History = []byte(h)
 		}
 		r.Items = append(r.Items, c)
+		ids = append(ids, c.ID)
+	}
+	if len(ids) == 0 {
+		return r, nil
+	}
+	// The bodies are read after the claim, not by it: copied through Lua
+	// they cost more than the rest of the claim. The leases taken keep
+	// them in place; a body gone meanwhile (the trigger's queue purged)
+	// ends its attempt as an orphan.
+	bodies, err := s.rdb.HMGet(ctx, s.keys.Queue(trigger).Events, ids...).Result()
+	if err != nil {
+		return r, fmt.Errorf("claim %s: read events: %w (%d attempts started; their leases will expire)", trigger, err, len(ids))
+	}
+	var orphans []AttemptRef
+	kept := r.Items[:0]
+	for i, c := range r.Items {
+		b, ok := bodies[i].(string)
+		if !ok {
+			orphans = append(orphans, c.AttemptRef())
+			continue
+		}
+		c.Event = []byte(b)
+		kept = append(kept, c)
+	}
+	r.Items = kept
+	if len(orphans) > 0 {
+		args := make([]any, 0, 1+2*len(orphans))
+		args = append(args, 0)
+		for _, o := range orphans {
+			args = append(args, o.ID, o.Attempt)
+		}
+		if err := s.run(ctx, orphanScript, s.keys.Queue(trigger).all(), args...).Err(); err != nil {
+			return r, fmt.Errorf("claim %s: release orphans: %w", trigger, err)
+		}
 	}
 	return r, nil
 }
+
+// AttemptRef returns the reference of the claimed attempt.
+func (c Claimed) AttemptRef() AttemptRef { return AttemptRef{ID: c.ID, Attempt: c.Attempt} }
 
 // AttemptRef names one attempt.
 type AttemptRef struct {

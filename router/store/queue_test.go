@@ -156,3 +156,43 @@ func TestConcurrentTriggerWritesDoNotConflict(t *testing.T) {
 		require.ErrorIs(t, err, store.ErrConflict)
 	})
 }
+
+func TestAddAndOrphans(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		now := time.Now()
+		held, err := s.Add(ctx, map[string][]store.Item{
+			"a": {{ID: "1-x.1", Event: []byte("one")}, {ID: "1-x.2", Event: []byte("two")}, {ID: "1-x.3", Event: []byte("three")}},
+			"b": {{ID: "1-x.4", Event: []byte("four")}},
+		})
+		require.NoError(t, err)
+		require.Equal(t, map[string]int64{"a": 3, "b": 1}, held)
+
+		// The body of 1-x.2 vanishes while its id waits (a purge racing a
+		// publish): the claim ends that attempt as an orphan and hands out
+		// the others.
+		require.NoError(t, b.Client.HDel(ctx, s.Keys().Queue("a").Events, "1-x.2").Err())
+		r, err := s.Claim(ctx, "a", now, 10, 10, time.Minute)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 2)
+		require.Equal(t, "1-x.1", r.Items[0].ID)
+		require.Equal(t, []byte("one"), r.Items[0].Event)
+		require.Equal(t, "1-x.3", r.Items[1].ID)
+		require.Equal(t, []byte("three"), r.Items[1].Event)
+		qs, err := s.Stats(ctx, "a")
+		require.NoError(t, err)
+		require.EqualValues(t, 2, qs.InFlight, "the orphan holds no lease")
+		require.Equal(t, "1", qs.Counters["orphans"])
+		require.Equal(t, "3", qs.Counters["enqueued"])
+
+		acked, stale, err := s.Ack(ctx, "a", []store.AttemptRef{r.Items[0].AttemptRef(), r.Items[1].AttemptRef()})
+		require.NoError(t, err)
+		require.EqualValues(t, 2, acked)
+		require.Zero(t, stale)
+		qs, err = s.Stats(ctx, "a")
+		require.NoError(t, err)
+		require.Zero(t, qs.Ready+qs.InFlight+qs.Delayed)
+	})
+}
