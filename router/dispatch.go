@@ -144,7 +144,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 			if it.Expired {
 				d.lost(it)
 			} else {
-				go d.attempt(t, it)
+				r.workers.run(func() { d.attempt(t, it) })
 			}
 		}
 		var next time.Time

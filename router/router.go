@@ -35,6 +35,7 @@ type Router struct {
 	depth   map[string]depth // per trigger, for admission
 
 	appendCh chan *appendReq
+	workers  *workers      // run attempts
 	idNonce  string        // random, tells this instance's queue ids apart
 	idSeq    atomic.Uint64 // numbers this instance's queue ids
 
@@ -71,6 +72,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		metrics:     newMetrics(),
 		depth:       map[string]depth{},
 		appendCh:    make(chan *appendReq, 4096),
+		workers:     newWorkers(),
 		dispatchers: map[string]*dispatcher{},
 	}
 	var nonce [6]byte
@@ -159,6 +161,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	r.workers.close()
 	close(r.appendCh)
 	return errors.Join(err, r.invoker.Close())
 }
