@@ -61,7 +61,7 @@ var DefaultLatencyRates = []int{1000, 200}
 
 // DefaultWindow is the default Options.Window: deliveries owed (accepted, not
 // yet delivered) beyond which closed-loop publishers pause.
-const DefaultWindow = 20_000
+const DefaultWindow = 10_000
 
 // Options configures Run. Zero fields take the defaults above.
 type Options struct {
