@@ -123,10 +123,14 @@ type ClaimResult struct {
 	BreakerUntil time.Time
 }
 
+// inlineBodies is the largest claim whose events' bodies come back in the
+// claim script's reply; larger claims read them with HMGET (see claimScript).
+const inlineBodies = 16
+
 // Claim starts up to want attempts for trigger, keeping at most limit in
 // flight across every instance, leased for lease. See claimScript.
 func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, limit int, lease time.Duration) (ClaimResult, error) {
-	v, err := s.run(ctx, claimScript, s.keys.Queue(trigger).all(), nowMS(now), want, limit, lease.Milliseconds()).Slice()
+	v, err := s.run(ctx, claimScript, s.keys.Queue(trigger).all(), nowMS(now), want, limit, lease.Milliseconds(), inlineBodies).Slice()
 	if err != nil {
 		return ClaimResult{}, fmt.Errorf("claim %s: %w", trigger, err)
 	}
@@ -138,10 +142,11 @@ func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, 
 		Breaker: BreakerState(toString(v[4])), BreakerUntil: msTime(v[5]), Held: toInt64(v[6]),
 	}
 	items, _ := v[0].([]any)
-	ids := make([]string, 0, len(items))
+	var unread []string // ids whose body the script did not return
+	var gone []bool     // per item: the script found no body
 	for _, it := range items {
 		f, _ := it.([]any)
-		if len(f) != 5 {
+		if len(f) != 6 {
 			continue
 		}
 		a, _ := strconv.Atoi(toString(f[1]))
@@ -149,29 +154,46 @@ func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, 
 		if h := toString(f[2]); h != "" {
 			c.History = []byte(h)
 		}
+		switch body := f[5].(type) {
+		case string:
+			if body == "" {
+				unread = append(unread, c.ID)
+			} else {
+				c.Event = []byte(body)
+			}
+			gone = append(gone, false)
+		default: // false (nil): the body is gone
+			gone = append(gone, true)
+		}
 		r.Items = append(r.Items, c)
-		ids = append(ids, c.ID)
 	}
-	if len(ids) == 0 {
-		return r, nil
-	}
-	// The bodies are read after the claim, not by it: copied through Lua
-	// they cost more than the rest of the claim. The leases taken keep
-	// them in place; a body gone meanwhile (the trigger's queue purged)
-	// ends its attempt as an orphan.
-	bodies, err := s.rdb.HMGet(ctx, s.keys.Queue(trigger).Events, ids...).Result()
-	if err != nil {
-		return r, fmt.Errorf("claim %s: read events: %w (%d attempts started; their leases will expire)", trigger, err, len(ids))
+	if len(unread) > 0 {
+		// Read after the claim: the leases taken keep the bodies in
+		// place, unless the queue is purged meanwhile.
+		bodies, err := s.rdb.HMGet(ctx, s.keys.Queue(trigger).Events, unread...).Result()
+		if err != nil {
+			return r, fmt.Errorf("claim %s: read events: %w (%d attempts started; their leases will expire)", trigger, err, len(r.Items))
+		}
+		j := 0
+		for i := range r.Items {
+			if r.Items[i].Event != nil || gone[i] {
+				continue
+			}
+			if b, ok := bodies[j].(string); ok {
+				r.Items[i].Event = []byte(b)
+			} else {
+				gone[i] = true
+			}
+			j++
+		}
 	}
 	var orphans []AttemptRef
 	kept := r.Items[:0]
 	for i, c := range r.Items {
-		b, ok := bodies[i].(string)
-		if !ok {
+		if gone[i] {
 			orphans = append(orphans, c.AttemptRef())
 			continue
 		}
-		c.Event = []byte(b)
 		kept = append(kept, c)
 	}
 	r.Items = kept

@@ -194,5 +194,29 @@ func TestAddAndOrphans(t *testing.T) {
 		qs, err = s.Stats(ctx, "a")
 		require.NoError(t, err)
 		require.Zero(t, qs.Ready+qs.InFlight+qs.Delayed)
+
+		// A claim too large to carry the bodies reads them afterwards; an
+		// orphan among them is ended the same way.
+		var items []store.Item
+		for i := range 40 {
+			items = append(items, store.Item{ID: fmt.Sprintf("2-x.%02d", i), Event: []byte(fmt.Sprintf("body %d", i))})
+		}
+		_, err = s.Add(ctx, map[string][]store.Item{"c": items})
+		require.NoError(t, err)
+		require.NoError(t, b.Client.HDel(ctx, s.Keys().Queue("c").Events, "2-x.07").Err())
+		r, err = s.Claim(ctx, "c", now, 40, 40, time.Minute)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 39)
+		for _, it := range r.Items {
+			require.NotEqual(t, "2-x.07", it.ID)
+			var n int
+			_, err := fmt.Sscanf(it.ID, "2-x.%d", &n)
+			require.NoError(t, err)
+			require.Equal(t, fmt.Sprintf("body %d", n), string(it.Event))
+		}
+		qs, err = s.Stats(ctx, "c")
+		require.NoError(t, err)
+		require.EqualValues(t, 39, qs.InFlight)
+		require.Equal(t, "1", qs.Counters["orphans"])
 	})
 }
