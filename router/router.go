@@ -30,6 +30,8 @@ type Router struct {
 
 	snap     atomic.Pointer[snapshot] // triggers and their index
 	reloadMu sync.Mutex               // serialises changes of snap
+	pendMu   sync.Mutex               // guards pending
+	pending  []*changeReq             // changes waiting for install
 
 	depthMu sync.Mutex
 	depth   map[string]depth // per trigger, for admission

@@ -116,6 +116,31 @@ func (s *Store) GetTrigger(ctx context.Context, name string) (*switchyardv1.Trig
 	return t, nil
 }
 
+// GetTriggers returns the stored triggers of the given names, nil where none
+// is stored.
+func (s *Store) GetTriggers(ctx context.Context, names []string) ([]*switchyardv1.Trigger, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, s.keys.Triggers(), names...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*switchyardv1.Trigger, len(vals))
+	for i, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			continue
+		}
+		t := &switchyardv1.Trigger{}
+		if err := proto.Unmarshal([]byte(raw), t); err != nil {
+			return nil, fmt.Errorf("stored trigger %q is corrupt: %w", names[i], err)
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
 // ListTriggers returns every stored trigger sorted by name, and the revision
 // they were read at.
 func (s *Store) ListTriggers(ctx context.Context) ([]*switchyardv1.Trigger, int64, error) {
