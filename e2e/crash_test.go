@@ -115,36 +115,65 @@ func applyTrigger(t *testing.T, grpcAddr, yaml string) {
 // TestCrashBeforeDeliveryLosesNothing accepts events, kills the server with
 // SIGKILL while most of them wait (the function is slow, concurrency 2) and
 // some are in flight, restarts it on the same Redis and counts every event.
+// With one matching trigger the events are queued directly; with two they go
+// through the ingest log and are fanned out to both queues.
 func TestCrashBeforeDeliveryLosesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		triggers int
+	}{{"one trigger, queued directly", 1}, {"two triggers, through the ingest log", 2}} {
+		t.Run(tc.name, func(t *testing.T) { crashTest(t, tc.triggers) })
+	}
+}
+
+func crashTest(t *testing.T, triggers int) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t) // fails clearly when Redis is down
 	prefix := testenv.Prefix()
-	fnAddr := freeAddr(t)
-	c := &counter{seen: map[string]int{}, delay: 20 * time.Millisecond}
-	serveFunction(t, fnAddr, c.handle)
+	counters := make([]*counter, triggers)
+	fnAddrs := make([]string, triggers)
+	for i := range counters {
+		counters[i] = &counter{seen: map[string]int{}, delay: 20 * time.Millisecond}
+		fnAddrs[i] = freeAddr(t)
+		serveFunction(t, fnAddrs[i], counters[i].handle)
+	}
+	delivered := func() (least, dups int) {
+		least = -1
+		for _, c := range counters {
+			if u := c.unique(); least < 0 || u < least {
+				least = u
+			}
+			dups += c.duplicates()
+		}
+		return least, dups
+	}
 
 	args := []string{"--redis-url", redisURL, "--key-prefix", prefix, "--lease-grace", "500ms"}
 	a := startServe(t, args...)
-	applyTrigger(t, a.GRPC, fmt.Sprintf(`
-name: crash
+	for i, addr := range fnAddrs {
+		applyTrigger(t, a.GRPC, fmt.Sprintf(`
+name: crash-%d
 filter: {attributes: {type: crash.test}}
 target: {grpc: "%s"}
 delivery: {max_concurrency: 2, timeout: 2s, initial_backoff: 50ms, max_backoff: 500ms}
-`, fnAddr))
+`, i, addr))
+	}
 	const total = 1000
 	for i := 0; i < total; i += 100 {
 		postBatch(t, a.HTTP, i, 100)
 	}
-	testenv.Eventually(t, 20*time.Second, func() bool { return c.unique() >= 20 }, "first deliveries")
+	testenv.Eventually(t, 20*time.Second, func() bool { n, _ := delivered(); return n >= 20 }, "first deliveries")
 	a.kill()
-	atKill := c.unique()
+	atKill, _ := delivered()
 	require.Less(t, atKill, total, "the crash must happen before delivery completes")
 
 	b := startServe(t, args...)
-	testenv.Eventually(t, 90*time.Second, func() bool { return c.unique() == total }, "all %d events delivered after restart (have %d)", total, c.unique())
-	t.Logf("crash test: %d accepted, %d delivered before SIGKILL, %d delivered in all, %d duplicates", total, atKill, c.unique(), c.duplicates())
-	require.LessOrEqual(t, c.duplicates(), 4, "duplicates bounded by what was in flight at the kill")
-	out, err := run(t, nil, "trigger", "stats", "crash", "-o", "json", "--server", b.GRPC)
+	testenv.Eventually(t, 90*time.Second, func() bool { n, _ := delivered(); return n == total },
+		"all %d events delivered to each of %d triggers after restart", total, triggers)
+	n, dups := delivered()
+	t.Logf("crash test, %d trigger(s): %d accepted, %d delivered (fewest per trigger) before SIGKILL, %d after, %d duplicates", triggers, total, atKill, n, dups)
+	require.LessOrEqual(t, dups, 4*triggers, "duplicates bounded by what was in flight at the kill")
+	out, err := run(t, nil, "trigger", "stats", "crash-0", "-o", "json", "--server", b.GRPC)
 	require.NoError(t, err)
 	var st any
 	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(out)), &st))
