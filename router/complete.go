@@ -45,6 +45,7 @@ func (d *dispatcher) completeLoop() {
 			}
 		}
 		d.record(batch)
+		d.drain.add(len(batch), time.Now())
 		d.inflight.Add(-int64(len(batch)))
 		d.r.attempts.Add(-len(batch))
 		if d.moreWork.Load() {

@@ -35,6 +35,7 @@ type dispatcher struct {
 	// completions do not, and new work wakes it (fan-out, timers, sweep).
 	moreWork atomic.Bool
 	results  chan outcome
+	drain    drainMeter // completions per second, for pushback delays
 }
 
 // outcome is a finished attempt waiting to be recorded.

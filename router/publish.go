@@ -162,10 +162,12 @@ func (r *Router) newID(now time.Time) string {
 	return string(b)
 }
 
-// admit refuses the publish when a matching trigger's queue is at its cap.
+// admit refuses the publish when a matching trigger's queue is at its cap,
+// suggesting a retry once this instance's delivery rate should have made
+// room for the publish.
 func (r *Router) admit(snap *snapshot, matched [][]string) error {
+	var pe *PushbackError
 	r.depthMu.Lock()
-	defer r.depthMu.Unlock()
 	for _, ts := range matched {
 		for _, name := range ts {
 			t := snap.triggers[name]
@@ -173,11 +175,34 @@ func (r *Router) admit(snap *snapshot, matched [][]string) error {
 				continue
 			}
 			if held := r.depth[name].total(); held >= t.Spec.Delivery.MaxQueue {
-				return &PushbackError{Trigger: name, Queued: held, MaxQueue: t.Spec.Delivery.MaxQueue, RetryAfter: time.Second}
+				pe = &PushbackError{Trigger: name, Queued: held, MaxQueue: t.Spec.Delivery.MaxQueue}
+				break
+			}
+		}
+		if pe != nil {
+			break
+		}
+	}
+	r.depthMu.Unlock()
+	if pe == nil {
+		return nil
+	}
+	var need int64
+	for _, ts := range matched {
+		for _, name := range ts {
+			if name == pe.Trigger {
+				need++
 			}
 		}
 	}
-	return nil
+	var rate float64
+	r.mu.Lock()
+	if d := r.dispatchers[pe.Trigger]; d != nil {
+		rate = d.drain.perSecond(time.Now())
+	}
+	r.mu.Unlock()
+	pe.RetryAfter = pushbackDelay(pe.Queued, pe.MaxQueue, need, rate)
+	return pe
 }
 
 // appendLog hands records to the group-commit writers and waits for Redis.
