@@ -23,13 +23,21 @@ import (
 // trigger pays one round trip per batch, not per event.
 func (d *dispatcher) completeLoop() {
 	const maxBatch = 256
-	var batch []outcome // allocated on first use: idle triggers cost nothing
+	var batch []outcome // allocated on first use
+	idle := time.NewTimer(completerIdle)
+	defer idle.Stop()
 	for {
 		var o outcome
 		select {
 		case o = <-d.results:
+		case <-idle.C:
+			if d.completerDone() {
+				return
+			}
+			idle.Reset(completerIdle)
+			continue
 		case <-d.loopDone:
-			if d.inflight.Load() == 0 {
+			if d.completerDone() {
 				return
 			}
 			o = <-d.results
@@ -51,8 +59,13 @@ func (d *dispatcher) completeLoop() {
 		if d.moreWork.Load() {
 			d.poke()
 		}
+		idle.Reset(completerIdle)
 	}
 }
+
+// completerIdle is how long the completer waits with nothing in flight
+// before it exits.
+const completerIdle = 5 * time.Second
 
 // record writes a batch of outcomes, retrying while the store is unreachable
 // until the router's hard stop (then the leases expire and the attempts are

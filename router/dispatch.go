@@ -29,7 +29,9 @@ type dispatcher struct {
 	stopOnce sync.Once
 	loopDone chan struct{}
 
-	inflight atomic.Int64
+	inflight   atomic.Int64
+	compMu     sync.Mutex
+	completing bool // the completer goroutine runs (see ensureCompleter)
 	// moreWork is set when claiming stopped for want of free slots while
 	// work was waiting: a completion then wakes the claim loop. Otherwise
 	// completions do not, and new work wakes it (fan-out, timers, sweep).
@@ -65,20 +67,46 @@ func newDispatcher(r *Router, t *trigger.Trigger) *dispatcher {
 		wakeCh:   make(chan struct{}, 1),
 		doneCh:   make(chan struct{}),
 		loopDone: make(chan struct{}),
-		// Attempts block on a full channel until the completer drains it, so
-		// a small buffer costs nothing but memory saved per trigger.
-		results: make(chan outcome, 16),
+		// Attempts block on a full channel until the completer drains it
+		// (blocked senders are taken in the same batch), so a small buffer
+		// costs nothing but saves memory per trigger.
+		results: make(chan outcome, 4),
 	}
 	d.trig.Store(t)
 	return d
 }
 
 func (d *dispatcher) start() {
-	d.r.wg.Add(2)
+	d.r.wg.Add(1)
 	d.r.claimLoops.Add(1)
 	go func() { defer d.r.wg.Done(); defer d.r.claimLoops.Done(); defer close(d.loopDone); d.loop() }()
-	go func() { defer d.r.wg.Done(); d.completeLoop() }()
 	d.poke()
+}
+
+// ensureCompleter starts the completer unless it runs. The claim loop calls
+// it before handing out attempts; the completer exits once no attempt is in
+// flight for completerIdle, so an idle trigger costs one goroutine, not two.
+func (d *dispatcher) ensureCompleter() {
+	d.compMu.Lock()
+	defer d.compMu.Unlock()
+	if d.completing {
+		return
+	}
+	d.completing = true
+	d.r.wg.Add(1) // legal: the calling claim loop is counted in wg
+	go func() { defer d.r.wg.Done(); d.completeLoop() }()
+}
+
+// completerDone ends the completer if no attempt is in flight (the claim
+// loop adds to inflight before it calls ensureCompleter).
+func (d *dispatcher) completerDone() bool {
+	d.compMu.Lock()
+	defer d.compMu.Unlock()
+	if d.inflight.Load() != 0 {
+		return false
+	}
+	d.completing = false
+	return true
 }
 
 // stop ends claiming; running attempts finish (bounded by the router's
@@ -139,8 +167,11 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 		}
 		r.setDepth(d.name, res.Held, gen)
 		lastReady = res.Ready
+		if len(res.Items) > 0 {
+			d.inflight.Add(int64(len(res.Items)))
+			d.ensureCompleter()
+		}
 		for _, it := range res.Items {
-			d.inflight.Add(1)
 			r.attempts.Add(1)
 			if it.Expired {
 				d.lost(it)
