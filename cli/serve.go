@@ -21,6 +21,7 @@ func newServeCmd() *cobra.Command {
 		logFmt   string
 		check    bool
 		cpuProf  string
+		memProf  string
 		file     string
 	)
 	cmd := &cobra.Command{
@@ -73,6 +74,17 @@ can share one Redis.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if memProf != "" {
+				defer func() {
+					f, err := os.Create(memProf)
+					if err != nil {
+						log.Error("--memprofile", "err", err)
+						return
+					}
+					defer f.Close()
+					_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				}()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return server.Run(ctx, cfg)
@@ -98,6 +110,8 @@ can share one Redis.`,
 	f.StringVar(&file, "config", "", "configuration file (YAML): server settings and the `sources:` to run; see docs/connectors")
 	f.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	_ = f.MarkHidden("cpuprofile")
+	f.StringVar(&memProf, "memprofile", "", "write an allocation profile to this file at shutdown")
+	_ = f.MarkHidden("memprofile")
 	return cmd
 }
 
