@@ -29,9 +29,12 @@ type dispatcher struct {
 	stopOnce sync.Once
 	loopDone chan struct{}
 
-	inflight   atomic.Int64
-	compMu     sync.Mutex
-	completing bool // the completer goroutine runs (see ensureCompleter)
+	inflight atomic.Int64
+	compMu   sync.Mutex
+	// deferredSince is when the claim loop began waiting for more free
+	// slots (zero when not waiting); only the claim loop uses it.
+	deferredSince time.Time
+	completing    bool // the completer goroutine runs (see ensureCompleter)
 	// moreWork is set when claiming stopped for want of free slots while
 	// work was waiting: a completion then wakes the claim loop. Otherwise
 	// completions do not, and new work wakes it (fan-out, timers, sweep).
@@ -82,6 +85,9 @@ func (d *dispatcher) start() {
 	go func() { defer d.r.wg.Done(); defer d.r.claimLoops.Done(); defer close(d.loopDone); d.loop() }()
 	d.poke()
 }
+
+// claimDefer bounds how long a claim waits for more free slots.
+const claimDefer = time.Millisecond
 
 // ensureCompleter starts the completer unless it runs. The claim loop calls
 // it before handing out attempts; the completer exits once no attempt is in
@@ -156,6 +162,21 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 			d.moreWork.Store(lastReady != 0)
 			return time.Time{}
 		}
+		// With attempts in flight and few free slots, wait a little for
+		// more completions: a claim costs two round trips whatever its
+		// size, and at full concurrency completions free slots a few at a
+		// time. Never longer than claimDefer.
+		if minClaim := int64(min(r.cfg.ClaimBatch, pol.MaxConcurrency/8)); free < minClaim && d.inflight.Load() > 0 && lastReady != 0 {
+			now := time.Now()
+			if d.deferredSince.IsZero() {
+				d.deferredSince = now
+			}
+			if until := d.deferredSince.Add(claimDefer); now.Before(until) {
+				d.moreWork.Store(true)
+				return until
+			}
+		}
+		d.deferredSince = time.Time{}
 		want := min(int(free), r.cfg.ClaimBatch)
 		gen := r.depthGens(d.name)[d.name]
 		res, err := r.store.Claim(ctx, d.name, time.Now(), want, pol.MaxConcurrency, pol.Timeout.Duration+r.cfg.LeaseGrace)
