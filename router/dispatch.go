@@ -178,7 +178,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 		}
 		d.deferredSince = time.Time{}
 		want := min(int(free), r.cfg.ClaimBatch)
-		gen := r.depthGens(d.name)[d.name]
+		gen := r.depthGen(d.name)
 		res, err := r.store.Claim(ctx, d.name, time.Now(), want, pol.MaxConcurrency, pol.Timeout.Duration+r.cfg.LeaseGrace)
 		if err != nil {
 			if ctx.Err() == nil {

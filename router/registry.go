@@ -118,26 +118,31 @@ func (r *Router) reload(ctx context.Context) error {
 	defer r.reloadMu.Unlock()
 	old := r.snap.Load()
 	s := &snapshot{rev: rev, triggers: make(map[string]*trigger.Trigger, len(list))}
-	entries := make([]filter.Entry, 0, len(list))
 	for _, p := range list {
 		if ot := old.triggers[p.GetName()]; ot != nil && ot.Generation == p.GetGeneration() {
 			s.triggers[p.GetName()] = ot
-			entries = append(entries, filter.Entry{Name: ot.Name(), Spec: ot.Spec.Filter, Filter: ot.Filter})
 			continue
 		}
-		t, err := trigger.Compile(trigger.FromProto(p))
-		if err != nil {
-			r.log.Error("stored trigger does not compile; it is skipped", "trigger", p.GetName(), "err", err)
-			continue
+		if t := r.compileStored(p); t != nil {
+			s.triggers[t.Name()] = t
 		}
-		t.Generation = p.GetGeneration()
-		s.triggers[t.Name()] = t
-		entries = append(entries, filter.Entry{Name: t.Name(), Spec: t.Spec.Filter, Filter: t.Filter})
 	}
-	s.index = &routeIndex{base: filter.NewIndex(entries)}
+	s.index = &routeIndex{base: filter.NewIndex(entriesOf(s.triggers, nil))}
 	r.snap.Store(s)
 	r.reconcile(s, nil)
 	return nil
+}
+
+// compileStored compiles a trigger read from the store, or logs why it
+// cannot and returns nil (the trigger is skipped).
+func (r *Router) compileStored(p *switchyardv1.Trigger) *trigger.Trigger {
+	t, err := trigger.Compile(trigger.FromProto(p))
+	if err != nil {
+		r.log.Error("stored trigger does not compile; it is skipped", "trigger", p.GetName(), "err", err)
+		return nil
+	}
+	t.Generation = p.GetGeneration()
+	return t
 }
 
 // ApplyLocal puts one stored trigger into this instance's view at once,
@@ -225,13 +230,9 @@ func (r *Router) refresh(ctx context.Context, names []string) error {
 			changes = append(changes, localChange{remove: names[i]})
 			continue
 		}
-		t, err := trigger.Compile(trigger.FromProto(p))
-		if err != nil {
-			r.log.Error("stored trigger does not compile; it is skipped", "trigger", p.GetName(), "err", err)
-			continue
+		if t := r.compileStored(p); t != nil {
+			changes = append(changes, localChange{t: t})
 		}
-		t.Generation = p.GetGeneration()
-		changes = append(changes, localChange{t: t})
 	}
 	r.install(changes...)
 	return nil

@@ -190,6 +190,13 @@ func (r *Router) depthGens(names ...string) map[string]int64 {
 	return gens
 }
 
+// depthGen returns the generation of one trigger's depth (see depthGens).
+func (r *Router) depthGen(name string) int64 {
+	r.depthMu.Lock()
+	defer r.depthMu.Unlock()
+	return r.depth[name].gen
+}
+
 // setDepth records a queue size read from the store, unless this instance
 // queued events for the trigger since gen was taken: the read may predate
 // them, and applying it would let admission overshoot max_queue.
