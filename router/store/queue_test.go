@@ -220,3 +220,60 @@ func TestAddAndOrphans(t *testing.T) {
 		require.Equal(t, "1", qs.Counters["orphans"])
 	})
 }
+
+// TestInFlightKeysStayWide checks that the in-flight ZSET and attempts HASH
+// leave Redis's listpack encoding at the first claim (see wideLua) and that
+// their sentinel never shows in a count, a lease time or a claim limit.
+func TestInFlightKeysStayWide(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		now := time.Now()
+		lease := time.Minute
+		var items []store.Item
+		for i := range 6 {
+			items = append(items, store.Item{ID: fmt.Sprintf("%d-0", i+1), Event: []byte("e")})
+		}
+		_, err := s.Enqueue(ctx, map[string][]store.Item{"w": items})
+		require.NoError(t, err)
+
+		r, err := s.Claim(ctx, "w", now, 3, 4, lease)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 3)
+		require.Equal(t, now.Add(lease).UnixMilli(), r.NextLease.UnixMilli())
+		if b.Mini == nil {
+			qk := store.NewKeys(b.Prefix).Queue("w")
+			require.Equal(t, "skiplist", b.Client.ObjectEncoding(ctx, qk.InFlight).Val())
+			require.Equal(t, "hashtable", b.Client.ObjectEncoding(ctx, qk.Attempts).Val())
+		}
+		st, err := s.Stats(ctx, "w")
+		require.NoError(t, err)
+		require.EqualValues(t, 3, st.InFlight)
+
+		// The limit counts attempts only: one more fits under 4.
+		r, err = s.Claim(ctx, "w", now, 10, 4, lease)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 1)
+
+		var refs []store.AttemptRef
+		for i := range 4 {
+			refs = append(refs, store.AttemptRef{ID: fmt.Sprintf("%d-0", i+1), Attempt: 1})
+		}
+		acked, stale, err := s.Ack(ctx, "w", refs)
+		require.NoError(t, err)
+		require.EqualValues(t, 4, acked)
+		require.Zero(t, stale)
+
+		st, err = s.Stats(ctx, "w")
+		require.NoError(t, err)
+		require.Zero(t, st.InFlight)
+		peeks, err := s.PeekAll(ctx, []string{"w"})
+		require.NoError(t, err)
+		require.Len(t, peeks, 1)
+		require.True(t, peeks[0].NextLease.IsZero(), "no lease left: %v", peeks[0].NextLease)
+		r, err = s.Claim(ctx, "w", now, 10, 4, lease)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 2)
+		require.False(t, r.NextLease.IsZero())
+	})
+}
