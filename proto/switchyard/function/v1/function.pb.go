@@ -87,6 +87,185 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{0}
 }
 
+// InvokeStreamRequest is one message from Switchyard on an InvokeStream.
+type InvokeStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The call this message is about, chosen by Switchyard.
+	Call uint64 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	// A new invocation (exactly as Invoke's request), or the withdrawal of an
+	// earlier one.
+	//
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*InvokeStreamRequest_Invoke
+	//	*InvokeStreamRequest_Cancel
+	Kind          isInvokeStreamRequest_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvokeStreamRequest) Reset() {
+	*x = InvokeStreamRequest{}
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvokeStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvokeStreamRequest) ProtoMessage() {}
+
+func (x *InvokeStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvokeStreamRequest.ProtoReflect.Descriptor instead.
+func (*InvokeStreamRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *InvokeStreamRequest) GetCall() uint64 {
+	if x != nil {
+		return x.Call
+	}
+	return 0
+}
+
+func (x *InvokeStreamRequest) GetKind() isInvokeStreamRequest_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *InvokeStreamRequest) GetInvoke() *InvokeRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*InvokeStreamRequest_Invoke); ok {
+			return x.Invoke
+		}
+	}
+	return nil
+}
+
+func (x *InvokeStreamRequest) GetCancel() bool {
+	if x != nil {
+		if x, ok := x.Kind.(*InvokeStreamRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return false
+}
+
+type isInvokeStreamRequest_Kind interface {
+	isInvokeStreamRequest_Kind()
+}
+
+type InvokeStreamRequest_Invoke struct {
+	Invoke *InvokeRequest `protobuf:"bytes,2,opt,name=invoke,proto3,oneof"`
+}
+
+type InvokeStreamRequest_Cancel struct {
+	Cancel bool `protobuf:"varint,3,opt,name=cancel,proto3,oneof"`
+}
+
+func (*InvokeStreamRequest_Invoke) isInvokeStreamRequest_Kind() {}
+
+func (*InvokeStreamRequest_Cancel) isInvokeStreamRequest_Kind() {}
+
+// InvokeStreamResponse answers one call of an InvokeStream.
+type InvokeStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The call answered.
+	Call uint64 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	// The answer, when code is 0 (OK): what Invoke would have returned.
+	Response *InvokeResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// A gRPC status code other than 0 when the call failed, classified as
+	// Invoke's status would be (for example 14, UNAVAILABLE, is retried).
+	Code int32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	// The status message of a failed call.
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// With a failed call: the least delay before the next attempt, as a
+	// google.rpc.RetryInfo detail of Invoke's status would say.
+	RetryDelay    *durationpb.Duration `protobuf:"bytes,5,opt,name=retry_delay,json=retryDelay,proto3" json:"retry_delay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvokeStreamResponse) Reset() {
+	*x = InvokeStreamResponse{}
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvokeStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvokeStreamResponse) ProtoMessage() {}
+
+func (x *InvokeStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvokeStreamResponse.ProtoReflect.Descriptor instead.
+func (*InvokeStreamResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *InvokeStreamResponse) GetCall() uint64 {
+	if x != nil {
+		return x.Call
+	}
+	return 0
+}
+
+func (x *InvokeStreamResponse) GetResponse() *InvokeResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *InvokeStreamResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *InvokeStreamResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *InvokeStreamResponse) GetRetryDelay() *durationpb.Duration {
+	if x != nil {
+		return x.RetryDelay
+	}
+	return nil
+}
+
 // InvokeRequest carries one event to a function.
 type InvokeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -108,7 +287,7 @@ type InvokeRequest struct {
 
 func (x *InvokeRequest) Reset() {
 	*x = InvokeRequest{}
-	mi := &file_switchyard_function_v1_function_proto_msgTypes[0]
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -120,7 +299,7 @@ func (x *InvokeRequest) String() string {
 func (*InvokeRequest) ProtoMessage() {}
 
 func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_function_v1_function_proto_msgTypes[0]
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -133,7 +312,7 @@ func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeRequest.ProtoReflect.Descriptor instead.
 func (*InvokeRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{0}
+	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InvokeRequest) GetEvent() *pb.CloudEvent {
@@ -190,7 +369,7 @@ type InvokeResponse struct {
 
 func (x *InvokeResponse) Reset() {
 	*x = InvokeResponse{}
-	mi := &file_switchyard_function_v1_function_proto_msgTypes[1]
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +381,7 @@ func (x *InvokeResponse) String() string {
 func (*InvokeResponse) ProtoMessage() {}
 
 func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_function_v1_function_proto_msgTypes[1]
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +394,7 @@ func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeResponse.ProtoReflect.Descriptor instead.
 func (*InvokeResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{1}
+	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InvokeResponse) GetOutcome() Outcome {
@@ -250,7 +429,19 @@ var File_switchyard_function_v1_function_proto protoreflect.FileDescriptor
 
 const file_switchyard_function_v1_function_proto_rawDesc = "" +
 	"\n" +
-	"%switchyard/function/v1/function.proto\x12\x16switchyard.function.v1\x1a\x10cloudevent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n" +
+	"%switchyard/function/v1/function.proto\x12\x16switchyard.function.v1\x1a\x10cloudevent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n" +
+	"\x13InvokeStreamRequest\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\x04R\x04call\x12?\n" +
+	"\x06invoke\x18\x02 \x01(\v2%.switchyard.function.v1.InvokeRequestH\x00R\x06invoke\x12\x18\n" +
+	"\x06cancel\x18\x03 \x01(\bH\x00R\x06cancelB\x06\n" +
+	"\x04kind\"\xd8\x01\n" +
+	"\x14InvokeStreamResponse\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\x04R\x04call\x12B\n" +
+	"\bresponse\x18\x02 \x01(\v2&.switchyard.function.v1.InvokeResponseR\bresponse\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12:\n" +
+	"\vretry_delay\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryDelay\"\xd9\x01\n" +
 	"\rInvokeRequest\x123\n" +
 	"\x05event\x18\x01 \x01(\v2\x1d.io.cloudevents.v1.CloudEventR\x05event\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x18\n" +
@@ -267,9 +458,10 @@ const file_switchyard_function_v1_function_proto_rawDesc = "" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vOUTCOME_ACK\x10\x01\x12\x11\n" +
 	"\rOUTCOME_RETRY\x10\x02\x12\x10\n" +
-	"\fOUTCOME_DEAD\x10\x032j\n" +
+	"\fOUTCOME_DEAD\x10\x032\xd9\x01\n" +
 	"\x0fFunctionService\x12W\n" +
-	"\x06Invoke\x12%.switchyard.function.v1.InvokeRequest\x1a&.switchyard.function.v1.InvokeResponseBMZKgithub.com/switchyard-io/switchyard/proto/switchyard/function/v1;functionv1b\x06proto3"
+	"\x06Invoke\x12%.switchyard.function.v1.InvokeRequest\x1a&.switchyard.function.v1.InvokeResponse\x12m\n" +
+	"\fInvokeStream\x12+.switchyard.function.v1.InvokeStreamRequest\x1a,.switchyard.function.v1.InvokeStreamResponse(\x010\x01BMZKgithub.com/switchyard-io/switchyard/proto/switchyard/function/v1;functionv1b\x06proto3"
 
 var (
 	file_switchyard_function_v1_function_proto_rawDescOnce sync.Once
@@ -284,28 +476,35 @@ func file_switchyard_function_v1_function_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_function_v1_function_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_function_v1_function_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_switchyard_function_v1_function_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_switchyard_function_v1_function_proto_goTypes = []any{
 	(Outcome)(0),                  // 0: switchyard.function.v1.Outcome
-	(*InvokeRequest)(nil),         // 1: switchyard.function.v1.InvokeRequest
-	(*InvokeResponse)(nil),        // 2: switchyard.function.v1.InvokeResponse
-	(*pb.CloudEvent)(nil),         // 3: io.cloudevents.v1.CloudEvent
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*InvokeStreamRequest)(nil),   // 1: switchyard.function.v1.InvokeStreamRequest
+	(*InvokeStreamResponse)(nil),  // 2: switchyard.function.v1.InvokeStreamResponse
+	(*InvokeRequest)(nil),         // 3: switchyard.function.v1.InvokeRequest
+	(*InvokeResponse)(nil),        // 4: switchyard.function.v1.InvokeResponse
 	(*durationpb.Duration)(nil),   // 5: google.protobuf.Duration
+	(*pb.CloudEvent)(nil),         // 6: io.cloudevents.v1.CloudEvent
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_switchyard_function_v1_function_proto_depIdxs = []int32{
-	3, // 0: switchyard.function.v1.InvokeRequest.event:type_name -> io.cloudevents.v1.CloudEvent
-	4, // 1: switchyard.function.v1.InvokeRequest.deadline:type_name -> google.protobuf.Timestamp
-	0, // 2: switchyard.function.v1.InvokeResponse.outcome:type_name -> switchyard.function.v1.Outcome
-	5, // 3: switchyard.function.v1.InvokeResponse.retry_after:type_name -> google.protobuf.Duration
-	3, // 4: switchyard.function.v1.InvokeResponse.replies:type_name -> io.cloudevents.v1.CloudEvent
-	1, // 5: switchyard.function.v1.FunctionService.Invoke:input_type -> switchyard.function.v1.InvokeRequest
-	2, // 6: switchyard.function.v1.FunctionService.Invoke:output_type -> switchyard.function.v1.InvokeResponse
-	6, // [6:7] is the sub-list for method output_type
-	5, // [5:6] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	3,  // 0: switchyard.function.v1.InvokeStreamRequest.invoke:type_name -> switchyard.function.v1.InvokeRequest
+	4,  // 1: switchyard.function.v1.InvokeStreamResponse.response:type_name -> switchyard.function.v1.InvokeResponse
+	5,  // 2: switchyard.function.v1.InvokeStreamResponse.retry_delay:type_name -> google.protobuf.Duration
+	6,  // 3: switchyard.function.v1.InvokeRequest.event:type_name -> io.cloudevents.v1.CloudEvent
+	7,  // 4: switchyard.function.v1.InvokeRequest.deadline:type_name -> google.protobuf.Timestamp
+	0,  // 5: switchyard.function.v1.InvokeResponse.outcome:type_name -> switchyard.function.v1.Outcome
+	5,  // 6: switchyard.function.v1.InvokeResponse.retry_after:type_name -> google.protobuf.Duration
+	6,  // 7: switchyard.function.v1.InvokeResponse.replies:type_name -> io.cloudevents.v1.CloudEvent
+	3,  // 8: switchyard.function.v1.FunctionService.Invoke:input_type -> switchyard.function.v1.InvokeRequest
+	1,  // 9: switchyard.function.v1.FunctionService.InvokeStream:input_type -> switchyard.function.v1.InvokeStreamRequest
+	4,  // 10: switchyard.function.v1.FunctionService.Invoke:output_type -> switchyard.function.v1.InvokeResponse
+	2,  // 11: switchyard.function.v1.FunctionService.InvokeStream:output_type -> switchyard.function.v1.InvokeStreamResponse
+	10, // [10:12] is the sub-list for method output_type
+	8,  // [8:10] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_function_v1_function_proto_init() }
@@ -313,13 +512,17 @@ func file_switchyard_function_v1_function_proto_init() {
 	if File_switchyard_function_v1_function_proto != nil {
 		return
 	}
+	file_switchyard_function_v1_function_proto_msgTypes[0].OneofWrappers = []any{
+		(*InvokeStreamRequest_Invoke)(nil),
+		(*InvokeStreamRequest_Cancel)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_function_v1_function_proto_rawDesc), len(file_switchyard_function_v1_function_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

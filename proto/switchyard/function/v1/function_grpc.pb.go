@@ -25,7 +25,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FunctionService_Invoke_FullMethodName = "/switchyard.function.v1.FunctionService/Invoke"
+	FunctionService_Invoke_FullMethodName       = "/switchyard.function.v1.FunctionService/Invoke"
+	FunctionService_InvokeStream_FullMethodName = "/switchyard.function.v1.FunctionService/InvokeStream"
 )
 
 // FunctionServiceClient is the client API for FunctionService service.
@@ -46,6 +47,22 @@ type FunctionServiceClient interface {
 	//     RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN are retried; the others
 	//     dead-letter). A google.rpc.RetryInfo detail is honoured like retry_after.
 	Invoke(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (*InvokeResponse, error)
+	// InvokeStream carries many invocations over one long-lived stream: the
+	// same deliveries as Invoke, at a fraction of a unary call's cost per
+	// event. Serving it is optional. Switchyard opens it when it first calls a
+	// target and keeps using Invoke for a target that answers UNIMPLEMENTED
+	// (it asks again every few minutes).
+	//
+	// Switchyard sends one InvokeStreamRequest per invocation, each with a call
+	// number unique on the stream, and never more at once than the trigger's
+	// max_concurrency; the function answers each with one InvokeStreamResponse
+	// carrying that number, in any order, and may run them concurrently. A
+	// request with cancel set withdraws the call of that number (its deadline
+	// passed): the function stops working on it and need not answer. The
+	// outcome rules are those of Invoke, with the status of a failed call
+	// carried in the response. When the stream ends, calls left unanswered
+	// count as failed with UNAVAILABLE and are retried.
+	InvokeStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[InvokeStreamRequest, InvokeStreamResponse], error)
 }
 
 type functionServiceClient struct {
@@ -66,6 +83,19 @@ func (c *functionServiceClient) Invoke(ctx context.Context, in *InvokeRequest, o
 	return out, nil
 }
 
+func (c *functionServiceClient) InvokeStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[InvokeStreamRequest, InvokeStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FunctionService_ServiceDesc.Streams[0], FunctionService_InvokeStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[InvokeStreamRequest, InvokeStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FunctionService_InvokeStreamClient = grpc.BidiStreamingClient[InvokeStreamRequest, InvokeStreamResponse]
+
 // FunctionServiceServer is the server API for FunctionService service.
 // All implementations must embed UnimplementedFunctionServiceServer
 // for forward compatibility.
@@ -84,6 +114,22 @@ type FunctionServiceServer interface {
 	//     RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN are retried; the others
 	//     dead-letter). A google.rpc.RetryInfo detail is honoured like retry_after.
 	Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error)
+	// InvokeStream carries many invocations over one long-lived stream: the
+	// same deliveries as Invoke, at a fraction of a unary call's cost per
+	// event. Serving it is optional. Switchyard opens it when it first calls a
+	// target and keeps using Invoke for a target that answers UNIMPLEMENTED
+	// (it asks again every few minutes).
+	//
+	// Switchyard sends one InvokeStreamRequest per invocation, each with a call
+	// number unique on the stream, and never more at once than the trigger's
+	// max_concurrency; the function answers each with one InvokeStreamResponse
+	// carrying that number, in any order, and may run them concurrently. A
+	// request with cancel set withdraws the call of that number (its deadline
+	// passed): the function stops working on it and need not answer. The
+	// outcome rules are those of Invoke, with the status of a failed call
+	// carried in the response. When the stream ends, calls left unanswered
+	// count as failed with UNAVAILABLE and are retried.
+	InvokeStream(grpc.BidiStreamingServer[InvokeStreamRequest, InvokeStreamResponse]) error
 	mustEmbedUnimplementedFunctionServiceServer()
 }
 
@@ -96,6 +142,9 @@ type UnimplementedFunctionServiceServer struct{}
 
 func (UnimplementedFunctionServiceServer) Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Invoke not implemented")
+}
+func (UnimplementedFunctionServiceServer) InvokeStream(grpc.BidiStreamingServer[InvokeStreamRequest, InvokeStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method InvokeStream not implemented")
 }
 func (UnimplementedFunctionServiceServer) mustEmbedUnimplementedFunctionServiceServer() {}
 func (UnimplementedFunctionServiceServer) testEmbeddedByValue()                         {}
@@ -136,6 +185,13 @@ func _FunctionService_Invoke_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FunctionService_InvokeStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(FunctionServiceServer).InvokeStream(&grpc.GenericServerStream[InvokeStreamRequest, InvokeStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FunctionService_InvokeStreamServer = grpc.BidiStreamingServer[InvokeStreamRequest, InvokeStreamResponse]
+
 // FunctionService_ServiceDesc is the grpc.ServiceDesc for FunctionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -148,6 +204,13 @@ var FunctionService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FunctionService_Invoke_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "InvokeStream",
+			Handler:       _FunctionService_InvokeStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "switchyard/function/v1/function.proto",
 }
