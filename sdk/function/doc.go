@@ -2,6 +2,10 @@
 // plain Go [Handler] into a gRPC server implementing the
 // switchyard.function.v1.FunctionService contract, which Switchyard calls to
 // deliver each event routed to a trigger whose target is "grpc://host:port".
+// The service serves both of the contract's RPCs: the unary Invoke, one call
+// per event, and the bidirectional InvokeStream, which carries many
+// invocations, run concurrently and answered in any order, over one
+// long-lived stream. The handler sees no difference between them.
 //
 // A handler receives the event as an sdk-go [event.Event] with every context
 // attribute and extension intact and its data byte-exact, and decides what
@@ -32,8 +36,9 @@
 // Switchyard delivers at least once: use [Info.IdempotencyKey] to deduplicate
 // when side effects must not repeat.
 //
-// The package deliberately depends only on gRPC, protobuf, the CloudEvents Go
-// SDK (event and protobuf format) and the generated contract package
+// The package deliberately depends only on gRPC (with the google.rpc status
+// and error detail types), protobuf, the CloudEvents Go SDK (event and
+// protobuf format) and the generated contract package
 // github.com/switchyard-io/switchyard/proto/switchyard/function/v1, so that
 // importing it stays cheap for function authors.
 package function

@@ -21,6 +21,8 @@ import (
 //
 //	functionv1.RegisterFunctionServiceServer(srv, function.NewService(h))
 //
+// It serves both Invoke and InvokeStream, with the same semantics per
+// invocation.
 // It maps the handler's result to the contract's outcomes as described in the
 // package documentation. An event that cannot be decoded is answered with
 // INVALID_ARGUMENT, which Switchyard dead-letters; a handler panic is
@@ -41,12 +43,24 @@ type service struct {
 
 // Invoke implements functionv1.FunctionServiceServer.
 func (s *service) Invoke(ctx context.Context, req *functionv1.InvokeRequest) (*functionv1.InvokeResponse, error) {
+	resp, st := s.invoke(ctx, req)
+	if st != nil {
+		return nil, st.Err()
+	}
+	return resp, nil
+}
+
+// invoke handles one invocation, for Invoke and InvokeStream alike: it
+// validates and decodes the request, runs the handler with the invocation's
+// Info in ctx, and returns either the response or the non-OK status to answer
+// with.
+func (s *service) invoke(ctx context.Context, req *functionv1.InvokeRequest) (*functionv1.InvokeResponse, *status.Status) {
 	if req.GetEvent() == nil {
-		return nil, status.Error(codes.InvalidArgument, "function: request has no event")
+		return nil, status.New(codes.InvalidArgument, "function: request has no event")
 	}
 	ev, err := fromProto(req.GetEvent())
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "function: cannot decode event: %v", err)
+		return nil, status.Newf(codes.InvalidArgument, "function: cannot decode event: %v", err)
 	}
 	info := Info{
 		Attempt:        int(req.GetAttempt()),
@@ -62,19 +76,19 @@ func (s *service) Invoke(ctx context.Context, req *functionv1.InvokeRequest) (*f
 }
 
 // call runs the handler and maps its result; a panic becomes an INTERNAL
-// status error.
-func (s *service) call(ctx context.Context, ev event.Event) (resp *functionv1.InvokeResponse, err error) {
+// status.
+func (s *service) call(ctx context.Context, ev event.Event) (resp *functionv1.InvokeResponse, st *status.Status) {
 	defer func() {
 		if p := recover(); p != nil {
 			slog.ErrorContext(ctx, "function: handler panicked",
 				"panic", fmt.Sprint(p), "event_id", ev.ID(), "event_source", ev.Source(),
 				"stack", string(debug.Stack()))
-			resp, err = nil, status.Errorf(codes.Internal, "function: handler panicked: %v", p)
+			resp, st = nil, status.Newf(codes.Internal, "function: handler panicked: %v", p)
 		}
 	}()
 	res, herr := s.h(ctx, ev)
-	if st, ok := statusOf(herr); ok {
-		return nil, st.Err()
+	if hst, ok := statusOf(herr); ok {
+		return nil, hst
 	}
 	return response(res, herr), nil
 }

@@ -1,0 +1,624 @@
+package function
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
+)
+
+const waitLong = 10 * time.Second
+
+// observedService reports when the wrapped service's InvokeStream returns.
+type observedService struct {
+	functionv1.FunctionServiceServer
+	returned chan error
+}
+
+func (o *observedService) InvokeStream(s functionv1.FunctionService_InvokeStreamServer) error {
+	err := o.FunctionServiceServer.InvokeStream(s)
+	o.returned <- err
+	return err
+}
+
+// streamConn is one InvokeStream opened on a function server running on a
+// loopback port for one test.
+type streamConn struct {
+	stream   functionv1.FunctionService_InvokeStreamClient
+	cancel   context.CancelFunc // cancels the stream's context
+	returned chan error         // receives the server's InvokeStream result
+}
+
+// openStream serves NewService(h) on 127.0.0.1:0 with a plain grpc.Server
+// and opens an InvokeStream on it with a real client. Everything is stopped
+// at the end of the test.
+func openStream(t *testing.T, h Handler, opts ...grpc.ServerOption) *streamConn {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer(opts...)
+	obs := &observedService{FunctionServiceServer: NewService(h), returned: make(chan error, 1)}
+	functionv1.RegisterFunctionServiceServer(srv, obs)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis)
+	}()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		_ = conn.Close()
+		srv.Stop()
+		<-served
+	})
+	stream, err := functionv1.NewFunctionServiceClient(conn).InvokeStream(ctx)
+	require.NoError(t, err)
+	return &streamConn{stream: stream, cancel: cancel, returned: obs.returned}
+}
+
+func (c *streamConn) invoke(t *testing.T, call uint64, req *functionv1.InvokeRequest) {
+	t.Helper()
+	require.NoError(t, c.stream.Send(&functionv1.InvokeStreamRequest{Call: call, Kind: &functionv1.InvokeStreamRequest_Invoke{Invoke: req}}))
+}
+
+func (c *streamConn) cancelCall(t *testing.T, call uint64) {
+	t.Helper()
+	require.NoError(t, c.stream.Send(&functionv1.InvokeStreamRequest{Call: call, Kind: &functionv1.InvokeStreamRequest_Cancel{Cancel: true}}))
+}
+
+// recv receives one answer, failing the test after waitLong.
+func (c *streamConn) recv(t *testing.T) *functionv1.InvokeStreamResponse {
+	t.Helper()
+	type result struct {
+		m   *functionv1.InvokeStreamResponse
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		m, err := c.stream.Recv()
+		ch <- result{m, err}
+	}()
+	select {
+	case r := <-ch:
+		require.NoError(t, r.err)
+		return r.m
+	case <-time.After(waitLong):
+		c.cancel() // unblocks the Recv goroutine
+		t.Fatal("timed out waiting for an answer")
+		return nil
+	}
+}
+
+// serverReturned waits for the server's InvokeStream to return.
+func (c *streamConn) serverReturned(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-c.returned:
+		return err
+	case <-time.After(waitLong):
+		t.Fatal("InvokeStream did not return")
+		return nil
+	}
+}
+
+// ctxRecorder records, per event id, the handlers that started and the error
+// of their context once it was done.
+type ctxRecorder struct {
+	mu      sync.Mutex
+	started map[string]bool
+	errs    map[string]error
+}
+
+func newCtxRecorder() *ctxRecorder {
+	return &ctxRecorder{started: map[string]bool{}, errs: map[string]error{}}
+}
+
+// handler blocks until its context is done and records ctx.Err().
+func (r *ctxRecorder) handler(ctx context.Context, ev event.Event) (Result, error) {
+	r.mu.Lock()
+	r.started[ev.ID()] = true
+	r.mu.Unlock()
+	<-ctx.Done()
+	r.mu.Lock()
+	r.errs[ev.ID()] = ctx.Err()
+	r.mu.Unlock()
+	return Result{}, ctx.Err()
+}
+
+func (r *ctxRecorder) isStarted(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.started[id]
+}
+
+func (r *ctxRecorder) err(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.errs[id]
+}
+
+func TestStreamAckByteExact(t *testing.T) {
+	allBytes := make([]byte, 256)
+	for i := range allBytes {
+		allBytes[i] = byte(i)
+	}
+	in := &pb.CloudEvent{
+		Id: "order-1", Source: "/orders", SpecVersion: "1.0", Type: "com.example.order.created",
+		Attributes: map[string]*pb.CloudEventAttributeValue{
+			"datacontenttype": {Attr: &pb.CloudEventAttributeValue_CeString{CeString: "application/octet-stream"}},
+			"subject":         {Attr: &pb.CloudEventAttributeValue_CeString{CeString: "orders/1"}},
+			"strext":          {Attr: &pb.CloudEventAttributeValue_CeString{CeString: "héllo"}},
+			"intext":          {Attr: &pb.CloudEventAttributeValue_CeInteger{CeInteger: -7}},
+			"bytesext":        {Attr: &pb.CloudEventAttributeValue_CeBytes{CeBytes: []byte{0, 0xff}}},
+		},
+		Data: &pb.CloudEvent_BinaryData{BinaryData: allBytes},
+	}
+	deadline := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	var (
+		mu     sync.Mutex
+		got    event.Event
+		info   Info
+		infoOK bool
+	)
+	reply := newEvent("reply-1", "application/json", []byte("{ \"ok\" :\ttrue }\n"))
+	c := openStream(t, func(ctx context.Context, ev event.Event) (Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = ev
+		info, infoOK = FromContext(ctx)
+		return Reply(reply), nil
+	})
+	c.invoke(t, 42, &functionv1.InvokeRequest{
+		Event: in, Attempt: 3, Trigger: "billing",
+		Deadline: timestamppb.New(deadline), IdempotencyKey: "/orders order-1",
+	})
+	ans := c.recv(t)
+
+	require.Equal(t, uint64(42), ans.GetCall())
+	require.Zero(t, ans.GetCode())
+	require.Empty(t, ans.GetMessage())
+	require.Nil(t, ans.GetRetryDelay())
+	require.Equal(t, functionv1.Outcome_OUTCOME_ACK, ans.GetResponse().GetOutcome())
+	require.Len(t, ans.GetResponse().GetReplies(), 1)
+	require.Equal(t, "reply-1", ans.GetResponse().GetReplies()[0].GetId())
+	require.Equal(t, reply.Data(), ans.GetResponse().GetReplies()[0].GetBinaryData())
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.True(t, bytes.Equal(allBytes, got.Data()), "data = %x", got.Data())
+	require.Equal(t, "order-1", got.ID())
+	require.Equal(t, "/orders", got.Source())
+	require.Equal(t, "com.example.order.created", got.Type())
+	require.Equal(t, "application/octet-stream", got.DataContentType())
+	require.Equal(t, "orders/1", got.Subject())
+	require.Equal(t, "héllo", got.Extensions()["strext"])
+	require.Equal(t, int32(-7), got.Extensions()["intext"])
+	require.Equal(t, []byte{0, 0xff}, got.Extensions()["bytesext"])
+	require.True(t, infoOK, "FromContext reported !ok inside the handler")
+	require.Equal(t, 3, info.Attempt)
+	require.Equal(t, "billing", info.Trigger)
+	require.Equal(t, "/orders order-1", info.IdempotencyKey)
+	require.True(t, info.Deadline.Equal(deadline), "Info.Deadline = %v, want %v", info.Deadline, deadline)
+}
+
+func TestStreamOutcomes(t *testing.T) {
+	withRetryInfo := func(code codes.Code, msg string, d time.Duration) error {
+		st, err := status.New(code, msg).WithDetails(
+			&errdetails.ErrorInfo{Reason: "BUSY", Domain: "example.com"},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(d)},
+		)
+		if err != nil {
+			panic(err)
+		}
+		return st.Err()
+	}
+	ack := func(context.Context, event.Event) (Result, error) { return Result{}, nil }
+	tests := []struct {
+		name       string
+		handler    Handler
+		req        *functionv1.InvokeRequest // default: pbEvent("e1"), attempt 1
+		code       codes.Code
+		message    string        // substring of the message of a failed call
+		retryDelay time.Duration // of a failed call
+		outcome    functionv1.Outcome
+		retryAfter time.Duration
+		reason     string // substring of the reason
+	}{
+		{name: "ack", handler: ack, outcome: functionv1.Outcome_OUTCOME_ACK},
+		{
+			name: "retry after",
+			handler: func(context.Context, event.Event) (Result, error) {
+				return Result{}, fmt.Errorf("charging: %w", RetryAfter(1500*time.Millisecond, errors.New("rate limited")))
+			},
+			outcome: functionv1.Outcome_OUTCOME_RETRY, retryAfter: 1500 * time.Millisecond, reason: "rate limited",
+		},
+		{
+			name: "dead",
+			handler: func(context.Context, event.Event) (Result, error) {
+				return Result{}, Dead(errors.New("malformed payload"))
+			},
+			outcome: functionv1.Outcome_OUTCOME_DEAD, reason: "malformed payload",
+		},
+		{
+			name: "plain error",
+			handler: func(context.Context, event.Event) (Result, error) {
+				return Result{}, errors.New("database down")
+			},
+			outcome: functionv1.Outcome_OUTCOME_RETRY, reason: "database down",
+		},
+		{
+			name: "unavailable with retry info",
+			handler: func(context.Context, event.Event) (Result, error) {
+				return Result{}, fmt.Errorf("wrapped: %w", withRetryInfo(codes.Unavailable, "overloaded", 2500*time.Millisecond))
+			},
+			code: codes.Unavailable, message: "overloaded", retryDelay: 2500 * time.Millisecond,
+		},
+		{
+			name: "status without retry info",
+			handler: func(context.Context, event.Event) (Result, error) {
+				return Result{}, status.Error(codes.FailedPrecondition, "no such account")
+			},
+			code: codes.FailedPrecondition, message: "no such account",
+		},
+		{
+			name: "dead wins over a status inside it",
+			handler: func(context.Context, event.Event) (Result, error) {
+				return Result{}, Dead(status.Error(codes.Unavailable, "x"))
+			},
+			outcome: functionv1.Outcome_OUTCOME_DEAD, reason: "x",
+		},
+		{
+			name:    "panic",
+			handler: func(context.Context, event.Event) (Result, error) { panic("boom") },
+			code:    codes.Internal, message: "handler panicked: boom",
+		},
+		{
+			name: "no event", handler: ack, req: &functionv1.InvokeRequest{Attempt: 1},
+			code: codes.InvalidArgument, message: "no event",
+		},
+		{
+			name: "undecodable event", handler: ack,
+			req: &functionv1.InvokeRequest{Event: &pb.CloudEvent{
+				Id: "1", Source: "s", SpecVersion: "1.0", Type: "t",
+				Attributes: map[string]*pb.CloudEventAttributeValue{"time": {Attr: &pb.CloudEventAttributeValue_CeString{CeString: "yesterday"}}},
+			}},
+			code: codes.InvalidArgument, message: "cannot decode event",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openStream(t, tt.handler)
+			req := tt.req
+			if req == nil {
+				req = &functionv1.InvokeRequest{Event: pbEvent("e1"), Attempt: 1, Trigger: "t"}
+			}
+			c.invoke(t, 7, req)
+			ans := c.recv(t)
+			require.Equal(t, uint64(7), ans.GetCall())
+			require.Equal(t, tt.code, codes.Code(ans.GetCode()), "message %q", ans.GetMessage())
+			if tt.code != codes.OK {
+				require.Nil(t, ans.GetResponse())
+				require.Contains(t, ans.GetMessage(), tt.message)
+				if tt.retryDelay > 0 {
+					require.NotNil(t, ans.GetRetryDelay())
+					require.Equal(t, tt.retryDelay, ans.GetRetryDelay().AsDuration())
+				} else {
+					require.Nil(t, ans.GetRetryDelay())
+				}
+			} else {
+				require.Empty(t, ans.GetMessage())
+				require.Nil(t, ans.GetRetryDelay())
+				resp := ans.GetResponse()
+				require.NotNil(t, resp)
+				require.Equal(t, tt.outcome, resp.GetOutcome())
+				require.Contains(t, resp.GetReason(), tt.reason)
+				if tt.retryAfter > 0 {
+					require.Equal(t, tt.retryAfter, resp.GetRetryAfter().AsDuration())
+				} else {
+					require.Nil(t, resp.GetRetryAfter())
+				}
+			}
+			// The stream survives every outcome, a panic included.
+			c.invoke(t, 8, &functionv1.InvokeRequest{})
+			ans = c.recv(t)
+			require.Equal(t, uint64(8), ans.GetCall())
+			require.Equal(t, codes.InvalidArgument, codes.Code(ans.GetCode()))
+		})
+	}
+}
+
+func TestStreamConcurrentOutOfOrder(t *testing.T) {
+	const n = 40
+	callOf := func(i int) uint64 { return 1000 + uint64(i)*7 }
+	var (
+		mu      sync.Mutex
+		release = map[string]chan struct{}{}
+		running atomic.Int64
+	)
+	for i := range n {
+		release[fmt.Sprintf("e%d", i)] = make(chan struct{})
+	}
+	c := openStream(t, func(_ context.Context, ev event.Event) (Result, error) {
+		mu.Lock()
+		ch := release[ev.ID()]
+		mu.Unlock()
+		running.Add(1)
+		<-ch
+		return Reply(newEvent("reply-"+ev.ID(), "text/plain", ev.Data())), nil
+	})
+	for i := range n {
+		c.invoke(t, callOf(i), &functionv1.InvokeRequest{Event: pbEvent(fmt.Sprintf("e%d", i)), Attempt: 1})
+	}
+	// Every call runs at once.
+	require.Eventually(t, func() bool { return running.Load() == n }, waitLong, 5*time.Millisecond)
+	// Finishing them in reverse order answers them in reverse order, each with
+	// its own call number.
+	for i := n - 1; i >= 0; i-- {
+		id := fmt.Sprintf("e%d", i)
+		mu.Lock()
+		close(release[id])
+		mu.Unlock()
+		ans := c.recv(t)
+		require.Equal(t, callOf(i), ans.GetCall())
+		require.Zero(t, ans.GetCode())
+		require.Equal(t, functionv1.Outcome_OUTCOME_ACK, ans.GetResponse().GetOutcome())
+		require.Len(t, ans.GetResponse().GetReplies(), 1)
+		require.Equal(t, "reply-"+id, ans.GetResponse().GetReplies()[0].GetId())
+	}
+
+	// Many calls finishing together: every one answered exactly once.
+	const m = 200
+	c2 := openStream(t, func(_ context.Context, ev event.Event) (Result, error) {
+		return Reply(newEvent("reply-"+ev.ID(), "", nil)), nil
+	})
+	for i := range m {
+		c2.invoke(t, uint64(i), &functionv1.InvokeRequest{Event: pbEvent(fmt.Sprintf("x%d", i)), Attempt: 1})
+	}
+	seen := map[uint64]bool{}
+	for range m {
+		ans := c2.recv(t)
+		require.False(t, seen[ans.GetCall()], "call %d answered twice", ans.GetCall())
+		seen[ans.GetCall()] = true
+		require.Equal(t, fmt.Sprintf("reply-x%d", ans.GetCall()), ans.GetResponse().GetReplies()[0].GetId())
+	}
+}
+
+func TestStreamCancelCall(t *testing.T) {
+	r := newCtxRecorder()
+	c := openStream(t, r.handler)
+	c.invoke(t, 1, &functionv1.InvokeRequest{Event: pbEvent("a"), Attempt: 1})
+	c.invoke(t, 2, &functionv1.InvokeRequest{Event: pbEvent("b"), Attempt: 1})
+	require.Eventually(t, func() bool { return r.isStarted("a") && r.isStarted("b") }, waitLong, 5*time.Millisecond)
+
+	c.cancelCall(t, 99) // unknown call: ignored
+	c.cancelCall(t, 1)
+	require.Eventually(t, func() bool { return r.err("a") != nil }, waitLong, 5*time.Millisecond)
+	require.ErrorIs(t, r.err("a"), context.Canceled)
+	require.NoError(t, r.err("b"), "cancelling call 1 cancelled call 2")
+
+	// The stream still serves: a new call is answered.
+	c.invoke(t, 3, &functionv1.InvokeRequest{})
+	for {
+		ans := c.recv(t)
+		if ans.GetCall() == 1 {
+			continue // answering a cancelled call is allowed
+		}
+		require.Equal(t, uint64(3), ans.GetCall())
+		require.Equal(t, codes.InvalidArgument, codes.Code(ans.GetCode()))
+		break
+	}
+	require.NoError(t, r.err("b"))
+}
+
+func TestStreamDeadline(t *testing.T) {
+	tests := []struct {
+		name     string
+		deadline time.Duration // from now; 0: no deadline field
+		block    bool          // the handler waits for its context to end
+	}{
+		{name: "far deadline", deadline: time.Hour},
+		{name: "no deadline"},
+		{name: "deadline passes", deadline: 50 * time.Millisecond, block: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu          sync.Mutex
+				ctxDeadline time.Time
+				hasDeadline bool
+				info        Info
+				ctxErr      error
+			)
+			c := openStream(t, func(ctx context.Context, ev event.Event) (Result, error) {
+				mu.Lock()
+				ctxDeadline, hasDeadline = ctx.Deadline()
+				info, _ = FromContext(ctx)
+				mu.Unlock()
+				if tt.block {
+					<-ctx.Done()
+				}
+				mu.Lock()
+				ctxErr = ctx.Err()
+				mu.Unlock()
+				return Result{}, ctx.Err()
+			})
+			req := &functionv1.InvokeRequest{Event: pbEvent("e1"), Attempt: 1}
+			var want time.Time
+			if tt.deadline > 0 {
+				want = time.Now().Add(tt.deadline).Truncate(time.Microsecond)
+				req.Deadline = timestamppb.New(want)
+			}
+			c.invoke(t, 5, req)
+			ans := c.recv(t)
+			require.Equal(t, uint64(5), ans.GetCall())
+
+			mu.Lock()
+			defer mu.Unlock()
+			require.Equal(t, tt.deadline > 0, hasDeadline)
+			require.True(t, ctxDeadline.Equal(want), "context deadline %v, want %v", ctxDeadline, want)
+			require.True(t, info.Deadline.Equal(want), "Info.Deadline %v, want %v", info.Deadline, want)
+			if tt.block {
+				require.ErrorIs(t, ctxErr, context.DeadlineExceeded)
+				require.Equal(t, functionv1.Outcome_OUTCOME_RETRY, ans.GetResponse().GetOutcome())
+				require.Contains(t, ans.GetResponse().GetReason(), "deadline exceeded")
+			} else {
+				require.NoError(t, ctxErr)
+				require.Equal(t, functionv1.Outcome_OUTCOME_ACK, ans.GetResponse().GetOutcome())
+			}
+		})
+	}
+}
+
+func TestStreamEnd(t *testing.T) {
+	tests := []struct {
+		name    string
+		end     func(t *testing.T, c *streamConn)
+		wantErr bool // InvokeStream returns an error (the stream was cancelled)
+	}{
+		{
+			name: "client closes its side",
+			end:  func(t *testing.T, c *streamConn) { require.NoError(t, c.stream.CloseSend()) },
+		},
+		{
+			name:    "client cancels the stream",
+			end:     func(t *testing.T, c *streamConn) { c.cancel() },
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newCtxRecorder()
+			c := openStream(t, r.handler)
+			c.invoke(t, 1, &functionv1.InvokeRequest{Event: pbEvent("a"), Attempt: 1})
+			c.invoke(t, 2, &functionv1.InvokeRequest{Event: pbEvent("b"), Attempt: 1})
+			require.Eventually(t, func() bool { return r.isStarted("a") && r.isStarted("b") }, waitLong, 5*time.Millisecond)
+
+			tt.end(t, c)
+			err := c.serverReturned(t)
+			if tt.wantErr {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err)
+			}
+			// InvokeStream returned after the handlers: their contexts were
+			// cancelled and they have finished.
+			require.ErrorIs(t, r.err("a"), context.Canceled)
+			require.ErrorIs(t, r.err("b"), context.Canceled)
+			if !tt.wantErr {
+				// The server ended the stream cleanly.
+				_, err := c.stream.Recv()
+				require.ErrorIs(t, err, io.EOF)
+			}
+		})
+	}
+}
+
+func TestStreamSendErrorEndsStream(t *testing.T) {
+	r := newCtxRecorder()
+	big := make([]byte, 4096)
+	c := openStream(t, func(ctx context.Context, ev event.Event) (Result, error) {
+		if ev.ID() == "big" {
+			return Reply(newEvent("big-reply", "application/octet-stream", big)), nil
+		}
+		return r.handler(ctx, ev)
+	}, grpc.MaxSendMsgSize(1024))
+	c.invoke(t, 1, &functionv1.InvokeRequest{Event: pbEvent("slow"), Attempt: 1})
+	require.Eventually(t, func() bool { return r.isStarted("slow") }, waitLong, 5*time.Millisecond)
+	c.invoke(t, 2, &functionv1.InvokeRequest{Event: pbEvent("big"), Attempt: 1})
+
+	err := c.serverReturned(t)
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "InvokeStream = %v", err)
+	require.ErrorIs(t, r.err("slow"), context.Canceled)
+	_, err = c.stream.Recv()
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "client Recv = %v", err)
+	require.True(t, strings.Contains(status.Convert(err).Message(), "larger than max"), "client Recv = %v", err)
+}
+
+// fakeStream is an in-memory InvokeStream server side whose Send is not safe
+// for concurrent use, like gRPC's: the race detector flags concurrent Sends.
+type fakeStream struct {
+	grpc.ServerStream
+	ctx   context.Context
+	reqs  chan *functionv1.InvokeStreamRequest // closed: the client closed its side
+	sent  []*functionv1.InvokeStreamResponse   // written without a lock on purpose
+	want  int
+	ready chan struct{} // closed once want answers were sent
+}
+
+func (f *fakeStream) Context() context.Context { return f.ctx }
+
+func (f *fakeStream) Recv() (*functionv1.InvokeStreamRequest, error) {
+	if r, ok := <-f.reqs; ok {
+		return r, nil
+	}
+	return nil, io.EOF
+}
+
+func (f *fakeStream) Send(m *functionv1.InvokeStreamResponse) error {
+	f.sent = append(f.sent, m)
+	if len(f.sent) == f.want {
+		close(f.ready)
+	}
+	return nil
+}
+
+func TestStreamSendsSerialized(t *testing.T) {
+	const n = 200
+	var start sync.WaitGroup
+	start.Add(n)
+	svc := NewService(func(context.Context, event.Event) (Result, error) {
+		// Hold every handler until all run, so that they answer together.
+		start.Done()
+		start.Wait()
+		return Result{}, nil
+	})
+	f := &fakeStream{ctx: callCtx(t), reqs: make(chan *functionv1.InvokeStreamRequest, n), want: n, ready: make(chan struct{})}
+	for i := range n {
+		f.reqs <- &functionv1.InvokeStreamRequest{Call: uint64(i), Kind: &functionv1.InvokeStreamRequest_Invoke{
+			Invoke: &functionv1.InvokeRequest{Event: pbEvent(fmt.Sprintf("e%d", i)), Attempt: 1},
+		}}
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.InvokeStream(f) }()
+	select {
+	case <-f.ready:
+	case <-time.After(waitLong):
+		t.Fatal("not every call was answered")
+	}
+	close(f.reqs)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(waitLong):
+		t.Fatal("InvokeStream did not return")
+	}
+	seen := map[uint64]bool{}
+	for _, m := range f.sent {
+		require.False(t, seen[m.GetCall()], "call %d answered twice", m.GetCall())
+		seen[m.GetCall()] = true
+		require.Equal(t, functionv1.Outcome_OUTCOME_ACK, m.GetResponse().GetOutcome())
+	}
+	require.Len(t, seen, n)
+}
