@@ -113,6 +113,7 @@ can share one Redis.`,
 	f.DurationVar(&cfg.Router.LeaseGrace, "lease-grace", 0, "added to a trigger's timeout to form an attempt's lease (default 5s)")
 	f.Int64Var(&cfg.Router.DLQMaxEntries, "dlq-max-entries", 0, "dead letters kept per trigger before the oldest are evicted and counted (default 100000)")
 	f.DurationVar(&cfg.Router.DLQMaxAge, "dlq-max-age", 0, "dead letters older than this are evicted and counted (default 336h)")
+	f.BoolVar(&cfg.Router.UnaryInvoke, "unary-invoke", false, "call gRPC functions with unary FunctionService/Invoke only, never on an InvokeStream")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound of the graceful shutdown (default 20s)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFmt, "log-format", "json", "json or text")

@@ -66,6 +66,11 @@ type Config struct {
 	LogClaimIdle time.Duration
 	// DrainTimeout bounds the wait for in-flight attempts at shutdown.
 	DrainTimeout time.Duration
+	// UnaryInvoke makes every gRPC attempt a unary FunctionService/Invoke
+	// call. By default a target that serves FunctionService/InvokeStream
+	// gets its attempts as messages on one long-lived stream, which costs
+	// both sides far less per event (see router/delivery/stream.go).
+	UnaryInvoke bool
 	// Logger receives JSON logs (slog.Default when nil).
 	Logger *slog.Logger
 }

@@ -69,7 +69,7 @@ func TestRetryAfterHeader(t *testing.T) {
 }
 
 func TestCodeName(t *testing.T) {
-	for c, want := range map[codes.Code]string{codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.OK: "OK", codes.InvalidArgument: "INVALID_ARGUMENT", codes.Unavailable: "UNAVAILABLE"} {
+	for c, want := range map[codes.Code]string{codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.OK: "OK", codes.InvalidArgument: "INVALID_ARGUMENT", codes.Unavailable: "UNAVAILABLE", codes.Canceled: "CANCELLED", codes.ResourceExhausted: "RESOURCE_EXHAUSTED"} {
 		if got := CodeName(c); got != want {
 			t.Errorf("%v: %q", c, got)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -74,29 +75,55 @@ type Invoker interface {
 	Close() error
 }
 
-// Targets invokes gRPC and HTTP targets, reusing one gRPC connection per
-// host:port and one keep-alive HTTP client.
-type Targets struct {
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
-	http  *http.Client
-	opts  []grpc.DialOption
+// TargetsConfig configures Targets. The zero value is ready to use.
+type TargetsConfig struct {
+	// Unary makes every gRPC attempt a unary Invoke call, never a message
+	// on an InvokeStream (see stream.go).
+	Unary bool
+	// DialOptions are added to every gRPC connection (insecure transport by
+	// default).
+	DialOptions []grpc.DialOption
+	// Logger receives stream events (slog.Default() when nil).
+	Logger *slog.Logger
 }
 
-// NewTargets returns an Invoker. dialOpts are added to every gRPC connection
-// (insecure transport by default).
-func NewTargets(dialOpts ...grpc.DialOption) *Targets {
+// Targets invokes gRPC and HTTP targets, reusing one gRPC connection (and
+// one InvokeStream) per host:port and one keep-alive HTTP client.
+type Targets struct {
+	mu      sync.Mutex
+	conns   map[string]*grpc.ClientConn
+	streams map[string]*streamTarget
+	http    *http.Client
+	opts    []grpc.DialOption
+	unary   bool
+	log     *slog.Logger
+
+	base       context.Context // streams live under it
+	cancelBase context.CancelFunc
+	wg         sync.WaitGroup // stream goroutines
+}
+
+// NewTargets returns an Invoker.
+func NewTargets(cfg TargetsConfig) *Targets {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	tr.MaxIdleConns = 1024
-	return &Targets{
-		conns: map[string]*grpc.ClientConn{},
-		http:  &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	t := &Targets{
+		conns:   map[string]*grpc.ClientConn{},
+		streams: map[string]*streamTarget{},
+		http:    &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		opts: append([]grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
-		}, dialOpts...),
+		}, cfg.DialOptions...),
+		unary: cfg.Unary,
+		log:   cfg.Logger,
 	}
+	t.base, t.cancelBase = context.WithCancel(context.Background())
+	return t
 }
 
 func (t *Targets) conn(target string) (*grpc.ClientConn, error) {
@@ -138,17 +165,56 @@ func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt) Result {
 		return Result{Verdict: DeadNow, Code: "TRANSPORT", Message: err.Error(), Health: true}
 	}
 	deadline, _ := ctx.Deadline()
-	req := preEncoded(encodeInvokeRequest(a, deadline)) // see raw.go
-	resp := &functionv1.InvokeResponse{}
-	err = cc.Invoke(ctx, functionv1.FunctionService_Invoke_FullMethodName, req, resp, invokeOpts...)
-	if err != nil {
-		code := status.Code(err)
-		if context.Cause(ctx) == errDeadline {
-			code = codes.DeadlineExceeded // whatever the transport reported
+	req := encodeInvokeRequest(a, deadline) // see raw.go
+	if !t.unary {
+		for range 3 { // a stream may retire between being chosen and used
+			s, err := t.stream(cc, a.GRPC)
+			if errors.Is(err, errNoStreams) {
+				break
+			}
+			if err != nil {
+				return failedCall(ctx, err, 0)
+			}
+			resp, err, ok := s.call(ctx, req)
+			if !ok {
+				break // the target does not serve streams: call it
+			}
+			if errors.Is(err, errRetired) {
+				continue
+			}
+			if err != nil {
+				return failedCall(ctx, err, 0)
+			}
+			if c := codes.Code(resp.GetCode()); c != codes.OK {
+				return failedCall(ctx, status.Error(c, resp.GetMessage()), resp.GetRetryDelay().AsDuration())
+			}
+			return answered(resp.GetResponse())
 		}
-		v, health := ClassifyCode(code)
-		return Result{Verdict: v, Health: health, Code: CodeName(code), Message: status.Convert(err).Message(), RetryAfter: RetryInfoDelay(err)}
 	}
+	resp := &functionv1.InvokeResponse{}
+	err = cc.Invoke(ctx, functionv1.FunctionService_Invoke_FullMethodName, preEncoded(req), resp, invokeOpts...)
+	if err != nil {
+		return failedCall(ctx, err, RetryInfoDelay(err))
+	}
+	return answered(resp)
+}
+
+// failedCall classifies a call that ended in err (a gRPC status or a
+// context error) under ctx, the attempt's context.
+func failedCall(ctx context.Context, err error, retryAfter time.Duration) Result {
+	code := status.Code(err)
+	switch {
+	case context.Cause(ctx) == errDeadline:
+		code = codes.DeadlineExceeded // whatever the transport reported
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		code = status.FromContextError(err).Code()
+	}
+	v, health := ClassifyCode(code)
+	return Result{Verdict: v, Health: health, Code: CodeName(code), Message: status.Convert(err).Message(), RetryAfter: retryAfter}
+}
+
+// answered maps a function's answer (an OK status) to a Result.
+func answered(resp *functionv1.InvokeResponse) Result {
 	r := Result{Code: "OK", Message: resp.GetReason(), Replies: resp.GetReplies()}
 	switch resp.GetOutcome() {
 	case functionv1.Outcome_OUTCOME_RETRY:
@@ -192,8 +258,10 @@ func (t *Targets) invokeHTTP(ctx context.Context, a *Attempt) Result {
 	return r
 }
 
-// Close implements Invoker.
+// Close implements Invoker. Attempts still running on a stream fail with
+// CANCELLED.
 func (t *Targets) Close() error {
+	t.closeStreams()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var errs []error
@@ -209,10 +277,13 @@ func (t *Targets) Close() error {
 // specification writes it ("DEADLINE_EXCEEDED"), rather than grpc-go's
 // String() ("DeadlineExceeded").
 func CodeName(c codes.Code) string {
-	s := c.String()
-	if c == codes.OK {
+	switch c {
+	case codes.OK:
 		return "OK"
+	case codes.Canceled: // grpc-go spells it the American way
+		return "CANCELLED"
 	}
+	s := c.String()
 	var b strings.Builder
 	for i, r := range s {
 		if i > 0 && unicode.IsUpper(r) {

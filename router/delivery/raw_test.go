@@ -211,7 +211,7 @@ func TestInvokeGRPCSendsStoredEvent(t *testing.T) {
 	functionv1.RegisterFunctionServiceServer(srv, rec)
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
-	tg := NewTargets()
+	tg := NewTargets(TargetsConfig{})
 	defer tg.Close()
 
 	ev := sampleEvents(t)["extensions"]

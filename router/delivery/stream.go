@@ -1,0 +1,324 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
+)
+
+// A unary gRPC call costs a new HTTP/2 stream, two header blocks, a trailer
+// block and a goroutine on each side: measured here at about five times the
+// CPU of one message on an open stream. So a gRPC target that serves
+// FunctionService/InvokeStream gets its attempts as messages on a long-lived
+// stream, and one that does not (UNIMPLEMENTED) gets unary Invoke calls,
+// asked again every unsupportedFor. The attempt semantics are the same
+// either way: the same request bytes, the same deadline (enforced here, and
+// sent for the function to apply to its handler), the same classification
+// of the answer.
+//
+// One stream serves every trigger aimed at the target. Its life:
+//   - opened by the first attempt to find no usable stream;
+//   - retired when its connection leaves READY (the function's server is
+//     going away: a GracefulStop sends GOAWAY and then waits for open
+//     streams to end): new attempts open a new stream, and the old one is
+//     half-closed once its last call is answered, so the server can finish;
+//   - ended by an error: calls left unanswered fail with UNAVAILABLE and are
+//     retried by the usual policy.
+
+// unsupportedFor is how long a target that answered UNIMPLEMENTED to
+// InvokeStream gets unary calls before it is asked again.
+const unsupportedFor = 5 * time.Minute
+
+// sendQueue bounds the requests waiting for a stream's sender.
+const sendQueue = 256
+
+var invokeStreamDesc = &grpc.StreamDesc{StreamName: "InvokeStream", ServerStreams: true, ClientStreams: true}
+
+var (
+	// errNoStreams reports a target that does not serve InvokeStream.
+	errNoStreams = errors.New("target does not serve InvokeStream")
+	// errRetired reports a stream that stopped taking calls between being
+	// chosen and being used: the caller picks another.
+	errRetired = errors.New("InvokeStream retired")
+)
+
+// streamTarget is the stream state of one gRPC target.
+type streamTarget struct {
+	mu          sync.Mutex
+	cur         *invokeStream
+	unsupported time.Time // until when to use unary calls
+}
+
+// invokeStream is one open InvokeStream.
+type invokeStream struct {
+	target string
+	cc     *grpc.ClientConn
+	st     grpc.ClientStream
+	cancel context.CancelFunc
+	sendq  chan []byte
+	log    *slog.Logger
+	// unimplemented records that the target does not serve InvokeStream,
+	// before the calls waiting on the stream fall back to unary ones.
+	unimplemented func()
+
+	next atomic.Uint64
+
+	mu       sync.Mutex
+	pending  map[uint64]chan streamAnswer
+	retired  bool  // takes no new calls; half-closed once pending is empty
+	halfDone bool  // CloseSend issued
+	err      error // set when the stream ended; no new calls
+
+	done chan struct{} // closed when the stream ended
+}
+
+// streamAnswer is a response, or the error that ended the stream first.
+type streamAnswer struct {
+	resp *functionv1.InvokeStreamResponse
+	err  error
+}
+
+// stream returns the target's usable stream, opening one when needed, or
+// errNoStreams.
+func (t *Targets) stream(cc *grpc.ClientConn, target string) (*invokeStream, error) {
+	t.mu.Lock()
+	st := t.streams[target]
+	if st == nil {
+		st = &streamTarget{}
+		t.streams[target] = st
+	}
+	t.mu.Unlock()
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if s := st.cur; s != nil && s.usable() {
+		return s, nil
+	}
+	if time.Now().Before(st.unsupported) {
+		return nil, errNoStreams
+	}
+	ctx, cancel := context.WithCancel(t.base)
+	cs, err := cc.NewStream(ctx, invokeStreamDesc, functionv1.FunctionService_InvokeStream_FullMethodName, invokeOpts...)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &invokeStream{
+		target: target, cc: cc, st: cs, cancel: cancel, log: t.log,
+		sendq:   make(chan []byte, sendQueue),
+		pending: map[uint64]chan streamAnswer{},
+		done:    make(chan struct{}),
+	}
+	st.cur = s
+	t.wg.Add(3)
+	go func() { defer t.wg.Done(); s.sendLoop() }()
+	go func() { defer t.wg.Done(); s.watch(ctx) }()
+	s.unimplemented = func() {
+		st.mu.Lock()
+		st.unsupported = time.Now().Add(unsupportedFor)
+		st.mu.Unlock()
+		t.log.Info("gRPC target does not serve InvokeStream: attempts go as unary Invoke calls",
+			"target", target, "recheck_in", unsupportedFor.String())
+	}
+	go func() { defer t.wg.Done(); s.recvLoop() }()
+	return s, nil
+}
+
+// usable reports whether the stream takes new calls.
+func (s *invokeStream) usable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err == nil && !s.retired
+}
+
+// call sends one invocation and waits for its answer. ok is false when the
+// target turned out not to serve InvokeStream before answering: the attempt
+// did not happen and goes as a unary call instead.
+func (s *invokeStream) call(ctx context.Context, req []byte) (resp *functionv1.InvokeStreamResponse, err error, ok bool) {
+	id := s.next.Add(1)
+	ch := make(chan streamAnswer, 1)
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return nil, err, !errors.Is(err, errNoStreams)
+	}
+	if s.halfDone {
+		s.mu.Unlock()
+		return nil, errRetired, true
+	}
+	s.pending[id] = ch
+	s.mu.Unlock()
+
+	msg := appendStreamInvoke(make([]byte, 0, len(req)+16), id, req)
+	select {
+	case s.sendq <- msg:
+	case a := <-ch: // the stream ended before the request was queued
+		return nil, a.err, !errors.Is(a.err, errNoStreams)
+	case <-ctx.Done():
+		s.forget(id, false)
+		return nil, ctx.Err(), true
+	}
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return nil, a.err, !errors.Is(a.err, errNoStreams)
+		}
+		return a.resp, nil, true
+	case <-ctx.Done():
+		s.forget(id, true)
+		return nil, ctx.Err(), true
+	}
+}
+
+// forget drops a call nobody waits for any more. With cancel, the function
+// is told to stop working on it (best effort: not when the send queue is
+// full).
+func (s *invokeStream) forget(id uint64, cancel bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, open := s.pending[id]; open && cancel && !s.halfDone {
+		select {
+		case s.sendq <- appendStreamCancel(nil, id):
+		default:
+		}
+	}
+	delete(s.pending, id)
+	s.maybeHalfClose()
+}
+
+// maybeHalfClose closes a retired stream's sending side once no call is
+// open. Called with s.mu held.
+func (s *invokeStream) maybeHalfClose() {
+	if s.retired && !s.halfDone && len(s.pending) == 0 && s.err == nil {
+		s.halfDone = true
+		close(s.sendq) // the sender half-closes the stream after the last message
+	}
+}
+
+// sendLoop writes queued messages; grpc.ClientStream.SendMsg must not be
+// called concurrently.
+func (s *invokeStream) sendLoop() {
+	for {
+		select {
+		case msg, open := <-s.sendq:
+			if !open {
+				_ = s.st.CloseSend()
+				return
+			}
+			if err := s.st.SendMsg(preEncoded(msg)); err != nil {
+				return // RecvMsg reports the stream's status
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// recvLoop hands answers to their callers until the stream ends, then fails
+// the calls left open.
+func (s *invokeStream) recvLoop() {
+	var err error
+	for {
+		resp := &functionv1.InvokeStreamResponse{}
+		if err = s.st.RecvMsg(resp); err != nil {
+			break
+		}
+		s.mu.Lock()
+		ch, open := s.pending[resp.GetCall()]
+		delete(s.pending, resp.GetCall())
+		s.maybeHalfClose()
+		s.mu.Unlock()
+		if open {
+			ch <- streamAnswer{resp: resp}
+		}
+	}
+	end := err
+	switch {
+	case status.Code(err) == codes.Unimplemented:
+		end = errNoStreams
+		s.unimplemented()
+	case errors.Is(err, io.EOF):
+		end = status.Error(codes.Unavailable, "function ended the InvokeStream before answering")
+	default:
+		end = status.Error(status.Code(err), fmt.Sprintf("InvokeStream ended: %s", status.Convert(err).Message()))
+	}
+	s.mu.Lock()
+	s.err = end
+	left := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	close(s.done)
+	s.cancel()
+	for _, ch := range left {
+		ch <- streamAnswer{err: end}
+	}
+	if !errors.Is(err, io.EOF) && status.Code(err) != codes.Unimplemented && status.Code(err) != codes.Canceled {
+		s.log.Warn("InvokeStream ended", "target", s.target, "error", err.Error(), "calls_failed", len(left))
+	}
+}
+
+// watch retires the stream when its connection leaves READY (see the top of
+// this file); it returns when the stream ends. The connection's reported
+// state can lag behind the transport the stream was opened on, so states
+// before the first READY do not count.
+func (s *invokeStream) watch(ctx context.Context) {
+	ready := false
+	for state := s.cc.GetState(); ; state = s.cc.GetState() {
+		if state == connectivity.Ready {
+			ready = true
+		} else if ready || state == connectivity.Shutdown {
+			break
+		}
+		if !s.cc.WaitForStateChange(ctx, state) {
+			return // the stream ended
+		}
+	}
+	s.mu.Lock()
+	s.retired = true
+	s.maybeHalfClose()
+	s.mu.Unlock()
+}
+
+// closeStreams ends every open stream (Targets.Close).
+func (t *Targets) closeStreams() {
+	t.cancelBase()
+	t.wg.Wait()
+}
+
+// Field numbers of InvokeStreamRequest (function.proto).
+const (
+	streamCall   protowire.Number = 1
+	streamInvoke protowire.Number = 2
+	streamCancel protowire.Number = 3
+)
+
+// appendStreamInvoke encodes an InvokeStreamRequest carrying req, an
+// encoded InvokeRequest.
+func appendStreamInvoke(b []byte, call uint64, req []byte) []byte {
+	b = protowire.AppendTag(b, streamCall, protowire.VarintType)
+	b = protowire.AppendVarint(b, call)
+	b = protowire.AppendTag(b, streamInvoke, protowire.BytesType)
+	return protowire.AppendBytes(b, req)
+}
+
+// appendStreamCancel encodes an InvokeStreamRequest withdrawing call.
+func appendStreamCancel(b []byte, call uint64) []byte {
+	b = protowire.AppendTag(b, streamCall, protowire.VarintType)
+	b = protowire.AppendVarint(b, call)
+	b = protowire.AppendTag(b, streamCancel, protowire.VarintType)
+	return protowire.AppendVarint(b, 1)
+}
