@@ -234,6 +234,7 @@ type env struct {
 	events  switchyardv1.EventServiceClient
 	sinkA   *sink
 	sinkB   *sink
+	sinkU   *sink // serves unary Invoke only
 	runID   string
 	prefix  string // Redis key prefix of everything the benchmark writes
 	payload []byte
@@ -274,14 +275,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		e.rep.Config.RedisVersion = infoField(info, "redis_version")
 	}
 
-	if e.sinkA, err = startSink(); err != nil {
+	if e.sinkA, err = startSink(false); err != nil {
 		return nil, fmt.Errorf("sink: %w", err)
 	}
 	defer e.sinkA.stop()
-	if e.sinkB, err = startSink(); err != nil {
+	if e.sinkB, err = startSink(false); err != nil {
 		return nil, fmt.Errorf("sink: %w", err)
 	}
 	defer e.sinkB.stop()
+	if e.sinkU, err = startSink(true); err != nil {
+		return nil, fmt.Errorf("sink: %w", err)
+	}
+	defer e.sinkU.stop()
 
 	needServer := slices.ContainsFunc(o.Scenarios, func(s string) bool { return s != RawGRPC && s != RawRedis })
 	if needServer {
@@ -455,6 +460,9 @@ func (e *env) ratios() {
 	if s.Single != nil && s.Single.HTTP != nil && s.RawGRPC != nil {
 		e.rep.Ratios["single_http_vs_raw_grpc"] = div(s.Single.HTTP.DeliveredPerS, s.RawGRPC.C128.CallsPerS)
 	}
+	if s.Single != nil && s.Single.Unary != nil && s.RawGRPC != nil {
+		e.rep.Ratios["single_unary_vs_raw_grpc"] = div(s.Single.Unary.DeliveredPerS, s.RawGRPC.C128.CallsPerS)
+	}
 }
 
 // names and types are unique per run, so runs against one server never mix.
@@ -491,6 +499,7 @@ func (e *env) deleteTriggers(label string, names ...string) {
 	}
 	e.sinkA.quiesce(ctx, 300*time.Millisecond, 5*time.Second)
 	e.sinkB.quiesce(ctx, 300*time.Millisecond, 5*time.Second)
+	e.sinkU.quiesce(ctx, 300*time.Millisecond, 5*time.Second)
 	e.drain(label)
 }
 

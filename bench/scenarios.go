@@ -228,24 +228,31 @@ type ThroughputResult struct {
 	InFlightEnd int64             `json:"in_flight_end"`
 	Usage       Usage             `json:"usage"`
 	HTTP        *ThroughputResult `json:"http,omitempty"`
+	// Unary is single with a function that serves only unary Invoke.
+	Unary *ThroughputResult `json:"unary,omitempty"`
 }
 
 // measure runs publishers started by pub for warmup + duration, counting
 // deliveries at the sink over the duration.
 func (e *env) measure(ctx context.Context, names []string, pub func(context.Context, *pubStats) *sync.WaitGroup) *ThroughputResult {
+	return e.measureAt(ctx, e.sinkA, names, pub)
+}
+
+// measureAt is measure with the triggers' function sk.
+func (e *env) measureAt(ctx context.Context, sk *sink, names []string, pub func(context.Context, *pubStats) *sync.WaitGroup) *ThroughputResult {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Every event matches every trigger named: len(names) deliveries each.
-	base, per := e.sinkA.calls.Load(), int64(len(names))
+	base, per := sk.calls.Load(), int64(len(names))
 	st := &pubStats{window: int64(e.opt.Window)}
-	st.owed = func() int64 { return st.accepted.Load()*per - (e.sinkA.calls.Load() - base) }
+	st.owed = func() int64 { return st.accepted.Load()*per - (sk.calls.Load() - base) }
 	wg := pub(pctx, st)
 	sleepCtx(ctx, e.opt.Warmup)
-	a0, d0, p0, m := st.accepted.Load(), e.sinkA.calls.Load(), st.pushbacks.Load(), e.startMeter(ctx)
+	a0, d0, p0, m := st.accepted.Load(), sk.calls.Load(), st.pushbacks.Load(), e.startMeter(ctx)
 	t0 := time.Now()
 	sleepCtx(ctx, e.opt.Duration)
 	r := &ThroughputResult{Triggers: len(names), Publishers: e.opt.Concurrency, Batch: e.opt.Batch,
-		Accepted: st.accepted.Load() - a0, Delivered: e.sinkA.calls.Load() - d0, Pushbacks: st.pushbacks.Load() - p0}
+		Accepted: st.accepted.Load() - a0, Delivered: sk.calls.Load() - d0, Pushbacks: st.pushbacks.Load() - p0}
 	el := time.Since(t0)
 	r.Usage = m.stop(ctx, r.Delivered)
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -287,6 +294,19 @@ func (e *env) single(ctx context.Context) error {
 	e.deleteTriggers(Single, name)
 	e.rep.Scenarios.Single = r
 	e.printThroughput(Single, r)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// The same with a function that implements only unary Invoke: a call
+	// per attempt instead of a message on an InvokeStream.
+	name, typ = e.triggerName("single-unary"), e.eventType("single-unary")
+	if err := e.applyTrigger(ctx, name, typ, e.sinkU.addr, 128, 0); err != nil {
+		return err
+	}
+	u := e.measureAt(ctx, e.sinkU, []string{name}, e.grpcPublishers(typ))
+	e.deleteTriggers(Single+"/unary", name)
+	r.Unary = u
+	e.printThroughput(Single+"/unary", u)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -39,12 +39,16 @@ the benchmark's own CPU (publishers and the in-process sink function) from
 getrusage.
 
 Scenarios (they run in this order):
-  raw-grpc     unary Invoke calls to the sink, C=16 and C=128 (the gRPC ceiling)
+  raw-grpc     unary Invoke calls to the sink, C=16 and C=128 (the gRPC ceiling
+               of unary calls)
   raw-redis    XADD (pipelined x64) -> XREADGROUP COUNT 64 -> XACK on a scratch stream
   single       one trigger; closed-loop gRPC PublishBatch publishers (pushback
-               honoured), then 64 keep-alive HTTP clients posting single events;
-               publishers pause while more than --window deliveries are owed,
-               so delivered/s is a sustained rate (accepted ≈ delivered)
+               honoured); the function serves InvokeStream, so attempts are
+               stream messages. Then the same with a function serving only
+               unary Invoke (single/unary), then 64 keep-alive HTTP clients
+               posting single events (single/http). Publishers pause while
+               more than --window deliveries are owed, so delivered/s is a
+               sustained rate (accepted ≈ delivered)
   fanout10     ten triggers matching every event
   latency      open loop at each --latency-rates rate, one trigger:
                scheduled send -> invoke p50/p99/p99.9
