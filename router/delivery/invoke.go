@@ -169,7 +169,7 @@ func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt) Result {
 	if !t.unary {
 		for range 3 { // a stream may retire between being chosen and used
 			s, err := t.stream(cc, a.GRPC)
-			if errors.Is(err, errNoStreams) {
+			if errors.Is(err, errNoStreams) || errors.Is(err, errNotYet) {
 				break
 			}
 			if err != nil {

@@ -53,6 +53,9 @@ var (
 	// errRetired reports a stream that stopped taking calls between being
 	// chosen and being used: the caller picks another.
 	errRetired = errors.New("InvokeStream retired")
+	// errNotYet reports a target whose connection is not ready: the
+	// attempt goes unary.
+	errNotYet = errors.New("connection not ready for an InvokeStream")
 )
 
 // streamTarget is the stream state of one gRPC target.
@@ -109,6 +112,13 @@ func (t *Targets) stream(cc *grpc.ClientConn, target string) (*invokeStream, err
 	}
 	if time.Now().Before(st.unsupported) {
 		return nil, errNoStreams
+	}
+	if cc.GetState() != connectivity.Ready {
+		// Opening a stream would wait for the connection without regard to
+		// the attempt's deadline: this attempt goes unary, and the
+		// connection is being made for the next ones.
+		cc.Connect()
+		return nil, errNotYet
 	}
 	ctx, cancel := context.WithCancel(t.base)
 	cs, err := cc.NewStream(ctx, invokeStreamDesc, functionv1.FunctionService_InvokeStream_FullMethodName, invokeOpts...)

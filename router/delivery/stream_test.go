@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -101,6 +102,16 @@ func serveFunc(t *testing.T, fs functionv1.FunctionServiceServer) (addr string, 
 	return lis.Addr().String(), srv
 }
 
+// connected makes tg's connection to addr ready: until it is, attempts go
+// unary (see Targets.stream).
+func connected(t *testing.T, tg *Targets, addr string) {
+	t.Helper()
+	cc, err := tg.conn(addr)
+	require.NoError(t, err)
+	cc.Connect()
+	require.Eventually(t, func() bool { return cc.GetState() == connectivity.Ready }, 5*time.Second, time.Millisecond)
+}
+
 func ack(*functionv1.InvokeRequest) *functionv1.InvokeStreamResponse {
 	return &functionv1.InvokeStreamResponse{Response: &functionv1.InvokeResponse{Outcome: functionv1.Outcome_OUTCOME_ACK}}
 }
@@ -121,6 +132,7 @@ func TestStreamCarriesAttempts(t *testing.T) {
 	addr, _ := serveFunc(t, fs)
 	tg := NewTargets(TargetsConfig{})
 	defer tg.Close()
+	connected(t, tg, addr)
 
 	const n = 64
 	var wg sync.WaitGroup
@@ -180,6 +192,7 @@ func TestStreamAnswersClassified(t *testing.T) {
 			addr, _ := serveFunc(t, fs)
 			tg := NewTargets(TargetsConfig{})
 			defer tg.Close()
+			connected(t, tg, addr)
 			r := tg.Invoke(context.Background(), streamAttempt(t, addr, 1, 10*time.Second))
 			require.Equal(t, tc.verdict, r.Verdict, r.Message)
 			require.Equal(t, tc.code, r.Code)
@@ -202,6 +215,7 @@ func TestStreamTimeoutCancelsCall(t *testing.T) {
 	addr, _ := serveFunc(t, fs)
 	tg := NewTargets(TargetsConfig{})
 	defer tg.Close()
+	connected(t, tg, addr)
 
 	r := tg.Invoke(context.Background(), streamAttempt(t, addr, 1, 200*time.Millisecond))
 	require.Equal(t, Retry, r.Verdict)
@@ -223,6 +237,8 @@ func TestStreamFallsBackToUnary(t *testing.T) {
 	addr, _ := serveFunc(t, rec)
 	tg := NewTargets(TargetsConfig{})
 	defer tg.Close()
+	connected(t, tg, addr)
+	connected(t, tg, addr)
 	for i := range 3 {
 		r := tg.Invoke(context.Background(), streamAttempt(t, addr, i+1, 10*time.Second))
 		require.Equal(t, Retry, r.Verdict, r.Message) // recorder answers RETRY "later"
@@ -256,6 +272,7 @@ func TestStreamEndFailsOpenCalls(t *testing.T) {
 	addr, _ := serveFunc(t, fs)
 	tg := NewTargets(TargetsConfig{})
 	defer tg.Close()
+	connected(t, tg, addr)
 	var wg sync.WaitGroup
 	results := make([]Result, 3)
 	for i := range 3 {
@@ -287,6 +304,7 @@ func TestStreamLetsGracefulStopFinish(t *testing.T) {
 	addr, srv := serveFunc(t, fs)
 	tg := NewTargets(TargetsConfig{})
 	defer tg.Close()
+	connected(t, tg, addr)
 	r := tg.Invoke(context.Background(), streamAttempt(t, addr, 1, 10*time.Second))
 	require.Equal(t, Ack, r.Verdict, r.Message)
 
@@ -304,6 +322,7 @@ func TestStreamCloseCancelsWaitingAttempts(t *testing.T) {
 	fs := &streamFunc{answer: func(*functionv1.InvokeRequest) *functionv1.InvokeStreamResponse { return nil }}
 	addr, _ := serveFunc(t, fs)
 	tg := NewTargets(TargetsConfig{})
+	connected(t, tg, addr)
 	done := make(chan Result, 1)
 	go func() { done <- tg.Invoke(context.Background(), streamAttempt(t, addr, 1, time.Minute)) }()
 	require.Eventually(t, func() bool {
@@ -318,4 +337,21 @@ func TestStreamCloseCancelsWaitingAttempts(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("attempt still waiting after Close")
 	}
+}
+
+// Until the connection is ready an attempt goes unary, so that opening a
+// stream never waits past the attempt's deadline; then attempts stream.
+func TestStreamNotBeforeConnectionReady(t *testing.T) {
+	fs := &streamFunc{answer: ack}
+	addr, _ := serveFunc(t, fs)
+	tg := NewTargets(TargetsConfig{})
+	defer tg.Close()
+	r := tg.Invoke(context.Background(), streamAttempt(t, addr, 1, 10*time.Second))
+	require.Equal(t, Ack, r.Verdict, r.Message)
+	require.EqualValues(t, 1, fs.unary.Load(), "the first attempt found no connection")
+	connected(t, tg, addr)
+	r = tg.Invoke(context.Background(), streamAttempt(t, addr, 2, 10*time.Second))
+	require.Equal(t, Ack, r.Verdict, r.Message)
+	require.EqualValues(t, 1, fs.streams.Load())
+	require.EqualValues(t, 1, fs.unary.Load())
 }
