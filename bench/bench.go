@@ -460,6 +460,9 @@ func (e *env) ratios() {
 	if s.Single != nil && s.Single.HTTP != nil && s.RawGRPC != nil {
 		e.rep.Ratios["single_http_vs_raw_grpc"] = div(s.Single.HTTP.DeliveredPerS, s.RawGRPC.C128.CallsPerS)
 	}
+	if s.Single != nil && s.RawGRPC != nil && s.RawGRPC.StreamC128.CallsPerS > 0 {
+		e.rep.Ratios["single_vs_raw_grpc_stream"] = div(s.Single.DeliveredPerS, s.RawGRPC.StreamC128.CallsPerS)
+	}
 	if s.Single != nil && s.Single.Unary != nil && s.RawGRPC != nil {
 		e.rep.Ratios["single_unary_vs_raw_grpc"] = div(s.Single.Unary.DeliveredPerS, s.RawGRPC.C128.CallsPerS)
 	}

@@ -21,10 +21,13 @@ import (
 
 // ---- raw-grpc ----
 
-// RawGRPCResult is the unary gRPC baseline against the same sink.
+// RawGRPCResult is the gRPC baseline against the same sink: unary calls
+// (what the ratios divide by), and the same requests as messages on one
+// InvokeStream with 128 outstanding (the ceiling of streamed delivery).
 type RawGRPCResult struct {
-	C16  RawGRPCRun `json:"c16"`
-	C128 RawGRPCRun `json:"c128"`
+	C16        RawGRPCRun `json:"c16"`
+	C128       RawGRPCRun `json:"c128"`
+	StreamC128 RawGRPCRun `json:"stream_c128"`
 }
 
 // RawGRPCRun is one concurrency level.
@@ -86,8 +89,65 @@ func (e *env) rawGRPC(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	res.StreamC128 = e.rawStream(ctx, client, req, 128)
+	e.printf("%-12s stream %9.0f msgs/s   (%d errors; CPU %.1f µs/message bench incl. sink; %d outstanding on one InvokeStream)",
+		RawGRPC, res.StreamC128.CallsPerS, res.StreamC128.Errors, res.StreamC128.Usage.BenchUSPerOp, res.StreamC128.Concurrency)
 	e.rep.Scenarios.RawGRPC = res
-	return nil
+	return ctx.Err()
+}
+
+// rawStream sends req as InvokeStream messages to the sink, c outstanding.
+func (e *env) rawStream(ctx context.Context, client functionv1.FunctionServiceClient, req *functionv1.InvokeRequest, c int) RawGRPCRun {
+	run := RawGRPCRun{Concurrency: c}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := client.InvokeStream(cctx)
+	if err != nil {
+		run.Errors++
+		return run
+	}
+	var errs atomic.Int64
+	slots := make(chan struct{}, c)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // answers free slots
+		defer wg.Done()
+		for {
+			resp, err := st.Recv()
+			if err != nil {
+				return
+			}
+			if resp.GetCode() != 0 {
+				errs.Add(1)
+			}
+			<-slots
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for call := uint64(1); ; call++ {
+			select {
+			case slots <- struct{}{}:
+			case <-cctx.Done():
+				return
+			}
+			m := &functionv1.InvokeStreamRequest{Call: call, Kind: &functionv1.InvokeStreamRequest_Invoke{Invoke: req}}
+			if err := st.Send(m); err != nil {
+				return
+			}
+		}
+	}()
+	sleepCtx(ctx, e.opt.Warmup)
+	c0, m := e.sinkA.calls.Load(), e.startMeter(ctx)
+	t0 := time.Now()
+	sleepCtx(ctx, e.opt.Duration)
+	run.Calls = e.sinkA.calls.Load() - c0
+	el := time.Since(t0)
+	run.Usage = m.stop(ctx, run.Calls)
+	cancel()
+	wg.Wait()
+	run.CallsPerS, run.Errors = rate(run.Calls, el), errs.Load()
+	return run
 }
 
 // ---- raw-redis ----

@@ -40,7 +40,9 @@ getrusage.
 
 Scenarios (they run in this order):
   raw-grpc     unary Invoke calls to the sink, C=16 and C=128 (the gRPC ceiling
-               of unary calls)
+               the ratios divide by), then the same requests as messages on
+               one InvokeStream, 128 outstanding (the ceiling of streamed
+               delivery)
   raw-redis    XADD (pipelined x64) -> XREADGROUP COUNT 64 -> XACK on a scratch stream
   single       one trigger; closed-loop gRPC PublishBatch publishers (pushback
                honoured); the function serves InvokeStream, so attempts are
