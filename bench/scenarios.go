@@ -117,10 +117,12 @@ func (e *env) rawStream(ctx context.Context, client functionv1.FunctionServiceCl
 			if err != nil {
 				return
 			}
-			if resp.GetCode() != 0 {
-				errs.Add(1)
+			for _, a := range resp.GetAnswers() {
+				if a.GetCode() != 0 {
+					errs.Add(1)
+				}
+				<-slots
 			}
-			<-slots
 		}
 	}()
 	go func() {
@@ -131,7 +133,7 @@ func (e *env) rawStream(ctx context.Context, client functionv1.FunctionServiceCl
 			case <-cctx.Done():
 				return
 			}
-			m := &functionv1.InvokeStreamRequest{Call: call, Kind: &functionv1.InvokeStreamRequest_Invoke{Invoke: req}}
+			m := &functionv1.InvokeStreamRequest{Calls: []*functionv1.StreamCall{{Call: call, Kind: &functionv1.StreamCall_Invoke{Invoke: req}}}}
 			if err := st.Send(m); err != nil {
 				return
 			}

@@ -90,47 +90,58 @@ func (s *sink) handle(ctx context.Context, ev *pb.CloudEvent, st *sinkStream, ca
 	}
 }
 
+// maxAnswers bounds the answers packed into one InvokeStreamResponse.
+const maxAnswers = 256
+
 // InvokeStream implements FunctionService: every invocation runs in its own
 // goroutine, as a unary call would, through handle, and is answered with an
-// ack. When the stream ends, stalled calls are released, answers are no
-// longer sent, and InvokeStream returns once every call has returned.
+// ack. One sender goroutine sends the answers, packing every answer already
+// waiting into one message. When the stream ends, stalled calls are
+// released, answers are no longer sent, and InvokeStream returns once every
+// call and the sender have returned.
 func (s *sink) InvokeStream(stream functionv1.FunctionService_InvokeStreamServer) error {
 	if s.unaryOnly {
 		return status.Error(codes.Unimplemented, "this sink serves unary Invoke only")
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
-	st := &sinkStream{stream: stream, cancel: cancel, calls: make(map[uint64]chan struct{})}
+	st := &sinkStream{stream: stream, cancel: cancel, calls: make(map[uint64]chan struct{}), wake: make(chan struct{}, 1)}
+	var sender sync.WaitGroup
+	sender.Add(1)
+	go func() {
+		defer sender.Done()
+		st.sendLoop()
+	}()
 	var err error
 	for {
 		var req *functionv1.InvokeStreamRequest
 		if req, err = stream.Recv(); err != nil {
 			break
 		}
-		call := req.GetCall()
-		switch kind := req.GetKind().(type) {
-		case *functionv1.InvokeStreamRequest_Invoke:
-			st.mu.Lock()
-			st.calls[call] = nil
-			st.mu.Unlock()
-			st.wg.Add(1)
-			go func() { // not wg.Go: its wrapper is one more allocation per call
-				defer st.wg.Done()
-				s.handle(ctx, kind.Invoke.GetEvent(), st, call)
-				st.mu.Lock()
-				delete(st.calls, call)
-				st.mu.Unlock()
-				st.send(&functionv1.InvokeStreamResponse{Call: call, Response: ackResponse})
-			}()
-		case *functionv1.InvokeStreamRequest_Cancel:
-			if kind.Cancel {
-				st.withdraw(call)
+		st.mu.Lock() // once for every call of the message
+		for _, c := range req.GetCalls() {
+			call := c.GetCall()
+			switch kind := c.GetKind().(type) {
+			case *functionv1.StreamCall_Invoke:
+				st.calls[call] = nil
+				st.wg.Add(1)
+				go func() { // not wg.Go: its wrapper is one more allocation per call
+					defer st.wg.Done()
+					s.handle(ctx, kind.Invoke.GetEvent(), st, call)
+					st.answer(call)
+				}()
+			case *functionv1.StreamCall_Cancel:
+				if kind.Cancel {
+					st.withdrawLocked(call)
+				}
 			}
 		}
+		st.mu.Unlock()
 	}
-	st.closed.Store(true)
+	st.end()
 	cancel()
 	st.wg.Wait()
-	if st.sendErr != nil { // every sender has returned
+	sender.Wait()
+	if st.sendErr != nil { // the sender has returned
 		return st.sendErr
 	}
 	if errors.Is(err, io.EOF) {
@@ -144,15 +155,16 @@ type sinkStream struct {
 	stream functionv1.FunctionService_InvokeStreamServer
 	cancel context.CancelFunc // ends the stream's calls
 	wg     sync.WaitGroup     // running calls
-	closed atomic.Bool        // the stream is ending: no more answers
+	wake   chan struct{}      // a token when answers may be waiting or the stream is ending
 
 	mu sync.Mutex
 	// calls holds the running calls: nil, the channel a stalled call waits
 	// on, or withdrawn once cancelled.
-	calls map[uint64]chan struct{}
+	calls  map[uint64]chan struct{}
+	done   []uint64 // calls answered, waiting for the sender
+	closed bool     // the stream is ending: no more answers
 
-	sendMu  sync.Mutex // Send is not safe for concurrent use
-	sendErr error
+	sendErr error // written by the sender only
 }
 
 // withdrawn is the closed channel marking a withdrawn call.
@@ -179,10 +191,9 @@ func (st *sinkStream) withdrawal(call uint64) <-chan struct{} {
 	return ch
 }
 
-// withdraw cancels a running call; a call that already returned is ignored.
-func (st *sinkStream) withdraw(call uint64) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
+// withdrawLocked cancels a running call; a call that already returned is
+// ignored. st.mu is held.
+func (st *sinkStream) withdrawLocked(call uint64) {
 	ch, ok := st.calls[call]
 	if !ok || ch == withdrawn {
 		return
@@ -193,18 +204,90 @@ func (st *sinkStream) withdraw(call uint64) {
 	st.calls[call] = withdrawn
 }
 
-// send answers a call unless the stream is ending. A Send error ends the
-// stream (gRPC has failed it): the calls are cancelled.
-func (st *sinkStream) send(m *functionv1.InvokeStreamResponse) {
-	st.sendMu.Lock()
-	defer st.sendMu.Unlock()
-	if st.sendErr != nil || st.closed.Load() {
+// answer forgets a returned call and queues its ack for the sender unless
+// the stream is ending.
+func (st *sinkStream) answer(call uint64) {
+	st.mu.Lock()
+	delete(st.calls, call)
+	if st.closed {
+		st.mu.Unlock()
 		return
 	}
-	if err := st.stream.Send(m); err != nil {
-		st.sendErr = err
-		st.cancel()
+	st.done = append(st.done, call)
+	// The sender waits only after finding the queue empty: the answer that
+	// fills it again wakes it.
+	first := len(st.done) == 1
+	st.mu.Unlock()
+	if first {
+		st.signal()
 	}
+}
+
+// signal wakes the sender if it is waiting (a token already pending will).
+func (st *sinkStream) signal() {
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
+}
+
+// end stops the answers; the sender returns.
+func (st *sinkStream) end() {
+	st.mu.Lock()
+	st.closed = true
+	st.mu.Unlock()
+	st.signal()
+}
+
+// sendLoop is the stream's only sender: it waits for the first answer, takes
+// every other one already waiting (up to maxAnswers) and sends them as one
+// message, until the stream ends. A Send error ends the stream (gRPC has
+// failed it): the calls are cancelled.
+func (st *sinkStream) sendLoop() {
+	var calls []uint64 // reused: the calls of one message
+	for {
+		var ok bool
+		if calls, ok = st.next(calls[:0]); !ok {
+			return
+		}
+		// One allocation for the answers, one for their pointers and one for
+		// the message, whatever the number of answers; none is reused, as
+		// gRPC may use a sent message after Send.
+		vals := make([]functionv1.StreamAnswer, len(calls))
+		m := &functionv1.InvokeStreamResponse{Answers: make([]*functionv1.StreamAnswer, len(calls))}
+		for i, call := range calls {
+			a := &vals[i]
+			a.Call, a.Response = call, ackResponse
+			m.Answers[i] = a
+		}
+		if err := st.stream.Send(m); err != nil {
+			st.sendErr = err
+			st.mu.Lock()
+			st.closed, st.done = true, nil
+			st.mu.Unlock()
+			st.cancel()
+			return
+		}
+	}
+}
+
+// next blocks until answers are waiting and appends the oldest, up to
+// maxAnswers, to buf; ok is false when the stream is ending.
+func (st *sinkStream) next(buf []uint64) (_ []uint64, ok bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for len(st.done) == 0 && !st.closed {
+		st.mu.Unlock()
+		<-st.wake
+		st.mu.Lock()
+	}
+	if st.closed {
+		return buf, false
+	}
+	n := min(len(st.done), maxAnswers)
+	buf = append(buf, st.done[:n]...)
+	st.done = st.done[:copy(st.done, st.done[n:])]
+	return buf, true
 }
 
 // startSink serves a sink on 127.0.0.1:0.

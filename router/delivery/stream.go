@@ -42,8 +42,17 @@ import (
 // InvokeStream gets unary calls before it is asked again.
 const unsupportedFor = 5 * time.Minute
 
-// sendQueue bounds the requests waiting for a stream's sender.
+// sendQueue bounds the calls waiting for a stream's sender.
 const sendQueue = 256
+
+// packCalls and packBytes bound one InvokeStreamRequest: the sender packs
+// every call already waiting into one message (it never waits for more),
+// up to these limits; a larger call goes alone. Functions' gRPC servers
+// accept 4 MiB messages by default.
+const (
+	packCalls = 64
+	packBytes = 1 << 20
+)
 
 var invokeStreamDesc = &grpc.StreamDesc{StreamName: "InvokeStream", ServerStreams: true, ClientStreams: true}
 
@@ -88,9 +97,9 @@ type invokeStream struct {
 	done chan struct{} // closed when the stream ended
 }
 
-// streamAnswer is a response, or the error that ended the stream first.
+// streamAnswer is a call's answer, or the error that ended the stream first.
 type streamAnswer struct {
-	resp *functionv1.InvokeStreamResponse
+	resp *functionv1.StreamAnswer
 	err  error
 }
 
@@ -157,7 +166,7 @@ func (s *invokeStream) usable() bool {
 // call sends one invocation and waits for its answer. ok is false when the
 // target turned out not to serve InvokeStream before answering: the attempt
 // did not happen and goes as a unary call instead.
-func (s *invokeStream) call(ctx context.Context, req []byte) (resp *functionv1.InvokeStreamResponse, err error, ok bool) {
+func (s *invokeStream) call(ctx context.Context, deadline time.Time, req []byte) (resp *functionv1.StreamAnswer, err error, ok bool) {
 	id := s.next.Add(1)
 	ch := make(chan streamAnswer, 1)
 	s.mu.Lock()
@@ -173,11 +182,16 @@ func (s *invokeStream) call(ctx context.Context, req []byte) (resp *functionv1.I
 	s.pending[id] = ch
 	s.mu.Unlock()
 
-	msg := appendStreamInvoke(make([]byte, 0, len(req)+16), id, req)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	msg := appendCallInvoke(make([]byte, 0, len(req)+16), id, req)
 	select {
 	case s.sendq <- msg:
 	case a := <-ch: // the stream ended before the request was queued
 		return nil, a.err, !errors.Is(a.err, errNoStreams)
+	case <-timer.C:
+		s.forget(id, false)
+		return nil, errDeadline, true
 	case <-ctx.Done():
 		s.forget(id, false)
 		return nil, ctx.Err(), true
@@ -188,6 +202,9 @@ func (s *invokeStream) call(ctx context.Context, req []byte) (resp *functionv1.I
 			return nil, a.err, !errors.Is(a.err, errNoStreams)
 		}
 		return a.resp, nil, true
+	case <-timer.C:
+		s.forget(id, true)
+		return nil, errDeadline, true
 	case <-ctx.Done():
 		s.forget(id, true)
 		return nil, ctx.Err(), true
@@ -202,7 +219,7 @@ func (s *invokeStream) forget(id uint64, cancel bool) {
 	defer s.mu.Unlock()
 	if _, open := s.pending[id]; open && cancel && !s.halfDone {
 		select {
-		case s.sendq <- appendStreamCancel(nil, id):
+		case s.sendq <- appendCallCancel(nil, id):
 		default:
 		}
 	}
@@ -219,20 +236,40 @@ func (s *invokeStream) maybeHalfClose() {
 	}
 }
 
-// sendLoop writes queued messages; grpc.ClientStream.SendMsg must not be
-// called concurrently.
+// sendLoop writes the queued calls, those waiting together packed into one
+// message; grpc.ClientStream.SendMsg must not be called concurrently.
 func (s *invokeStream) sendLoop() {
 	for {
+		var first []byte
+		open := true
 		select {
-		case msg, open := <-s.sendq:
-			if !open {
-				_ = s.st.CloseSend()
-				return
-			}
-			if err := s.st.SendMsg(preEncoded(msg)); err != nil {
-				return // RecvMsg reports the stream's status
-			}
+		case first, open = <-s.sendq:
 		case <-s.done:
+			return
+		}
+		if !open {
+			_ = s.st.CloseSend()
+			return
+		}
+		msg := appendCall(make([]byte, 0, min(len(first)*4, packBytes)+64), first)
+	pack:
+		for n := 1; n < packCalls && len(msg) < packBytes; n++ {
+			select {
+			case c, ok := <-s.sendq:
+				if !ok {
+					open = false
+					break pack
+				}
+				msg = appendCall(msg, c)
+			default:
+				break pack
+			}
+		}
+		if err := s.st.SendMsg(preEncoded(msg)); err != nil {
+			return // RecvMsg reports the stream's status
+		}
+		if !open {
+			_ = s.st.CloseSend()
 			return
 		}
 	}
@@ -248,13 +285,14 @@ func (s *invokeStream) recvLoop() {
 			break
 		}
 		s.mu.Lock()
-		ch, open := s.pending[resp.GetCall()]
-		delete(s.pending, resp.GetCall())
+		for _, a := range resp.GetAnswers() {
+			if ch, open := s.pending[a.GetCall()]; open {
+				delete(s.pending, a.GetCall())
+				ch <- streamAnswer{resp: a} // buffered: never blocks
+			}
+		}
 		s.maybeHalfClose()
 		s.mu.Unlock()
-		if open {
-			ch <- streamAnswer{resp: resp}
-		}
 	}
 	end := err
 	switch {
@@ -309,26 +347,33 @@ func (t *Targets) closeStreams() {
 	t.wg.Wait()
 }
 
-// Field numbers of InvokeStreamRequest (function.proto).
+// Field numbers of InvokeStreamRequest and StreamCall (function.proto).
 const (
-	streamCall   protowire.Number = 1
-	streamInvoke protowire.Number = 2
-	streamCancel protowire.Number = 3
+	requestCalls protowire.Number = 1
+	callNumber   protowire.Number = 1
+	callInvoke   protowire.Number = 2
+	callCancel   protowire.Number = 3
 )
 
-// appendStreamInvoke encodes an InvokeStreamRequest carrying req, an
-// encoded InvokeRequest.
-func appendStreamInvoke(b []byte, call uint64, req []byte) []byte {
-	b = protowire.AppendTag(b, streamCall, protowire.VarintType)
+// appendCall appends an encoded StreamCall to an InvokeStreamRequest.
+func appendCall(msg, call []byte) []byte {
+	msg = protowire.AppendTag(msg, requestCalls, protowire.BytesType)
+	return protowire.AppendBytes(msg, call)
+}
+
+// appendCallInvoke encodes a StreamCall carrying req, an encoded
+// InvokeRequest.
+func appendCallInvoke(b []byte, call uint64, req []byte) []byte {
+	b = protowire.AppendTag(b, callNumber, protowire.VarintType)
 	b = protowire.AppendVarint(b, call)
-	b = protowire.AppendTag(b, streamInvoke, protowire.BytesType)
+	b = protowire.AppendTag(b, callInvoke, protowire.BytesType)
 	return protowire.AppendBytes(b, req)
 }
 
-// appendStreamCancel encodes an InvokeStreamRequest withdrawing call.
-func appendStreamCancel(b []byte, call uint64) []byte {
-	b = protowire.AppendTag(b, streamCall, protowire.VarintType)
+// appendCallCancel encodes a StreamCall withdrawing call.
+func appendCallCancel(b []byte, call uint64) []byte {
+	b = protowire.AppendTag(b, callNumber, protowire.VarintType)
 	b = protowire.AppendVarint(b, call)
-	b = protowire.AppendTag(b, streamCancel, protowire.VarintType)
+	b = protowire.AppendTag(b, callCancel, protowire.VarintType)
 	return protowire.AppendVarint(b, 1)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,12 +27,13 @@ import (
 // receiving that many invocations, leaving them unanswered.
 type streamFunc struct {
 	functionv1.UnimplementedFunctionServiceServer
-	answer  func(req *functionv1.InvokeRequest) *functionv1.InvokeStreamResponse
+	answer  func(req *functionv1.InvokeRequest) *functionv1.StreamAnswer
 	end     int
 	streams atomic.Int64 // InvokeStream handlers started
 	unary   atomic.Int64 // Invoke calls
 
 	mu       sync.Mutex
+	messages int // request messages received
 	reqs     []*functionv1.InvokeRequest
 	cancels  []uint64
 	received []uint64
@@ -57,30 +59,35 @@ func (f *streamFunc) InvokeStream(st functionv1.FunctionService_InvokeStreamServ
 			return err
 		}
 		f.mu.Lock()
-		if m.GetCancel() {
-			f.cancels = append(f.cancels, m.GetCall())
-			f.mu.Unlock()
-			continue
-		}
-		f.reqs = append(f.reqs, m.GetInvoke())
-		f.received = append(f.received, m.GetCall())
+		f.messages++
 		f.mu.Unlock()
-		n++
-		if f.end > 0 && n >= f.end {
-			return nil
-		}
-		wg.Add(1)
-		go func() { // answered concurrently, in any order
-			defer wg.Done()
-			resp := f.answer(m.GetInvoke())
-			if resp == nil {
-				return
+		for _, c := range m.GetCalls() {
+			f.mu.Lock()
+			if c.GetCancel() {
+				f.cancels = append(f.cancels, c.GetCall())
+				f.mu.Unlock()
+				continue
 			}
-			resp.Call = m.GetCall()
-			sendMu.Lock()
-			defer sendMu.Unlock()
-			_ = st.Send(resp)
-		}()
+			f.reqs = append(f.reqs, c.GetInvoke())
+			f.received = append(f.received, c.GetCall())
+			f.mu.Unlock()
+			n++
+			if f.end > 0 && n >= f.end {
+				return nil
+			}
+			wg.Add(1)
+			go func() { // answered concurrently, in any order
+				defer wg.Done()
+				a := f.answer(c.GetInvoke())
+				if a == nil {
+					return
+				}
+				a.Call = c.GetCall()
+				sendMu.Lock()
+				defer sendMu.Unlock()
+				_ = st.Send(&functionv1.InvokeStreamResponse{Answers: []*functionv1.StreamAnswer{a}})
+			}()
+		}
 	}
 }
 
@@ -112,8 +119,8 @@ func connected(t *testing.T, tg *Targets, addr string) {
 	require.Eventually(t, func() bool { return cc.GetState() == connectivity.Ready }, 5*time.Second, time.Millisecond)
 }
 
-func ack(*functionv1.InvokeRequest) *functionv1.InvokeStreamResponse {
-	return &functionv1.InvokeStreamResponse{Response: &functionv1.InvokeResponse{Outcome: functionv1.Outcome_OUTCOME_ACK}}
+func ack(*functionv1.InvokeRequest) *functionv1.StreamAnswer {
+	return &functionv1.StreamAnswer{Response: &functionv1.InvokeResponse{Outcome: functionv1.Outcome_OUTCOME_ACK}}
 }
 
 func streamAttempt(t *testing.T, addr string, number int, timeout time.Duration) *Attempt {
@@ -173,21 +180,21 @@ func TestStreamCarriesAttempts(t *testing.T) {
 func TestStreamAnswersClassified(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		resp    *functionv1.InvokeStreamResponse
+		resp    *functionv1.StreamAnswer
 		verdict Verdict
 		code    string
 		after   time.Duration
 		health  bool
 	}{
-		{"ack", &functionv1.InvokeStreamResponse{}, Ack, "OK", 0, false},
-		{"retry outcome", &functionv1.InvokeStreamResponse{Response: &functionv1.InvokeResponse{Outcome: functionv1.Outcome_OUTCOME_RETRY, RetryAfter: durationpb.New(3 * time.Second), Reason: "busy"}}, Retry, "RETRY", 3 * time.Second, false},
-		{"dead outcome", &functionv1.InvokeStreamResponse{Response: &functionv1.InvokeResponse{Outcome: functionv1.Outcome_OUTCOME_DEAD, Reason: "no"}}, DeadNow, "DEAD", 0, false},
-		{"unavailable with delay", &functionv1.InvokeStreamResponse{Code: int32(codes.Unavailable), Message: "down", RetryDelay: durationpb.New(2 * time.Second)}, Retry, "UNAVAILABLE", 2 * time.Second, true},
-		{"invalid argument", &functionv1.InvokeStreamResponse{Code: int32(codes.InvalidArgument), Message: "bad"}, DeadNow, "INVALID_ARGUMENT", 0, false},
+		{"ack", &functionv1.StreamAnswer{}, Ack, "OK", 0, false},
+		{"retry outcome", &functionv1.StreamAnswer{Response: &functionv1.InvokeResponse{Outcome: functionv1.Outcome_OUTCOME_RETRY, RetryAfter: durationpb.New(3 * time.Second), Reason: "busy"}}, Retry, "RETRY", 3 * time.Second, false},
+		{"dead outcome", &functionv1.StreamAnswer{Response: &functionv1.InvokeResponse{Outcome: functionv1.Outcome_OUTCOME_DEAD, Reason: "no"}}, DeadNow, "DEAD", 0, false},
+		{"unavailable with delay", &functionv1.StreamAnswer{Code: int32(codes.Unavailable), Message: "down", RetryDelay: durationpb.New(2 * time.Second)}, Retry, "UNAVAILABLE", 2 * time.Second, true},
+		{"invalid argument", &functionv1.StreamAnswer{Code: int32(codes.InvalidArgument), Message: "bad"}, DeadNow, "INVALID_ARGUMENT", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := &streamFunc{answer: func(*functionv1.InvokeRequest) *functionv1.InvokeStreamResponse {
-				return proto.Clone(tc.resp).(*functionv1.InvokeStreamResponse)
+			fs := &streamFunc{answer: func(*functionv1.InvokeRequest) *functionv1.StreamAnswer {
+				return proto.Clone(tc.resp).(*functionv1.StreamAnswer)
 			}}
 			addr, _ := serveFunc(t, fs)
 			tg := NewTargets(TargetsConfig{})
@@ -206,7 +213,7 @@ func TestStreamAnswersClassified(t *testing.T) {
 // An attempt past its timeout fails with DEADLINE_EXCEEDED and the function
 // is told to stop working on it; the stream goes on serving.
 func TestStreamTimeoutCancelsCall(t *testing.T) {
-	fs := &streamFunc{answer: func(req *functionv1.InvokeRequest) *functionv1.InvokeStreamResponse {
+	fs := &streamFunc{answer: func(req *functionv1.InvokeRequest) *functionv1.StreamAnswer {
 		if req.GetAttempt() == 1 {
 			return nil // never answered
 		}
@@ -319,7 +326,7 @@ func TestStreamLetsGracefulStopFinish(t *testing.T) {
 
 // Closing the Targets fails the attempts still waiting on a stream.
 func TestStreamCloseCancelsWaitingAttempts(t *testing.T) {
-	fs := &streamFunc{answer: func(*functionv1.InvokeRequest) *functionv1.InvokeStreamResponse { return nil }}
+	fs := &streamFunc{answer: func(*functionv1.InvokeRequest) *functionv1.StreamAnswer { return nil }}
 	addr, _ := serveFunc(t, fs)
 	tg := NewTargets(TargetsConfig{})
 	connected(t, tg, addr)
@@ -354,4 +361,80 @@ func TestStreamNotBeforeConnectionReady(t *testing.T) {
 	require.Equal(t, Ack, r.Verdict, r.Message)
 	require.EqualValues(t, 1, fs.streams.Load())
 	require.EqualValues(t, 1, fs.unary.Load())
+}
+
+// fakeClientStream records what a sender sends.
+type fakeClientStream struct {
+	grpc.ClientStream
+	mu     sync.Mutex
+	sent   []*functionv1.InvokeStreamRequest
+	closed bool
+}
+
+func (f *fakeClientStream) SendMsg(m any) error {
+	req := &functionv1.InvokeStreamRequest{}
+	if err := proto.Unmarshal(m.(preEncoded), req); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, req)
+	return nil
+}
+
+func (f *fakeClientStream) CloseSend() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+// The sender packs the calls already waiting into one message, within
+// packCalls and packBytes, and never waits for more.
+func TestStreamSenderPacksWaitingCalls(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		calls     int
+		size      int
+		wantFirst int
+	}{
+		{"small calls", 10, 100, 11}, // the cancel too
+		{"more than packCalls", packCalls + 5, 100, packCalls},
+		{"large calls", 8, 300 << 10, 4}, // the fourth passes packBytes
+		{"one call", 1, 100, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fcs := &fakeClientStream{}
+			s := &invokeStream{st: fcs, sendq: make(chan []byte, sendQueue), done: make(chan struct{})}
+			req, err := proto.Marshal(&functionv1.InvokeRequest{Trigger: strings.Repeat("t", tc.size)})
+			require.NoError(t, err)
+			for i := range tc.calls {
+				s.sendq <- appendCallInvoke(nil, uint64(i+1), req)
+			}
+			s.sendq <- appendCallCancel(nil, 1)
+			close(s.sendq) // the sender sends what is queued, then half-closes
+			s.sendLoop()
+			fcs.mu.Lock()
+			defer fcs.mu.Unlock()
+			require.True(t, fcs.closed)
+			require.Len(t, fcs.sent[0].GetCalls(), tc.wantFirst)
+			var got []uint64
+			cancels := 0
+			for _, m := range fcs.sent {
+				for _, c := range m.GetCalls() {
+					if c.GetCancel() {
+						cancels++
+						continue
+					}
+					require.Len(t, c.GetInvoke().GetTrigger(), tc.size)
+					got = append(got, c.GetCall())
+				}
+			}
+			require.Equal(t, 1, cancels)
+			require.Len(t, got, tc.calls)
+			for i, c := range got {
+				require.EqualValues(t, i+1, c, "calls go in order")
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -47,6 +49,9 @@ type streamConn struct {
 	stream   functionv1.FunctionService_InvokeStreamClient
 	cancel   context.CancelFunc // cancels the stream's context
 	returned chan error         // receives the server's InvokeStream result
+
+	pending []*functionv1.StreamAnswer // received, not yet returned by recv
+	msgs    int                        // response messages received
 }
 
 // openStream serves NewService(h) on 127.0.0.1:0 with a plain grpc.Server
@@ -78,18 +83,35 @@ func openStream(t *testing.T, h Handler, opts ...grpc.ServerOption) *streamConn 
 	return &streamConn{stream: stream, cancel: cancel, returned: obs.returned}
 }
 
+// invokeOf is the StreamCall starting call with req.
+func invokeOf(call uint64, req *functionv1.InvokeRequest) *functionv1.StreamCall {
+	return &functionv1.StreamCall{Call: call, Kind: &functionv1.StreamCall_Invoke{Invoke: req}}
+}
+
+// cancelOf is the StreamCall withdrawing call.
+func cancelOf(call uint64) *functionv1.StreamCall {
+	return &functionv1.StreamCall{Call: call, Kind: &functionv1.StreamCall_Cancel{Cancel: true}}
+}
+
+// send sends one request message carrying calls.
+func (c *streamConn) send(t *testing.T, calls ...*functionv1.StreamCall) {
+	t.Helper()
+	require.NoError(t, c.stream.Send(&functionv1.InvokeStreamRequest{Calls: calls}))
+}
+
 func (c *streamConn) invoke(t *testing.T, call uint64, req *functionv1.InvokeRequest) {
 	t.Helper()
-	require.NoError(t, c.stream.Send(&functionv1.InvokeStreamRequest{Call: call, Kind: &functionv1.InvokeStreamRequest_Invoke{Invoke: req}}))
+	c.send(t, invokeOf(call, req))
 }
 
 func (c *streamConn) cancelCall(t *testing.T, call uint64) {
 	t.Helper()
-	require.NoError(t, c.stream.Send(&functionv1.InvokeStreamRequest{Call: call, Kind: &functionv1.InvokeStreamRequest_Cancel{Cancel: true}}))
+	c.send(t, cancelOf(call))
 }
 
-// recv receives one answer, failing the test after waitLong.
-func (c *streamConn) recv(t *testing.T) *functionv1.InvokeStreamResponse {
+// recvMsg receives one response message, failing the test after waitLong.
+// Every message answers at least one call.
+func (c *streamConn) recvMsg(t *testing.T) *functionv1.InvokeStreamResponse {
 	t.Helper()
 	type result struct {
 		m   *functionv1.InvokeStreamResponse
@@ -103,12 +125,26 @@ func (c *streamConn) recv(t *testing.T) *functionv1.InvokeStreamResponse {
 	select {
 	case r := <-ch:
 		require.NoError(t, r.err)
+		require.NotEmpty(t, r.m.GetAnswers(), "a response message without answers")
+		c.msgs++
 		return r.m
 	case <-time.After(waitLong):
 		c.cancel() // unblocks the Recv goroutine
 		t.Fatal("timed out waiting for an answer")
 		return nil
 	}
+}
+
+// recv returns the next answer, from the message last received or a new
+// one, failing the test after waitLong.
+func (c *streamConn) recv(t *testing.T) *functionv1.StreamAnswer {
+	t.Helper()
+	if len(c.pending) == 0 {
+		c.pending = c.recvMsg(t).GetAnswers()
+	}
+	a := c.pending[0]
+	c.pending = c.pending[1:]
+	return a
 }
 
 // serverReturned waits for the server's InvokeStream to return.
@@ -557,14 +593,36 @@ func TestStreamSendErrorEndsStream(t *testing.T) {
 }
 
 // fakeStream is an in-memory InvokeStream server side whose Send is not safe
-// for concurrent use, like gRPC's: the race detector flags concurrent Sends.
+// for concurrent use, like gRPC's: the race detector flags Sends that are not
+// serialized, and the goroutines that called Send are recorded.
 type fakeStream struct {
 	grpc.ServerStream
-	ctx   context.Context
-	reqs  chan *functionv1.InvokeStreamRequest // closed: the client closed its side
-	sent  []*functionv1.InvokeStreamResponse   // written without a lock on purpose
-	want  int
-	ready chan struct{} // closed once want answers were sent
+	ctx  context.Context
+	reqs chan *functionv1.InvokeStreamRequest // closed: the client closed its side
+	hold chan struct{}                        // non-nil: the first Send waits until it is closed
+	want int                                  // answers expected
+	// ready is closed once want answers were sent.
+	ready chan struct{}
+
+	// Written without a lock on purpose:
+	sent    []*functionv1.InvokeStreamResponse
+	answers int             // in sent
+	senders map[string]bool // the goroutines that called Send, by id
+}
+
+func newFakeStream(t *testing.T, want int) *fakeStream {
+	return &fakeStream{
+		ctx: callCtx(t), reqs: make(chan *functionv1.InvokeStreamRequest, want),
+		want: want, ready: make(chan struct{}), senders: map[string]bool{},
+	}
+}
+
+// goroutineID is the id of the calling goroutine, from its stack trace
+// ("goroutine 42 [running]:…").
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	return strings.Fields(string(buf))[1]
 }
 
 func (f *fakeStream) Context() context.Context { return f.ctx }
@@ -577,11 +635,62 @@ func (f *fakeStream) Recv() (*functionv1.InvokeStreamRequest, error) {
 }
 
 func (f *fakeStream) Send(m *functionv1.InvokeStreamResponse) error {
+	f.senders[goroutineID()] = true
+	if f.hold != nil && len(f.sent) == 0 {
+		select {
+		case <-f.hold:
+		case <-f.ctx.Done():
+		}
+	}
 	f.sent = append(f.sent, m)
-	if len(f.sent) == f.want {
+	f.answers += len(m.GetAnswers())
+	if f.answers == f.want {
 		close(f.ready)
 	}
 	return nil
+}
+
+// serve starts serving f with svc; wait waits until want answers were sent,
+// then closes the client side and waits for InvokeStream to return cleanly.
+func (f *fakeStream) serve(t *testing.T, svc functionv1.FunctionServiceServer) (wait func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- svc.InvokeStream(f) }()
+	return func() {
+		t.Helper()
+		select {
+		case <-f.ready:
+		case <-time.After(waitLong):
+			t.Fatal("not every call was answered")
+		}
+		close(f.reqs)
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(waitLong):
+			t.Fatal("InvokeStream did not return")
+		}
+	}
+}
+
+// answered checks that one goroutine sent every message and that they answer
+// calls 0 to n-1 once each, every message with 1 to maxBatch answers; it
+// returns the answers by call.
+func (f *fakeStream) answered(t *testing.T, n int) map[uint64]*functionv1.StreamAnswer {
+	t.Helper()
+	require.Len(t, f.senders, 1, "Send was called by several goroutines")
+	seen := map[uint64]*functionv1.StreamAnswer{}
+	for _, m := range f.sent {
+		require.NotEmpty(t, m.GetAnswers())
+		require.LessOrEqual(t, len(m.GetAnswers()), maxBatch)
+		for _, a := range m.GetAnswers() {
+			require.NotContains(t, seen, a.GetCall(), "call %d answered twice", a.GetCall())
+			require.Less(t, a.GetCall(), uint64(n))
+			seen[a.GetCall()] = a
+		}
+	}
+	require.Len(t, seen, n)
+	return seen
 }
 
 func TestStreamSendsSerialized(t *testing.T) {
@@ -594,31 +703,200 @@ func TestStreamSendsSerialized(t *testing.T) {
 		start.Wait()
 		return Result{}, nil
 	})
-	f := &fakeStream{ctx: callCtx(t), reqs: make(chan *functionv1.InvokeStreamRequest, n), want: n, ready: make(chan struct{})}
+	f := newFakeStream(t, n)
+	// The calls come packed, a few to a message.
+	var calls []*functionv1.StreamCall
 	for i := range n {
-		f.reqs <- &functionv1.InvokeStreamRequest{Call: uint64(i), Kind: &functionv1.InvokeStreamRequest_Invoke{
-			Invoke: &functionv1.InvokeRequest{Event: pbEvent(fmt.Sprintf("e%d", i)), Attempt: 1},
-		}}
+		calls = append(calls, invokeOf(uint64(i), &functionv1.InvokeRequest{Event: pbEvent(fmt.Sprintf("e%d", i)), Attempt: 1}))
+		if len(calls) == 7 || i == n-1 {
+			f.reqs <- &functionv1.InvokeStreamRequest{Calls: calls}
+			calls = nil
+		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- svc.InvokeStream(f) }()
-	select {
-	case <-f.ready:
-	case <-time.After(waitLong):
-		t.Fatal("not every call was answered")
+	f.serve(t, svc)()
+	for _, a := range f.answered(t, n) {
+		require.Zero(t, a.GetCode())
+		require.Equal(t, functionv1.Outcome_OUTCOME_ACK, a.GetResponse().GetOutcome())
 	}
-	close(f.reqs)
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(waitLong):
-		t.Fatal("InvokeStream did not return")
+}
+
+// TestStreamPackingLimits holds the first Send until every handler has
+// returned, so that the other answers all wait together: they are packed up
+// to maxBatch answers and maxBatchBytes a message.
+func TestStreamPackingLimits(t *testing.T) {
+	tests := []struct {
+		name string
+		n    int
+		data int // bytes of a reply's data; 0: no reply
+	}{
+		{name: "answers", n: 3*maxBatch + 10},
+		{name: "bytes", n: 8, data: 300 << 10},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var returned atomic.Int64
+			data := make([]byte, tt.data)
+			svc := NewService(func(_ context.Context, ev event.Event) (Result, error) {
+				defer returned.Add(1)
+				if tt.data > 0 {
+					return Reply(newEvent("reply-"+ev.ID(), "application/octet-stream", data)), nil
+				}
+				return Result{}, nil
+			})
+			f := newFakeStream(t, tt.n)
+			f.hold = make(chan struct{})
+			for i := range tt.n {
+				f.reqs <- &functionv1.InvokeStreamRequest{Calls: []*functionv1.StreamCall{
+					invokeOf(uint64(i), &functionv1.InvokeRequest{Event: pbEvent(fmt.Sprintf("e%d", i)), Attempt: 1}),
+				}}
+			}
+			wait := f.serve(t, svc)
+			require.Eventually(t, func() bool { return returned.Load() == int64(tt.n) }, waitLong, time.Millisecond)
+			close(f.hold)
+			wait()
+			answers := f.answered(t, tt.n)
+			require.Less(t, len(f.sent), tt.n, "no answers were packed together")
+			packed := 0
+			for _, m := range f.sent {
+				packed = max(packed, len(m.GetAnswers()))
+				if len(m.GetAnswers()) > 1 {
+					require.LessOrEqual(t, proto.Size(m), maxBatchBytes)
+				}
+			}
+			if tt.data == 0 {
+				require.Equal(t, maxBatch, packed, "no message was packed to maxBatch answers")
+			} else {
+				require.Greater(t, packed, 1)
+				for call, a := range answers {
+					require.Equal(t, fmt.Sprintf("reply-e%d", call), a.GetResponse().GetReplies()[0].GetId())
+				}
+			}
+		})
+	}
+}
+
+func TestStreamSeveralCallsInOneMessage(t *testing.T) {
+	r := newCtxRecorder()
+	c := openStream(t, func(ctx context.Context, ev event.Event) (Result, error) {
+		if strings.HasPrefix(ev.ID(), "block") {
+			return r.handler(ctx, ev)
+		}
+		return Reply(newEvent("reply-"+ev.ID(), "", nil)), nil
+	})
+	req := func(id string) *functionv1.InvokeRequest {
+		return &functionv1.InvokeRequest{Event: pbEvent(id), Attempt: 1}
+	}
+	// The calls of a message are taken in order: call 1 starts and is then
+	// withdrawn; the cancel of call 4 comes before call 4 and is ignored.
+	c.send(t,
+		invokeOf(1, req("block-a")),
+		invokeOf(2, req("ack-b")),
+		cancelOf(99),
+		invokeOf(3, &functionv1.InvokeRequest{Attempt: 1}),
+		cancelOf(1),
+		cancelOf(4),
+		invokeOf(4, req("block-d")),
+		invokeOf(5, req("ack-e")),
+	)
+	require.Eventually(t, func() bool { return r.err("block-a") != nil && r.isStarted("block-d") }, waitLong, 5*time.Millisecond)
+	require.ErrorIs(t, r.err("block-a"), context.Canceled)
+
 	seen := map[uint64]bool{}
-	for _, m := range f.sent {
-		require.False(t, seen[m.GetCall()], "call %d answered twice", m.GetCall())
-		seen[m.GetCall()] = true
-		require.Equal(t, functionv1.Outcome_OUTCOME_ACK, m.GetResponse().GetOutcome())
+	// recvUntil reads answers until every call of want is answered; a
+	// withdrawn call may be answered too, at most once.
+	recvUntil := func(want ...uint64) {
+		t.Helper()
+		for {
+			missing := false
+			for _, call := range want {
+				missing = missing || !seen[call]
+			}
+			if !missing {
+				return
+			}
+			ans := c.recv(t)
+			require.False(t, seen[ans.GetCall()], "call %d answered twice", ans.GetCall())
+			seen[ans.GetCall()] = true
+			switch ans.GetCall() {
+			case 2, 5, 6:
+				require.Zero(t, ans.GetCode())
+				require.Equal(t, functionv1.Outcome_OUTCOME_ACK, ans.GetResponse().GetOutcome())
+				id := map[uint64]string{2: "ack-b", 5: "ack-e", 6: "ack-f"}[ans.GetCall()]
+				require.Equal(t, "reply-"+id, ans.GetResponse().GetReplies()[0].GetId())
+			case 3:
+				require.Equal(t, codes.InvalidArgument, codes.Code(ans.GetCode()))
+			case 1, 4: // withdrawn: answering is allowed
+				require.Equal(t, functionv1.Outcome_OUTCOME_RETRY, ans.GetResponse().GetOutcome())
+			default:
+				t.Fatalf("answer to call %d, never started", ans.GetCall())
+			}
+		}
+	}
+	recvUntil(2, 3, 5)
+	require.NoError(t, r.err("block-d"), "a cancel before its call withdrew it")
+
+	// The next message withdraws call 4 and starts call 6.
+	c.send(t, cancelOf(4), invokeOf(6, req("ack-f")))
+	require.Eventually(t, func() bool { return r.err("block-d") != nil }, waitLong, 5*time.Millisecond)
+	require.ErrorIs(t, r.err("block-d"), context.Canceled)
+	recvUntil(6)
+}
+
+// heldStream holds every SendMsg of a server stream until hold is closed.
+type heldStream struct {
+	grpc.ServerStream
+	hold <-chan struct{}
+}
+
+func (h *heldStream) SendMsg(m any) error {
+	select {
+	case <-h.hold:
+	case <-h.Context().Done():
+	}
+	return h.ServerStream.SendMsg(m)
+}
+
+func TestStreamGroupsAnswers(t *testing.T) {
+	const n = 50
+	var (
+		gate     = make(chan struct{})
+		hold     = make(chan struct{})
+		holdOnce sync.Once
+		running  atomic.Int64
+		returned atomic.Int64
+	)
+	release := func() { holdOnce.Do(func() { close(hold) }) }
+	t.Cleanup(release) // before the server stops
+	// Sending is held until the released calls have all returned, so that
+	// the sender finds their answers waiting however the goroutines are
+	// scheduled.
+	held := grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		return h(srv, &heldStream{ServerStream: ss, hold: hold})
+	})
+	c := openStream(t, func(_ context.Context, ev event.Event) (Result, error) {
+		defer returned.Add(1)
+		running.Add(1)
+		<-gate
+		return Reply(newEvent("reply-"+ev.ID(), "", nil)), nil
+	}, held)
+	for i := range n {
+		c.invoke(t, uint64(i), &functionv1.InvokeRequest{Event: pbEvent(fmt.Sprintf("e%d", i)), Attempt: 1})
+	}
+	require.Eventually(t, func() bool { return running.Load() == n }, waitLong, 5*time.Millisecond)
+	close(gate) // every call finishes at once
+	require.Eventually(t, func() bool { return returned.Load() == n }, waitLong, 5*time.Millisecond)
+	release()
+
+	seen := map[uint64]bool{}
+	for len(seen) < n {
+		for _, ans := range c.recvMsg(t).GetAnswers() {
+			require.False(t, seen[ans.GetCall()], "call %d answered twice", ans.GetCall())
+			seen[ans.GetCall()] = true
+			require.Zero(t, ans.GetCode())
+			require.Equal(t, fmt.Sprintf("reply-e%d", ans.GetCall()), ans.GetResponse().GetReplies()[0].GetId())
+		}
 	}
 	require.Len(t, seen, n)
+	require.LessOrEqual(t, c.msgs, n-1, "%d answers came in %d messages", n, c.msgs)
+	t.Logf("%d answers in %d messages", n, c.msgs)
 }

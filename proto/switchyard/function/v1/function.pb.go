@@ -90,16 +90,8 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 // InvokeStreamRequest is one message from Switchyard on an InvokeStream.
 type InvokeStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The call this message is about, chosen by Switchyard.
-	Call uint64 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
-	// A new invocation (exactly as Invoke's request), or the withdrawal of an
-	// earlier one.
-	//
-	// Types that are valid to be assigned to Kind:
-	//
-	//	*InvokeStreamRequest_Invoke
-	//	*InvokeStreamRequest_Cancel
-	Kind          isInvokeStreamRequest_Kind `protobuf_oneof:"kind"`
+	// The calls it starts or withdraws, in order.
+	Calls         []*StreamCall `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -134,56 +126,156 @@ func (*InvokeStreamRequest) Descriptor() ([]byte, []int) {
 	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *InvokeStreamRequest) GetCall() uint64 {
+func (x *InvokeStreamRequest) GetCalls() []*StreamCall {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+// StreamCall starts or withdraws one call of an InvokeStream.
+type StreamCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The call, numbered by Switchyard.
+	Call uint64 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	// A new invocation (exactly as Invoke's request), or the withdrawal of an
+	// earlier one.
+	//
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*StreamCall_Invoke
+	//	*StreamCall_Cancel
+	Kind          isStreamCall_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamCall) Reset() {
+	*x = StreamCall{}
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamCall) ProtoMessage() {}
+
+func (x *StreamCall) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamCall.ProtoReflect.Descriptor instead.
+func (*StreamCall) Descriptor() ([]byte, []int) {
+	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StreamCall) GetCall() uint64 {
 	if x != nil {
 		return x.Call
 	}
 	return 0
 }
 
-func (x *InvokeStreamRequest) GetKind() isInvokeStreamRequest_Kind {
+func (x *StreamCall) GetKind() isStreamCall_Kind {
 	if x != nil {
 		return x.Kind
 	}
 	return nil
 }
 
-func (x *InvokeStreamRequest) GetInvoke() *InvokeRequest {
+func (x *StreamCall) GetInvoke() *InvokeRequest {
 	if x != nil {
-		if x, ok := x.Kind.(*InvokeStreamRequest_Invoke); ok {
+		if x, ok := x.Kind.(*StreamCall_Invoke); ok {
 			return x.Invoke
 		}
 	}
 	return nil
 }
 
-func (x *InvokeStreamRequest) GetCancel() bool {
+func (x *StreamCall) GetCancel() bool {
 	if x != nil {
-		if x, ok := x.Kind.(*InvokeStreamRequest_Cancel); ok {
+		if x, ok := x.Kind.(*StreamCall_Cancel); ok {
 			return x.Cancel
 		}
 	}
 	return false
 }
 
-type isInvokeStreamRequest_Kind interface {
-	isInvokeStreamRequest_Kind()
+type isStreamCall_Kind interface {
+	isStreamCall_Kind()
 }
 
-type InvokeStreamRequest_Invoke struct {
+type StreamCall_Invoke struct {
 	Invoke *InvokeRequest `protobuf:"bytes,2,opt,name=invoke,proto3,oneof"`
 }
 
-type InvokeStreamRequest_Cancel struct {
+type StreamCall_Cancel struct {
 	Cancel bool `protobuf:"varint,3,opt,name=cancel,proto3,oneof"`
 }
 
-func (*InvokeStreamRequest_Invoke) isInvokeStreamRequest_Kind() {}
+func (*StreamCall_Invoke) isStreamCall_Kind() {}
 
-func (*InvokeStreamRequest_Cancel) isInvokeStreamRequest_Kind() {}
+func (*StreamCall_Cancel) isStreamCall_Kind() {}
 
-// InvokeStreamResponse answers one call of an InvokeStream.
+// InvokeStreamResponse is one message from the function on an InvokeStream.
 type InvokeStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Answers to calls, in any order.
+	Answers       []*StreamAnswer `protobuf:"bytes,1,rep,name=answers,proto3" json:"answers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvokeStreamResponse) Reset() {
+	*x = InvokeStreamResponse{}
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvokeStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvokeStreamResponse) ProtoMessage() {}
+
+func (x *InvokeStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvokeStreamResponse.ProtoReflect.Descriptor instead.
+func (*InvokeStreamResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *InvokeStreamResponse) GetAnswers() []*StreamAnswer {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
+// StreamAnswer answers one call of an InvokeStream.
+type StreamAnswer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The call answered.
 	Call uint64 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
@@ -201,21 +293,21 @@ type InvokeStreamResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *InvokeStreamResponse) Reset() {
-	*x = InvokeStreamResponse{}
-	mi := &file_switchyard_function_v1_function_proto_msgTypes[1]
+func (x *StreamAnswer) Reset() {
+	*x = StreamAnswer{}
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *InvokeStreamResponse) String() string {
+func (x *StreamAnswer) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*InvokeStreamResponse) ProtoMessage() {}
+func (*StreamAnswer) ProtoMessage() {}
 
-func (x *InvokeStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_function_v1_function_proto_msgTypes[1]
+func (x *StreamAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -226,40 +318,40 @@ func (x *InvokeStreamResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use InvokeStreamResponse.ProtoReflect.Descriptor instead.
-func (*InvokeStreamResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{1}
+// Deprecated: Use StreamAnswer.ProtoReflect.Descriptor instead.
+func (*StreamAnswer) Descriptor() ([]byte, []int) {
+	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *InvokeStreamResponse) GetCall() uint64 {
+func (x *StreamAnswer) GetCall() uint64 {
 	if x != nil {
 		return x.Call
 	}
 	return 0
 }
 
-func (x *InvokeStreamResponse) GetResponse() *InvokeResponse {
+func (x *StreamAnswer) GetResponse() *InvokeResponse {
 	if x != nil {
 		return x.Response
 	}
 	return nil
 }
 
-func (x *InvokeStreamResponse) GetCode() int32 {
+func (x *StreamAnswer) GetCode() int32 {
 	if x != nil {
 		return x.Code
 	}
 	return 0
 }
 
-func (x *InvokeStreamResponse) GetMessage() string {
+func (x *StreamAnswer) GetMessage() string {
 	if x != nil {
 		return x.Message
 	}
 	return ""
 }
 
-func (x *InvokeStreamResponse) GetRetryDelay() *durationpb.Duration {
+func (x *StreamAnswer) GetRetryDelay() *durationpb.Duration {
 	if x != nil {
 		return x.RetryDelay
 	}
@@ -287,7 +379,7 @@ type InvokeRequest struct {
 
 func (x *InvokeRequest) Reset() {
 	*x = InvokeRequest{}
-	mi := &file_switchyard_function_v1_function_proto_msgTypes[2]
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +391,7 @@ func (x *InvokeRequest) String() string {
 func (*InvokeRequest) ProtoMessage() {}
 
 func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_function_v1_function_proto_msgTypes[2]
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +404,7 @@ func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeRequest.ProtoReflect.Descriptor instead.
 func (*InvokeRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{2}
+	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *InvokeRequest) GetEvent() *pb.CloudEvent {
@@ -369,7 +461,7 @@ type InvokeResponse struct {
 
 func (x *InvokeResponse) Reset() {
 	*x = InvokeResponse{}
-	mi := &file_switchyard_function_v1_function_proto_msgTypes[3]
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +473,7 @@ func (x *InvokeResponse) String() string {
 func (*InvokeResponse) ProtoMessage() {}
 
 func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_function_v1_function_proto_msgTypes[3]
+	mi := &file_switchyard_function_v1_function_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +486,7 @@ func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeResponse.ProtoReflect.Descriptor instead.
 func (*InvokeResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{3}
+	return file_switchyard_function_v1_function_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *InvokeResponse) GetOutcome() Outcome {
@@ -429,13 +521,18 @@ var File_switchyard_function_v1_function_proto protoreflect.FileDescriptor
 
 const file_switchyard_function_v1_function_proto_rawDesc = "" +
 	"\n" +
-	"%switchyard/function/v1/function.proto\x12\x16switchyard.function.v1\x1a\x10cloudevent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n" +
-	"\x13InvokeStreamRequest\x12\x12\n" +
+	"%switchyard/function/v1/function.proto\x12\x16switchyard.function.v1\x1a\x10cloudevent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"O\n" +
+	"\x13InvokeStreamRequest\x128\n" +
+	"\x05calls\x18\x01 \x03(\v2\".switchyard.function.v1.StreamCallR\x05calls\"\x83\x01\n" +
+	"\n" +
+	"StreamCall\x12\x12\n" +
 	"\x04call\x18\x01 \x01(\x04R\x04call\x12?\n" +
 	"\x06invoke\x18\x02 \x01(\v2%.switchyard.function.v1.InvokeRequestH\x00R\x06invoke\x12\x18\n" +
 	"\x06cancel\x18\x03 \x01(\bH\x00R\x06cancelB\x06\n" +
-	"\x04kind\"\xd8\x01\n" +
-	"\x14InvokeStreamResponse\x12\x12\n" +
+	"\x04kind\"V\n" +
+	"\x14InvokeStreamResponse\x12>\n" +
+	"\aanswers\x18\x01 \x03(\v2$.switchyard.function.v1.StreamAnswerR\aanswers\"\xd0\x01\n" +
+	"\fStreamAnswer\x12\x12\n" +
 	"\x04call\x18\x01 \x01(\x04R\x04call\x12B\n" +
 	"\bresponse\x18\x02 \x01(\v2&.switchyard.function.v1.InvokeResponseR\bresponse\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
@@ -476,35 +573,39 @@ func file_switchyard_function_v1_function_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_function_v1_function_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_function_v1_function_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_switchyard_function_v1_function_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_switchyard_function_v1_function_proto_goTypes = []any{
 	(Outcome)(0),                  // 0: switchyard.function.v1.Outcome
 	(*InvokeStreamRequest)(nil),   // 1: switchyard.function.v1.InvokeStreamRequest
-	(*InvokeStreamResponse)(nil),  // 2: switchyard.function.v1.InvokeStreamResponse
-	(*InvokeRequest)(nil),         // 3: switchyard.function.v1.InvokeRequest
-	(*InvokeResponse)(nil),        // 4: switchyard.function.v1.InvokeResponse
-	(*durationpb.Duration)(nil),   // 5: google.protobuf.Duration
-	(*pb.CloudEvent)(nil),         // 6: io.cloudevents.v1.CloudEvent
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*StreamCall)(nil),            // 2: switchyard.function.v1.StreamCall
+	(*InvokeStreamResponse)(nil),  // 3: switchyard.function.v1.InvokeStreamResponse
+	(*StreamAnswer)(nil),          // 4: switchyard.function.v1.StreamAnswer
+	(*InvokeRequest)(nil),         // 5: switchyard.function.v1.InvokeRequest
+	(*InvokeResponse)(nil),        // 6: switchyard.function.v1.InvokeResponse
+	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(*pb.CloudEvent)(nil),         // 8: io.cloudevents.v1.CloudEvent
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_switchyard_function_v1_function_proto_depIdxs = []int32{
-	3,  // 0: switchyard.function.v1.InvokeStreamRequest.invoke:type_name -> switchyard.function.v1.InvokeRequest
-	4,  // 1: switchyard.function.v1.InvokeStreamResponse.response:type_name -> switchyard.function.v1.InvokeResponse
-	5,  // 2: switchyard.function.v1.InvokeStreamResponse.retry_delay:type_name -> google.protobuf.Duration
-	6,  // 3: switchyard.function.v1.InvokeRequest.event:type_name -> io.cloudevents.v1.CloudEvent
-	7,  // 4: switchyard.function.v1.InvokeRequest.deadline:type_name -> google.protobuf.Timestamp
-	0,  // 5: switchyard.function.v1.InvokeResponse.outcome:type_name -> switchyard.function.v1.Outcome
-	5,  // 6: switchyard.function.v1.InvokeResponse.retry_after:type_name -> google.protobuf.Duration
-	6,  // 7: switchyard.function.v1.InvokeResponse.replies:type_name -> io.cloudevents.v1.CloudEvent
-	3,  // 8: switchyard.function.v1.FunctionService.Invoke:input_type -> switchyard.function.v1.InvokeRequest
-	1,  // 9: switchyard.function.v1.FunctionService.InvokeStream:input_type -> switchyard.function.v1.InvokeStreamRequest
-	4,  // 10: switchyard.function.v1.FunctionService.Invoke:output_type -> switchyard.function.v1.InvokeResponse
-	2,  // 11: switchyard.function.v1.FunctionService.InvokeStream:output_type -> switchyard.function.v1.InvokeStreamResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	2,  // 0: switchyard.function.v1.InvokeStreamRequest.calls:type_name -> switchyard.function.v1.StreamCall
+	5,  // 1: switchyard.function.v1.StreamCall.invoke:type_name -> switchyard.function.v1.InvokeRequest
+	4,  // 2: switchyard.function.v1.InvokeStreamResponse.answers:type_name -> switchyard.function.v1.StreamAnswer
+	6,  // 3: switchyard.function.v1.StreamAnswer.response:type_name -> switchyard.function.v1.InvokeResponse
+	7,  // 4: switchyard.function.v1.StreamAnswer.retry_delay:type_name -> google.protobuf.Duration
+	8,  // 5: switchyard.function.v1.InvokeRequest.event:type_name -> io.cloudevents.v1.CloudEvent
+	9,  // 6: switchyard.function.v1.InvokeRequest.deadline:type_name -> google.protobuf.Timestamp
+	0,  // 7: switchyard.function.v1.InvokeResponse.outcome:type_name -> switchyard.function.v1.Outcome
+	7,  // 8: switchyard.function.v1.InvokeResponse.retry_after:type_name -> google.protobuf.Duration
+	8,  // 9: switchyard.function.v1.InvokeResponse.replies:type_name -> io.cloudevents.v1.CloudEvent
+	5,  // 10: switchyard.function.v1.FunctionService.Invoke:input_type -> switchyard.function.v1.InvokeRequest
+	1,  // 11: switchyard.function.v1.FunctionService.InvokeStream:input_type -> switchyard.function.v1.InvokeStreamRequest
+	6,  // 12: switchyard.function.v1.FunctionService.Invoke:output_type -> switchyard.function.v1.InvokeResponse
+	3,  // 13: switchyard.function.v1.FunctionService.InvokeStream:output_type -> switchyard.function.v1.InvokeStreamResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_function_v1_function_proto_init() }
@@ -512,9 +613,9 @@ func file_switchyard_function_v1_function_proto_init() {
 	if File_switchyard_function_v1_function_proto != nil {
 		return
 	}
-	file_switchyard_function_v1_function_proto_msgTypes[0].OneofWrappers = []any{
-		(*InvokeStreamRequest_Invoke)(nil),
-		(*InvokeStreamRequest_Cancel)(nil),
+	file_switchyard_function_v1_function_proto_msgTypes[1].OneofWrappers = []any{
+		(*StreamCall_Invoke)(nil),
+		(*StreamCall_Cancel)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -522,7 +623,7 @@ func file_switchyard_function_v1_function_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_function_v1_function_proto_rawDesc), len(file_switchyard_function_v1_function_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -53,14 +53,15 @@ type FunctionServiceClient interface {
 	// target and keeps using Invoke for a target that answers UNIMPLEMENTED
 	// (it asks again every few minutes).
 	//
-	// Switchyard sends one InvokeStreamRequest per invocation, each with a call
-	// number unique on the stream, and never more at once than the trigger's
-	// max_concurrency; the function answers each with one InvokeStreamResponse
-	// carrying that number, in any order, and may run them concurrently. A
-	// request with cancel set withdraws the call of that number (its deadline
+	// Each message carries one or more calls (Switchyard packs the calls that
+	// are ready together), each with a call number unique on the stream, and
+	// never more open at once than the triggers' max_concurrency allows; the
+	// function answers every invocation once, with its call number, in any
+	// order and any grouping, and may run them concurrently. A StreamCall
+	// with cancel set withdraws the call of that number (its deadline
 	// passed): the function stops working on it and need not answer. The
 	// outcome rules are those of Invoke, with the status of a failed call
-	// carried in the response. When the stream ends, calls left unanswered
+	// carried in its StreamAnswer. When the stream ends, calls left unanswered
 	// count as failed with UNAVAILABLE and are retried.
 	InvokeStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[InvokeStreamRequest, InvokeStreamResponse], error)
 }
@@ -120,14 +121,15 @@ type FunctionServiceServer interface {
 	// target and keeps using Invoke for a target that answers UNIMPLEMENTED
 	// (it asks again every few minutes).
 	//
-	// Switchyard sends one InvokeStreamRequest per invocation, each with a call
-	// number unique on the stream, and never more at once than the trigger's
-	// max_concurrency; the function answers each with one InvokeStreamResponse
-	// carrying that number, in any order, and may run them concurrently. A
-	// request with cancel set withdraws the call of that number (its deadline
+	// Each message carries one or more calls (Switchyard packs the calls that
+	// are ready together), each with a call number unique on the stream, and
+	// never more open at once than the triggers' max_concurrency allows; the
+	// function answers every invocation once, with its call number, in any
+	// order and any grouping, and may run them concurrently. A StreamCall
+	// with cancel set withdraws the call of that number (its deadline
 	// passed): the function stops working on it and need not answer. The
 	// outcome rules are those of Invoke, with the status of a failed call
-	// carried in the response. When the stream ends, calls left unanswered
+	// carried in its StreamAnswer. When the stream ends, calls left unanswered
 	// count as failed with UNAVAILABLE and are retried.
 	InvokeStream(grpc.BidiStreamingServer[InvokeStreamRequest, InvokeStreamResponse]) error
 	mustEmbedUnimplementedFunctionServiceServer()
