@@ -80,7 +80,7 @@ type invokeStream struct {
 	cc     *grpc.ClientConn
 	st     grpc.ClientStream
 	cancel context.CancelFunc
-	sendq  chan []byte
+	sendq  chan streamCall
 	log    *slog.Logger
 	// unimplemented records that the target does not serve InvokeStream,
 	// before the calls waiting on the stream fall back to unary ones.
@@ -137,7 +137,7 @@ func (t *Targets) stream(cc *grpc.ClientConn, target string) (*invokeStream, err
 	}
 	s := &invokeStream{
 		target: target, cc: cc, st: cs, cancel: cancel, log: t.log,
-		sendq:   make(chan []byte, sendQueue),
+		sendq:   make(chan streamCall, sendQueue),
 		pending: map[uint64]chan streamAnswer{},
 		done:    make(chan struct{}),
 	}
@@ -184,9 +184,8 @@ func (s *invokeStream) call(ctx context.Context, deadline time.Time, req []byte)
 
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	msg := appendCallInvoke(make([]byte, 0, len(req)+16), id, req)
 	select {
-	case s.sendq <- msg:
+	case s.sendq <- streamCall{id: id, req: req}:
 	case a := <-ch: // the stream ended before the request was queued
 		return nil, a.err, !errors.Is(a.err, errNoStreams)
 	case <-timer.C:
@@ -219,7 +218,7 @@ func (s *invokeStream) forget(id uint64, cancel bool) {
 	defer s.mu.Unlock()
 	if _, open := s.pending[id]; open && cancel && !s.halfDone {
 		select {
-		case s.sendq <- appendCallCancel(nil, id):
+		case s.sendq <- streamCall{id: id}:
 		default:
 		}
 	}
@@ -236,11 +235,20 @@ func (s *invokeStream) maybeHalfClose() {
 	}
 }
 
+// streamCall is a call waiting for the sender: an invocation (req, an
+// encoded InvokeRequest) or, with req nil, the withdrawal of call id.
+type streamCall struct {
+	id  uint64
+	req []byte
+}
+
 // sendLoop writes the queued calls, those waiting together packed into one
-// message; grpc.ClientStream.SendMsg must not be called concurrently.
+// message (encoded once, into a buffer of the exact size);
+// grpc.ClientStream.SendMsg must not be called concurrently.
 func (s *invokeStream) sendLoop() {
+	batch := make([]streamCall, 0, packCalls)
 	for {
-		var first []byte
+		var first streamCall
 		open := true
 		select {
 		case first, open = <-s.sendq:
@@ -251,20 +259,27 @@ func (s *invokeStream) sendLoop() {
 			_ = s.st.CloseSend()
 			return
 		}
-		msg := appendCall(make([]byte, 0, min(len(first)*4, packBytes)+64), first)
+		batch = append(batch[:0], first)
+		size := callSize(first)
 	pack:
-		for n := 1; n < packCalls && len(msg) < packBytes; n++ {
+		for len(batch) < packCalls && size < packBytes {
 			select {
 			case c, ok := <-s.sendq:
 				if !ok {
 					open = false
 					break pack
 				}
-				msg = appendCall(msg, c)
+				batch = append(batch, c)
+				size += callSize(c)
 			default:
 				break pack
 			}
 		}
+		msg := make([]byte, 0, size)
+		for _, c := range batch {
+			msg = appendCall(msg, c)
+		}
+		clear(batch) // let the requests go
 		if err := s.st.SendMsg(preEncoded(msg)); err != nil {
 			return // RecvMsg reports the stream's status
 		}
@@ -355,25 +370,32 @@ const (
 	callCancel   protowire.Number = 3
 )
 
-// appendCall appends an encoded StreamCall to an InvokeStreamRequest.
-func appendCall(msg, call []byte) []byte {
+// callSize is the size of c in an InvokeStreamRequest.
+func callSize(c streamCall) int {
+	n := callBodySize(c)
+	return protowire.SizeTag(requestCalls) + protowire.SizeBytes(n)
+}
+
+// callBodySize is the size of c's StreamCall.
+func callBodySize(c streamCall) int {
+	n := protowire.SizeTag(callNumber) + protowire.SizeVarint(c.id)
+	if c.req == nil {
+		return n + protowire.SizeTag(callCancel) + protowire.SizeVarint(1)
+	}
+	return n + protowire.SizeTag(callInvoke) + protowire.SizeBytes(len(c.req))
+}
+
+// appendCall appends c to an InvokeStreamRequest as a StreamCall (call
+// number, then the invocation or cancel = true).
+func appendCall(msg []byte, c streamCall) []byte {
 	msg = protowire.AppendTag(msg, requestCalls, protowire.BytesType)
-	return protowire.AppendBytes(msg, call)
-}
-
-// appendCallInvoke encodes a StreamCall carrying req, an encoded
-// InvokeRequest.
-func appendCallInvoke(b []byte, call uint64, req []byte) []byte {
-	b = protowire.AppendTag(b, callNumber, protowire.VarintType)
-	b = protowire.AppendVarint(b, call)
-	b = protowire.AppendTag(b, callInvoke, protowire.BytesType)
-	return protowire.AppendBytes(b, req)
-}
-
-// appendCallCancel encodes a StreamCall withdrawing call.
-func appendCallCancel(b []byte, call uint64) []byte {
-	b = protowire.AppendTag(b, callNumber, protowire.VarintType)
-	b = protowire.AppendVarint(b, call)
-	b = protowire.AppendTag(b, callCancel, protowire.VarintType)
-	return protowire.AppendVarint(b, 1)
+	msg = protowire.AppendVarint(msg, uint64(callBodySize(c)))
+	msg = protowire.AppendTag(msg, callNumber, protowire.VarintType)
+	msg = protowire.AppendVarint(msg, c.id)
+	if c.req == nil {
+		msg = protowire.AppendTag(msg, callCancel, protowire.VarintType)
+		return protowire.AppendVarint(msg, 1)
+	}
+	msg = protowire.AppendTag(msg, callInvoke, protowire.BytesType)
+	return protowire.AppendBytes(msg, c.req)
 }

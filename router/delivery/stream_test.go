@@ -405,13 +405,13 @@ func TestStreamSenderPacksWaitingCalls(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fcs := &fakeClientStream{}
-			s := &invokeStream{st: fcs, sendq: make(chan []byte, sendQueue), done: make(chan struct{})}
+			s := &invokeStream{st: fcs, sendq: make(chan streamCall, sendQueue), done: make(chan struct{})}
 			req, err := proto.Marshal(&functionv1.InvokeRequest{Trigger: strings.Repeat("t", tc.size)})
 			require.NoError(t, err)
 			for i := range tc.calls {
-				s.sendq <- appendCallInvoke(nil, uint64(i+1), req)
+				s.sendq <- streamCall{id: uint64(i + 1), req: req}
 			}
-			s.sendq <- appendCallCancel(nil, 1)
+			s.sendq <- streamCall{id: 1}
 			close(s.sendq) // the sender sends what is queued, then half-closes
 			s.sendLoop()
 			fcs.mu.Lock()
