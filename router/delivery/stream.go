@@ -330,7 +330,11 @@ func (s *invokeStream) recvLoop() {
 		ch <- streamAnswer{err: end}
 	}
 	if !errors.Is(err, io.EOF) && status.Code(err) != codes.Unimplemented && status.Code(err) != codes.Canceled {
-		s.log.Warn("InvokeStream ended", "target", s.target, "error", err.Error(), "calls_failed", len(left))
+		level := slog.LevelInfo // a function restarting between calls
+		if len(left) > 0 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(context.Background(), level, "InvokeStream ended", "target", s.target, "error", err.Error(), "calls_failed", len(left))
 	}
 }
 
