@@ -96,11 +96,18 @@ func (d *dispatcher) record(batch []outcome) {
 	}
 	br := store.Breaker{Threshold: max(r.cfg.BreakerThreshold, 0), Cooldown: r.cfg.BreakerCooldown, MaxCooldown: r.cfg.BreakerMaxCooldown}
 	var wait time.Duration
+	scheduled := len(retries) > 0
 	for {
 		ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
 		err := d.write(ctx, now, br, &acks, &retries, &deads)
 		cancel()
 		if err == nil {
+			if scheduled {
+				// The claim loop learns when the first retry is due from
+				// its next claim; without this it would sleep until a
+				// lease or the sweep.
+				d.poke()
+			}
 			return
 		}
 		if r.attemptCtx.Err() != nil {

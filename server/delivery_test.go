@@ -22,6 +22,7 @@ import (
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/sdk"
 	"github.com/switchyard-io/switchyard/sdk/function"
+	"github.com/switchyard-io/switchyard/server"
 )
 
 func newEvent(id, typ string) event.Event {
@@ -273,4 +274,25 @@ func TestDeadLetterRetentionPerTrigger(t *testing.T) {
 		ids[dl.GetEvent().GetId()] = true
 	}
 	require.Len(t, ids, 3)
+}
+
+// A retry goes out when its backoff is over, not when a sweep or a lease
+// next looks at the queue: with both many minutes away, a function failing
+// twice still gets its third attempt within the test's patience.
+func TestRetryDueWakesTheDispatcher(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		flaky := &failing{attempts: map[string][]int{}, n: 2, code: codes.Unavailable}
+		e := startServer(t, b, func(c *server.Config) { c.Router.SweepInterval = time.Hour })
+		e.apply(t, fmt.Sprintf(`
+name: soon
+filter: {attributes: {type: soon}}
+target: {grpc: "%s"}
+delivery: {timeout: 15m, initial_backoff: 10ms, max_backoff: 50ms}
+`, startFunction(t, flaky.handle)))
+		require.NoError(t, e.client.Publish(context.Background(), newEvent("s1", "soon")))
+		testenv.Eventually(t, 10*time.Second, func() bool { return flaky.ok.Load() == 1 }, "delivered on attempt 3")
+		flaky.mu.Lock()
+		defer flaky.mu.Unlock()
+		require.Equal(t, []int{1, 2, 3}, flaky.attempts["s1"])
+	})
 }
