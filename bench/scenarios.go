@@ -68,16 +68,8 @@ func (e *env) rawGRPC(ctx context.Context) error {
 				}
 			}()
 		}
-		sleepCtx(ctx, e.opt.Warmup)
-		c0, m := e.sinkA.calls.Load(), e.startMeter(ctx)
-		t0 := time.Now()
-		sleepCtx(ctx, e.opt.Duration)
-		run.Calls = e.sinkA.calls.Load() - c0
-		el := time.Since(t0)
-		run.Usage = m.stop(ctx, run.Calls)
-		cancel()
-		wg.Wait()
-		run.CallsPerS, run.Errors = rate(run.Calls, el), errs.Load()
+		e.countSinkCalls(ctx, &run, func() { cancel(); wg.Wait() })
+		run.Errors = errs.Load()
 		if c == 16 {
 			res.C16 = run
 		} else {
@@ -139,6 +131,15 @@ func (e *env) rawStream(ctx context.Context, client functionv1.FunctionServiceCl
 			}
 		}
 	}()
+	e.countSinkCalls(ctx, &run, func() { cancel(); wg.Wait() })
+	run.Errors = errs.Load()
+	return run
+}
+
+// countSinkCalls measures load already running against sinkA: after the
+// warm-up it counts the calls reaching the sink over the duration, with the
+// CPU they cost, then stops the load with stop.
+func (e *env) countSinkCalls(ctx context.Context, run *RawGRPCRun, stop func()) {
 	sleepCtx(ctx, e.opt.Warmup)
 	c0, m := e.sinkA.calls.Load(), e.startMeter(ctx)
 	t0 := time.Now()
@@ -146,10 +147,8 @@ func (e *env) rawStream(ctx context.Context, client functionv1.FunctionServiceCl
 	run.Calls = e.sinkA.calls.Load() - c0
 	el := time.Since(t0)
 	run.Usage = m.stop(ctx, run.Calls)
-	cancel()
-	wg.Wait()
-	run.CallsPerS, run.Errors = rate(run.Calls, el), errs.Load()
-	return run
+	stop()
+	run.CallsPerS = rate(run.Calls, el)
 }
 
 // ---- raw-redis ----
