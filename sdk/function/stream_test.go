@@ -720,58 +720,80 @@ func TestStreamSendsSerialized(t *testing.T) {
 	}
 }
 
-// TestStreamPackingLimits holds the first Send until every handler has
-// returned, so that the other answers all wait together: they are packed up
-// to maxBatch answers and maxBatchBytes a message.
+// TestStreamPackingLimits queues answers as finishing calls do and checks how
+// the sender takes them: every answer waiting goes in the next message, up to
+// maxBatch answers and maxBatchBytes, and an answer larger than the byte bound
+// goes alone. It drives the queue directly, so that it does not depend on how
+// the handlers' goroutines are scheduled.
 func TestStreamPackingLimits(t *testing.T) {
 	tests := []struct {
-		name string
-		n    int
-		data int // bytes of a reply's data; 0: no reply
+		name  string
+		sizes []int // reply data bytes of each answer, in queue order; 0: no reply
+		want  []int // answers in each message
 	}{
-		{name: "answers", n: 3*maxBatch + 10},
-		{name: "bytes", n: 8, data: 300 << 10},
+		{name: "one", sizes: make([]int, 1), want: []int{1}},
+		{name: "answers", sizes: make([]int, 2*maxBatch+10), want: []int{maxBatch, maxBatch, 10}},
+		{name: "bytes", sizes: []int{300 << 10, 300 << 10, 300 << 10, 300 << 10, 300 << 10, 300 << 10, 300 << 10, 300 << 10}, want: []int{3, 3, 2}},
+		{name: "too large alone", sizes: []int{10, maxBatchBytes + 1, 10}, want: []int{1, 1, 1}},
+		{name: "too large first", sizes: []int{maxBatchBytes + 1, 10, 10}, want: []int{1, 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var returned atomic.Int64
-			data := make([]byte, tt.data)
-			svc := NewService(func(_ context.Context, ev event.Event) (Result, error) {
-				defer returned.Add(1)
-				if tt.data > 0 {
-					return Reply(newEvent("reply-"+ev.ID(), "application/octet-stream", data)), nil
+			st := &streamState{calls: map[uint64]*streamCall{}, wake: make(chan struct{}, 1)}
+			for i, size := range tt.sizes {
+				resp := &functionv1.InvokeResponse{}
+				if size > 0 {
+					resp.Replies = []*pb.CloudEvent{{Id: fmt.Sprintf("reply-e%d", i), Data: &pb.CloudEvent_BinaryData{BinaryData: make([]byte, size)}}}
 				}
-				return Result{}, nil
-			})
-			f := newFakeStream(t, tt.n)
-			f.hold = make(chan struct{})
-			for i := range tt.n {
-				f.reqs <- &functionv1.InvokeStreamRequest{Calls: []*functionv1.StreamCall{
-					invokeOf(uint64(i), &functionv1.InvokeRequest{Event: pbEvent(fmt.Sprintf("e%d", i)), Attempt: 1}),
-				}}
+				st.finish(uint64(i), &streamCall{cancel: func() {}}, streamAnswer(uint64(i), resp, nil))
 			}
-			wait := f.serve(t, svc)
-			require.Eventually(t, func() bool { return returned.Load() == int64(tt.n) }, waitLong, time.Millisecond)
-			close(f.hold)
-			wait()
-			answers := f.answered(t, tt.n)
-			require.Less(t, len(f.sent), tt.n, "no answers were packed together")
-			packed := 0
-			for _, m := range f.sent {
-				packed = max(packed, len(m.GetAnswers()))
-				if len(m.GetAnswers()) > 1 {
-					require.LessOrEqual(t, proto.Size(m), maxBatchBytes)
+			var got []int
+			next := uint64(0)
+			for len(st.queue) > 0 {
+				answers := st.next()
+				got = append(got, len(answers))
+				if len(answers) > 1 {
+					require.LessOrEqual(t, proto.Size(&functionv1.InvokeStreamResponse{Answers: answers}), maxBatchBytes)
+				}
+				for _, a := range answers {
+					require.Equal(t, next, a.GetCall(), "answers are sent in the order they finished")
+					next++
 				}
 			}
-			if tt.data == 0 {
-				require.Equal(t, maxBatch, packed, "no message was packed to maxBatch answers")
-			} else {
-				require.Greater(t, packed, 1)
-				for call, a := range answers {
-					require.Equal(t, fmt.Sprintf("reply-e%d", call), a.GetResponse().GetReplies()[0].GetId())
-				}
-			}
+			require.Equal(t, tt.want, got)
 		})
+	}
+}
+
+// TestStreamAnswersWaitingTogether holds the first Send until every handler
+// has returned: whatever the scheduling, every call is answered once, by one
+// sender, replies intact, and no packed message exceeds maxBatchBytes.
+func TestStreamAnswersWaitingTogether(t *testing.T) {
+	const n = 8
+	var returned atomic.Int64
+	data := make([]byte, 300<<10)
+	svc := NewService(func(_ context.Context, ev event.Event) (Result, error) {
+		defer returned.Add(1)
+		return Reply(newEvent("reply-"+ev.ID(), "application/octet-stream", data)), nil
+	})
+	f := newFakeStream(t, n)
+	f.hold = make(chan struct{})
+	for i := range n {
+		f.reqs <- &functionv1.InvokeStreamRequest{Calls: []*functionv1.StreamCall{
+			invokeOf(uint64(i), &functionv1.InvokeRequest{Event: pbEvent(fmt.Sprintf("e%d", i)), Attempt: 1}),
+		}}
+	}
+	wait := f.serve(t, svc)
+	require.Eventually(t, func() bool { return returned.Load() == n }, waitLong, time.Millisecond)
+	close(f.hold)
+	wait()
+	for call, a := range f.answered(t, n) {
+		require.Equal(t, fmt.Sprintf("reply-e%d", call), a.GetResponse().GetReplies()[0].GetId())
+	}
+	for _, m := range f.sent {
+		if len(m.GetAnswers()) > 1 {
+			require.LessOrEqual(t, proto.Size(m), maxBatchBytes)
+		}
 	}
 }
 
