@@ -52,11 +52,11 @@ func (d *dispatcher) completeLoop() {
 				break drain
 			}
 		}
-		d.record(batch)
+		refilled := d.record(batch)
 		d.drain.add(len(batch), time.Now())
 		d.inflight.Add(-int64(len(batch)))
 		d.r.attempts.Add(-len(batch))
-		if d.moreWork.Load() {
+		if !refilled && d.moreWork.Load() {
 			d.poke()
 		}
 		idle.Reset(completerIdle)
@@ -69,8 +69,9 @@ const completerIdle = 5 * time.Second
 
 // record writes a batch of outcomes, retrying while the store is unreachable
 // until the router's hard stop (then the leases expire and the attempts are
-// retried by whichever instance claims them next).
-func (d *dispatcher) record(batch []outcome) {
+// retried by whichever instance claims them next). It reports whether it
+// also refilled the slots the batch frees (see refill).
+func (d *dispatcher) record(batch []outcome) (refilled bool) {
 	r := d.r
 	t := d.trig.Load()
 	now := time.Now()
@@ -92,6 +93,11 @@ func (d *dispatcher) record(batch []outcome) {
 		if dl != nil {
 			deads = append(deads, *dl)
 			r.metrics.deliveries.WithLabelValues(d.name, "dead").Inc()
+		}
+	}
+	if len(retries) == 0 && len(deads) == 0 {
+		if recorded, claimed := d.refill(acks, len(batch)); recorded {
+			return claimed
 		}
 	}
 	br := store.Breaker{Threshold: max(r.cfg.BreakerThreshold, 0), Cooldown: r.cfg.BreakerCooldown, MaxCooldown: r.cfg.BreakerMaxCooldown}
@@ -118,6 +124,60 @@ func (d *dispatcher) record(batch []outcome) {
 		r.log.Warn("record outcomes", "trigger", d.name, "err", err, "retry_in", wait)
 		backoffSleep(r.attemptCtx, wait)
 	}
+}
+
+// refill records a batch of acks and, in the same round trip, claims as many
+// attempts as the batch frees slots, when the claim loop is waiting for free
+// slots with work waiting (moreWork). At full concurrency this takes the claim
+// loop's round trip (and its wake-up) out of every slot's cycle. recorded
+// is false when it recorded nothing (the caller records the acks as usual);
+// claimed is true when it claimed, and has woken the claim loop if that is to
+// look at the queue again.
+//
+// The attempts it starts are counted in r.attempts while the batch's still
+// are, so that the count never touches zero in between: a Shutdown waiting
+// for it stays valid.
+func (d *dispatcher) refill(acks []store.AttemptRef, done int) (recorded, claimed bool) {
+	r := d.r
+	if !d.moreWork.Load() || r.intakeCtx.Err() != nil {
+		return false, false
+	}
+	select {
+	case <-d.doneCh:
+		return false, false
+	default:
+	}
+	t := d.trig.Load()
+	pol := t.Spec.Delivery
+	want := min(int64(pol.MaxConcurrency)-(d.inflight.Load()-int64(done)), int64(r.cfg.ClaimBatch))
+	if want <= 0 {
+		return false, false
+	}
+	gen := r.depthGen(d.name)
+	ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
+	res, stale, acked, err := r.store.AckAndClaim(ctx, d.name, acks, time.Now(), int(want), pol.MaxConcurrency, pol.Timeout.Duration+r.cfg.LeaseGrace)
+	cancel()
+	if stale > 0 {
+		r.metrics.staleAcks.Add(float64(stale))
+	}
+	if err != nil {
+		// The claim loop claims again; the acks are recorded as usual
+		// unless they were.
+		d.poke()
+		if r.attemptCtx.Err() == nil {
+			r.log.Warn("ack and claim", "trigger", d.name, "err", err)
+		}
+		return acked, false
+	}
+	r.setDepth(d.name, res.Held, gen)
+	d.begin(t, res.Items)
+	if int64(len(res.Items)) < want || res.Ready == 0 || res.Breaker != store.BreakerClosed {
+		// The queue ran short (or the breaker holds it): the claim loop
+		// takes over and learns when to look again.
+		d.moreWork.Store(false)
+		d.poke()
+	}
+	return true, true
 }
 
 // write records the outcomes; each step that succeeds empties its slice, so

@@ -188,18 +188,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 		}
 		r.setDepth(d.name, res.Held, gen)
 		lastReady = res.Ready
-		if len(res.Items) > 0 {
-			d.inflight.Add(int64(len(res.Items)))
-			d.ensureCompleter()
-		}
-		for _, it := range res.Items {
-			r.attempts.Add(1)
-			if it.Expired {
-				d.lost(it)
-			} else {
-				r.workers.run(func() { d.attempt(t, it) })
-			}
-		}
+		d.begin(t, res.Items)
 		var next time.Time
 		for _, tm := range []time.Time{res.NextDue, res.NextLease} {
 			if !tm.IsZero() && (next.IsZero() || tm.Before(next)) {
@@ -217,6 +206,24 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// begin starts the attempts of claimed items (an expired lease is recorded
+// as a lost attempt instead).
+func (d *dispatcher) begin(t *trigger.Trigger, items []store.Claimed) {
+	if len(items) == 0 {
+		return
+	}
+	d.inflight.Add(int64(len(items)))
+	d.ensureCompleter()
+	for _, it := range items {
+		d.r.attempts.Add(1)
+		if it.Expired {
+			d.lost(it)
+		} else {
+			d.r.workers.run(func() { d.attempt(t, it) })
+		}
+	}
 }
 
 // lost records an attempt whose instance disappeared mid-delivery.

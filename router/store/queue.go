@@ -130,10 +130,53 @@ const inlineBodies = 16
 // Claim starts up to want attempts for trigger, keeping at most limit in
 // flight across every instance, leased for lease. See claimScript.
 func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, limit int, lease time.Duration) (ClaimResult, error) {
-	v, err := s.run(ctx, claimScript, s.keys.Queue(trigger).all(), nowMS(now), want, limit, lease.Milliseconds(), inlineBodies).Slice()
+	v, err := s.run(ctx, claimScript, s.keys.Queue(trigger).all(), claimArgs(now, want, limit, lease)...).Slice()
 	if err != nil {
 		return ClaimResult{}, fmt.Errorf("claim %s: %w", trigger, err)
 	}
+	return s.claimed(ctx, trigger, v)
+}
+
+// AckAndClaim completes attempts, as Ack does, and then claims, as Claim
+// does, in one round trip: the scripts run one after the other, so the claim
+// sees the slots the acks freed. A busy trigger's completions refill their
+// slots without waiting for a second round trip.
+//
+// When err is not nil, acked reports whether the acks were recorded (the
+// claim failed after them); a claim whose reply was lost leaves leases that
+// expire and are retried like those of a lost instance.
+func (s *Store) AckAndClaim(ctx context.Context, trigger string, refs []AttemptRef, now time.Time, want, limit int, lease time.Duration) (res ClaimResult, stale int64, acked bool, err error) {
+	keys := s.keys.Queue(trigger).all()
+	var ack, claim *redis.Cmd
+	_, err = s.pipelined(ctx, func(p redis.Pipeliner) {
+		ack = ackScript.EvalSha(ctx, p, keys, ackArgs(refs)...)
+		claim = claimScript.EvalSha(ctx, p, keys, claimArgs(now, want, limit, lease)...)
+	})
+	if aerr := ack.Err(); aerr != nil {
+		return ClaimResult{}, 0, false, fmt.Errorf("ack %s: %w", trigger, aerr)
+	}
+	av, _ := ack.Slice()
+	if len(av) == 2 {
+		stale = toInt64(av[1])
+	}
+	v, cerr := claim.Slice()
+	if cerr == nil && err != nil {
+		cerr = err
+	}
+	if cerr != nil {
+		return ClaimResult{}, stale, true, fmt.Errorf("claim %s: %w", trigger, cerr)
+	}
+	res, err = s.claimed(ctx, trigger, v)
+	return res, stale, true, err
+}
+
+func claimArgs(now time.Time, want, limit int, lease time.Duration) []any {
+	return []any{nowMS(now), want, limit, lease.Milliseconds(), inlineBodies}
+}
+
+// claimed reads claimScript's reply v: it reads the bodies the script did
+// not return and releases the attempts whose body is gone.
+func (s *Store) claimed(ctx context.Context, trigger string, v []any) (ClaimResult, error) {
 	if len(v) != 7 {
 		return ClaimResult{}, fmt.Errorf("claim %s: unexpected reply of %d elements", trigger, len(v))
 	}
@@ -222,16 +265,20 @@ type AttemptRef struct {
 // Ack completes attempts. stale counts those no longer current (their lease
 // was lost and the event rescheduled or redelivered elsewhere).
 func (s *Store) Ack(ctx context.Context, trigger string, refs []AttemptRef) (acked, stale int64, err error) {
+	v, err := s.run(ctx, ackScript, s.keys.Queue(trigger).all(), ackArgs(refs)...).Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("ack %s: %w", trigger, err)
+	}
+	return toInt64(v[0]), toInt64(v[1]), nil
+}
+
+func ackArgs(refs []AttemptRef) []any {
 	args := make([]any, 0, 1+2*len(refs))
 	args = append(args, 0)
 	for _, r := range refs {
 		args = append(args, r.ID, r.Attempt)
 	}
-	v, err := s.run(ctx, ackScript, s.keys.Queue(trigger).all(), args...).Slice()
-	if err != nil {
-		return 0, 0, fmt.Errorf("ack %s: %w", trigger, err)
-	}
-	return toInt64(v[0]), toInt64(v[1]), nil
+	return args
 }
 
 // Breaker configures the circuit breaker the failure scripts update.

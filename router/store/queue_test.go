@@ -277,3 +277,46 @@ func TestInFlightKeysStayWide(t *testing.T) {
 		require.False(t, r.NextLease.IsZero())
 	})
 }
+
+// TestAckAndClaim: the claim that follows the acks in the same round trip
+// sees the slots they freed, and is limited as a Claim is; a stale ack
+// frees nothing.
+func TestAckAndClaim(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		now := time.Now()
+		lease := 10 * time.Second
+		var items []store.Item
+		for i := range 6 {
+			items = append(items, store.Item{ID: fmt.Sprintf("%d-0", i+1), Event: []byte{byte('a' + i)}})
+		}
+		_, err := s.Enqueue(ctx, map[string][]store.Item{"t1": items})
+		require.NoError(t, err)
+		r, err := s.Claim(ctx, "t1", now, 10, 2, lease)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 2)
+
+		r, stale, acked, err := s.AckAndClaim(ctx, "t1", []store.AttemptRef{{ID: "1-0", Attempt: 1}, {ID: "2-0", Attempt: 9}}, now, 10, 2, lease)
+		require.NoError(t, err)
+		require.True(t, acked)
+		require.EqualValues(t, 1, stale, "2-0 is at attempt 1, not 9")
+		require.Len(t, r.Items, 1, "one slot freed, limit 2")
+		require.Equal(t, "3-0", r.Items[0].ID)
+		require.Equal(t, []byte("c"), r.Items[0].Event)
+		require.EqualValues(t, 3, r.Ready)
+
+		r, stale, acked, err = s.AckAndClaim(ctx, "t1", []store.AttemptRef{{ID: "2-0", Attempt: 1}, {ID: "3-0", Attempt: 1}}, now, 1, 2, lease)
+		require.NoError(t, err)
+		require.True(t, acked)
+		require.Zero(t, stale)
+		require.Len(t, r.Items, 1, "want 1")
+		require.Equal(t, "4-0", r.Items[0].ID)
+		st, err := s.Stats(ctx, "t1")
+		require.NoError(t, err)
+		require.EqualValues(t, 1, st.InFlight)
+		require.Equal(t, "3", st.Counters["delivered"])
+		require.EqualValues(t, 2, st.Ready)
+		require.EqualValues(t, 3, r.Held)
+	})
+}
