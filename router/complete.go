@@ -139,13 +139,8 @@ func (d *dispatcher) record(batch []outcome) (refilled bool) {
 // for it stays valid.
 func (d *dispatcher) refill(acks []store.AttemptRef, done int) (recorded, claimed bool) {
 	r := d.r
-	if !d.moreWork.Load() || r.intakeCtx.Err() != nil {
+	if !d.moreWork.Load() || r.intakeCtx.Err() != nil || d.stopped() {
 		return false, false
-	}
-	select {
-	case <-d.doneCh:
-		return false, false
-	default:
 	}
 	t := d.trig.Load()
 	pol := t.Spec.Delivery

@@ -119,6 +119,16 @@ func (d *dispatcher) completerDone() bool {
 // attempt context) and are recorded before the completer exits.
 func (d *dispatcher) stop() { d.stopOnce.Do(func() { close(d.doneCh) }) }
 
+// stopped reports whether the dispatcher was stopped.
+func (d *dispatcher) stopped() bool {
+	select {
+	case <-d.doneCh:
+		return true
+	default:
+		return false
+	}
+}
+
 func (d *dispatcher) poke() {
 	select {
 	case d.wakeCh <- struct{}{}:

@@ -74,7 +74,7 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 			for t, items := range batches {
 				fromLog[t] = int64(len(items))
 			}
-			r.queued(wctx, held, fromLog)
+			r.queued(wctx, held, fromLog, nil)
 			cancel()
 			if err != nil {
 				r.log.Warn("acknowledge ingest log (records will be taken over later)", "err", err)

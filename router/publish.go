@@ -288,10 +288,27 @@ func (r *Router) commit(batch []*appendReq) {
 		logErr = r.store.AppendLog(wctx, logged...)
 	}
 	if len(direct) > 0 {
-		var held map[string]int64
-		held, directErr = r.store.Add(wctx, direct)
-		if directErr == nil {
-			r.queued(wctx, held, nil)
+		claims, ds := r.commitClaims(direct)
+		held, claimed, claimErr, err := r.store.AddAndClaim(wctx, direct, time.Now(), claims)
+		directErr = err
+		if err == nil {
+			// A trigger whose claim took every event waiting needs no
+			// wake-up; the others' claim loops look at their queues.
+			var settled map[string]bool
+			for t, res := range claimed {
+				d := ds[t]
+				d.begin(d.trig.Load(), res.Items)
+				if res.Ready == 0 && res.Breaker == store.BreakerClosed {
+					if settled == nil {
+						settled = map[string]bool{}
+					}
+					settled[t] = true
+				}
+			}
+			if claimErr != nil && r.intakeCtx.Err() == nil {
+				r.log.Warn("claim with publish", "err", claimErr)
+			}
+			r.queued(wctx, held, nil, settled)
 		}
 	}
 	for _, req := range batch {
@@ -303,11 +320,47 @@ func (r *Router) commit(batch []*appendReq) {
 	}
 }
 
+// commitClaims picks the direct triggers whose dispatcher on this instance
+// is lightly loaded (an eighth of its slots busy at most, and its claim loop
+// not waiting for slots): the commit claims for them in its own round trip, so their
+// events' first attempts start without waiting for a claim loop to wake and
+// claim. A busy trigger's claim loop and completer keep claiming in batches.
+func (r *Router) commitClaims(direct map[string][]store.Item) (map[string]store.ClaimRequest, map[string]*dispatcher) {
+	if r.intakeCtx.Err() != nil {
+		return nil, nil
+	}
+	var claims map[string]store.ClaimRequest
+	var ds map[string]*dispatcher
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for t := range direct {
+		d := r.dispatchers[t]
+		if d == nil || d.moreWork.Load() || d.stopped() {
+			continue
+		}
+		pol := d.trig.Load().Spec.Delivery
+		// Lightly loaded: fewer attempts in flight than a batched claim
+		// would take (see claim). A busier trigger's claims are better
+		// batched by its own loops.
+		inflight := d.inflight.Load()
+		if inflight >= int64(max(1, min(r.cfg.ClaimBatch, pol.MaxConcurrency/8))) {
+			continue
+		}
+		want := min(int64(pol.MaxConcurrency)-inflight, int64(r.cfg.ClaimBatch))
+		if claims == nil {
+			claims, ds = map[string]store.ClaimRequest{}, map[string]*dispatcher{}
+		}
+		claims[t] = store.ClaimRequest{Want: int(want), Limit: pol.MaxConcurrency, Lease: pol.Timeout.Duration + r.cfg.LeaseGrace}
+		ds[t] = d
+	}
+	return claims, ds
+}
+
 // queued records what the store said after events were queued: each
 // trigger's queue size (fromLog: how many of them left the ingest log), and
-// wakes the triggers' dispatchers here and, when there are any, on the other
-// instances.
-func (r *Router) queued(ctx context.Context, held map[string]int64, fromLog map[string]int64) {
+// wakes the triggers' dispatchers here, but for the settled ones, and, when
+// there are any, on the other instances.
+func (r *Router) queued(ctx context.Context, held map[string]int64, fromLog map[string]int64, settled map[string]bool) {
 	names := make([]string, 0, len(held))
 	r.depthMu.Lock()
 	for t, n := range held {
@@ -320,7 +373,9 @@ func (r *Router) queued(ctx context.Context, held map[string]int64, fromLog map[
 	}
 	r.depthMu.Unlock()
 	for _, t := range names {
-		r.wake(t)
+		if !settled[t] {
+			r.wake(t)
+		}
 	}
 	if r.peers.Load() && len(names) > 0 {
 		r.store.Client().Publish(ctx, r.store.Keys().WakeChannel(), strings.Join(names, ","))

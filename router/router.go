@@ -52,7 +52,7 @@ type Router struct {
 	attemptCtx   context.Context // cancelled last: running attempts
 	stopAttempts context.CancelFunc
 	wg           sync.WaitGroup // background loops
-	claimLoops   sync.WaitGroup // dispatcher claim loops (they start attempts)
+	claimLoops   sync.WaitGroup // dispatcher claim loops and append loops (they start attempts)
 	attempts     sync.WaitGroup // running attempts and their completion
 	started      atomic.Bool
 }
@@ -110,7 +110,14 @@ func (r *Router) Start(ctx context.Context) error {
 		return fmt.Errorf("%w: load triggers: %w", ErrUnavailable, err)
 	}
 	for range 2 {
-		r.goLoop(r.appendLoop)
+		// Counted as claim loops too: a commit may start attempts (see
+		// commitClaims), which Shutdown must not see after it waited for
+		// every claim loop.
+		r.claimLoops.Add(1)
+		r.goLoop(func(ctx context.Context) {
+			defer r.claimLoops.Done()
+			r.appendLoop(ctx)
+		})
 	}
 	r.goLoop(r.watchLoop)
 	r.goLoop(r.fanoutLoop)

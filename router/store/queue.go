@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -81,6 +82,96 @@ func (s *Store) Add(ctx context.Context, batches map[string][]Item) (map[string]
 		held[t] = c.Val()
 	}
 	return held, nil
+}
+
+// ClaimRequest asks AddAndClaim to claim for a trigger once its items are
+// queued: as Claim's want, limit and lease.
+type ClaimRequest struct {
+	Want, Limit int
+	Lease       time.Duration
+}
+
+// AddAndClaim queues items as Add does and, in the same round trip, claims
+// for the triggers in claims as Claim does: an idle trigger's first attempt
+// leaves with the write that made its event durable, instead of one round
+// trip later. err reports the write alone (nil: every item is queued);
+// claimErr a claim that failed after it, whose trigger's queue then waits
+// for an ordinary Claim. Without claims it is Add.
+func (s *Store) AddAndClaim(ctx context.Context, batches map[string][]Item, now time.Time, claims map[string]ClaimRequest) (held map[string]int64, claimed map[string]ClaimResult, claimErr, err error) {
+	if len(claims) == 0 {
+		held, err = s.Add(ctx, batches)
+		return held, nil, nil, err
+	}
+	// The transaction by hand (MULTI, the writes, EXEC) so that the claims
+	// can follow it in the same pipeline, outside it: a claim's failure
+	// then leaves the write's outcome clear.
+	order := make([]string, 0, len(batches))
+	var exec *redis.SliceCmd
+	scripts := make(map[string]*redis.Cmd, len(claims))
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Do(ctx, "MULTI")
+		for trig, items := range batches {
+			order = append(order, trig)
+			q := s.keys.Queue(trig)
+			hset := make([]any, 0, 2+2*len(items))
+			rpush := make([]any, 0, 2+len(items))
+			hset = append(hset, "HSET", q.Events)
+			rpush = append(rpush, "RPUSH", q.Ready)
+			for _, it := range items {
+				hset = append(hset, it.ID, it.Event)
+				rpush = append(rpush, it.ID)
+			}
+			p.Do(ctx, hset...)
+			p.Do(ctx, rpush...)
+			p.Do(ctx, "HINCRBY", q.Stats, "enqueued", len(items))
+			p.Do(ctx, "HLEN", q.Events)
+		}
+		exec = redis.NewSliceCmd(ctx, "EXEC")
+		_ = p.Process(ctx, exec)
+		for trig, c := range claims {
+			if _, ok := batches[trig]; ok {
+				scripts[trig] = claimScript.EvalSha(ctx, p, s.keys.Queue(trig).all(), claimArgs(now, c.Want, c.Limit, c.Lease)...)
+			}
+		}
+		return nil
+	})
+	replies, err := exec.Result()
+	if err == nil && len(replies) != 4*len(order) {
+		err = fmt.Errorf("EXEC answered %d replies for %d writes", len(replies), 4*len(order))
+	}
+	for _, r := range replies {
+		if rerr, ok := r.(error); ok && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("queue: %w", err)
+	}
+	held = make(map[string]int64, len(order))
+	for i, trig := range order {
+		held[trig] = toInt64(replies[4*i+3])
+	}
+	claimed = make(map[string]ClaimResult, len(scripts))
+	var errs []error
+	for trig, c := range scripts {
+		v, cerr := c.Slice()
+		if isNoScript(cerr) { // Redis lost its scripts: Claim loads it
+			req := claims[trig]
+			var res ClaimResult
+			if res, cerr = s.Claim(ctx, trig, now, req.Want, req.Limit, req.Lease); cerr == nil {
+				claimed[trig] = res
+				continue
+			}
+		} else if cerr == nil {
+			var res ClaimResult
+			if res, cerr = s.claimed(ctx, trig, v); cerr == nil {
+				claimed[trig] = res
+				continue
+			}
+		}
+		errs = append(errs, fmt.Errorf("claim %s: %w", trig, cerr))
+	}
+	return held, claimed, errors.Join(errs...), nil
 }
 
 // Claimed is one attempt a claim handed to the caller.

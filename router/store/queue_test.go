@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
@@ -318,5 +319,71 @@ func TestAckAndClaim(t *testing.T) {
 		require.Equal(t, "3", st.Counters["delivered"])
 		require.EqualValues(t, 2, st.Ready)
 		require.EqualValues(t, 3, r.Held)
+	})
+}
+
+// TestAddAndClaim: the claims that follow the write in the same round trip
+// see its items, are limited as a Claim is, and a trigger without a claim
+// is only written.
+func TestAddAndClaim(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		now := time.Now()
+		lease := 10 * time.Second
+		held, claimed, claimErr, err := s.AddAndClaim(ctx, map[string][]store.Item{
+			"t1": {{ID: "1-0", Event: []byte("a")}, {ID: "2-0", Event: []byte("b")}, {ID: "3-0", Event: []byte("c")}},
+			"t2": {{ID: "4-0", Event: []byte("d")}},
+		}, now, map[string]store.ClaimRequest{"t1": {Want: 8, Limit: 2, Lease: lease}})
+		require.NoError(t, err)
+		require.NoError(t, claimErr)
+		require.Equal(t, map[string]int64{"t1": 3, "t2": 1}, held)
+		require.Len(t, claimed, 1)
+		r := claimed["t1"]
+		require.Len(t, r.Items, 2, "limit 2")
+		require.Equal(t, "1-0", r.Items[0].ID)
+		require.Equal(t, []byte("a"), r.Items[0].Event)
+		require.Equal(t, 1, r.Items[0].Attempt)
+		require.EqualValues(t, 1, r.Ready)
+		require.Equal(t, store.BreakerClosed, r.Breaker)
+
+		r2, err := s.Claim(ctx, "t2", now, 8, 2, lease)
+		require.NoError(t, err)
+		require.Len(t, r2.Items, 1)
+		require.Equal(t, []byte("d"), r2.Items[0].Event)
+
+		// Without claims it is a plain Add.
+		held, claimed, claimErr, err = s.AddAndClaim(ctx, map[string][]store.Item{"t2": {{ID: "5-0", Event: []byte("e")}}}, now, nil)
+		require.NoError(t, err)
+		require.NoError(t, claimErr)
+		require.Empty(t, claimed)
+		require.Equal(t, map[string]int64{"t2": 2}, held)
+		st, err := s.Stats(ctx, "t1")
+		require.NoError(t, err)
+		require.EqualValues(t, 2, st.InFlight)
+		require.Equal(t, "3", st.Counters["enqueued"])
+	})
+}
+
+// TestAddAndClaimWriteFails: a write the store refuses, inside the
+// transaction or before it, is reported as the write's error, not as a claim's.
+func TestAddAndClaimWriteFails(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		// Another type at the events key: HSET fails inside EXEC.
+		require.NoError(t, b.Client.Set(ctx, s.Keys().Queue("t1").Events, "x", 0).Err())
+		_, claimed, _, err := s.AddAndClaim(ctx, map[string][]store.Item{"t1": {{ID: "1-0", Event: []byte("a")}}},
+			time.Now(), map[string]store.ClaimRequest{"t1": {Want: 1, Limit: 1, Lease: time.Second}})
+		require.ErrorContains(t, err, "WRONGTYPE")
+		require.Nil(t, claimed)
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
+		defer c.Close()
+		s := store.New(c, "x")
+		_, _, _, err := s.AddAndClaim(context.Background(), map[string][]store.Item{"t1": {{ID: "1-0", Event: []byte("a")}}},
+			time.Now(), map[string]store.ClaimRequest{"t1": {Want: 1, Limit: 1, Lease: time.Second}})
+		require.ErrorContains(t, err, "queue:")
 	})
 }
