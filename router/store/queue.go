@@ -60,17 +60,8 @@ func (s *Store) Add(ctx context.Context, batches map[string][]Item) (map[string]
 	lens := make(map[string]*redis.IntCmd, len(batches))
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for trig, items := range batches {
-			q := s.keys.Queue(trig)
-			pairs := make([]any, 0, 2*len(items))
-			ids := make([]any, 0, len(items))
-			for _, it := range items {
-				pairs = append(pairs, it.ID, it.Event)
-				ids = append(ids, it.ID)
-			}
-			p.HSet(ctx, q.Events, pairs...)
-			p.RPush(ctx, q.Ready, ids...)
-			p.HIncrBy(ctx, q.Stats, "enqueued", int64(len(items)))
-			lens[trig] = p.HLen(ctx, q.Events)
+			w := s.addCmds(ctx, p, trig, items)
+			lens[trig] = w[len(w)-1].(*redis.IntCmd)
 		}
 		return nil
 	})
@@ -84,6 +75,24 @@ func (s *Store) Add(ctx context.Context, batches map[string][]Item) (map[string]
 	return held, nil
 }
 
+// addCmds queues the writes of Add for one trigger on p; the last command
+// is the HLEN of its events.
+func (s *Store) addCmds(ctx context.Context, p redis.Pipeliner, trig string, items []Item) []redis.Cmder {
+	q := s.keys.Queue(trig)
+	pairs := make([]any, 0, 2*len(items))
+	ids := make([]any, 0, len(items))
+	for _, it := range items {
+		pairs = append(pairs, it.ID, it.Event)
+		ids = append(ids, it.ID)
+	}
+	return []redis.Cmder{
+		p.HSet(ctx, q.Events, pairs...),
+		p.RPush(ctx, q.Ready, ids...),
+		p.HIncrBy(ctx, q.Stats, "enqueued", int64(len(items))),
+		p.HLen(ctx, q.Events),
+	}
+}
+
 // ClaimRequest asks AddAndClaim to claim for a trigger once its items are
 // queued: as Claim's want, limit and lease.
 type ClaimRequest struct {
@@ -91,7 +100,7 @@ type ClaimRequest struct {
 	Lease       time.Duration
 }
 
-// AddAndClaim queues items as Add does and, in the same round trip, claims
+// AddAndClaim queues items as Add does and, in the same transaction, claims
 // for the triggers in claims as Claim does: an idle trigger's first attempt
 // leaves with the write that made its event durable, instead of one round
 // trip later. err reports the write alone (nil: every item is queued);
@@ -102,32 +111,21 @@ func (s *Store) AddAndClaim(ctx context.Context, batches map[string][]Item, now 
 		held, err = s.Add(ctx, batches)
 		return held, nil, nil, err
 	}
-	// The transaction by hand (MULTI, the writes, EXEC) so that the claims
-	// can follow it in the same pipeline, outside it: a claim's failure
-	// then leaves the write's outcome clear.
-	order := make([]string, 0, len(batches))
-	var exec *redis.SliceCmd
+	// The claims run inside the transaction, after the writes: a claim's
+	// error (NOSCRIPT) is its own reply and leaves the writes' outcome
+	// clear, and go-redis never resends a transaction whose reply it lost
+	// (a resent RPUSH would queue an id twice).
+	var hlens []*redis.IntCmd
+	var writes []redis.Cmder
 	scripts := make(map[string]*redis.Cmd, len(claims))
-	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Do(ctx, "MULTI")
+	order := make([]string, 0, len(batches))
+	_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for trig, items := range batches {
 			order = append(order, trig)
-			q := s.keys.Queue(trig)
-			hset := make([]any, 0, 2+2*len(items))
-			rpush := make([]any, 0, 2+len(items))
-			hset = append(hset, "HSET", q.Events)
-			rpush = append(rpush, "RPUSH", q.Ready)
-			for _, it := range items {
-				hset = append(hset, it.ID, it.Event)
-				rpush = append(rpush, it.ID)
-			}
-			p.Do(ctx, hset...)
-			p.Do(ctx, rpush...)
-			p.Do(ctx, "HINCRBY", q.Stats, "enqueued", len(items))
-			p.Do(ctx, "HLEN", q.Events)
+			w := s.addCmds(ctx, p, trig, items)
+			writes = append(writes, w...)
+			hlens = append(hlens, w[len(w)-1].(*redis.IntCmd))
 		}
-		exec = redis.NewSliceCmd(ctx, "EXEC")
-		_ = p.Process(ctx, exec)
 		for trig, c := range claims {
 			if _, ok := batches[trig]; ok {
 				scripts[trig] = claimScript.EvalSha(ctx, p, s.keys.Queue(trig).all(), claimArgs(now, c.Want, c.Limit, c.Lease)...)
@@ -135,21 +133,14 @@ func (s *Store) AddAndClaim(ctx context.Context, batches map[string][]Item, now 
 		}
 		return nil
 	})
-	replies, err := exec.Result()
-	if err == nil && len(replies) != 4*len(order) {
-		err = fmt.Errorf("EXEC answered %d replies for %d writes", len(replies), 4*len(order))
-	}
-	for _, r := range replies {
-		if rerr, ok := r.(error); ok && err == nil {
-			err = rerr
+	for _, w := range writes {
+		if werr := w.Err(); werr != nil {
+			return nil, nil, nil, fmt.Errorf("queue: %w", werr)
 		}
-	}
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("queue: %w", err)
 	}
 	held = make(map[string]int64, len(order))
 	for i, trig := range order {
-		held[trig] = toInt64(replies[4*i+3])
+		held[trig] = hlens[i].Val()
 	}
 	claimed = make(map[string]ClaimResult, len(scripts))
 	var errs []error
