@@ -287,29 +287,10 @@ func (r *Router) commit(batch []*appendReq) {
 	if len(logged) > 0 {
 		logErr = r.store.AppendLog(wctx, logged...)
 	}
+	var claimed map[string]store.ClaimResult
+	var ds map[string]*dispatcher
 	if len(direct) > 0 {
-		claims, ds := r.commitClaims(direct)
-		held, claimed, claimErr, err := r.store.AddAndClaim(wctx, direct, time.Now(), claims)
-		directErr = err
-		if err == nil {
-			// A trigger whose claim took every event waiting needs no
-			// wake-up; the others' claim loops look at their queues.
-			var settled map[string]bool
-			for t, res := range claimed {
-				d := ds[t]
-				d.begin(d.trig.Load(), res.Items)
-				if res.Ready == 0 && res.Breaker == store.BreakerClosed {
-					if settled == nil {
-						settled = map[string]bool{}
-					}
-					settled[t] = true
-				}
-			}
-			if claimErr != nil && r.intakeCtx.Err() == nil {
-				r.log.Warn("claim with publish", "err", claimErr)
-			}
-			r.queued(wctx, held, nil, settled)
-		}
+		claimed, ds, directErr = r.commitDirect(wctx, direct)
 	}
 	for _, req := range batch {
 		if req.direct == "" {
@@ -318,6 +299,40 @@ func (r *Router) commit(batch []*appendReq) {
 			req.done <- directErr
 		}
 	}
+	// After the answers: handing out an expired lease may wait for the
+	// trigger's completer.
+	for t, res := range claimed {
+		d := ds[t]
+		d.begin(d.trig.Load(), res.Items)
+	}
+}
+
+// commitDirect queues the direct publishes' events, claiming for the
+// lightly loaded triggers (see commitClaims) in the same transaction. It
+// returns the claims' results and their dispatchers, for the caller to start
+// once it has answered the publishers, and the write's error.
+func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Item) (map[string]store.ClaimResult, map[string]*dispatcher, error) {
+	claims, ds := r.commitClaims(direct)
+	held, claimed, claimErr, err := r.store.AddAndClaim(ctx, direct, time.Now(), claims)
+	if err != nil {
+		return nil, nil, err
+	}
+	if claimErr != nil && r.intakeCtx.Err() == nil {
+		r.log.Warn("claim with publish", "err", claimErr)
+	}
+	// A trigger whose claim took every event waiting needs no wake-up; the
+	// others' claim loops look at their queues.
+	var settled map[string]bool
+	for t, res := range claimed {
+		if res.Ready == 0 && res.Breaker == store.BreakerClosed {
+			if settled == nil {
+				settled = map[string]bool{}
+			}
+			settled[t] = true
+		}
+	}
+	r.queued(ctx, held, nil, settled)
+	return claimed, ds, nil
 }
 
 // commitClaims picks the direct triggers whose dispatcher on this instance
