@@ -225,15 +225,27 @@ func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, 
 // slots without waiting for a second round trip.
 //
 // When err is not nil, acked reports whether the acks were recorded (the
-// claim failed after them); a claim whose reply was lost leaves leases that
-// expire and are retried like those of a lost instance.
+// claim failed after them).
 func (s *Store) AckAndClaim(ctx context.Context, trigger string, refs []AttemptRef, now time.Time, want, limit int, lease time.Duration) (res ClaimResult, stale int64, acked bool, err error) {
 	keys := s.keys.Queue(trigger).all()
+	// One transaction: go-redis never resends it after a lost reply (a
+	// resent claim would leave the first one's leases to expire), and a
+	// script Redis lost fails alone, having done nothing.
 	var ack, claim *redis.Cmd
-	_, err = s.pipelined(ctx, func(p redis.Pipeliner) {
-		ack = ackScript.EvalSha(ctx, p, keys, ackArgs(refs)...)
-		claim = claimScript.EvalSha(ctx, p, keys, claimArgs(now, want, limit, lease)...)
-	})
+	run := func() {
+		_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			ack = ackScript.EvalSha(ctx, p, keys, ackArgs(refs)...)
+			claim = claimScript.EvalSha(ctx, p, keys, claimArgs(now, want, limit, lease)...)
+			return nil
+		})
+	}
+	run()
+	if isNoScript(ack.Err()) && isNoScript(claim.Err()) {
+		if lerr := s.LoadScripts(ctx); lerr != nil {
+			return ClaimResult{}, 0, false, fmt.Errorf("ack %s: %w", trigger, lerr)
+		}
+		run()
+	}
 	if aerr := ack.Err(); aerr != nil {
 		return ClaimResult{}, 0, false, fmt.Errorf("ack %s: %w", trigger, aerr)
 	}
@@ -242,9 +254,6 @@ func (s *Store) AckAndClaim(ctx context.Context, trigger string, refs []AttemptR
 		stale = toInt64(av[1])
 	}
 	v, cerr := claim.Slice()
-	if cerr == nil && err != nil {
-		cerr = err
-	}
 	if cerr != nil {
 		return ClaimResult{}, stale, true, fmt.Errorf("claim %s: %w", trigger, cerr)
 	}
