@@ -212,7 +212,7 @@ const inlineBodies = 16
 // Claim starts up to want attempts for trigger, keeping at most limit in
 // flight across every instance, leased for lease. See claimScript.
 func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, limit int, lease time.Duration) (ClaimResult, error) {
-	v, err := s.run(ctx, claimScript, s.keys.Queue(trigger).all(), claimArgs(now, want, limit, lease)...).Slice()
+	v, err := s.once(ctx, claimScript, s.keys.Queue(trigger).all(), claimArgs(now, want, limit, lease)...).Slice()
 	if err != nil {
 		return ClaimResult{}, fmt.Errorf("claim %s: %w", trigger, err)
 	}

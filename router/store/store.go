@@ -55,6 +55,31 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, keys []string, args .
 	return sc.Run(ctx, s.rdb, keys, args...)
 }
 
+// once runs a script that must not run twice for one call: a claim run
+// again would lease more attempts and leave the first run's leases to expire,
+// costing their events an attempt. It runs in MULTI/EXEC, which go-redis
+// never resends after a lost reply (a plain command it resends), and loads
+// the script when the server lost it (then NOSCRIPT was the reply and nothing
+// ran).
+func (s *Store) once(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	var c *redis.Cmd
+	exec := func() {
+		_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			c = sc.EvalSha(ctx, p, keys, args...)
+			return nil
+		})
+	}
+	exec()
+	if isNoScript(c.Err()) {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			c.SetErr(err)
+			return c
+		}
+		exec()
+	}
+	return c
+}
+
 // pipelined runs fn's commands in one pipeline; when a script was missing
 // from the server's cache it loads every script and runs fn once more.
 // Scripts are idempotent per (id, attempt), so a second run is safe.
