@@ -53,7 +53,7 @@ func (g *gauge) unique() int {
 // Redis: a function with max_concurrency 4 never sees a fifth concurrent call.
 func TestConcurrencyLimitIsClusterWide(t *testing.T) {
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	fnAddr := freeAddr(t)
 	g := &gauge{seen: map[string]int{}, delay: 20 * time.Millisecond}
 	serveFunction(t, fnAddr, g.handle)

@@ -22,7 +22,7 @@ import (
 func TestAMQPSourceCrashLosesNothing(t *testing.T) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	queue := "sytest-e2e-amqp-" + prefix
 
 	conn, err := amqp091.Dial("amqp://guest:guest@127.0.0.1:5672/")

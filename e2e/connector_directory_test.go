@@ -21,7 +21,7 @@ import (
 func TestDirectorySourceCrashLosesNothing(t *testing.T) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	dir := t.TempDir()
 
 	fnAddr := freeAddr(t)

@@ -26,7 +26,7 @@ import (
 func TestKafkaSourceCrashLosesNothing(t *testing.T) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	topic := "sytest-e2e-" + prefix
 
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))

@@ -39,7 +39,7 @@ func TestMQTTSourceCrashLosesNothing(t *testing.T) {
 func mqttCrash(t *testing.T, version int) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	clientID := "sytest-e2e-mqtt-" + prefix
 	topic := clientID + "/readings"
 

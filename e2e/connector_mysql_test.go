@@ -23,7 +23,7 @@ import (
 func TestMySQLSourceCrashLosesNothing(t *testing.T) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	db, err := dbtest.StartMariaDB()
 	require.NoError(t, err, "a private MariaDB with the binlog on")
 	t.Cleanup(func() { _ = db.Stop() })

@@ -24,7 +24,7 @@ import (
 func TestNATSJetStreamSourceCrashLosesNothing(t *testing.T) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	stream := "SYTEST_E2E_" + strings.ToUpper(strings.ReplaceAll(prefix, "-", "_"))
 	subject := "sytest.e2e." + prefix
 

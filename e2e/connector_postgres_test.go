@@ -22,7 +22,7 @@ import (
 func TestPostgresSourceCrashLosesNothing(t *testing.T) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	pg, err := dbtest.StartPostgres()
 	require.NoError(t, err, "a private PostgreSQL with wal_level=logical")
 	t.Cleanup(func() { _ = pg.Stop() })

@@ -22,7 +22,7 @@ import (
 func TestRedisStreamsSourceCrashLosesNothing(t *testing.T) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	stream := "sytest-e2e-rs-" + prefix
 
 	opt, err := redis.ParseURL(redisURL)

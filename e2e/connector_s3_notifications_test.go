@@ -27,7 +27,7 @@ import (
 func TestS3NotificationsSourceCrashLosesNothing(t *testing.T) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 
 	fnAddr := freeAddr(t)
 	c := &counter{seen: map[string]int{}}

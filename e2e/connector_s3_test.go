@@ -28,7 +28,7 @@ import (
 func TestS3SourceCrashLosesNothing(t *testing.T) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 
 	store := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
 	t.Cleanup(store.Close)

@@ -26,7 +26,7 @@ import (
 // function: a request is answered only once its event is durable.
 func TestWebhookSourceCrashLosesNothing(t *testing.T) {
 	testenv.Real(t)
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	fnAddr := freeAddr(t)
 	c := &counter{seen: map[string]int{}}
 	serveFunction(t, fnAddr, c.handle)

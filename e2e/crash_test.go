@@ -129,7 +129,7 @@ func TestCrashBeforeDeliveryLosesNothing(t *testing.T) {
 func crashTest(t *testing.T, triggers int) {
 	redisURL := testenv.RedisURL()
 	testenv.Real(t) // fails clearly when Redis is down
-	prefix := testenv.Prefix()
+	prefix := testenv.PrefixT(t)
 	counters := make([]*counter, triggers)
 	fnAddrs := make([]string, triggers)
 	for i := range counters {

@@ -43,6 +43,37 @@ func Prefix() string {
 	return "sytest-" + hex.EncodeToString(b)
 }
 
+// PrefixT returns a random key prefix whose keys in the real Redis are
+// deleted when the test ends (after the cleanups registered later, such as
+// those stopping the servers that write under it).
+func PrefixT(t testing.TB) string {
+	prefix := Prefix()
+	t.Cleanup(func() {
+		opt, err := redis.ParseURL(RedisURL())
+		if err != nil {
+			return
+		}
+		c := redis.NewClient(opt)
+		defer c.Close()
+		deletePrefix(c, prefix)
+	})
+	return prefix
+}
+
+// deletePrefix deletes every key under prefix, as far as c can.
+func deletePrefix(c *redis.Client, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	for _, k := range keys {
+		c.Del(ctx, k)
+	}
+}
+
 // Real connects to the real Redis; the test fails if it is not reachable
 // (the test command starts it).
 func Real(t testing.TB) Backend {
@@ -59,15 +90,7 @@ func Real(t testing.TB) Backend {
 	}
 	prefix := Prefix()
 	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		for _, k := range keys {
-			c.Del(ctx, k)
-		}
+		deletePrefix(c, prefix)
 		_ = c.Close()
 	})
 	return Backend{Name: "redis", Client: c, URL: RedisURL(), Prefix: prefix}
