@@ -143,14 +143,13 @@ func (d *dispatcher) refill(acks []store.AttemptRef, done int) (recorded, claime
 		return false, false
 	}
 	t := d.trig.Load()
-	pol := t.Spec.Delivery
-	want := min(int64(pol.MaxConcurrency)-(d.inflight.Load()-int64(done)), int64(r.cfg.ClaimBatch))
-	if want <= 0 {
+	req := d.claimRequest(t, d.inflight.Load()-int64(done))
+	if req.Want <= 0 {
 		return false, false
 	}
 	gen := r.depthGen(d.name)
 	ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
-	res, stale, acked, err := r.store.AckAndClaim(ctx, d.name, acks, time.Now(), int(want), pol.MaxConcurrency, pol.Timeout.Duration+r.cfg.LeaseGrace)
+	res, stale, acked, err := r.store.AckAndClaim(ctx, d.name, acks, time.Now(), req.Want, req.Limit, req.Lease)
 	cancel()
 	if stale > 0 {
 		r.metrics.staleAcks.Add(float64(stale))
@@ -166,7 +165,7 @@ func (d *dispatcher) refill(acks []store.AttemptRef, done int) (recorded, claime
 	}
 	r.setDepth(d.name, res.Held, gen)
 	d.begin(t, res.Items)
-	if int64(len(res.Items)) < want || res.Ready == 0 || res.Breaker != store.BreakerClosed {
+	if len(res.Items) < req.Want || res.Ready == 0 || res.Breaker != store.BreakerClosed {
 		// The queue ran short (or the breaker holds it): the claim loop
 		// takes over and learns when to look again.
 		d.moreWork.Store(false)

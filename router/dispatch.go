@@ -158,6 +158,24 @@ func (d *dispatcher) loop() {
 	}
 }
 
+// claimRequest is the claim for trigger t with inflight of its attempts
+// running here: as many attempts as its max_concurrency leaves free (Want may
+// be zero or less), at most the claim batch.
+func (d *dispatcher) claimRequest(t *trigger.Trigger, inflight int64) store.ClaimRequest {
+	pol := t.Spec.Delivery
+	return store.ClaimRequest{
+		Want:  int(min(int64(pol.MaxConcurrency)-inflight, int64(d.r.cfg.ClaimBatch))),
+		Limit: pol.MaxConcurrency,
+		Lease: pol.Timeout.Duration + d.r.cfg.LeaseGrace,
+	}
+}
+
+// minClaim is the smallest claim worth its round trip while attempts are in
+// flight: an eighth of max_concurrency, at most the claim batch, at least 1.
+func (d *dispatcher) minClaim(t *trigger.Trigger) int {
+	return max(1, min(d.r.cfg.ClaimBatch, t.Spec.Delivery.MaxConcurrency/8))
+}
+
 // claim starts as many attempts as there are free slots and work, and returns
 // when it should look again at the latest (zero: only when woken).
 func (d *dispatcher) claim(ctx context.Context) time.Time {
@@ -165,9 +183,9 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 	lastReady := int64(-1)
 	for ctx.Err() == nil {
 		t := d.trig.Load()
-		pol := t.Spec.Delivery
-		free := int64(pol.MaxConcurrency) - d.inflight.Load()
-		if free <= 0 {
+		inflight := d.inflight.Load()
+		req := d.claimRequest(t, inflight)
+		if req.Want <= 0 {
 			// A completion wakes us if work is (or may be) waiting.
 			d.moreWork.Store(lastReady != 0)
 			return time.Time{}
@@ -176,7 +194,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 		// more completions: a claim costs two round trips whatever its
 		// size, and at full concurrency completions free slots a few at a
 		// time. Never longer than claimDefer.
-		if minClaim := int64(min(r.cfg.ClaimBatch, pol.MaxConcurrency/8)); free < minClaim && d.inflight.Load() > 0 && lastReady != 0 {
+		if req.Want < d.minClaim(t) && inflight > 0 && lastReady != 0 {
 			now := time.Now()
 			if d.deferredSince.IsZero() {
 				d.deferredSince = now
@@ -187,9 +205,8 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 			}
 		}
 		d.deferredSince = time.Time{}
-		want := min(int(free), r.cfg.ClaimBatch)
 		gen := r.depthGen(d.name)
-		res, err := r.store.Claim(ctx, d.name, time.Now(), want, pol.MaxConcurrency, pol.Timeout.Duration+r.cfg.LeaseGrace)
+		res, err := r.store.Claim(ctx, d.name, time.Now(), req.Want, req.Limit, req.Lease)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Warn("claim", "trigger", d.name, "err", err)
@@ -210,7 +227,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 				next = res.BreakerUntil
 			}
 		}
-		if len(res.Items) < want || res.Ready == 0 {
+		if len(res.Items) < req.Want || res.Ready == 0 {
 			d.moreWork.Store(false)
 			return next
 		}

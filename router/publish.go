@@ -353,19 +353,18 @@ func (r *Router) commitClaims(direct map[string][]store.Item) (map[string]store.
 		if d == nil || d.moreWork.Load() || d.stopped() {
 			continue
 		}
-		pol := d.trig.Load().Spec.Delivery
 		// Lightly loaded: fewer attempts in flight than a batched claim
 		// would take (see claim). A busier trigger's claims are better
 		// batched by its own loops.
+		trig := d.trig.Load()
 		inflight := d.inflight.Load()
-		if inflight >= int64(max(1, min(r.cfg.ClaimBatch, pol.MaxConcurrency/8))) {
+		if inflight >= int64(d.minClaim(trig)) {
 			continue
 		}
-		want := min(int64(pol.MaxConcurrency)-inflight, int64(r.cfg.ClaimBatch))
 		if claims == nil {
 			claims, ds = map[string]store.ClaimRequest{}, map[string]*dispatcher{}
 		}
-		claims[t] = store.ClaimRequest{Want: int(want), Limit: pol.MaxConcurrency, Lease: pol.Timeout.Duration + r.cfg.LeaseGrace}
+		claims[t] = d.claimRequest(trig, inflight)
 		ds[t] = d
 	}
 	return claims, ds
