@@ -212,7 +212,12 @@ const inlineBodies = 16
 // Claim starts up to want attempts for trigger, keeping at most limit in
 // flight across every instance, leased for lease. See claimScript.
 func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, limit int, lease time.Duration) (ClaimResult, error) {
-	v, err := s.once(ctx, claimScript, s.keys.Queue(trigger).all(), claimArgs(now, want, limit, lease)...).Slice()
+	var claim *redis.Cmd
+	s.transaction(ctx, func(p redis.Pipeliner) []*redis.Cmd {
+		claim = claimScript.EvalSha(ctx, p, s.keys.Queue(trigger).all(), claimArgs(now, want, limit, lease)...)
+		return []*redis.Cmd{claim}
+	})
+	v, err := claim.Slice()
 	if err != nil {
 		return ClaimResult{}, fmt.Errorf("claim %s: %w", trigger, err)
 	}
@@ -220,7 +225,7 @@ func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, 
 }
 
 // AckAndClaim completes attempts, as Ack does, and then claims, as Claim
-// does, in one round trip: the scripts run one after the other, so the claim
+// does, in one transaction (see transaction): the scripts run one after the other, so the claim
 // sees the slots the acks freed. A busy trigger's completions refill their
 // slots without waiting for a second round trip.
 //
@@ -228,24 +233,12 @@ func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, 
 // claim failed after them).
 func (s *Store) AckAndClaim(ctx context.Context, trigger string, refs []AttemptRef, now time.Time, want, limit int, lease time.Duration) (res ClaimResult, stale int64, acked bool, err error) {
 	keys := s.keys.Queue(trigger).all()
-	// One transaction: go-redis never resends it after a lost reply (a
-	// resent claim would leave the first one's leases to expire), and a
-	// script Redis lost fails alone, having done nothing.
 	var ack, claim *redis.Cmd
-	run := func() {
-		_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			ack = ackScript.EvalSha(ctx, p, keys, ackArgs(refs)...)
-			claim = claimScript.EvalSha(ctx, p, keys, claimArgs(now, want, limit, lease)...)
-			return nil
-		})
-	}
-	run()
-	if isNoScript(ack.Err()) && isNoScript(claim.Err()) {
-		if lerr := s.LoadScripts(ctx); lerr != nil {
-			return ClaimResult{}, 0, false, fmt.Errorf("ack %s: %w", trigger, lerr)
-		}
-		run()
-	}
+	s.transaction(ctx, func(p redis.Pipeliner) []*redis.Cmd {
+		ack = ackScript.EvalSha(ctx, p, keys, ackArgs(refs)...)
+		claim = claimScript.EvalSha(ctx, p, keys, claimArgs(now, want, limit, lease)...)
+		return []*redis.Cmd{ack, claim}
+	})
 	if aerr := ack.Err(); aerr != nil {
 		return ClaimResult{}, 0, false, fmt.Errorf("ack %s: %w", trigger, aerr)
 	}

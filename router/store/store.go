@@ -55,29 +55,33 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, keys []string, args .
 	return sc.Run(ctx, s.rdb, keys, args...)
 }
 
-// once runs a script that must not run twice for one call: a claim run
-// again would lease more attempts and leave the first run's leases to expire,
-// costing their events an attempt. It runs in MULTI/EXEC, which go-redis
-// never resends after a lost reply (a plain command it resends), and loads
-// the script when the server lost it (then NOSCRIPT was the reply and nothing
-// ran).
-func (s *Store) once(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
-	var c *redis.Cmd
+// transaction runs fn's script calls in one MULTI/EXEC, for scripts that
+// must not run twice for one call (a claim run again would lease more
+// attempts and leave the first run's leases to expire, costing their events
+// an attempt): go-redis resends a plain command or pipeline after a lost
+// reply, never a transaction. When every call answered NOSCRIPT (the server
+// lost its scripts, so nothing ran) it loads them and runs fn once more.
+func (s *Store) transaction(ctx context.Context, fn func(p redis.Pipeliner) []*redis.Cmd) {
+	var cmds []*redis.Cmd
 	exec := func() {
 		_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			c = sc.EvalSha(ctx, p, keys, args...)
+			cmds = fn(p)
 			return nil
 		})
 	}
 	exec()
-	if isNoScript(c.Err()) {
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-			c.SetErr(err)
-			return c
+	for _, c := range cmds {
+		if !isNoScript(c.Err()) {
+			return
 		}
-		exec()
 	}
-	return c
+	if err := s.LoadScripts(ctx); err != nil {
+		for _, c := range cmds {
+			c.SetErr(err)
+		}
+		return
+	}
+	exec()
 }
 
 // pipelined runs fn's commands in one pipeline; when a script was missing
