@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 )
@@ -49,6 +50,22 @@ type Checkpoints interface {
 	Set(ctx context.Context, key string, value []byte) error
 }
 
+// Marks are short-lived values shared by every instance serving a source
+// (under the server, keys in Redis that expire by themselves). A push source
+// uses them to store a request once however many copies reach however many
+// instances. Keys are private to the source; implementations are safe for
+// concurrent use.
+type Marks interface {
+	// Mark sets key to value for ttl unless key holds a value. It returns
+	// the value key holds afterwards (value itself when it was set) and
+	// whether this call set it. The check and the write are one atomic step.
+	Mark(ctx context.Context, key, value string, ttl time.Duration) (current string, set bool, err error)
+	// Put sets key to value for ttl, whatever it held.
+	Put(ctx context.Context, key, value string, ttl time.Duration) error
+	// Drop deletes key (no error when absent).
+	Drop(ctx context.Context, key string) error
+}
+
 // Env is what a connector gets besides its fields.
 type Env struct {
 	// Name is the source's name from the configuration.
@@ -57,6 +74,10 @@ type Env struct {
 	Logger *slog.Logger
 	// Checkpoints stores the source's position.
 	Checkpoints Checkpoints
+	// Marks are shared by every instance serving the source; nil when the
+	// source is only built to check its configuration (and in tests that
+	// give none: a source then keeps its marks in its own process).
+	Marks Marks
 	// HTTP registers handlers on the server's HTTP listener, for push
 	// sources (webhooks, bucket notifications). Patterns follow
 	// http.ServeMux.

@@ -170,7 +170,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if len(cfg.Sources) > 0 {
 		s.runner, err = connectors.NewRunner(connectors.RunnerConfig{Logger: s.log}, cfg.Connectors, router.Sink{R: r},
 			func(name string) connectors.Env {
-				return connectors.Env{Logger: s.log, Checkpoints: r.Store().Checkpoints(name), HTTP: cmux}
+				return connectors.Env{Logger: s.log, Checkpoints: r.Store().Checkpoints(name), Marks: r.Store().Marks(name), HTTP: cmux}
 			}, cfg.Sources)
 		if err != nil {
 			return fail(fmt.Errorf("config: %w", err))
