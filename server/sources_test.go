@@ -35,6 +35,7 @@ sources:
       type: com.example.hook
       source: https://example.com/hooks
       secret: "${HOOK_SECRET}"
+      insecure: true
 `), 0o600))
 	fc, err := server.LoadFile(file)
 	require.NoError(t, err)
