@@ -83,6 +83,8 @@ var reasonNames = map[switchyardv1.DeadLetterReason]string{
 	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE:       "max-age",
 	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE: "non-retryable",
 	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REJECTED:      "rejected",
+	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REPLY_INVALID: "reply-invalid",
+	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT:     "hop-limit",
 }
 
 // reasonName renders a reason as the CLI names it ("non-retryable"), "-"
@@ -97,9 +99,9 @@ func reasonName(r switchyardv1.DeadLetterReason) string {
 	return r.String()
 }
 
-// parseReason reads a --reason value: max-attempts, max-age, non-retryable
-// or rejected, case-insensitive, with '_' accepted for '-' and the enum name
-// ("DEAD_LETTER_REASON_MAX_AGE") accepted too.
+// parseReason reads a --reason value: max-attempts, max-age, non-retryable,
+// rejected, reply-invalid or hop-limit, case-insensitive, with '_' accepted
+// for '-' and the enum name ("DEAD_LETTER_REASON_MAX_AGE") accepted too.
 func parseReason(s string) (switchyardv1.DeadLetterReason, error) {
 	norm := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "_", "-")
 	norm = strings.TrimPrefix(norm, "dead-letter-reason-")
@@ -108,7 +110,7 @@ func parseReason(s string) (switchyardv1.DeadLetterReason, error) {
 			return r, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown --reason %q: want max-attempts, max-age, non-retryable or rejected", s)
+	return 0, fmt.Errorf("unknown --reason %q: want max-attempts, max-age, non-retryable, rejected, reply-invalid or hop-limit", s)
 }
 
 // parseAge reads a non-negative age: a Go duration ("90m", "1h30m") or a
@@ -399,7 +401,9 @@ func newDLQListCmd() *cobra.Command {
 trigger (sorted by trigger name).
 
 Columns: ID to give to dlq show, replay and purge, TRIGGER, EVENT type and id,
-REASON the event died (max-attempts, max-age, non-retryable, rejected),
+REASON the event died (max-attempts, max-age, non-retryable, rejected; or
+reply-invalid and hop-limit for a function's reply event that was refused,
+kept instead of the event it answered, which was acknowledged),
 ATTEMPTS made across all its rounds, LAST CODE answered, DEAD time since it
 entered the queue.
 
@@ -467,13 +471,13 @@ of 1000 unless --limit is given).`,
 	outputFlag(cmd, &out)
 	cmd.Flags().StringVar(&trigger, "trigger", "", "only this trigger's dead letters")
 	cmd.Flags().StringVar(&since, "since", "", "only entries dead since this time: a duration back from now (30m, 12h, 7d) or an RFC 3339 time")
-	cmd.Flags().StringVar(&reason, "reason", "", "only entries dead for this reason: max-attempts, max-age, non-retryable or rejected")
+	cmd.Flags().StringVar(&reason, "reason", "", "only entries dead for this reason: max-attempts, max-age, non-retryable, rejected, reply-invalid or hop-limit")
 	cmd.Flags().IntVar(&limit, "limit", 50, fmt.Sprintf("entries per page (1 to %d)", maxDLQPageSize))
 	cmd.Flags().StringVar(&token, "page-token", "", "continue a previous listing (printed on standard error when more remain)")
 	cmd.Flags().BoolVar(&allPages, "all-pages", false, "list every page")
 	_ = cmd.RegisterFlagCompletionFunc("trigger", completeTriggerNames(&opts))
 	_ = cmd.RegisterFlagCompletionFunc("reason", cobra.FixedCompletions(
-		[]string{"max-attempts", "max-age", "non-retryable", "rejected"}, cobra.ShellCompDirectiveNoFileComp))
+		[]string{"max-attempts", "max-age", "non-retryable", "rejected", "reply-invalid", "hop-limit"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

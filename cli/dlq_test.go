@@ -677,7 +677,7 @@ func TestDLQFlagValidation(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"list", "--reason", "bogus"}, `unknown --reason "bogus": want max-attempts, max-age, non-retryable or rejected`},
+		{[]string{"list", "--reason", "bogus"}, `unknown --reason "bogus": want max-attempts, max-age, non-retryable, rejected, reply-invalid or hop-limit`},
 		{[]string{"list", "--limit", "0"}, "--limit must be between 1 and 1000, got 0"},
 		{[]string{"list", "--limit", "1001"}, "--limit must be between 1 and 1000, got 1001"},
 		{[]string{"list", "--page-token", "x", "--all-pages"}, "--page-token and --all-pages cannot be used together"},
@@ -731,6 +731,8 @@ func TestDLQParsers(t *testing.T) {
 		"MAX_AGE":                     switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE,
 		" Non-Retryable ":             switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE,
 		"DEAD_LETTER_REASON_REJECTED": switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REJECTED,
+		"reply-invalid":               switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REPLY_INVALID,
+		"HOP_LIMIT":                   switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT,
 	} {
 		if got, err := parseReason(in); err != nil || got != want {
 			t.Errorf("parseReason(%q) = %v, %v", in, got, err)

@@ -38,6 +38,16 @@ const (
 	DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE DeadLetterReason = 3
 	// The function answered OUTCOME_DEAD.
 	DeadLetterReason_DEAD_LETTER_REASON_REJECTED DeadLetterReason = 4
+	// A reply event of the function was not a valid CloudEvent. The entry
+	// holds the reply as the function sent it; the event it answered was
+	// acknowledged (the function is not run again), and reason_detail names
+	// the offending field as the protobuf CloudEvent names it.
+	DeadLetterReason_DEAD_LETTER_REASON_REPLY_INVALID DeadLetterReason = 5
+	// A reply event of the function would have exceeded the hop limit (a reply
+	// loop?), or the event it answered carried a hop count that is not a
+	// non-negative integer. The entry holds the reply; the event it answered
+	// was acknowledged.
+	DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT DeadLetterReason = 6
 )
 
 // Enum value maps for DeadLetterReason.
@@ -48,6 +58,8 @@ var (
 		2: "DEAD_LETTER_REASON_MAX_AGE",
 		3: "DEAD_LETTER_REASON_NON_RETRYABLE",
 		4: "DEAD_LETTER_REASON_REJECTED",
+		5: "DEAD_LETTER_REASON_REPLY_INVALID",
+		6: "DEAD_LETTER_REASON_HOP_LIMIT",
 	}
 	DeadLetterReason_value = map[string]int32{
 		"DEAD_LETTER_REASON_UNSPECIFIED":   0,
@@ -55,6 +67,8 @@ var (
 		"DEAD_LETTER_REASON_MAX_AGE":       2,
 		"DEAD_LETTER_REASON_NON_RETRYABLE": 3,
 		"DEAD_LETTER_REASON_REJECTED":      4,
+		"DEAD_LETTER_REASON_REPLY_INVALID": 5,
+		"DEAD_LETTER_REASON_HOP_LIMIT":     6,
 	}
 )
 
@@ -204,7 +218,8 @@ type DeadLetter struct {
 	Trigger string `protobuf:"bytes,2,opt,name=trigger,proto3" json:"trigger,omitempty"`
 	// The trigger's target when the event died ("grpc://host:port" or the URL).
 	Target string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
-	// The original event, untouched.
+	// The original event, untouched; for REPLY_INVALID and HOP_LIMIT, the
+	// function's reply event as it was sent.
 	Event *pb.CloudEvent `protobuf:"bytes,4,opt,name=event,proto3" json:"event,omitempty"`
 	// Every attempt, oldest first, across replays.
 	Attempts []*Attempt `protobuf:"bytes,5,rep,name=attempts,proto3" json:"attempts,omitempty"`
@@ -1085,13 +1100,15 @@ const file_switchyard_v1_deadletter_proto_rawDesc = "" +
 	"\x05added\x18\x04 \x01(\x03R\x05added\x12\x18\n" +
 	"\aevicted\x18\x05 \x01(\x03R\aevicted\"Y\n" +
 	"\x1aGetDeadLetterStatsResponse\x12;\n" +
-	"\x06queues\x18\x01 \x03(\v2#.switchyard.v1.DeadLetterQueueStatsR\x06queues*\xc2\x01\n" +
+	"\x06queues\x18\x01 \x03(\v2#.switchyard.v1.DeadLetterQueueStatsR\x06queues*\x8a\x02\n" +
 	"\x10DeadLetterReason\x12\"\n" +
 	"\x1eDEAD_LETTER_REASON_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fDEAD_LETTER_REASON_MAX_ATTEMPTS\x10\x01\x12\x1e\n" +
 	"\x1aDEAD_LETTER_REASON_MAX_AGE\x10\x02\x12$\n" +
 	" DEAD_LETTER_REASON_NON_RETRYABLE\x10\x03\x12\x1f\n" +
-	"\x1bDEAD_LETTER_REASON_REJECTED\x10\x042\x8b\x04\n" +
+	"\x1bDEAD_LETTER_REASON_REJECTED\x10\x04\x12$\n" +
+	" DEAD_LETTER_REASON_REPLY_INVALID\x10\x05\x12 \n" +
+	"\x1cDEAD_LETTER_REASON_HOP_LIMIT\x10\x062\x8b\x04\n" +
 	"\x11DeadLetterService\x12`\n" +
 	"\x0fListDeadLetters\x12%.switchyard.v1.ListDeadLettersRequest\x1a&.switchyard.v1.ListDeadLettersResponse\x12Z\n" +
 	"\rGetDeadLetter\x12#.switchyard.v1.GetDeadLetterRequest\x1a$.switchyard.v1.GetDeadLetterResponse\x12h\n" +
