@@ -356,6 +356,53 @@ func (s *Store) Ack(ctx context.Context, trigger string, refs []AttemptRef) (ack
 	return toInt64(v[0]), toInt64(v[1]), nil
 }
 
+// Letter is a dead letter that is not a queued event: a function's reply
+// event Switchyard refused to publish.
+type Letter struct {
+	// Event is the reply (io.cloudevents.v1.CloudEvent bytes).
+	Event []byte
+	// Letter is its story (switchyard.v1.DeadLetter without the event).
+	Letter []byte
+}
+
+// LetteredAck is a successful attempt whose function's refused replies go
+// to the trigger's dead-letter queue.
+type LetteredAck struct {
+	AttemptRef
+	Letters []Letter
+}
+
+// AckWithLetters completes attempts, as Ack does, and adds their letters to
+// the trigger's dead-letter queue in the same script, keeping at most
+// capacity entries (0: unbounded) and counting what retention evicts. The
+// letters are added even for stale attempts (see ackLettersScript); a call
+// repeated after a lost reply adds them twice, which is the price of never
+// acknowledging without them.
+func (s *Store) AckWithLetters(ctx context.Context, trigger string, capacity int64, acks []LetteredAck) (stale, evicted int64, err error) {
+	var letters int
+	for _, a := range acks {
+		letters += len(a.Letters)
+	}
+	args := make([]any, 0, 2+2*letters+2*len(acks))
+	args = append(args, capacity, letters)
+	for _, a := range acks {
+		for _, l := range a.Letters {
+			args = append(args, l.Event, l.Letter)
+		}
+	}
+	for _, a := range acks {
+		args = append(args, a.ID, a.Attempt)
+	}
+	v, err := s.run(ctx, ackLettersScript, s.keys.Queue(trigger).all(), args...).Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("ack with dead letters %s: %w", trigger, err)
+	}
+	if len(v) != 3 {
+		return 0, 0, fmt.Errorf("ack with dead letters %s: unexpected reply of %d elements", trigger, len(v))
+	}
+	return toInt64(v[1]), toInt64(v[2]), nil
+}
+
 func ackArgs(refs []AttemptRef) []any {
 	args := make([]any, 0, 1+2*len(refs))
 	args = append(args, 0)

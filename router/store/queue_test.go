@@ -387,3 +387,55 @@ func TestAddAndClaimWriteFails(t *testing.T) {
 		require.ErrorContains(t, err, "queue:")
 	})
 }
+
+// TestAckWithLetters: the attempts are acknowledged and the letters added in
+// one step; a stale attempt still gets its letters (the replies came from a
+// run that happened); the DLQ's cap evicts the oldest entries and counts them.
+func TestAckWithLetters(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		now := time.Now()
+		_, err := s.Enqueue(ctx, map[string][]store.Item{"t1": {{ID: "1-0", Event: []byte("a")}, {ID: "2-0", Event: []byte("b")}, {ID: "3-0", Event: []byte("c")}}})
+		require.NoError(t, err)
+		r, err := s.Claim(ctx, "t1", now, 10, 10, 10*time.Second)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 3)
+
+		stale, evicted, err := s.AckWithLetters(ctx, "t1", 0, []store.LetteredAck{
+			{AttemptRef: store.AttemptRef{ID: "1-0", Attempt: 1}, Letters: []store.Letter{{Event: []byte("r1"), Letter: []byte("d1")}, {Event: []byte("r2"), Letter: []byte("d2")}}},
+			{AttemptRef: store.AttemptRef{ID: "2-0", Attempt: 5}, Letters: []store.Letter{{Event: []byte("r3"), Letter: []byte("d3")}}},
+		})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, stale, "2-0 is at attempt 1, not 5")
+		require.Zero(t, evicted)
+		entries, err := s.ListDLQ(ctx, "t1", "-", 10)
+		require.NoError(t, err)
+		require.Len(t, entries, 3)
+		for i, want := range []string{"r1", "r2", "r3"} {
+			require.Equal(t, want, string(entries[i].Event))
+			require.Equal(t, "d"+want[1:], string(entries[i].Letter))
+		}
+		st, err := s.Stats(ctx, "t1")
+		require.NoError(t, err)
+		require.Equal(t, "1", st.Counters["delivered"])
+		require.Equal(t, "3", st.Counters["dead"], "letters count as dead-letter additions")
+		require.EqualValues(t, 2, st.InFlight, "2-0 (stale ack) and 3-0 stay in flight")
+
+		stale, evicted, err = s.AckWithLetters(ctx, "t1", 2, []store.LetteredAck{
+			{AttemptRef: store.AttemptRef{ID: "3-0", Attempt: 1}, Letters: []store.Letter{{Event: []byte("r4"), Letter: []byte("d4")}}},
+		})
+		require.NoError(t, err)
+		require.Zero(t, stale)
+		require.EqualValues(t, 2, evicted)
+		entries, err = s.ListDLQ(ctx, "t1", "-", 10)
+		require.NoError(t, err)
+		require.Len(t, entries, 2)
+		require.Equal(t, "r3", string(entries[0].Event))
+		require.Equal(t, "r4", string(entries[1].Event))
+		st, err = s.Stats(ctx, "t1")
+		require.NoError(t, err)
+		require.Equal(t, "2", st.Counters["delivered"])
+		require.Equal(t, "2", st.Counters["dlq_evicted"])
+	})
+}

@@ -2,7 +2,7 @@ package store
 
 import "github.com/redis/go-redis/v9"
 
-// All queue scripts take the eight QueueKeys in this order:
+// All queue scripts take the nine QueueKeys in this order:
 // KEYS[1] ready, [2] events, [3] attempts, [4] history, [5] inflight,
 // [6] delayed, [7] stats, [8] dlq, [9] since.
 //
@@ -203,47 +203,90 @@ if n > 0 then redis.call('HINCRBY', KEYS[7], 'orphans', n) end
 return n
 `)
 
-// ackScript completes attempts (ARGV[2k], ARGV[2k+1] = id, attempt) and closes
-// the circuit breaker. Returns {acked, stale}.
-var ackScript = redis.NewScript(unpackLua + `
-local ids, want, seen = {}, {}, {}
-local stale = 0
-for i = 2, #ARGV, 2 do
-  if seen[ARGV[i]] then
-    stale = stale + 1
-  else
-    seen[ARGV[i]] = true
-    ids[#ids+1] = ARGV[i]
-    want[#want+1] = ARGV[i+1]
-  end
-end
-local done = {}
-if #ids > 0 then
-  local cur = getmany('HMGET', KEYS[3], ids)
-  local leased = getmany('ZMSCORE', KEYS[5], ids)
-  local delayed = {}
-  if redis.call('ZCARD', KEYS[6]) > 0 then delayed = getmany('ZMSCORE', KEYS[6], ids) end
-  for j = 1, #ids do
-    if cur[j] == want[j] and (leased[j] or delayed[j]) then
-      done[#done+1] = ids[j]
-    else
+// ackLua defines ack(from), which completes the attempts given as
+// (id, attempt) pairs in ARGV[from..] and closes the circuit breaker.
+// Returns acked, stale.
+const ackLua = `
+local function ack(from)
+  local ids, want, seen = {}, {}, {}
+  local stale = 0
+  for i = from, #ARGV, 2 do
+    if seen[ARGV[i]] then
       stale = stale + 1
+    else
+      seen[ARGV[i]] = true
+      ids[#ids+1] = ARGV[i]
+      want[#want+1] = ARGV[i+1]
     end
   end
+  local done = {}
+  if #ids > 0 then
+    local cur = getmany('HMGET', KEYS[3], ids)
+    local leased = getmany('ZMSCORE', KEYS[5], ids)
+    local delayed = {}
+    if redis.call('ZCARD', KEYS[6]) > 0 then delayed = getmany('ZMSCORE', KEYS[6], ids) end
+    for j = 1, #ids do
+      if cur[j] == want[j] and (leased[j] or delayed[j]) then
+        done[#done+1] = ids[j]
+      else
+        stale = stale + 1
+      end
+    end
+  end
+  local n = #done
+  if n > 0 then
+    callmany('ZREM', KEYS[5], done)
+    if redis.call('ZCARD', KEYS[6]) > 0 then callmany('ZREM', KEYS[6], done) end
+    callmany('HDEL', KEYS[2], done)
+    callmany('HDEL', KEYS[3], done)
+    if redis.call('HLEN', KEYS[4]) > 0 then callmany('HDEL', KEYS[4], done) end
+    if redis.call('HLEN', KEYS[9]) > 0 then callmany('HDEL', KEYS[9], done) end
+    redis.call('HINCRBY', KEYS[7], 'delivered', n)
+    redis.call('HSET', KEYS[7], 'cb_state', 'closed', 'cb_fail', 0, 'cb_opens', 0)
+  end
+  if stale > 0 then redis.call('HINCRBY', KEYS[7], 'stale', stale) end
+  return n, stale
 end
-local n = #done
-if n > 0 then
-  callmany('ZREM', KEYS[5], done)
-  if redis.call('ZCARD', KEYS[6]) > 0 then callmany('ZREM', KEYS[6], done) end
-  callmany('HDEL', KEYS[2], done)
-  callmany('HDEL', KEYS[3], done)
-  if redis.call('HLEN', KEYS[4]) > 0 then callmany('HDEL', KEYS[4], done) end
-  if redis.call('HLEN', KEYS[9]) > 0 then callmany('HDEL', KEYS[9], done) end
-  redis.call('HINCRBY', KEYS[7], 'delivered', n)
-  redis.call('HSET', KEYS[7], 'cb_state', 'closed', 'cb_fail', 0, 'cb_opens', 0)
-end
-if stale > 0 then redis.call('HINCRBY', KEYS[7], 'stale', stale) end
+`
+
+// ackScript completes attempts (ARGV[2k], ARGV[2k+1] = id, attempt) and closes
+// the circuit breaker. Returns {acked, stale}.
+var ackScript = redis.NewScript(unpackLua + ackLua + `
+local n, stale = ack(2)
 return {n, stale}
+`)
+
+// capDLQLua defines cap_dlq(cap), which keeps the dead-letter stream at
+// most cap entries long (0: unbounded), oldest evicted first, and counts what
+// it evicts. Returns the number evicted.
+const capDLQLua = `
+local function cap_dlq(cap)
+  local len = redis.call('XLEN', KEYS[8])
+  if cap <= 0 or len <= cap then return 0 end
+  local old = redis.call('XRANGE', KEYS[8], '-', '+', 'COUNT', len - cap)
+  for j = 1, #old do redis.call('XDEL', KEYS[8], old[j][1]) end
+  redis.call('HINCRBY', KEYS[7], 'dlq_evicted', #old)
+  return #old
+end
+`
+
+// ackLettersScript completes attempts whose function answered with reply
+// events Switchyard refused, and adds those replies to the dead-letter
+// stream, in one step: the acknowledgement never lands without the letters.
+// ARGV[1] caps the stream's length (as in deadScript), ARGV[2] is the number
+// L of letters, ARGV[3..2+2L] are (event, dead letter) pairs and the rest
+// (id, attempt) pairs. The letters are added even when an attempt is no
+// longer current: the replies came from a run of the function that did
+// happen, and a duplicate letter (the event's next run refuses the same
+// reply) is better than a lost one. Returns {acked, stale, evicted}.
+var ackLettersScript = redis.NewScript(unpackLua + ackLua + capDLQLua + `
+local l = tonumber(ARGV[2])
+for i = 3, 2 + 2 * l, 2 do
+  redis.call('XADD', KEYS[8], '*', 'e', ARGV[i], 'd', ARGV[i+1])
+end
+if l > 0 then redis.call('HINCRBY', KEYS[7], 'dead', l) end
+local n, stale = ack(3 + 2 * l)
+return {n, stale, cap_dlq(tonumber(ARGV[1]))}
 `)
 
 // breakerFailLua counts one failure that reflects on the target's health and
@@ -289,7 +332,7 @@ return n
 // without the event). ARGV[5] caps the
 // stream's length; entries evicted to respect it are counted, never silent.
 // Returns {dead, evicted}.
-var deadScript = redis.NewScript(breakerFailLua + `
+var deadScript = redis.NewScript(breakerFailLua + capDLQLua + `
 local n, failed = 0, 0
 for i = 6, #ARGV, 5 do
   local id = ARGV[i]
@@ -305,17 +348,10 @@ for i = 6, #ARGV, 5 do
   end
 end
 local evicted = 0
-local cap = tonumber(ARGV[5])
 if n > 0 then
   redis.call('HINCRBY', KEYS[7], 'dead', n)
   if failed > 0 then redis.call('HINCRBY', KEYS[7], 'failed', failed) end
-  local len = redis.call('XLEN', KEYS[8])
-  if cap > 0 and len > cap then
-    local old = redis.call('XRANGE', KEYS[8], '-', '+', 'COUNT', len - cap)
-    for j = 1, #old do redis.call('XDEL', KEYS[8], old[j][1]) end
-    evicted = #old
-    redis.call('HINCRBY', KEYS[7], 'dlq_evicted', evicted)
-  end
+  evicted = cap_dlq(tonumber(ARGV[5]))
 end
 return {n, evicted}
 `)
