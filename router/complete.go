@@ -76,12 +76,17 @@ func (d *dispatcher) record(batch []outcome) (refilled bool) {
 	t := d.trig.Load()
 	now := time.Now()
 	var acks []store.AttemptRef
+	var lettered []store.LetteredAck
 	var retries []store.Retry
 	var deads []store.Dead
 	for _, o := range batch {
 		ref := store.AttemptRef{ID: o.item.ID, Attempt: o.item.Attempt}
 		if !o.noTry && o.res.Verdict == delivery.Ack {
-			acks = append(acks, ref)
+			if o.refused == nil {
+				acks = append(acks, ref)
+			} else {
+				lettered = append(lettered, d.refusedLetters(o, t, now))
+			}
 			r.metrics.deliveries.WithLabelValues(d.name, "ack").Inc()
 			continue
 		}
@@ -95,7 +100,7 @@ func (d *dispatcher) record(batch []outcome) (refilled bool) {
 			r.metrics.deliveries.WithLabelValues(d.name, "dead").Inc()
 		}
 	}
-	if len(retries) == 0 && len(deads) == 0 {
+	if len(retries) == 0 && len(deads) == 0 && len(lettered) == 0 {
 		if recorded, claimed := d.refill(acks, len(batch)); recorded {
 			return claimed
 		}
@@ -105,7 +110,7 @@ func (d *dispatcher) record(batch []outcome) (refilled bool) {
 	scheduled := len(retries) > 0
 	for {
 		ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
-		err := d.write(ctx, now, br, &acks, &retries, &deads)
+		err := d.write(ctx, now, br, &acks, &lettered, &retries, &deads)
 		cancel()
 		if err == nil {
 			if scheduled {
@@ -176,8 +181,23 @@ func (d *dispatcher) refill(acks []store.AttemptRef, done int) (recorded, claime
 
 // write records the outcomes; each step that succeeds empties its slice, so
 // a retry after a failure does not repeat it.
-func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker, acks *[]store.AttemptRef, retries *[]store.Retry, deads *[]store.Dead) error {
+func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker, acks *[]store.AttemptRef, lettered *[]store.LetteredAck, retries *[]store.Retry, deads *[]store.Dead) error {
 	s := d.r.store
+	if len(*lettered) > 0 {
+		// One script acknowledges and adds the letters: the event is never
+		// acknowledged without its refused replies kept.
+		stale, evicted, err := s.AckWithLetters(ctx, d.name, d.dlqCapacity(), *lettered)
+		if err != nil {
+			return err
+		}
+		if stale > 0 {
+			d.r.metrics.staleAcks.Add(float64(stale))
+		}
+		if evicted > 0 {
+			d.r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", d.name, "evicted", evicted)
+		}
+		*lettered = nil
+	}
 	if len(*acks) > 0 {
 		_, stale, err := s.Ack(ctx, d.name, *acks)
 		if err != nil {
@@ -195,11 +215,7 @@ func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker,
 		*retries = nil
 	}
 	if len(*deads) > 0 {
-		capacity := d.r.cfg.DLQMaxEntries
-		if c := d.trig.Load().Spec.Delivery.DeadLetterMaxEntries; c > 0 {
-			capacity = c
-		}
-		_, evicted, err := s.DeadLetter(ctx, d.name, now, br, capacity, *deads)
+		_, evicted, err := s.DeadLetter(ctx, d.name, now, br, d.dlqCapacity(), *deads)
 		if err != nil {
 			return err
 		}
@@ -209,6 +225,61 @@ func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker,
 		*deads = nil
 	}
 	return nil
+}
+
+// dlqCapacity is the most entries the trigger's dead-letter queue keeps.
+func (d *dispatcher) dlqCapacity() int64 {
+	if c := d.trig.Load().Spec.Delivery.DeadLetterMaxEntries; c > 0 {
+		return c
+	}
+	return d.r.cfg.DLQMaxEntries
+}
+
+// refusedLetters turns a successful attempt's refused replies into dead
+// letters of their own, logging and counting each once: the attempt is
+// acknowledged, so nothing repeats them.
+func (d *dispatcher) refusedLetters(o outcome, t *trigger.Trigger, now time.Time) store.LetteredAck {
+	ev := o.event()
+	la := store.LetteredAck{AttemptRef: store.AttemptRef{ID: o.item.ID, Attempt: o.item.Attempt}, Letters: make([]store.Letter, 0, len(o.refused))}
+	var round int32
+	if o.item.History != nil {
+		hist := &switchyardv1.DeadLetter{}
+		if proto.Unmarshal(o.item.History, hist) == nil {
+			round = hist.GetReplays()
+			if hist.GetDeadTime() != nil {
+				round++
+			}
+		}
+	}
+	attempt := &switchyardv1.Attempt{
+		Number: int32(o.item.Attempt), StartTime: timestamppb.New(o.res.Start), Duration: durationpb.New(o.res.Duration),
+		Code: o.res.Code, Message: o.res.Message, Round: round,
+	}
+	for _, rf := range o.refused {
+		detail := rf.detail
+		body, err := proto.Marshal(rf.event)
+		if err != nil {
+			detail += " (the reply cannot be encoded: " + err.Error() + ")"
+		}
+		traceID := traceIDOf(rf.event)
+		if traceID == "" {
+			traceID = traceIDOf(ev)
+		}
+		// Marshal fails only on invalid UTF-8, and every string here is
+		// valid: quoted by the detail's %q, or decoded from protobuf.
+		letter, _ := proto.Marshal(&switchyardv1.DeadLetter{
+			Trigger: d.name, Target: t.Spec.Target.String(), Attempts: []*switchyardv1.Attempt{attempt},
+			Reason: rf.reason, ReasonDetail: detail, DeadTime: timestamppb.New(now), TraceId: traceID,
+		})
+		la.Letters = append(la.Letters, store.Letter{Event: body, Letter: letter})
+		reason := strings.TrimPrefix(rf.reason.String(), "DEAD_LETTER_REASON_")
+		d.r.log.Warn("function reply refused and dead-lettered; the event is acknowledged",
+			"event_id", ev.GetId(), "event_source", ev.GetSource(), "trigger", d.name, "trace_id", traceID, "attempt", o.item.Attempt,
+			"reply_id", rf.event.GetId(), "reply_type", rf.event.GetType(), "reason", reason, "detail", detail)
+		d.r.metrics.repliesRefused.WithLabelValues(d.name, reason).Inc()
+		d.r.metrics.deadLettered.WithLabelValues(d.name, reason).Inc()
+	}
+	return la
 }
 
 // decide turns a failed (or impossible) attempt into a scheduled retry or a

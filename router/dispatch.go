@@ -51,6 +51,9 @@ type outcome struct {
 	noTry  bool // the event died before an attempt (too old, unreadable)
 	reason switchyardv1.DeadLetterReason
 	detail string
+	// refused are the function's replies that were not published (invalid,
+	// over the hop limit): the acknowledgement carries them to the DLQ.
+	refused []refusedReply
 }
 
 // event returns the stored event, decoding it on first use: an attempt to a
@@ -297,9 +300,16 @@ func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 	}
 	r.metrics.attemptDuration.WithLabelValues(d.name).Observe(res.Duration.Seconds())
 	if res.Verdict == delivery.Ack && len(res.Replies) > 0 {
-		if err := r.publishReplies(r.attemptCtx, o.event(), res.Replies); err != nil {
+		refused, err := r.publishReplies(r.attemptCtx, o.event(), res.Replies)
+		if err != nil {
+			// The store could not take the replies now (unreachable, the
+			// replies' trigger pushing back, stopping). They exist nowhere
+			// else, so acknowledging would lose them: the attempt is
+			// retried, and the function runs again. Replies that can never
+			// be published are not errors; they come back in refused.
 			res = delivery.Result{Verdict: delivery.Retry, Code: "REPLY_REFUSED", Message: "the function's reply events could not be published: " + err.Error(), Start: res.Start, Duration: res.Duration}
 		}
+		o.refused = refused
 	}
 	o.res = res
 	d.results <- o

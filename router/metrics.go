@@ -14,7 +14,7 @@ type metrics struct {
 	deliveries      *prometheus.CounterVec
 	deadLettered    *prometheus.CounterVec
 	staleAcks       prometheus.Counter
-	repliesRefused  prometheus.Counter
+	repliesRefused  *prometheus.CounterVec
 	droppedDeleted  prometheus.Counter
 	attemptDuration *prometheus.HistogramVec
 	publishToInvoke prometheus.Histogram
@@ -30,7 +30,7 @@ func newMetrics() *metrics {
 		deliveries:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_attempts_total", Help: "Delivery attempts by trigger and verdict (ack, retry, dead)."}, []string{"trigger", "verdict"}),
 		deadLettered:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_dead_letters_total", Help: "Events moved to the dead-letter queue by trigger and reason."}, []string{"trigger", "reason"}),
 		staleAcks:      prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_stale_outcomes_total", Help: "Outcomes that arrived after their lease was lost (the event may be delivered twice)."}),
-		repliesRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_replies_refused_total", Help: "Function reply events refused at the hop limit."}),
+		repliesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_replies_refused_total", Help: "Function reply events refused and kept as dead letters, by trigger and reason (REPLY_INVALID, HOP_LIMIT)."}, []string{"trigger", "reason"}),
 		droppedDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_deliveries_dropped_deleted_trigger_total", Help: "Deliveries not queued because their trigger was deleted after the event was accepted."}),
 		attemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_attempt_duration_seconds", Help: "Duration of delivery attempts.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"trigger"}),

@@ -3,14 +3,20 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/sdk/function"
 	"github.com/switchyard-io/switchyard/server"
@@ -19,7 +25,10 @@ import (
 // TestReplyEventsAreRoutedAndLoopsStop: a function's reply events are
 // published to the bus with the hop counter incremented, reach the triggers
 // that match them, and a function answering its own events stops at the hop
-// limit instead of looping forever.
+// limit instead of looping forever: the reply over the limit is kept as a
+// dead letter (HOP_LIMIT) and counted, and the event it answered is
+// acknowledged. A hop count that is not a non-negative integer does not
+// reset the guard.
 func TestReplyEventsAreRoutedAndLoopsStop(t *testing.T) {
 	b := testenv.Embedded(t)
 	rec := &received{}
@@ -60,8 +69,165 @@ target: {grpc: "%s"}
 	require.EqualValues(t, 1, got.Extensions()[router.HopsExtension])
 
 	require.NoError(t, e.client.Publish(context.Background(), newEvent("l0", "loop")))
-	// l0 (hops 0) → loop-1 (1) → loop-2 (2) → loop-3 (3) → refused (4 > 3).
-	testenv.Eventually(t, 10*time.Second, func() bool { return loops.Load() >= 4 }, "loop runs to the limit")
-	time.Sleep(300 * time.Millisecond) // nothing more may come
-	require.EqualValues(t, 4, loops.Load())
+	// l0 (hops 0) → loop-1 (1) → loop-2 (2) → loop-3 (3) → loop-4 refused
+	// (4 > 3): dead-lettered with the event loop-3 acknowledged.
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(deadLetters(t, e.client, "loop")) == 1 }, "the reply over the limit is dead-lettered")
+	dl := deadLetters(t, e.client, "loop")[0]
+	require.Equal(t, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT, dl.GetReason())
+	require.Equal(t, "loop-4", dl.GetEvent().GetId(), "the refused reply is the dead letter's event")
+	require.Equal(t, `reply 1 of 1 to event "loop-3" from "/loop": a reply would be hop 4, over the hop limit of 3 (a reply loop?)`, dl.GetReasonDetail())
+	requireQueueDone(t, e, "loop", 4)
+	require.EqualValues(t, 4, loops.Load(), "the acknowledged event is not delivered again")
+	require.Equal(t, 1.0, metricValue(t, e, "switchyard_replies_refused_total", "loop", "HOP_LIMIT"))
+
+	// A negative (or garbled) hop count, as a publisher may send it, counts
+	// as over the limit rather than as a fresh start.
+	for i, hops := range []string{"-100", "lots"} {
+		st, _ := e.post(t, "application/json", map[string]string{
+			"Ce-Specversion": "1.0", "Ce-Id": "bad-hops-" + hops, "Ce-Source": "/p", "Ce-Type": "loop", "Ce-Switchyardhops": hops,
+		}, []byte(`{}`))
+		require.Equal(t, 202, st)
+		testenv.Eventually(t, 10*time.Second, func() bool { return len(deadLetters(t, e.client, "loop")) == 2+i }, "reply to an event with hops %q dead-lettered", hops)
+		dl := deadLetters(t, e.client, "loop")[1+i]
+		require.Equal(t, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT, dl.GetReason())
+		require.Contains(t, dl.GetReasonDetail(), `to event "bad-hops-`+hops+`"`)
+		require.Contains(t, dl.GetReasonDetail(), "invalid hop count")
+		requireQueueDone(t, e, "loop", int64(5+i))
+		require.EqualValues(t, 5+i, loops.Load(), "one run of the function, no loop")
+	}
+	require.Equal(t, 3.0, metricValue(t, e, "switchyard_replies_refused_total", "loop", "HOP_LIMIT"))
+}
+
+// rawFunction is a function written against the generated gRPC code, as a
+// function in another language would be: it answers every event with the
+// replies given, whatever they hold.
+type rawFunction struct {
+	functionv1.UnimplementedFunctionServiceServer
+	replies []*pb.CloudEvent
+	calls   atomic.Int64
+}
+
+func (f *rawFunction) Invoke(context.Context, *functionv1.InvokeRequest) (*functionv1.InvokeResponse, error) {
+	f.calls.Add(1)
+	return &functionv1.InvokeResponse{Outcome: functionv1.Outcome_OUTCOME_ACK, Replies: f.replies}, nil
+}
+
+func startRawFunction(t *testing.T, f *rawFunction) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := grpc.NewServer()
+	functionv1.RegisterFunctionServiceServer(s, f)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Serve(lis) }()
+	t.Cleanup(func() { s.Stop(); <-done })
+	return lis.Addr().String()
+}
+
+// TestInvalidReplyIsDeadLetteredAndTheEventAcked: a reply that is not a
+// valid CloudEvent does not make the function run again. The event is
+// acknowledged after one invocation, the valid replies of the same answer
+// are published, and each invalid reply is kept as a dead letter of its own
+// (REPLY_INVALID, the field named as the protobuf CloudEvent names it),
+// counted in switchyard_replies_refused_total.
+func TestInvalidReplyIsDeadLetteredAndTheEventAcked(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		rec := &received{}
+		var calls atomic.Int64
+		replier := func(ctx context.Context, ev event.Event) (function.Result, error) {
+			calls.Add(1)
+			good := event.New()
+			good.SetID("good-" + ev.ID())
+			good.SetSource("/billing")
+			good.SetType("com.example.invoice.created")
+			bad := event.New() // no id
+			bad.SetSource("/billing")
+			bad.SetType("com.example.invoice.created")
+			return function.Reply(good, bad), nil
+		}
+		raw := &rawFunction{replies: []*pb.CloudEvent{{Id: "no-version", Source: "/node", Type: "com.example.invoice.created"}}}
+		e := startServer(t, b, nil)
+		e.apply(t, fmt.Sprintf(`
+name: orders
+filter: {attributes: {type: com.example.order.created}}
+target: {grpc: "%s"}
+---
+name: node
+filter: {attributes: {type: com.example.node}}
+target: {grpc: "%s"}
+---
+name: invoices
+filter: {attributes: {type: com.example.invoice.created}}
+target: {grpc: "%s"}
+`, startFunction(t, replier), startRawFunction(t, raw), startFunction(t, recorder(rec))))
+		ctx := context.Background()
+		require.NoError(t, e.client.Publish(ctx, newEvent("o1", "com.example.order.created")))
+		require.NoError(t, e.client.Publish(ctx, newEvent("n1", "com.example.node")))
+
+		testenv.Eventually(t, 10*time.Second, func() bool { return len(deadLetters(t, e.client, "orders")) == 1 }, "invalid reply dead-lettered")
+		dl := deadLetters(t, e.client, "orders")[0]
+		require.Equal(t, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REPLY_INVALID, dl.GetReason())
+		require.Equal(t, "/billing", dl.GetEvent().GetSource(), "the reply is the dead letter's event")
+		require.Empty(t, dl.GetEvent().GetId())
+		require.Equal(t, `reply 2 of 2 to event "o1" from "/test": missing required attribute "id"`, dl.GetReasonDetail())
+		require.Len(t, dl.GetAttempts(), 1)
+		require.Equal(t, "OK", dl.GetAttempts()[0].GetCode())
+		requireQueueDone(t, e, "orders", 1)
+		require.EqualValues(t, 1, calls.Load(), "the function ran once")
+		testenv.Eventually(t, 10*time.Second, func() bool { return rec.count() == 1 }, "the valid reply is published")
+		_, _, ok := rec.byID("good-o1")
+		require.True(t, ok)
+
+		testenv.Eventually(t, 10*time.Second, func() bool { return len(deadLetters(t, e.client, "node")) == 1 }, "reply without spec_version dead-lettered")
+		dl = deadLetters(t, e.client, "node")[0]
+		require.Equal(t, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REPLY_INVALID, dl.GetReason())
+		require.Equal(t, "no-version", dl.GetEvent().GetId())
+		require.Equal(t, `reply 1 of 1 to event "n1" from "/test": missing required attribute "spec_version"`, dl.GetReasonDetail())
+		requireQueueDone(t, e, "node", 1)
+		require.EqualValues(t, 1, raw.calls.Load())
+
+		list, err := e.client.DeadLetters().ListDeadLetters(ctx, &switchyardv1.ListDeadLettersRequest{Reason: switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REPLY_INVALID})
+		require.NoError(t, err)
+		require.Len(t, list.GetDeadLetters(), 2, "listed by reason")
+		require.Equal(t, 1.0, metricValue(t, e, "switchyard_replies_refused_total", "orders", "REPLY_INVALID"))
+		require.Equal(t, 1.0, metricValue(t, e, "switchyard_replies_refused_total", "node", "REPLY_INVALID"))
+	})
+}
+
+// requireQueueDone checks that trigger's queue holds nothing and has
+// acknowledged delivered attempts in all.
+func requireQueueDone(t *testing.T, e *env, trigger string, delivered int64) {
+	t.Helper()
+	st, err := e.srv.Router().Store().Stats(context.Background(), trigger)
+	require.NoError(t, err)
+	require.Zero(t, st.Ready+st.InFlight+st.Delayed, "nothing left in the queue")
+	require.Equal(t, fmt.Sprint(delivered), st.Counters["delivered"], "acknowledged")
+}
+
+// metricValue reads a counter with trigger and reason labels from the
+// server's registry.
+func metricValue(t *testing.T, e *env, name, trigger, reason string) float64 {
+	t.Helper()
+	mfs, err := e.srv.Router().Registry().Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["trigger"] == trigger && labels["reason"] == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	t.Fatalf("%s{trigger=%q,reason=%q} not found among %s", name, trigger, reason, strings.Join(names, ", "))
+	return 0
 }

@@ -25,9 +25,11 @@ type Handler func(ctx context.Context, ev event.Event) (Result, error)
 // the event and emits nothing.
 type Result struct {
 	// Replies are events published to the bus by Switchyard before the
-	// acknowledgement takes effect. Each must be a valid CloudEvent (its
-	// Validate method must pass); Switchyard increments their hop counter
-	// and refuses replies beyond its hop limit.
+	// acknowledgement takes effect; Switchyard increments their hop counter.
+	// A reply that is not a valid CloudEvent, or that would exceed the hop
+	// limit, is not published: it is kept in the trigger's dead-letter
+	// queue (reason REPLY_INVALID or HOP_LIMIT) and the event is
+	// acknowledged all the same, so the handler does not run again.
 	Replies []event.Event
 }
 

@@ -134,7 +134,7 @@ func response(res Result, err error) *functionv1.InvokeResponse {
 	if len(res.Replies) > 0 {
 		replies, rerr := replies(res.Replies)
 		if rerr != nil {
-			// A bad reply is a bug in the handler: retry, so that a fixed
+			// A reply that cannot even be encoded: retry, so that a fixed
 			// deployment gets the event again, and say why.
 			return &functionv1.InvokeResponse{Outcome: functionv1.Outcome_OUTCOME_RETRY, Reason: rerr.Error()}
 		}
@@ -143,13 +143,13 @@ func response(res Result, err error) *functionv1.InvokeResponse {
 	return resp
 }
 
-// replies validates and converts reply events.
+// replies converts reply events. They are not validated here: Switchyard
+// validates every reply, keeps an invalid one as a dead letter (reason
+// REPLY_INVALID, naming the field) and acknowledges the event, which a
+// retry from here would run again, repeating the handler's side effects.
 func replies(evs []event.Event) ([]*pb.CloudEvent, error) {
 	out := make([]*pb.CloudEvent, len(evs))
 	for i := range evs {
-		if err := evs[i].Validate(); err != nil {
-			return nil, fmt.Errorf("function: invalid reply %d: %w", i, err)
-		}
 		p, err := toProto(&evs[i])
 		if err != nil {
 			return nil, fmt.Errorf("function: cannot encode reply %d: %w", i, err)
