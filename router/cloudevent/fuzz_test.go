@@ -109,6 +109,7 @@ func FuzzReadRequestBinary(f *testing.F) {
 		{"1.0", "1", "/s", "t", "e", "", "yesterday", "", "application/cloudevents+json", []byte(obj())},
 		{"1.0", "1", "/s", "t", "e", "", "", "", "application/cloudevents-batch+json", []byte("[" + obj() + "]")},
 		{"1.0", "1", "/s", "t", "datacontenttype", "x", "", "", "application/json", []byte(" \n[1] ")},
+		{"1.0", "1", "/s", "t", "e", "x", "", "", "application/json", []byte("  {\"a\" : 1}\r\n")},
 		{"0.3", "", "", "", "", "", "", "", "text/plain", []byte("not an event")},
 		{"1.0", "1", "/s", "t", "e", "x", "", "", "text/json", []byte("not json")},
 		{"1.0", "1", "/s", "t", "e", "x", "", "", "text/plain", []byte("\xff\x00")},

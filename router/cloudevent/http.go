@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 )
@@ -86,11 +87,11 @@ func (m Mode) String() string {
 //     result is valid UTF-8; a repeated header is refused; ce-datacontenttype
 //     is refused because the binding carries it in Content-Type). Content-Type
 //     becomes datacontenttype; time becomes a ce_timestamp, dataschema a
-//     ce_uri, every other attribute a ce_string. The body is the data: with
-//     a JSON content type, a body that is one JSON value (surrounding JSON
-//     whitespace is dropped) goes to text_data; with a text/* content type
-//     a UTF-8 body goes to text_data; every other body goes to binary_data
-//     byte for byte; an empty body means no data. Headers are checked
+//     ce_uri, every other attribute a ce_string. The body is the data, byte
+//     for byte: with a JSON content type, a body that is one JSON value
+//     (whitespace around it allowed and kept) goes to text_data; with a
+//     text/* content type a UTF-8 body goes to text_data; every other body
+//     goes to binary_data; an empty body means no data. Headers are checked
 //     before the body is read, so a request that is not a CloudEvent (for
 //     instance one without ce-specversion) fails with ErrMissingAttribute
 //     without its body being read.
@@ -327,8 +328,10 @@ func readBinary(r *http.Request, ct string, limit int64) (*pb.CloudEvent, *Error
 	}
 	switch {
 	case ct != "" && isJSONMediaType(ct):
-		if t := trimJSONSpace(body); isJSONValue(t) {
-			ev.Data = &pb.CloudEvent_TextData{TextData: string(t)}
+		// The body as sent, whitespace around the value included: the
+		// receiver may check a signature over these bytes.
+		if isJSONValue(trimJSONSpace(body)) {
+			ev.Data = &pb.CloudEvent_TextData{TextData: string(body)}
 			return ev, nil
 		}
 	case ct != "" && isTextMediaType(ct):
@@ -461,14 +464,25 @@ func headerPlain(c byte) bool { return c > 0x20 && c < 0x7f && c != '"' && c != 
 // the binding requires) and Content-Type from datacontenttype, and returns
 // the body (the data bytes, nil for no data; binary data is returned
 // without copying). Any ce-* and Content-Type headers already in h are
-// removed first. When datacontenttype is absent and the data is text (a
-// JSON-format event with implied application/json), Content-Type is set to
-// application/json as the specification recommends.
+// removed first.
+//
+// When datacontenttype is absent, Content-Type is application/json only
+// for text data that is exactly one JSON value: the data of an event in the
+// JSON format, whose type that format implies, and JSON text from any other
+// publisher. Other data without datacontenttype (text that is not JSON,
+// binary data from the protobuf format, where an absent datacontenttype
+// means unknown) gets no Content-Type at all: the binding maps
+// datacontenttype to Content-Type and back, so a receiver reads the event
+// as it was published, and HTTP lets a receiver treat a body without a type
+// as application/octet-stream or examine it (RFC 9110 §8.3), which is the
+// truth; any label would be a guess, and a wrong application/json makes
+// JSON-parsing receivers fail on plain text.
 //
 // ReadRequest gives back an event equal to ev (proto.Equal, data
 // byte-exact) when ev's extensions are ce_string values and its data sits
 // where ReadRequest would put a body of its content type, which is the case
-// for every event ReadRequest produces.
+// for every event ReadRequest produces; an event without datacontenttype
+// whose data is JSON text comes back with application/json made explicit.
 //
 // WriteBinary does not validate: callers deliver validated events.
 // Attributes whose names are not valid CloudEvents names, or which
@@ -512,12 +526,16 @@ func WriteBinary(ev *pb.CloudEvent, h http.Header) (body []byte) {
 		set(headerKey(name), s)
 	}
 	if _, ok := h["Content-Type"]; !ok {
-		if _, text := ev.GetData().(*pb.CloudEvent_TextData); text {
+		if t, text := ev.GetData().(*pb.CloudEvent_TextData); text && isJSONValue(stringBytes(t.TextData)) {
 			h["Content-Type"] = []string{"application/json"}
 		}
 	}
 	return Data(ev)
 }
+
+// stringBytes returns the bytes of s without copying them; the caller must
+// not modify them (the JSON scanner only reads).
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // headerKey returns the canonical header key of an attribute's ce-* header
 // ("Ce-Traceparent" for traceparent).

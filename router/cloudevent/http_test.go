@@ -57,15 +57,15 @@ func TestReadRequestBinary(t *testing.T) {
 		"empty extension value":       {req("", ceHeaders("Ce-Ext", "")...), withAttrs(baseEvent(), "ext", strAttr(""))},
 		"non-ce headers ignored":      {req("", ceHeaders("X-Ce-Id", "2", "Cex", "y", "Ce", "z", "Authorization", "secret")...), baseEvent()},
 		"JSON body to text_data":      {req(`{"a": [1, 2]}`, ceHeaders("Content-Type", "application/json")...), withText(ct(baseEvent(), "application/json"), `{"a": [1, 2]}`)},
-		"JSON body whitespace trimmed": {req("\n  {\"a\":1}\r\n", ceHeaders("Content-Type", "application/json; charset=utf-8")...),
-			withText(ct(baseEvent(), "application/json; charset=utf-8"), `{"a":1}`)},
+		"JSON body whitespace kept": {req("\n  {\"a\" : 1}\r\n", ceHeaders("Content-Type", "application/json; charset=utf-8")...),
+			withText(ct(baseEvent(), "application/json; charset=utf-8"), "\n  {\"a\" : 1}\r\n")},
 		"+json body":                            {req(`"s"`, ceHeaders("Content-Type", "application/vnd.x+json")...), withText(ct(baseEvent(), "application/vnd.x+json"), `"s"`)},
 		"invalid JSON body kept raw":            {req(`{"a":`, ceHeaders("Content-Type", "application/json")...), withBinary(ct(baseEvent(), "application/json"), []byte(`{"a":`))},
 		"text body":                             {req("héllo\n", ceHeaders("Content-Type", "text/plain; charset=utf-8")...), withText(ct(baseEvent(), "text/plain; charset=utf-8"), "héllo\n")},
 		"non-UTF-8 text body":                   {req("h\xe9llo", ceHeaders("Content-Type", "text/plain; charset=iso-8859-1")...), withBinary(ct(baseEvent(), "text/plain; charset=iso-8859-1"), []byte("h\xe9llo"))},
 		"binary body":                           {req("\x00\x01\xff", ceHeaders("Content-Type", "application/octet-stream")...), withBinary(ct(baseEvent(), "application/octet-stream"), []byte{0, 1, 0xff})},
 		"text/json invalid JSON body is binary": {req("not json", ceHeaders("Content-Type", "text/json")...), withBinary(ct(baseEvent(), "text/json"), []byte("not json"))},
-		"text/json body":                        {req(" [1]\n", ceHeaders("Content-Type", "text/json")...), withText(ct(baseEvent(), "text/json"), "[1]")},
+		"text/json body":                        {req(" [1]\n", ceHeaders("Content-Type", "text/json")...), withText(ct(baseEvent(), "text/json"), " [1]\n")},
 		"xml body is binary":                    {req("<a/>", ceHeaders("Content-Type", "application/xml")...), withBinary(ct(baseEvent(), "application/xml"), []byte("<a/>"))},
 		"no content type":                       {req(`{"a":1}`, ceHeaders()...), withBinary(baseEvent(), []byte(`{"a":1}`))},
 		"empty content type":                    {req("x", ceHeaders("Content-Type", "")...), withBinary(baseEvent(), []byte("x"))},
@@ -297,11 +297,18 @@ func TestWriteBinary(t *testing.T) {
 		}
 	}
 
-	// Implied application/json for text data without datacontenttype;
-	// nothing for binary data without it.
-	h = http.Header{}
-	WriteBinary(withText(baseEvent(), "1"), h)
-	require.Equal(t, []string{"application/json"}, h["Content-Type"])
+	// Without datacontenttype: application/json for text data that is
+	// JSON (the JSON format implies it; JSON text is JSON from anyone);
+	// nothing for text that is not JSON (text published over gRPC without a
+	// content type) nor for binary data: no label rather than a wrong one.
+	for text, want := range map[string][]string{
+		"1": {"application/json"}, `{"a" : [1, "x"]}`: {"application/json"}, `"s"`: {"application/json"},
+		"hello world": nil, "1 2": nil, " 1": nil, "": nil,
+	} {
+		h = http.Header{}
+		WriteBinary(withText(baseEvent(), text), h)
+		require.Equal(t, want, h["Content-Type"], "text data %q", text)
+	}
 	h = http.Header{"Content-Type": {"x/y"}}
 	require.Equal(t, []byte{9}, WriteBinary(withBinary(baseEvent(), []byte{9}), h))
 	require.NotContains(t, h, "Content-Type")
@@ -334,6 +341,7 @@ func TestBinaryRoundTrip(t *testing.T) {
 			[]byte{0, 1, 2, 0xfe, 0xff, '\n'}),
 		"binary data, no content type": withBinary(baseEvent(), bytes.Repeat([]byte{0xAA}, 4096)),
 		"JSON scalar data":             withText(withAttrs(baseEvent(), AttrDataContentType, strAttr("application/json")), `"just a string"`),
+		"JSON data with whitespace":    withText(withAttrs(baseEvent(), AttrDataContentType, strAttr("application/json")), "  {\"a\" : 1}\r\n"),
 	}
 	for name, ev := range events {
 		t.Run(name, func(t *testing.T) {

@@ -550,8 +550,12 @@ func parseInt32(b []byte) (int32, bool) {
 // surrounding whitespace); as a "data" string when datacontenttype declares
 // another type; and as "data_base64" otherwise, so its bytes are never
 // altered. binary_data and the serialized value of proto_data become
-// "data_base64". For every event that DecodeStructured, DecodeBatch or
-// ReadRequest produce, DecodeStructured(EncodeStructured(ev)) equals ev.
+// "data_base64". For every event that DecodeStructured and DecodeBatch
+// produce, DecodeStructured(EncodeStructured(ev)) equals ev; for those of
+// ReadRequest too, except that JSON text with whitespace around the value
+// (a binary-mode body as sent) comes back as binary_data: the JSON format
+// has no member that keeps those bytes as text. The data bytes are always
+// equal.
 // Extension values of types the JSON format has no native type for
 // (ce_uri, ce_uri_ref, ce_bytes, ce_timestamp) are written as their
 // canonical strings and read back as ce_string.
