@@ -130,7 +130,7 @@ func validateAttribute(name string, v *pb.CloudEventAttributeValue) *Error {
 			return newError(ErrInvalidAttribute, name, "must be a non-empty URI")
 		}
 		if msg := checkURI(s.CeUri); msg != "" {
-			return newError(ErrInvalidAttribute, name, "not an absolute URI: "+msg+": "+quoteDetail(s.CeUri))
+			return newError(ErrInvalidAttribute, name, "not an absolute URI: "+msg+": "+quoteDetail(s.CeUri)+schemeHint(s.CeUri, msg))
 		}
 		return nil
 	case AttrSubject:
@@ -172,6 +172,21 @@ func validateAttribute(name string, v *pb.CloudEventAttributeValue) *Error {
 		}
 	}
 	return nil
+}
+
+// schemeHint completes the error for a dataschema without a scheme whose
+// first segment is a host name, as a protobuf type URL is written
+// ("type.googleapis.com/pkg.Msg"): CloudEvents 1.0 makes dataschema an
+// absolute URI, so the protobuf format's type URL needs its scheme.
+func schemeHint(s, msg string) string {
+	if msg != "no scheme" {
+		return ""
+	}
+	host, _, ok := strings.Cut(s, "/")
+	if !ok || !strings.Contains(host, ".") {
+		return ""
+	}
+	return " (an absolute URI needs a scheme: " + quoteDetail("https://"+s) + ")"
 }
 
 // variantName names the oneof variant of an attribute value, for errors.

@@ -47,20 +47,25 @@ func TestValidate(t *testing.T) {
 		"dataschema empty":       {ev: withAttrs(baseEvent(), AttrDataSchema, uriAttr("")), want: &wantErr{ErrInvalidAttribute, AttrDataSchema, -1}},
 		"dataschema relative":    {ev: withAttrs(baseEvent(), AttrDataSchema, uriAttr("//x/s")), want: &wantErr{ErrInvalidAttribute, AttrDataSchema, -1}},
 		"dataschema ok":          {ev: withAttrs(baseEvent(), AttrDataSchema, uriAttr("https://example.com:8443/schemas/v1.json?x=1"))},
-		"subject empty":          {ev: withAttrs(baseEvent(), AttrSubject, strAttr("")), want: &wantErr{ErrInvalidAttribute, AttrSubject, -1}},
-		"subject as integer":     {ev: withAttrs(baseEvent(), AttrSubject, intAttr(1)), want: &wantErr{ErrInvalidAttribute, AttrSubject, -1}},
-		"subject C1 control":     {ev: withAttrs(baseEvent(), AttrSubject, strAttr("a\u0080")), want: &wantErr{ErrInvalidAttribute, AttrSubject, -1}},
-		"time as string":         {ev: withAttrs(baseEvent(), AttrTime, strAttr("2018-04-05T17:31:00Z")), want: &wantErr{ErrInvalidAttribute, AttrTime, -1}},
-		"time nil timestamp":     {ev: withAttrs(baseEvent(), AttrTime, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{}}), want: &wantErr{ErrInvalidAttribute, AttrTime, -1}},
-		"time year 10000":        {ev: withAttrs(baseEvent(), AttrTime, ts(253402300800, 0)), want: &wantErr{ErrInvalidAttribute, AttrTime, -1}},
-		"time bad nanos":         {ev: withAttrs(baseEvent(), AttrTime, ts(0, 1e9)), want: &wantErr{ErrInvalidAttribute, AttrTime, -1}},
-		"time ok":                {ev: withAttrs(baseEvent(), AttrTime, ts(0, 999999999))},
-		"ext uri relative":       {ev: withAttrs(baseEvent(), "ext", uriAttr("/rel")), want: &wantErr{ErrInvalidAttribute, "ext", -1}},
-		"ext uri-ref bad":        {ev: withAttrs(baseEvent(), "ext", uriRefAttr("a b")), want: &wantErr{ErrInvalidAttribute, "ext", -1}},
-		"ext uri-ref empty ok":   {ev: withAttrs(baseEvent(), "ext", uriRefAttr(""))},
-		"ext timestamp range":    {ev: withAttrs(baseEvent(), "ext", ts(-62135596801, 0)), want: &wantErr{ErrInvalidAttribute, "ext", -1}},
-		"ext string nonchar":     {ev: withAttrs(baseEvent(), "ext", strAttr("\U0010FFFF")), want: &wantErr{ErrInvalidAttribute, "ext", -1}},
-		"ext string empty ok":    {ev: withAttrs(baseEvent(), "ext", strAttr(""))},
+		// CloudEvents 1.0: dataschema is an absolute URI, so a protobuf
+		// type URL is accepted with its scheme and refused without.
+		"dataschema type URL with scheme": {ev: withAttrs(baseEvent(), AttrDataSchema, uriAttr("https://type.googleapis.com/google.protobuf.Duration"))},
+		"dataschema type URL without scheme": {ev: withAttrs(baseEvent(), AttrDataSchema, uriAttr("type.googleapis.com/google.protobuf.Duration")),
+			want: &wantErr{ErrInvalidAttribute, AttrDataSchema, -1}},
+		"subject empty":        {ev: withAttrs(baseEvent(), AttrSubject, strAttr("")), want: &wantErr{ErrInvalidAttribute, AttrSubject, -1}},
+		"subject as integer":   {ev: withAttrs(baseEvent(), AttrSubject, intAttr(1)), want: &wantErr{ErrInvalidAttribute, AttrSubject, -1}},
+		"subject C1 control":   {ev: withAttrs(baseEvent(), AttrSubject, strAttr("a\u0080")), want: &wantErr{ErrInvalidAttribute, AttrSubject, -1}},
+		"time as string":       {ev: withAttrs(baseEvent(), AttrTime, strAttr("2018-04-05T17:31:00Z")), want: &wantErr{ErrInvalidAttribute, AttrTime, -1}},
+		"time nil timestamp":   {ev: withAttrs(baseEvent(), AttrTime, &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{}}), want: &wantErr{ErrInvalidAttribute, AttrTime, -1}},
+		"time year 10000":      {ev: withAttrs(baseEvent(), AttrTime, ts(253402300800, 0)), want: &wantErr{ErrInvalidAttribute, AttrTime, -1}},
+		"time bad nanos":       {ev: withAttrs(baseEvent(), AttrTime, ts(0, 1e9)), want: &wantErr{ErrInvalidAttribute, AttrTime, -1}},
+		"time ok":              {ev: withAttrs(baseEvent(), AttrTime, ts(0, 999999999))},
+		"ext uri relative":     {ev: withAttrs(baseEvent(), "ext", uriAttr("/rel")), want: &wantErr{ErrInvalidAttribute, "ext", -1}},
+		"ext uri-ref bad":      {ev: withAttrs(baseEvent(), "ext", uriRefAttr("a b")), want: &wantErr{ErrInvalidAttribute, "ext", -1}},
+		"ext uri-ref empty ok": {ev: withAttrs(baseEvent(), "ext", uriRefAttr(""))},
+		"ext timestamp range":  {ev: withAttrs(baseEvent(), "ext", ts(-62135596801, 0)), want: &wantErr{ErrInvalidAttribute, "ext", -1}},
+		"ext string nonchar":   {ev: withAttrs(baseEvent(), "ext", strAttr("\U0010FFFF")), want: &wantErr{ErrInvalidAttribute, "ext", -1}},
+		"ext string empty ok":  {ev: withAttrs(baseEvent(), "ext", strAttr(""))},
 		"all types ok": {ev: withAttrs(baseEvent(), "b", boolAttr(false), "i", intAttr(-1), "s", strAttr("é😀 ok"), "by", bytesAttr(nil),
 			"u", uriAttr("urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"), "r", uriRefAttr("#frag"), "ts", ts(1, 2))},
 	}
@@ -288,4 +293,29 @@ func TestCheckName(t *testing.T) {
 	for _, n := range []string{"", "A", "a-b", "a_b", "a.b", "a b", "é", "data"} {
 		require.NotEmpty(t, checkName(n), n)
 	}
+}
+
+// TestDataSchemaIsAnAbsoluteURI: CloudEvents 1.0 types dataschema as URI
+// (absolute, RFC 3986 §4.3), so a protobuf type URL written without its
+// scheme, as the protobuf format's examples show it, is refused in every
+// mode with an error saying what to send instead; with the scheme it is
+// accepted.
+func TestDataSchemaIsAnAbsoluteURI(t *testing.T) {
+	const typeURL = "type.googleapis.com/google.protobuf.Duration"
+	err := Validate(withAttrs(baseEvent(), AttrDataSchema, uriAttr(typeURL)))
+	requireErr(t, err, wantErr{ErrInvalidAttribute, AttrDataSchema, -1})
+	require.Equal(t, `attribute "dataschema": not an absolute URI: no scheme: "`+typeURL+`" (an absolute URI needs a scheme: "https://`+typeURL+`")`, err.Error())
+	require.NoError(t, Validate(withAttrs(baseEvent(), AttrDataSchema, uriAttr("https://"+typeURL))))
+
+	// A relative reference that names no host gets no guess.
+	err = Validate(withAttrs(baseEvent(), AttrDataSchema, uriAttr("schemas/order")))
+	require.Equal(t, `attribute "dataschema": not an absolute URI: no scheme: "schemas/order"`, err.Error())
+
+	_, err = DecodeStructured([]byte(obj(`"dataschema":"` + typeURL + `"`)))
+	requireErr(t, err, wantErr{ErrInvalidAttribute, AttrDataSchema, -1})
+	_, _, err = ReadRequest(req("", ceHeaders("Ce-Dataschema", typeURL)...), Limits{})
+	requireErr(t, err, wantErr{ErrInvalidAttribute, AttrDataSchema, -1})
+	evs, _, err := ReadRequest(req("", ceHeaders("Ce-Dataschema", "https://"+typeURL)...), Limits{})
+	require.NoError(t, err)
+	require.Equal(t, "https://"+typeURL, evs[0].GetAttributes()[AttrDataSchema].GetCeUri())
 }
