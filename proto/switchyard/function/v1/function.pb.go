@@ -453,7 +453,10 @@ type InvokeResponse struct {
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Events the function emits in reply. They are published to the bus before
 	// the acknowledgement takes effect, with the hop counter extension
-	// (switchyardhops) incremented; replies beyond the hop limit are refused.
+	// (switchyardhops) incremented. A reply that is not a valid CloudEvent, or
+	// that would pass the hop limit, is not published: it is kept in the
+	// trigger's dead-letter queue (reason REPLY_INVALID or HOP_LIMIT) and the
+	// event is acknowledged all the same, so the function does not run again.
 	Replies       []*pb.CloudEvent `protobuf:"bytes,4,rep,name=replies,proto3" json:"replies,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
