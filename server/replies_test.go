@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -230,4 +231,57 @@ func metricValue(t *testing.T, e *env, name, trigger, reason string) float64 {
 	}
 	t.Fatalf("%s{trigger=%q,reason=%q} not found among %s", name, trigger, reason, strings.Join(names, ", "))
 	return 0
+}
+
+// TestReplyPushbackRetriesTheAttempt: replies that cannot be stored now
+// (their trigger's queue is full) exist nowhere else, so the attempt is
+// retried (code REPLY_REFUSED) instead of acknowledged, and no reply is
+// dead-lettered as invalid.
+func TestReplyPushbackRetriesTheAttempt(t *testing.T) {
+	b := testenv.Embedded(t)
+	var mu sync.Mutex
+	calls := map[string]int{}
+	replier := func(ctx context.Context, ev event.Event) (function.Result, error) {
+		mu.Lock()
+		calls[ev.ID()]++
+		mu.Unlock()
+		out := event.New()
+		out.SetID("reply-to-" + ev.ID())
+		out.SetSource("/billing")
+		out.SetType("com.example.invoice.created")
+		return function.Reply(out), nil
+	}
+	e := startServer(t, b, nil)
+	e.apply(t, fmt.Sprintf(`
+name: orders
+filter: {attributes: {type: com.example.order.created}}
+target: {grpc: "%s"}
+delivery: {max_attempts: 2, initial_backoff: 10ms, max_backoff: 20ms}
+---
+name: invoices
+filter: {attributes: {type: com.example.invoice.created}}
+target: {grpc: "127.0.0.1:1"}
+delivery: {max_queue: 1, initial_backoff: 1m, max_backoff: 1m}
+`, startFunction(t, replier)))
+	ctx := context.Background()
+	require.NoError(t, e.client.Publish(ctx, newEvent("o1", "com.example.order.created")))
+	requireEventually := func(what string, cond func() bool) { testenv.Eventually(t, 10*time.Second, cond, "%s", what) }
+	requireEventually("o1 acknowledged, its reply queued for invoices", func() bool {
+		st, err := e.srv.Router().Store().Stats(ctx, "orders")
+		return err == nil && st.Counters["delivered"] == "1"
+	})
+
+	require.NoError(t, e.client.Publish(ctx, newEvent("o2", "com.example.order.created")))
+	requireEventually("o2 dead-lettered after its attempts", func() bool { return len(deadLetters(t, e.client, "orders")) == 1 })
+	dl := deadLetters(t, e.client, "orders")[0]
+	require.Equal(t, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_ATTEMPTS, dl.GetReason())
+	require.Equal(t, "o2", dl.GetEvent().GetId(), "the event itself, not a reply")
+	require.Len(t, dl.GetAttempts(), 2)
+	for _, a := range dl.GetAttempts() {
+		require.Equal(t, "REPLY_REFUSED", a.GetCode())
+		require.Contains(t, a.GetMessage(), `"invoices"`, "names the full trigger")
+	}
+	mu.Lock()
+	require.Equal(t, 2, calls["o2"], "retried: the reply could not be stored")
+	mu.Unlock()
 }
