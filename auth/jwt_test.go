@@ -63,7 +63,7 @@ func newRSA(t *testing.T, kid string, i int) signingKey {
 	return signingKey{kid: kid, alg: jose.RS256, priv: rsaKey(t, i)}
 }
 
-func newEC(t *testing.T, kid string) signingKey {
+func newEC(t testing.TB, kid string) signingKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
