@@ -44,16 +44,6 @@ const (
 	PermAuditRead Permission = "audit.read"
 )
 
-// TriggerScoped reports whether perm concerns a trigger (or its dead
-// letters, or its events), so that the identity's trigger scope applies.
-func (p Permission) TriggerScoped() bool {
-	switch p {
-	case PermTriggersRead, PermTriggersWrite, PermDeadLettersRead, PermDeadLettersWrite, PermConsume:
-		return true
-	}
-	return false
-}
-
 // HopsAttribute is the CloudEvents extension that counts how many times an
 // event passed through Switchyard. Setting it on a publish needs PermSetHops.
 const HopsAttribute = "switchyardhops"

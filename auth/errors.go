@@ -76,11 +76,11 @@ func (e *DeniedError) Error() string {
 	case e.Field == HopsAttribute:
 		return fmt.Sprintf("permission denied: %s may not set the %s extension (needs %s)", who, HopsAttribute, PermSetHops)
 	case e.Field == "roles":
-		return fmt.Sprintf("permission denied: %s may not grant role %q (it lacks %s)", who, e.Value, e.Permission)
+		return fmt.Sprintf("permission denied: %s may not grant role %q (it lacks %s)", who, truncate(e.Value, 64), e.Permission)
 	case e.Field == "scope":
 		return fmt.Sprintf("permission denied: %s may not grant a scope wider than its own", who)
 	case e.Field != "":
-		return fmt.Sprintf("permission denied: %s %q is outside the scope of %s", e.Field, e.Value, who)
+		return fmt.Sprintf("permission denied: %s %q is outside the scope of %s", e.Field, truncate(e.Value, 256), who)
 	}
 	return fmt.Sprintf("permission denied: %s lacks %s", who, e.Permission)
 }
