@@ -125,36 +125,46 @@ func (v *keyVerifier) verify(ctx context.Context, key string) (*Identity, error)
 }
 
 // fresh makes sure the cache may be trusted: its last revision read started
-// less than delay ago. It waits for a read only when it must.
+// less than delay ago. It waits for a read only when it must. A read that
+// was already under way may have started too long ago to count (Redis was
+// slow), so after it the check is made again, with a read of its own.
 func (v *keyVerifier) fresh(ctx context.Context) error {
-	v.mu.Lock()
-	if v.closed {
+	for attempt := 0; ; attempt++ {
+		v.mu.Lock()
+		if v.closed {
+			v.mu.Unlock()
+			return errClosed
+		}
+		age := v.now().Sub(v.lastOK)
+		trusted := v.revKnown && age < v.delay
+		if trusted && age < v.delay/2 {
+			v.mu.Unlock()
+			return nil
+		}
+		f := v.revRead
+		if f == nil {
+			f = &revFlight{done: make(chan struct{})}
+			v.revRead = f
+			v.wg.Add(1)
+			go v.readRevision(f)
+		}
 		v.mu.Unlock()
-		return errClosed
-	}
-	age := v.now().Sub(v.lastOK)
-	if v.revKnown && age < v.delay/2 {
-		v.mu.Unlock()
-		return nil
-	}
-	f := v.revRead
-	if f == nil {
-		f = &revFlight{done: make(chan struct{})}
-		v.revRead = f
-		v.wg.Add(1)
-		go v.readRevision(f)
-	}
-	if v.revKnown && age < v.delay {
-		// Still trusted: refresh ahead without making this request wait.
-		v.mu.Unlock()
-		return nil
-	}
-	v.mu.Unlock()
-	select {
-	case <-f.done:
-		return f.err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		if trusted {
+			// Still trusted: the read refreshes ahead; this request does
+			// not wait for it.
+			return nil
+		}
+		if attempt == 2 {
+			return fmt.Errorf("%w: the API key revision could not be read within the revocation delay", ErrUnavailable)
+		}
+		select {
+		case <-f.done:
+			if f.err != nil {
+				return f.err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		}
 	}
 }
 
