@@ -44,7 +44,8 @@ func newSinkCmd() *cobra.Command {
 		Long: `Run a function endpoint (switchyard.function.v1.FunctionService over gRPC,
 with gRPC health) that prints one JSON line per received event on standard
 output: the context attributes, the extensions (under "extensions"), the data,
-and the invocation metadata (attempt, trigger, idempotency_key, deadline),
+and the invocation metadata (attempt, trigger, idempotency_key, deadline, and
+round for a replayed event),
 received_at and the answer given ("OK" or a gRPC code name).
 
 The data is printed as a JSON value when the datacontenttype is JSON (or
@@ -197,8 +198,10 @@ type sinkLine struct {
 	Attempt        int    `json:"attempt"`
 	Trigger        string `json:"trigger"`
 	IdempotencyKey string `json:"idempotency_key"`
-	Deadline       string `json:"deadline,omitempty"`
-	ReceivedAt     string `json:"received_at"`
+	// Round is the event's replay round, left out in its first life.
+	Round      int    `json:"round,omitempty"`
+	Deadline   string `json:"deadline,omitempty"`
+	ReceivedAt string `json:"received_at"`
 	// Answer is "OK" or the name of the gRPC code answered.
 	Answer string `json:"answer"`
 }
@@ -216,6 +219,7 @@ func sinkLineOf(ev event.Event, info function.Info, received time.Time, answer e
 		Attempt:         info.Attempt,
 		Trigger:         info.Trigger,
 		IdempotencyKey:  info.IdempotencyKey,
+		Round:           info.Round,
 		ReceivedAt:      received.UTC().Format(time.RFC3339Nano),
 		Answer:          "OK",
 	}

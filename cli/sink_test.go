@@ -100,6 +100,7 @@ type printedLine struct {
 	Attempt         int             `json:"attempt"`
 	Trigger         string          `json:"trigger"`
 	IdempotencyKey  string          `json:"idempotency_key"`
+	Round           int             `json:"round"`
 	Deadline        string          `json:"deadline"`
 	ReceivedAt      string          `json:"received_at"`
 	Answer          string          `json:"answer"`
@@ -273,7 +274,7 @@ func TestSinkPrintsEvents(t *testing.T) {
 				}
 			}
 			if l.Attempt != 3 || l.Trigger != "orders" || l.IdempotencyKey != "/src id-1" ||
-				l.Deadline != "2030-01-01T00:00:00Z" || l.Answer != "OK" {
+				l.Deadline != "2030-01-01T00:00:00Z" || l.Answer != "OK" || l.Round != 0 {
 				t.Errorf("invocation fields: %+v", l)
 			}
 			rec, err := time.Parse(time.RFC3339Nano, l.ReceivedAt)
@@ -284,6 +285,28 @@ func TestSinkPrintsEvents(t *testing.T) {
 	}
 	if strings.Count(p.out.String(), "\n") != len(cases) {
 		t.Errorf("stdout has %d lines, want %d", strings.Count(p.out.String(), "\n"), len(cases))
+	}
+}
+
+// A replayed event's line says its round; a first life's leaves it out.
+func TestSinkPrintsReplayRound(t *testing.T) {
+	p := startSink(t)
+	client, _ := functionClient(t, p.addr)
+	req := invokeReq(fullEvent(nil, ""), 1)
+	req.Round = 2
+	if _, err := client.Invoke(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	if l := p.waitLines(t, 1)[0]; l.Round != 2 || l.Attempt != 1 {
+		t.Errorf("round %d, attempt %d; want 2, 1", l.Round, l.Attempt)
+	}
+	req.Round = 0
+	if _, err := client.Invoke(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLines(t, 2)
+	if second := strings.Split(p.out.String(), "\n")[1]; strings.Contains(second, `"round"`) {
+		t.Errorf("a first life's line has a round: %s", second)
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -347,6 +349,65 @@ func (d *dispatcher) decide(o outcome, t *trigger.Trigger, now time.Time) (*stor
 	log.Warn("event dead-lettered", "reason", reason.String(), "detail", detail)
 	d.r.metrics.deadLettered.WithLabelValues(d.name, strings.TrimPrefix(reason.String(), "DEAD_LETTER_REASON_")).Inc()
 	return nil, &store.Dead{AttemptRef: ref, Letter: b, Failed: !o.noTry, Health: !o.noTry && o.res.Health}
+}
+
+// Field numbers of switchyard.v1.DeadLetter that replayRound reads.
+var (
+	letterDeadTime = fieldNumber(&switchyardv1.DeadLetter{}, "dead_time")
+	letterReplays  = fieldNumber(&switchyardv1.DeadLetter{}, "replays")
+)
+
+func fieldNumber(m proto.Message, name protoreflect.Name) protowire.Number {
+	return m.ProtoReflect().Descriptor().Fields().ByName(name).Number()
+}
+
+// replayRound returns the life of a claimed event, as InvokeRequest.round
+// reports it: 0 until the event is first dead-lettered, n after its n-th
+// replay. It reads the history the way decide writes it: a replay puts the
+// dead letter's story back as the history, dead_time still set and replays
+// counting the replays before this one; the first failure after the replay
+// increments replays and clears dead_time (decide). The history lives in the
+// store with the event and changes only in the scripts that move it, so the
+// round is exact across restarts. It is scanned rather than decoded because
+// every retry pays for it; a first attempt (no history) pays nothing.
+func replayRound(it store.Claimed) int {
+	if it.History == nil {
+		if !it.Since.IsZero() {
+			return 1 // a replayed event whose dead letter had no story
+		}
+		return 0
+	}
+	var replays uint64
+	dead := false
+	b := it.History
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		switch {
+		case num == letterReplays && typ == protowire.VarintType:
+			replays, n = protowire.ConsumeVarint(b)
+		case num == letterDeadTime && typ == protowire.BytesType:
+			dead = true
+			_, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+	}
+	round := int(int32(replays)) // an int32 field, as proto.Unmarshal reads it
+	if dead {
+		round++
+	}
+	if round == 0 && !it.Since.IsZero() {
+		round = 1
+	}
+	return round
 }
 
 // traceIDOf returns the W3C trace id of the event's traceparent extension

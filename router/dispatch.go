@@ -289,7 +289,7 @@ func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 	}
 	a := &delivery.Attempt{
 		Trigger: d.name, GRPC: t.Spec.Target.GRPC, URL: t.Spec.Target.URL,
-		Raw: it.Event, Key: key, Number: it.Attempt, Timeout: pol.Timeout.Duration,
+		Raw: it.Event, Key: key, Number: it.Attempt, Round: replayRound(it), Timeout: pol.Timeout.Duration,
 	}
 	if a.GRPC == "" {
 		a.Event = o.event()

@@ -41,8 +41,11 @@ type Attempt struct {
 	Key string
 	// Event is the event decoded, for HTTP targets (binary mode puts the
 	// attributes in headers).
-	Event   *pb.CloudEvent
-	Number  int
+	Event  *pb.CloudEvent
+	Number int
+	// Round is the event's life: 0 until it is first dead-lettered, n after
+	// its n-th replay (InvokeRequest.round).
+	Round   int
 	Timeout time.Duration
 }
 
@@ -242,6 +245,9 @@ func (t *Targets) invokeHTTP(ctx context.Context, a *Attempt) Result {
 	req.Header = h
 	req.Header.Set("Switchyard-Attempt", strconv.Itoa(a.Number))
 	req.Header.Set("Switchyard-Trigger", a.Trigger)
+	if a.Round != 0 {
+		req.Header.Set("Switchyard-Round", strconv.Itoa(a.Round))
+	}
 	req.Header.Set("Idempotency-Key", IdempotencyKey(a.Event))
 	resp, err := t.http.Do(req)
 	if err != nil {

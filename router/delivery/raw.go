@@ -108,6 +108,7 @@ const (
 	reqTrigger        protowire.Number = 3
 	reqDeadline       protowire.Number = 4
 	reqIdempotencyKey protowire.Number = 5
+	reqRound          protowire.Number = 6
 	tsSeconds         protowire.Number = 1
 	tsNanos           protowire.Number = 2
 )
@@ -148,6 +149,10 @@ func encodeInvokeRequest(a *Attempt, deadline time.Time) []byte {
 	if a.Key != "" {
 		b = protowire.AppendTag(b, reqIdempotencyKey, protowire.BytesType)
 		b = protowire.AppendString(b, a.Key)
+	}
+	if n := int32(a.Round); n != 0 { // only replays: a first life costs nothing
+		b = protowire.AppendTag(b, reqRound, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(n)) // int32: sign-extended
 	}
 	return b
 }

@@ -33,6 +33,7 @@ func oldRequest(raw []byte, a *Attempt, deadline time.Time) (*functionv1.InvokeR
 		Trigger:        a.Trigger,
 		Deadline:       timestamppb.New(deadline),
 		IdempotencyKey: IdempotencyKey(ev),
+		Round:          int32(a.Round),
 	}, nil
 }
 
@@ -117,6 +118,9 @@ func TestEncodeInvokeRequestMatchesDecodedRequest(t *testing.T) {
 				{Trigger: "orders", Number: 1},
 				{Trigger: "orders-with-a-much-longer-name", Number: 1 << 20},
 				{Number: 0},
+				{Trigger: "orders", Number: 1, Round: 1},
+				{Trigger: "orders", Number: 7, Round: 1 << 20},
+				{Trigger: "orders", Number: 1, Round: -1}, // never sent; encoded as proto.Marshal would
 			} {
 				a.Raw, a.Key = raw, key
 				for _, dl := range deadlines {
@@ -159,20 +163,25 @@ func TestScanEventRejectsWhatUnmarshalRejects(t *testing.T) {
 }
 
 // ScanEvent accepts exactly what proto.Unmarshal accepts, never panics, and
-// what it accepts encodes to the request the old code built.
+// what it accepts encodes to the request the old code built, in every round.
 func FuzzScanEvent(f *testing.F) {
 	for _, ev := range sampleEvents(f) {
 		b, err := proto.Marshal(ev)
 		require.NoError(f, err)
-		f.Add(b)
-		f.Add(b[:len(b)/2])
+		f.Add(b, int32(0))
+		f.Add(b, int32(3))
+		f.Add(b[:len(b)/2], int32(1))
 	}
-	f.Add([]byte{})
-	f.Add([]byte{0x0a, 0x01, 0xff})
-	f.Add([]byte{0x0b, 0x08, 0x01, 0x0c})                   // a group, as an unknown field
-	f.Add([]byte{0x08, 0x01, 0x30, 0x02, 0x45, 1, 2, 3, 4}) // known numbers, other wire types
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		a := &Attempt{Trigger: "t", Number: 2, Raw: raw}
+	for _, b := range [][]byte{
+		{},
+		{0x0a, 0x01, 0xff},
+		{0x0b, 0x08, 0x01, 0x0c}, // a group, as an unknown field
+		{0x08, 0x01, 0x30, 0x02, 0x45, 1, 2, 3, 4}, // known numbers, other wire types
+	} {
+		f.Add(b, int32(0))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, round int32) {
+		a := &Attempt{Trigger: "t", Number: 2, Raw: raw, Round: int(round)}
 		dl := deadlines[0]
 		want, werr := oldRequest(raw, a, dl)
 		key, err := ScanEvent(raw)
@@ -219,14 +228,15 @@ func TestInvokeGRPCSendsStoredEvent(t *testing.T) {
 	require.NoError(t, err)
 	key, err := ScanEvent(raw)
 	require.NoError(t, err)
-	res := tg.Invoke(context.Background(), &Attempt{Trigger: "orders", GRPC: lis.Addr().String(), Raw: raw, Key: key, Number: 3, Timeout: 10 * time.Second})
+	res := tg.Invoke(context.Background(), &Attempt{Trigger: "orders", GRPC: lis.Addr().String(), Raw: raw, Key: key, Number: 3, Round: 2, Timeout: 10 * time.Second})
 	require.Equal(t, Retry, res.Verdict, res.Message)
 	require.Equal(t, "later", res.Message)
 	require.Len(t, res.Replies, 1)
 	require.Equal(t, "r-1", res.Replies[0].GetId())
 
 	require.Equal(t, []string{"application/grpc+proto"}, rec.contentType)
-	want, err := oldRequest(raw, &Attempt{Trigger: "orders", Number: 3}, rec.req.GetDeadline().AsTime())
+	require.EqualValues(t, 2, rec.req.GetRound())
+	want, err := oldRequest(raw, &Attempt{Trigger: "orders", Number: 3, Round: 2}, rec.req.GetDeadline().AsTime())
 	require.NoError(t, err)
 	require.True(t, proto.Equal(want, rec.req), "got %v\nwant %v", rec.req, want)
 	require.WithinDuration(t, time.Now().Add(10*time.Second), rec.req.GetDeadline().AsTime(), 5*time.Second)

@@ -49,9 +49,16 @@ type Info struct {
 	// was sent.
 	Deadline time.Time
 	// IdempotencyKey is stable across attempts and redeliveries of the event
-	// to the trigger (the event's source and id joined by a space); use it to
-	// deduplicate side effects.
+	// to the trigger, replays included (the event's source and id joined by
+	// a space); use it to deduplicate side effects.
 	IdempotencyKey string
+	// Round is the event's life: 0 until it is first dead-lettered, n once it
+	// has been replayed n times from a dead-letter queue. Attempt starts
+	// again at 1 with each replay and IdempotencyKey stays the same, so Round
+	// tells a replay from a first delivery: deduplicate on (IdempotencyKey,
+	// Round) to run a replay's side effects again. Exact across restarts of
+	// Switchyard.
+	Round int
 }
 
 type infoKey struct{}

@@ -335,9 +335,9 @@ func TestInfoFromContext(t *testing.T) {
 			name: "all fields",
 			req: &functionv1.InvokeRequest{
 				Event: pbEvent("e1"), Attempt: 3, Trigger: "billing",
-				Deadline: timestamppb.New(deadline), IdempotencyKey: "/orders e1",
+				Deadline: timestamppb.New(deadline), IdempotencyKey: "/orders e1", Round: 2,
 			},
-			want: Info{Attempt: 3, Trigger: "billing", Deadline: deadline, IdempotencyKey: "/orders e1"},
+			want: Info{Attempt: 3, Trigger: "billing", Deadline: deadline, IdempotencyKey: "/orders e1", Round: 2},
 		},
 		{
 			name: "deadline from grpc when the field is unset",
@@ -367,7 +367,7 @@ func TestInfoFromContext(t *testing.T) {
 				got.Deadline = time.Time{}
 			}
 			if got.Attempt != tt.want.Attempt || got.Trigger != tt.want.Trigger ||
-				got.IdempotencyKey != tt.want.IdempotencyKey || !got.Deadline.Equal(tt.want.Deadline) {
+				got.IdempotencyKey != tt.want.IdempotencyKey || got.Round != tt.want.Round || !got.Deadline.Equal(tt.want.Deadline) {
 				t.Errorf("Info = %+v, want %+v", got, tt.want)
 			}
 		})

@@ -66,6 +66,7 @@ func (s *service) invoke(ctx context.Context, req *functionv1.InvokeRequest) (*f
 		Attempt:        int(req.GetAttempt()),
 		Trigger:        req.GetTrigger(),
 		IdempotencyKey: req.GetIdempotencyKey(),
+		Round:          int(req.GetRound()),
 	}
 	if req.GetDeadline() != nil {
 		info.Deadline = req.GetDeadline().AsTime()

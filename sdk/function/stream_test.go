@@ -228,7 +228,7 @@ func TestStreamAckByteExact(t *testing.T) {
 	})
 	c.invoke(t, 42, &functionv1.InvokeRequest{
 		Event: in, Attempt: 3, Trigger: "billing",
-		Deadline: timestamppb.New(deadline), IdempotencyKey: "/orders order-1",
+		Deadline: timestamppb.New(deadline), IdempotencyKey: "/orders order-1", Round: 1,
 	})
 	ans := c.recv(t)
 
@@ -256,6 +256,7 @@ func TestStreamAckByteExact(t *testing.T) {
 	require.Equal(t, 3, info.Attempt)
 	require.Equal(t, "billing", info.Trigger)
 	require.Equal(t, "/orders order-1", info.IdempotencyKey)
+	require.Equal(t, 1, info.Round)
 	require.True(t, info.Deadline.Equal(deadline), "Info.Deadline = %v, want %v", info.Deadline, deadline)
 }
 

@@ -34,7 +34,8 @@ const (
 type Outcome int32
 
 const (
-	// Treated as OUTCOME_ACK, so an empty response acknowledges.
+	// Treated as OUTCOME_ACK, so an empty response acknowledges; as is any
+	// value not listed here. Send OUTCOME_ACK explicitly (see Invoke).
 	Outcome_OUTCOME_UNSPECIFIED Outcome = 0
 	// The event is handled; Switchyard forgets it.
 	Outcome_OUTCOME_ACK Outcome = 1
@@ -370,11 +371,22 @@ type InvokeRequest struct {
 	// When Switchyard stops waiting for this attempt (also sent as the gRPC
 	// deadline).
 	Deadline *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=deadline,proto3" json:"deadline,omitempty"`
-	// Stable across attempts and redeliveries of this event to this trigger:
-	// the event's source and id, joined by a single space.
+	// Stable across attempts and redeliveries of this event to this trigger,
+	// replays included: the event's source and id, joined by a single space.
 	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Which life of the event this attempt belongs to: 0 (absent) until the
+	// event is first dead-lettered, n once it has been replayed n times from a
+	// dead-letter queue (switchyard dlq replay, to this trigger or another).
+	// attempt starts again at 1 with each replay and idempotency_key stays the
+	// same, so round is what tells a replay from a first delivery: a function
+	// that skips events whose idempotency_key it has already handled skips
+	// replays too; one that deduplicates on (idempotency_key, round) runs a
+	// replay again. Exact across restarts of Switchyard: it is kept in the
+	// store with the event, in the step that moves it from the dead-letter
+	// queue back into a queue.
+	Round         int32 `protobuf:"varint,6,opt,name=round,proto3" json:"round,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InvokeRequest) Reset() {
@@ -442,12 +454,24 @@ func (x *InvokeRequest) GetIdempotencyKey() string {
 	return ""
 }
 
+func (x *InvokeRequest) GetRound() int32 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
 // InvokeResponse is the function's answer.
 type InvokeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What to do with the event.
 	Outcome Outcome `protobuf:"varint,1,opt,name=outcome,proto3,enum=switchyard.function.v1.Outcome" json:"outcome,omitempty"`
-	// With OUTCOME_RETRY: the least delay before the next attempt.
+	// With OUTCOME_RETRY: the least delay before the next attempt (capped by
+	// the trigger's max_backoff); ignored with other outcomes. In the proto3
+	// JSON mapping and in libraries that camel-case field names by default
+	// (@grpc/proto-loader without keepCase) it is spelled retryAfter; a name
+	// the library does not know is dropped silently, and the retry then
+	// follows the trigger's backoff.
 	RetryAfter *durationpb.Duration `protobuf:"bytes,2,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	// Free text kept in the attempt history (truncated to 1 KiB).
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -541,13 +565,14 @@ const file_switchyard_function_v1_function_proto_rawDesc = "" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12:\n" +
 	"\vretry_delay\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryDelay\"\xd9\x01\n" +
+	"retryDelay\"\xef\x01\n" +
 	"\rInvokeRequest\x123\n" +
 	"\x05event\x18\x01 \x01(\v2\x1d.io.cloudevents.v1.CloudEventR\x05event\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x18\n" +
 	"\atrigger\x18\x03 \x01(\tR\atrigger\x126\n" +
 	"\bdeadline\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12'\n" +
-	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\"\xd8\x01\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12\x14\n" +
+	"\x05round\x18\x06 \x01(\x05R\x05round\"\xd8\x01\n" +
 	"\x0eInvokeResponse\x129\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x1f.switchyard.function.v1.OutcomeR\aoutcome\x12:\n" +
 	"\vretry_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +

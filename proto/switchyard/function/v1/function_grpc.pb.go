@@ -33,36 +33,76 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// FunctionService is served by function endpoints.
+// FunctionService is served by function endpoints. docs/functions/contract.md
+// walks through it with examples in several languages.
 type FunctionServiceClient interface {
 	// Invoke delivers one event. Switchyard calls it at least once per event and
-	// trigger; functions deduplicate with idempotency_key when they must.
+	// trigger; functions deduplicate with idempotency_key (and round, to run a
+	// replay's side effects again) when they must.
 	//
 	// Outcome rules:
-	//   - an OK status with OUTCOME_ACK (or OUTCOME_UNSPECIFIED) acknowledges the event;
+	//   - an OK status with OUTCOME_ACK acknowledges the event. So does an OK
+	//     status with OUTCOME_UNSPECIFIED or an outcome value this contract does
+	//     not define: an empty response is an acknowledgement. Send OUTCOME_ACK
+	//     explicitly: a protobuf library that drops a misspelled enum name or a
+	//     field under the wrong name (retryAfter for retry_after) sends an empty
+	//     outcome, which would acknowledge an event meant to be retried.
+	//     Switchyard logs a warning, once per function address, the first time a
+	//     function answers without OUTCOME_ACK, OUTCOME_RETRY or OUTCOME_DEAD;
 	//   - OUTCOME_RETRY asks for another attempt, after retry_after if set (capped
-	//     by the trigger's max_backoff);
+	//     by the trigger's max_backoff). This is the way to ask for a delay: no
+	//     google.rpc.Status has to be built;
 	//   - OUTCOME_DEAD sends the event to the dead-letter queue at once;
 	//   - a non-OK status is classified by code (UNAVAILABLE, DEADLINE_EXCEEDED,
-	//     RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN are retried; the others
-	//     dead-letter). A google.rpc.RetryInfo detail is honoured like retry_after.
+	//     RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN are retried; ALREADY_EXISTS
+	//     acknowledges; the others dead-letter). A google.rpc.RetryInfo detail in
+	//     the status (grpc-status-details-bin) is honoured like retry_after.
+	//
+	// Switchyard sets the call's gRPC deadline to InvokeRequest.deadline.
 	Invoke(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (*InvokeResponse, error)
 	// InvokeStream carries many invocations over one long-lived stream: the
 	// same deliveries as Invoke, at a fraction of a unary call's cost per
-	// event. Serving it is optional. Switchyard opens it when it first calls a
-	// target and keeps using Invoke for a target that answers UNIMPLEMENTED
-	// (it asks again every few minutes).
+	// event. Serving it is optional: a function that answers UNIMPLEMENTED
+	// (what gRPC servers answer for a method they do not register) gets unary
+	// Invoke calls instead, and is asked again every 5 minutes; no attempt is
+	// lost or counted when that happens. Switchyard keeps one stream per
+	// function address, shared by every trigger aimed at it.
 	//
-	// Each message carries one or more calls (Switchyard packs the calls that
-	// are ready together), each with a call number unique on the stream, and
-	// never more open at once than the triggers' max_concurrency allows; the
-	// function answers every invocation once, with its call number, in any
-	// order and any grouping, and may run them concurrently. A StreamCall
-	// with cancel set withdraws the call of that number (its deadline
-	// passed): the function stops working on it and need not answer. The
-	// outcome rules are those of Invoke, with the status of a failed call
-	// carried in its StreamAnswer. When the stream ends, calls left unanswered
-	// count as failed with UNAVAILABLE and are retried.
+	// From Switchyard, each InvokeStreamRequest carries one or more
+	// StreamCalls, in order. A StreamCall with invoke starts a call: its
+	// number (call) is unique on the stream (Switchyard numbers them 1, 2, 3…,
+	// never reusing one). A StreamCall with cancel set withdraws the call of
+	// that number: Switchyard stopped waiting for it (its deadline passed, or
+	// Switchyard is shutting down); the function stops working on it and need
+	// not answer (an answer is ignored). A cancel always follows its call's
+	// invoke on the stream, but may cross the function's answer: a cancel for
+	// a call already answered, or unknown, is ignored. Calls ready at the same
+	// moment are packed into one message (at most 64 calls or about 1 MiB; a
+	// larger call goes alone), never more open at once than the triggers'
+	// max_concurrency allows.
+	//
+	// The function answers every call it did not see withdrawn exactly once,
+	// with a StreamAnswer carrying its number, in any order and any grouping
+	// (several answers may share an InvokeStreamResponse), and may run the
+	// calls concurrently. The outcome rules are those of Invoke, with the status
+	// of a failed call carried in its StreamAnswer (code, message,
+	// retry_delay). An answer to a number that is not open is ignored.
+	// Answers must stay under 16 MiB per message.
+	//
+	// Deadlines: the stream itself has no gRPC deadline. Each call's deadline
+	// is its InvokeRequest.deadline; Switchyard enforces it (the attempt fails
+	// with DEADLINE_EXCEEDED and a cancel is sent) whether or not the function
+	// applies it too.
+	//
+	// Ending: when the function's server shuts down gracefully (HTTP/2
+	// GOAWAY), Switchyard sends no new calls on the stream, opens a new one for
+	// later attempts, and half-closes the old one once every call on it is
+	// answered or withdrawn; the function then ends the stream with an OK
+	// status. Whenever the stream ends, the calls still open fail: with
+	// UNAVAILABLE (retried) when the function ended it with an OK status,
+	// else with the stream's status code, classified like an Invoke status
+	// (end a stream with UNAVAILABLE, never with a permanent code such as
+	// INVALID_ARGUMENT, which would dead-letter every open call).
 	InvokeStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[InvokeStreamRequest, InvokeStreamResponse], error)
 }
 
@@ -101,36 +141,76 @@ type FunctionService_InvokeStreamClient = grpc.BidiStreamingClient[InvokeStreamR
 // All implementations must embed UnimplementedFunctionServiceServer
 // for forward compatibility.
 //
-// FunctionService is served by function endpoints.
+// FunctionService is served by function endpoints. docs/functions/contract.md
+// walks through it with examples in several languages.
 type FunctionServiceServer interface {
 	// Invoke delivers one event. Switchyard calls it at least once per event and
-	// trigger; functions deduplicate with idempotency_key when they must.
+	// trigger; functions deduplicate with idempotency_key (and round, to run a
+	// replay's side effects again) when they must.
 	//
 	// Outcome rules:
-	//   - an OK status with OUTCOME_ACK (or OUTCOME_UNSPECIFIED) acknowledges the event;
+	//   - an OK status with OUTCOME_ACK acknowledges the event. So does an OK
+	//     status with OUTCOME_UNSPECIFIED or an outcome value this contract does
+	//     not define: an empty response is an acknowledgement. Send OUTCOME_ACK
+	//     explicitly: a protobuf library that drops a misspelled enum name or a
+	//     field under the wrong name (retryAfter for retry_after) sends an empty
+	//     outcome, which would acknowledge an event meant to be retried.
+	//     Switchyard logs a warning, once per function address, the first time a
+	//     function answers without OUTCOME_ACK, OUTCOME_RETRY or OUTCOME_DEAD;
 	//   - OUTCOME_RETRY asks for another attempt, after retry_after if set (capped
-	//     by the trigger's max_backoff);
+	//     by the trigger's max_backoff). This is the way to ask for a delay: no
+	//     google.rpc.Status has to be built;
 	//   - OUTCOME_DEAD sends the event to the dead-letter queue at once;
 	//   - a non-OK status is classified by code (UNAVAILABLE, DEADLINE_EXCEEDED,
-	//     RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN are retried; the others
-	//     dead-letter). A google.rpc.RetryInfo detail is honoured like retry_after.
+	//     RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNKNOWN are retried; ALREADY_EXISTS
+	//     acknowledges; the others dead-letter). A google.rpc.RetryInfo detail in
+	//     the status (grpc-status-details-bin) is honoured like retry_after.
+	//
+	// Switchyard sets the call's gRPC deadline to InvokeRequest.deadline.
 	Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error)
 	// InvokeStream carries many invocations over one long-lived stream: the
 	// same deliveries as Invoke, at a fraction of a unary call's cost per
-	// event. Serving it is optional. Switchyard opens it when it first calls a
-	// target and keeps using Invoke for a target that answers UNIMPLEMENTED
-	// (it asks again every few minutes).
+	// event. Serving it is optional: a function that answers UNIMPLEMENTED
+	// (what gRPC servers answer for a method they do not register) gets unary
+	// Invoke calls instead, and is asked again every 5 minutes; no attempt is
+	// lost or counted when that happens. Switchyard keeps one stream per
+	// function address, shared by every trigger aimed at it.
 	//
-	// Each message carries one or more calls (Switchyard packs the calls that
-	// are ready together), each with a call number unique on the stream, and
-	// never more open at once than the triggers' max_concurrency allows; the
-	// function answers every invocation once, with its call number, in any
-	// order and any grouping, and may run them concurrently. A StreamCall
-	// with cancel set withdraws the call of that number (its deadline
-	// passed): the function stops working on it and need not answer. The
-	// outcome rules are those of Invoke, with the status of a failed call
-	// carried in its StreamAnswer. When the stream ends, calls left unanswered
-	// count as failed with UNAVAILABLE and are retried.
+	// From Switchyard, each InvokeStreamRequest carries one or more
+	// StreamCalls, in order. A StreamCall with invoke starts a call: its
+	// number (call) is unique on the stream (Switchyard numbers them 1, 2, 3…,
+	// never reusing one). A StreamCall with cancel set withdraws the call of
+	// that number: Switchyard stopped waiting for it (its deadline passed, or
+	// Switchyard is shutting down); the function stops working on it and need
+	// not answer (an answer is ignored). A cancel always follows its call's
+	// invoke on the stream, but may cross the function's answer: a cancel for
+	// a call already answered, or unknown, is ignored. Calls ready at the same
+	// moment are packed into one message (at most 64 calls or about 1 MiB; a
+	// larger call goes alone), never more open at once than the triggers'
+	// max_concurrency allows.
+	//
+	// The function answers every call it did not see withdrawn exactly once,
+	// with a StreamAnswer carrying its number, in any order and any grouping
+	// (several answers may share an InvokeStreamResponse), and may run the
+	// calls concurrently. The outcome rules are those of Invoke, with the status
+	// of a failed call carried in its StreamAnswer (code, message,
+	// retry_delay). An answer to a number that is not open is ignored.
+	// Answers must stay under 16 MiB per message.
+	//
+	// Deadlines: the stream itself has no gRPC deadline. Each call's deadline
+	// is its InvokeRequest.deadline; Switchyard enforces it (the attempt fails
+	// with DEADLINE_EXCEEDED and a cancel is sent) whether or not the function
+	// applies it too.
+	//
+	// Ending: when the function's server shuts down gracefully (HTTP/2
+	// GOAWAY), Switchyard sends no new calls on the stream, opens a new one for
+	// later attempts, and half-closes the old one once every call on it is
+	// answered or withdrawn; the function then ends the stream with an OK
+	// status. Whenever the stream ends, the calls still open fail: with
+	// UNAVAILABLE (retried) when the function ended it with an OK status,
+	// else with the stream's status code, classified like an Invoke status
+	// (end a stream with UNAVAILABLE, never with a permanent code such as
+	// INVALID_ARGUMENT, which would dead-letter every open call).
 	InvokeStream(grpc.BidiStreamingServer[InvokeStreamRequest, InvokeStreamResponse]) error
 	mustEmbedUnimplementedFunctionServiceServer()
 }
