@@ -100,6 +100,9 @@ type Targets struct {
 	opts    []grpc.DialOption
 	unary   bool
 	log     *slog.Logger
+	// outcomeWarned holds the gRPC targets already warned about an answer
+	// without a defined outcome (see warnOutcome).
+	outcomeWarned sync.Map
 
 	base       context.Context // streams live under it
 	cancelBase context.CancelFunc
@@ -193,7 +196,7 @@ func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt, deadline time.Time
 			if c := codes.Code(resp.GetCode()); c != codes.OK {
 				return failedCall(ctx, status.Error(c, resp.GetMessage()), resp.GetRetryDelay().AsDuration())
 			}
-			return answered(resp.GetResponse())
+			return t.answered(a, resp.GetResponse())
 		}
 	}
 	ctx, cancel := context.WithDeadlineCause(ctx, deadline, errDeadline)
@@ -203,7 +206,7 @@ func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt, deadline time.Time
 	if err != nil {
 		return failedCall(ctx, err, RetryInfoDelay(err))
 	}
-	return answered(resp)
+	return t.answered(a, resp)
 }
 
 // failedCall classifies a call that ended in err (a gRPC status or a
@@ -220,19 +223,41 @@ func failedCall(ctx context.Context, err error, retryAfter time.Duration) Result
 	return Result{Verdict: v, Health: health, Code: CodeName(code), Message: status.Convert(err).Message(), RetryAfter: retryAfter}
 }
 
-// answered maps a function's answer (an OK status) to a Result.
-func answered(resp *functionv1.InvokeResponse) Result {
+// answered maps a function's answer to attempt a (an OK status) to a
+// Result.
+func (t *Targets) answered(a *Attempt, resp *functionv1.InvokeResponse) Result {
 	r := Result{Code: "OK", Message: resp.GetReason(), Replies: resp.GetReplies()}
-	switch resp.GetOutcome() {
+	switch o := resp.GetOutcome(); o {
+	case functionv1.Outcome_OUTCOME_ACK:
+		r.Verdict = Ack
 	case functionv1.Outcome_OUTCOME_RETRY:
 		r.Verdict, r.Code = Retry, "RETRY"
 		r.RetryAfter = resp.GetRetryAfter().AsDuration()
 	case functionv1.Outcome_OUTCOME_DEAD:
 		r.Verdict, r.Code, r.Reason = DeadNow, "DEAD", switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REJECTED
 	default:
+		// The contract acknowledges OUTCOME_UNSPECIFIED and values it does
+		// not define, so an empty response is an acknowledgement. It is also
+		// what a function sends when its protobuf library dropped a
+		// misspelled outcome or retry_after under another name, and the
+		// event is then gone: say so, once per function.
 		r.Verdict = Ack
+		t.warnOutcome(a, o)
 	}
 	return r
+}
+
+// warnOutcome logs, the first time a gRPC target answers without one of the
+// defined outcomes, that the answer acknowledged the event. Once per target
+// address: a function that relies on the empty answer is not flooded with
+// a line per event.
+func (t *Targets) warnOutcome(a *Attempt, o functionv1.Outcome) {
+	if _, told := t.outcomeWarned.LoadOrStore(a.GRPC, struct{}{}); told {
+		return
+	}
+	t.log.Warn("function answered without an outcome: acknowledged (logged once per function address)",
+		"target", a.GRPC, "trigger", a.Trigger, "outcome", int32(o),
+		"hint", "send OUTCOME_ACK explicitly; a misspelled outcome, or retry_after under another name, also arrives as no outcome")
 }
 
 func (t *Targets) invokeHTTP(ctx context.Context, a *Attempt) Result {
