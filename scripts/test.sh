@@ -77,6 +77,30 @@ for svc in 5672:rabbitmq 1883:mosquitto 4222:nats; do
 done
 echo "services: redis, postgresql binaries, mariadb, rabbitmq, mosquitto, nats up"
 
+log "examples in other languages"
+# examples/ tests run a Node function and publisher and a Python function.
+# Node.js 20 or later with npm (the CloudEvents JS SDK needs 20; Debian 12's
+# own nodejs is 18, so a NodeSource-style apt source is expected).
+need_pkg node nodejs
+command -v npm >/dev/null 2>&1 || apt_install npm
+node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' ||
+  { echo "Node.js $(node --version) is too old: the examples need 20 or later" >&2; exit 1; }
+for d in examples/node-function examples/node-publisher; do
+  sum=$(sha256sum "$d/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$d/node_modules/.switchyard-lock" 2>/dev/null)" != "$sum" ]; then
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$sum" >"$d/node_modules/.switchyard-lock"
+  fi
+done
+# Python: Debian's grpcio and protobuf for /usr/bin/python3, and protoc with
+# the well-known .proto files for examples/python-function/gen.sh.
+[ -x /usr/bin/python3 ] || apt_install python3
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || apt_install python3-grpcio
+/usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || apt_install python3-protobuf
+need_pkg protoc protobuf-compiler
+[ -f /usr/include/google/protobuf/duration.proto ] || apt_install libprotobuf-dev
+echo "examples: node $(node --version), npm $(npm --version), $(/usr/bin/python3 --version), $(protoc --version)"
+
 log "go modules"
 go mod download
 
