@@ -10,7 +10,8 @@
 // them again when their contents changed. A new version that does not load
 // (a key written before its certificate, a half-copied file) is not used:
 // the previous one stays in service, the failure is reported by Err, and
-// the files are read again at the next check. Nothing runs in the background, so there is nothing to stop.
+// the files are read again at the next check. Nothing runs in the
+// background, so there is nothing to stop.
 //
 // Use [Reloader.GetCertificate] in a server's tls.Config and
 // [Reloader.GetClientCertificate] in a client's; a CAPool's current pool
