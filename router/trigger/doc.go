@@ -4,5 +4,11 @@
 // reports every bad field with its path.
 //
 // A Spec is plain data. Compile turns a valid Spec into a Trigger whose filter
-// is compiled once; the router holds compiled triggers only.
+// is compiled once; the router holds compiled triggers only. CompileWith also
+// applies a server's Policy (egress allowlist, TLS required, secrets it
+// holds), for triggers being applied through the API.
+//
+// A target's credentials are names of secrets held by the server, never the
+// secrets; a target renders redacted (Target.Redacted, also String), so
+// listings, logs and dead letters show no userinfo or query value.
 package trigger

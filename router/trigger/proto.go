@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
@@ -33,7 +34,30 @@ func ToProto(s Spec) *switchyardv1.Trigger {
 	case s.Target.URL != "":
 		t.Target.Kind = &switchyardv1.Target_Url{Url: s.Target.URL}
 	}
+	if c := s.Target.TLS; c != nil {
+		t.Target.Tls = &switchyardv1.TargetTLS{CaFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile, ServerName: c.ServerName}
+	}
+	if a := s.Target.Auth; a != nil {
+		t.Target.Auth = &switchyardv1.TargetAuth{BearerSecret: a.BearerSecret, SigningSecret: a.SigningSecret}
+	}
 	return t
+}
+
+// RedactProto returns t as API answers show it: its target URL redacted
+// (see Target.Redacted). t itself is not changed; it is returned as it is
+// when there is nothing to redact.
+func RedactProto(t *switchyardv1.Trigger) *switchyardv1.Trigger {
+	u := t.GetTarget().GetUrl()
+	if u == "" {
+		return t
+	}
+	r := RedactURL(u)
+	if r == u {
+		return t
+	}
+	c := proto.Clone(t).(*switchyardv1.Trigger)
+	c.Target.Kind = &switchyardv1.Target_Url{Url: r}
+	return c
 }
 
 // FromProto converts an API message to a spec. Nil parts become zero values.
@@ -43,7 +67,7 @@ func FromProto(t *switchyardv1.Trigger) Spec {
 		Name:        t.GetName(),
 		Description: t.GetDescription(),
 		Filter:      filterFromProto(t.GetFilter()),
-		Target:      Target{GRPC: t.GetTarget().GetGrpc(), URL: t.GetTarget().GetUrl()},
+		Target:      targetFromProto(t.GetTarget()),
 		Delivery: Delivery{
 			Timeout:        Duration{d.GetTimeout().AsDuration()},
 			MaxAttempts:    int(d.GetMaxAttempts()),
@@ -57,6 +81,17 @@ func FromProto(t *switchyardv1.Trigger) Spec {
 			DeadLetterMaxAge:     Duration{d.GetDeadLetterMaxAge().AsDuration()},
 		},
 	}
+}
+
+func targetFromProto(p *switchyardv1.Target) Target {
+	t := Target{GRPC: p.GetGrpc(), URL: p.GetUrl()}
+	if c := p.GetTls(); c != nil {
+		t.TLS = &TargetTLS{CAFile: c.GetCaFile(), CertFile: c.GetCertFile(), KeyFile: c.GetKeyFile(), ServerName: c.GetServerName()}
+	}
+	if a := p.GetAuth(); a != nil {
+		t.Auth = &TargetAuth{BearerSecret: a.GetBearerSecret(), SigningSecret: a.GetSigningSecret()}
+	}
+	return t
 }
 
 func durationOrNil(d Duration) *durationpb.Duration {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -51,21 +50,24 @@ type Spec struct {
 	Delivery Delivery `json:"delivery,omitempty"`
 }
 
-// Target is a function endpoint: exactly one of GRPC and URL is set.
+// Target is a function endpoint: exactly one of GRPC and URL is set. See
+// target.go for its TLS and credential settings.
 type Target struct {
-	// GRPC is the host:port of a switchyard.function.v1.FunctionService server.
+	// GRPC is the host:port of a switchyard.function.v1.FunctionService
+	// server, reached in plaintext, or grpcs://host:port for TLS.
 	GRPC string `json:"grpc,omitempty"`
 	// URL is an http or https URL that receives CloudEvents binary-mode POSTs.
 	URL string `json:"url,omitempty"`
+	// TLS configures a grpcs:// or https:// target; nil takes the server's
+	// defaults.
+	TLS *TargetTLS `json:"tls,omitempty"`
+	// Auth attaches credentials to every attempt.
+	Auth *TargetAuth `json:"auth,omitempty"`
 }
 
-// String renders the target as "grpc://host:port" or the URL.
-func (t Target) String() string {
-	if t.GRPC != "" {
-		return "grpc://" + t.GRPC
-	}
-	return t.URL
-}
+// String renders the target as Redacted does, so that a target printed by
+// accident shows no credential.
+func (t Target) String() string { return t.Redacted() }
 
 // Delivery is a trigger's delivery policy. A zero field takes its default
 // (the Default* constants) in SetDefaults.
@@ -160,26 +162,7 @@ func (s Spec) validate() (filter.Filter, FieldErrors) {
 	if err != nil {
 		errs = append(errs, filterErrors(err)...)
 	}
-	switch t := s.Target; {
-	case t.GRPC == "" && t.URL == "":
-		add("target", "one of target.grpc or target.url is required")
-	case t.GRPC != "" && t.URL != "":
-		add("target", "set only one of target.grpc and target.url")
-	case t.GRPC != "":
-		if err := validHostPort(t.GRPC); err != nil {
-			add("target.grpc", "%v", err)
-		}
-	default:
-		u, err := url.Parse(t.URL)
-		switch {
-		case err != nil:
-			add("target.url", "not a URL: %v", err)
-		case u.Scheme != "http" && u.Scheme != "https":
-			add("target.url", "scheme must be http or https, not %q", u.Scheme)
-		case u.Host == "":
-			add("target.url", "missing host")
-		}
-	}
+	errs = append(errs, s.Target.validate()...)
 	d := s.Delivery
 	durations := []struct {
 		path string

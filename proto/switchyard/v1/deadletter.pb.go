@@ -48,6 +48,11 @@ const (
 	// non-negative integer. The entry holds the reply; the event it answered
 	// was acknowledged.
 	DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT DeadLetterReason = 6
+	// The target may not be reached from this server: its address is in a
+	// denied range (loopback, private, link-local...) that the server's
+	// target allowlist does not open, or it is plaintext on a server that
+	// requires TLS to targets. Nothing was sent; retrying cannot help.
+	DeadLetterReason_DEAD_LETTER_REASON_TARGET_FORBIDDEN DeadLetterReason = 7
 )
 
 // Enum value maps for DeadLetterReason.
@@ -60,15 +65,17 @@ var (
 		4: "DEAD_LETTER_REASON_REJECTED",
 		5: "DEAD_LETTER_REASON_REPLY_INVALID",
 		6: "DEAD_LETTER_REASON_HOP_LIMIT",
+		7: "DEAD_LETTER_REASON_TARGET_FORBIDDEN",
 	}
 	DeadLetterReason_value = map[string]int32{
-		"DEAD_LETTER_REASON_UNSPECIFIED":   0,
-		"DEAD_LETTER_REASON_MAX_ATTEMPTS":  1,
-		"DEAD_LETTER_REASON_MAX_AGE":       2,
-		"DEAD_LETTER_REASON_NON_RETRYABLE": 3,
-		"DEAD_LETTER_REASON_REJECTED":      4,
-		"DEAD_LETTER_REASON_REPLY_INVALID": 5,
-		"DEAD_LETTER_REASON_HOP_LIMIT":     6,
+		"DEAD_LETTER_REASON_UNSPECIFIED":      0,
+		"DEAD_LETTER_REASON_MAX_ATTEMPTS":     1,
+		"DEAD_LETTER_REASON_MAX_AGE":          2,
+		"DEAD_LETTER_REASON_NON_RETRYABLE":    3,
+		"DEAD_LETTER_REASON_REJECTED":         4,
+		"DEAD_LETTER_REASON_REPLY_INVALID":    5,
+		"DEAD_LETTER_REASON_HOP_LIMIT":        6,
+		"DEAD_LETTER_REASON_TARGET_FORBIDDEN": 7,
 	}
 )
 
@@ -216,7 +223,8 @@ type DeadLetter struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Trigger that failed to deliver it.
 	Trigger string `protobuf:"bytes,2,opt,name=trigger,proto3" json:"trigger,omitempty"`
-	// The trigger's target when the event died ("grpc://host:port" or the URL).
+	// The trigger's target when the event died ("grpc://host:port",
+	// "grpcs://host:port" or the URL, redacted).
 	Target string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
 	// The original event, untouched; for REPLY_INVALID and HOP_LIMIT, the
 	// function's reply event as it was sent.
@@ -1100,7 +1108,7 @@ const file_switchyard_v1_deadletter_proto_rawDesc = "" +
 	"\x05added\x18\x04 \x01(\x03R\x05added\x12\x18\n" +
 	"\aevicted\x18\x05 \x01(\x03R\aevicted\"Y\n" +
 	"\x1aGetDeadLetterStatsResponse\x12;\n" +
-	"\x06queues\x18\x01 \x03(\v2#.switchyard.v1.DeadLetterQueueStatsR\x06queues*\x8a\x02\n" +
+	"\x06queues\x18\x01 \x03(\v2#.switchyard.v1.DeadLetterQueueStatsR\x06queues*\xb3\x02\n" +
 	"\x10DeadLetterReason\x12\"\n" +
 	"\x1eDEAD_LETTER_REASON_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fDEAD_LETTER_REASON_MAX_ATTEMPTS\x10\x01\x12\x1e\n" +
@@ -1108,7 +1116,8 @@ const file_switchyard_v1_deadletter_proto_rawDesc = "" +
 	" DEAD_LETTER_REASON_NON_RETRYABLE\x10\x03\x12\x1f\n" +
 	"\x1bDEAD_LETTER_REASON_REJECTED\x10\x04\x12$\n" +
 	" DEAD_LETTER_REASON_REPLY_INVALID\x10\x05\x12 \n" +
-	"\x1cDEAD_LETTER_REASON_HOP_LIMIT\x10\x062\x8b\x04\n" +
+	"\x1cDEAD_LETTER_REASON_HOP_LIMIT\x10\x06\x12'\n" +
+	"#DEAD_LETTER_REASON_TARGET_FORBIDDEN\x10\a2\x8b\x04\n" +
 	"\x11DeadLetterService\x12`\n" +
 	"\x0fListDeadLetters\x12%.switchyard.v1.ListDeadLettersRequest\x1a&.switchyard.v1.ListDeadLettersResponse\x12Z\n" +
 	"\rGetDeadLetter\x12#.switchyard.v1.GetDeadLetterRequest\x1a$.switchyard.v1.GetDeadLetterResponse\x12h\n" +

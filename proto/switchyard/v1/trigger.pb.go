@@ -308,7 +308,13 @@ type Target struct {
 	//
 	//	*Target_Grpc
 	//	*Target_Url
-	Kind          isTarget_Kind `protobuf_oneof:"kind"`
+	Kind isTarget_Kind `protobuf_oneof:"kind"`
+	// Transport security settings of a grpcs:// or https:// target; unset
+	// fields take the server's defaults.
+	Tls *TargetTLS `protobuf:"bytes,3,opt,name=tls,proto3" json:"tls,omitempty"`
+	// Credentials attached to every attempt, by the name of a secret held by
+	// the server (never the secret itself).
+	Auth          *TargetAuth `protobuf:"bytes,4,opt,name=auth,proto3" json:"auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -368,23 +374,174 @@ func (x *Target) GetUrl() string {
 	return ""
 }
 
+func (x *Target) GetTls() *TargetTLS {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+func (x *Target) GetAuth() *TargetAuth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
 type isTarget_Kind interface {
 	isTarget_Kind()
 }
 
 type Target_Grpc struct {
-	// host:port of a gRPC server implementing switchyard.function.v1.FunctionService.
+	// A gRPC server implementing switchyard.function.v1.FunctionService:
+	// "host:port" (plaintext) or "grpcs://host:port" (TLS).
 	Grpc string `protobuf:"bytes,1,opt,name=grpc,proto3,oneof"`
 }
 
 type Target_Url struct {
-	// http(s) URL receiving CloudEvents binary-mode POSTs.
+	// http(s) URL receiving CloudEvents binary-mode POSTs. Answers of the
+	// API show it redacted: userinfo and query values read "REDACTED".
 	Url string `protobuf:"bytes,2,opt,name=url,proto3,oneof"`
 }
 
 func (*Target_Grpc) isTarget_Kind() {}
 
 func (*Target_Url) isTarget_Kind() {}
+
+// TargetTLS configures TLS to a target. Paths are on the Switchyard
+// server's file system; the files are read again when they change.
+type TargetTLS struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM bundle of the CAs that may sign the target's certificate. Default:
+	// the server's target CA, else the system roots.
+	CaFile string `protobuf:"bytes,1,opt,name=ca_file,json=caFile,proto3" json:"ca_file,omitempty"`
+	// PEM certificate chain presented to the target (mTLS), with key_file.
+	// Default: the server's target client certificate, if any.
+	CertFile string `protobuf:"bytes,2,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
+	// PEM private key of cert_file.
+	KeyFile string `protobuf:"bytes,3,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	// Name checked in the target's certificate and sent as SNI. Default: the
+	// target's host.
+	ServerName    string `protobuf:"bytes,4,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetTLS) Reset() {
+	*x = TargetTLS{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetTLS) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetTLS) ProtoMessage() {}
+
+func (x *TargetTLS) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetTLS.ProtoReflect.Descriptor instead.
+func (*TargetTLS) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TargetTLS) GetCaFile() string {
+	if x != nil {
+		return x.CaFile
+	}
+	return ""
+}
+
+func (x *TargetTLS) GetCertFile() string {
+	if x != nil {
+		return x.CertFile
+	}
+	return ""
+}
+
+func (x *TargetTLS) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *TargetTLS) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
+// TargetAuth names server-held secrets that authenticate deliveries.
+type TargetAuth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Secret sent as "authorization: Bearer <secret>" (gRPC metadata, HTTP
+	// header). Only over TLS, or to a loopback target.
+	BearerSecret string `protobuf:"bytes,1,opt,name=bearer_secret,json=bearerSecret,proto3" json:"bearer_secret,omitempty"`
+	// HTTP targets only: a Standard Webhooks secret ("whsec_" and base64)
+	// that signs every delivery (webhook-id, webhook-timestamp,
+	// webhook-signature headers).
+	SigningSecret string `protobuf:"bytes,2,opt,name=signing_secret,json=signingSecret,proto3" json:"signing_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetAuth) Reset() {
+	*x = TargetAuth{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetAuth) ProtoMessage() {}
+
+func (x *TargetAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetAuth.ProtoReflect.Descriptor instead.
+func (*TargetAuth) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TargetAuth) GetBearerSecret() string {
+	if x != nil {
+		return x.BearerSecret
+	}
+	return ""
+}
+
+func (x *TargetAuth) GetSigningSecret() string {
+	if x != nil {
+		return x.SigningSecret
+	}
+	return ""
+}
 
 // DeliveryPolicy says how events are delivered to the target. A zero field
 // means "use the default".
@@ -417,7 +574,7 @@ type DeliveryPolicy struct {
 
 func (x *DeliveryPolicy) Reset() {
 	*x = DeliveryPolicy{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[3]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +586,7 @@ func (x *DeliveryPolicy) String() string {
 func (*DeliveryPolicy) ProtoMessage() {}
 
 func (x *DeliveryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[3]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +599,7 @@ func (x *DeliveryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryPolicy.ProtoReflect.Descriptor instead.
 func (*DeliveryPolicy) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{3}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeliveryPolicy) GetTimeout() *durationpb.Duration {
@@ -519,7 +676,7 @@ type CreateTriggerRequest struct {
 
 func (x *CreateTriggerRequest) Reset() {
 	*x = CreateTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +688,7 @@ func (x *CreateTriggerRequest) String() string {
 func (*CreateTriggerRequest) ProtoMessage() {}
 
 func (x *CreateTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +701,7 @@ func (x *CreateTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTriggerRequest.ProtoReflect.Descriptor instead.
 func (*CreateTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateTriggerRequest) GetTrigger() *Trigger {
@@ -565,7 +722,7 @@ type CreateTriggerResponse struct {
 
 func (x *CreateTriggerResponse) Reset() {
 	*x = CreateTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +734,7 @@ func (x *CreateTriggerResponse) String() string {
 func (*CreateTriggerResponse) ProtoMessage() {}
 
 func (x *CreateTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +747,7 @@ func (x *CreateTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTriggerResponse.ProtoReflect.Descriptor instead.
 func (*CreateTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateTriggerResponse) GetTrigger() *Trigger {
@@ -611,7 +768,7 @@ type ApplyTriggerRequest struct {
 
 func (x *ApplyTriggerRequest) Reset() {
 	*x = ApplyTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +780,7 @@ func (x *ApplyTriggerRequest) String() string {
 func (*ApplyTriggerRequest) ProtoMessage() {}
 
 func (x *ApplyTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +793,7 @@ func (x *ApplyTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyTriggerRequest.ProtoReflect.Descriptor instead.
 func (*ApplyTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApplyTriggerRequest) GetTrigger() *Trigger {
@@ -661,7 +818,7 @@ type ApplyTriggerResponse struct {
 
 func (x *ApplyTriggerResponse) Reset() {
 	*x = ApplyTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +830,7 @@ func (x *ApplyTriggerResponse) String() string {
 func (*ApplyTriggerResponse) ProtoMessage() {}
 
 func (x *ApplyTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +843,7 @@ func (x *ApplyTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyTriggerResponse.ProtoReflect.Descriptor instead.
 func (*ApplyTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ApplyTriggerResponse) GetTrigger() *Trigger {
@@ -721,7 +878,7 @@ type GetTriggerRequest struct {
 
 func (x *GetTriggerRequest) Reset() {
 	*x = GetTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +890,7 @@ func (x *GetTriggerRequest) String() string {
 func (*GetTriggerRequest) ProtoMessage() {}
 
 func (x *GetTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +903,7 @@ func (x *GetTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerRequest.ProtoReflect.Descriptor instead.
 func (*GetTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetTriggerRequest) GetName() string {
@@ -767,7 +924,7 @@ type GetTriggerResponse struct {
 
 func (x *GetTriggerResponse) Reset() {
 	*x = GetTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +936,7 @@ func (x *GetTriggerResponse) String() string {
 func (*GetTriggerResponse) ProtoMessage() {}
 
 func (x *GetTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +949,7 @@ func (x *GetTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerResponse.ProtoReflect.Descriptor instead.
 func (*GetTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{9}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTriggerResponse) GetTrigger() *Trigger {
@@ -811,7 +968,7 @@ type ListTriggersRequest struct {
 
 func (x *ListTriggersRequest) Reset() {
 	*x = ListTriggersRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +980,7 @@ func (x *ListTriggersRequest) String() string {
 func (*ListTriggersRequest) ProtoMessage() {}
 
 func (x *ListTriggersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +993,7 @@ func (x *ListTriggersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTriggersRequest.ProtoReflect.Descriptor instead.
 func (*ListTriggersRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{10}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{12}
 }
 
 // ListTriggersResponse holds every trigger.
@@ -850,7 +1007,7 @@ type ListTriggersResponse struct {
 
 func (x *ListTriggersResponse) Reset() {
 	*x = ListTriggersResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1019,7 @@ func (x *ListTriggersResponse) String() string {
 func (*ListTriggersResponse) ProtoMessage() {}
 
 func (x *ListTriggersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1032,7 @@ func (x *ListTriggersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTriggersResponse.ProtoReflect.Descriptor instead.
 func (*ListTriggersResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{11}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListTriggersResponse) GetTriggers() []*Trigger {
@@ -898,7 +1055,7 @@ type UpdateTriggerRequest struct {
 
 func (x *UpdateTriggerRequest) Reset() {
 	*x = UpdateTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1067,7 @@ func (x *UpdateTriggerRequest) String() string {
 func (*UpdateTriggerRequest) ProtoMessage() {}
 
 func (x *UpdateTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1080,7 @@ func (x *UpdateTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTriggerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{12}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateTriggerRequest) GetTrigger() *Trigger {
@@ -951,7 +1108,7 @@ type UpdateTriggerResponse struct {
 
 func (x *UpdateTriggerResponse) Reset() {
 	*x = UpdateTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1120,7 @@ func (x *UpdateTriggerResponse) String() string {
 func (*UpdateTriggerResponse) ProtoMessage() {}
 
 func (x *UpdateTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1133,7 @@ func (x *UpdateTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTriggerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{13}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateTriggerResponse) GetTrigger() *Trigger {
@@ -999,7 +1156,7 @@ type DeleteTriggerRequest struct {
 
 func (x *DeleteTriggerRequest) Reset() {
 	*x = DeleteTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1168,7 @@ func (x *DeleteTriggerRequest) String() string {
 func (*DeleteTriggerRequest) ProtoMessage() {}
 
 func (x *DeleteTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1181,7 @@ func (x *DeleteTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTriggerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{14}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteTriggerRequest) GetName() string {
@@ -1052,7 +1209,7 @@ type DeleteTriggerResponse struct {
 
 func (x *DeleteTriggerResponse) Reset() {
 	*x = DeleteTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1221,7 @@ func (x *DeleteTriggerResponse) String() string {
 func (*DeleteTriggerResponse) ProtoMessage() {}
 
 func (x *DeleteTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1234,7 @@ func (x *DeleteTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTriggerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{15}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteTriggerResponse) GetKeptEvents() int64 {
@@ -1098,7 +1255,7 @@ type GetTriggerStatsRequest struct {
 
 func (x *GetTriggerStatsRequest) Reset() {
 	*x = GetTriggerStatsRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1267,7 @@ func (x *GetTriggerStatsRequest) String() string {
 func (*GetTriggerStatsRequest) ProtoMessage() {}
 
 func (x *GetTriggerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1280,7 @@ func (x *GetTriggerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetTriggerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{16}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetTriggerStatsRequest) GetName() string {
@@ -1144,7 +1301,7 @@ type GetTriggerStatsResponse struct {
 
 func (x *GetTriggerStatsResponse) Reset() {
 	*x = GetTriggerStatsResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1313,7 @@ func (x *GetTriggerStatsResponse) String() string {
 func (*GetTriggerStatsResponse) ProtoMessage() {}
 
 func (x *GetTriggerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1326,7 @@ func (x *GetTriggerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetTriggerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{17}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetTriggerStatsResponse) GetStats() []*TriggerStats {
@@ -1218,7 +1375,7 @@ type TriggerStats struct {
 
 func (x *TriggerStats) Reset() {
 	*x = TriggerStats{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1387,7 @@ func (x *TriggerStats) String() string {
 func (*TriggerStats) ProtoMessage() {}
 
 func (x *TriggerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1400,7 @@ func (x *TriggerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerStats.ProtoReflect.Descriptor instead.
 func (*TriggerStats) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{18}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TriggerStats) GetName() string {
@@ -1388,11 +1545,23 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vSuffixEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\":\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x01\n" +
 	"\x06Target\x12\x14\n" +
 	"\x04grpc\x18\x01 \x01(\tH\x00R\x04grpc\x12\x12\n" +
-	"\x03url\x18\x02 \x01(\tH\x00R\x03urlB\x06\n" +
-	"\x04kind\"\xee\x03\n" +
+	"\x03url\x18\x02 \x01(\tH\x00R\x03url\x12*\n" +
+	"\x03tls\x18\x03 \x01(\v2\x18.switchyard.v1.TargetTLSR\x03tls\x12-\n" +
+	"\x04auth\x18\x04 \x01(\v2\x19.switchyard.v1.TargetAuthR\x04authB\x06\n" +
+	"\x04kind\"}\n" +
+	"\tTargetTLS\x12\x17\n" +
+	"\aca_file\x18\x01 \x01(\tR\x06caFile\x12\x1b\n" +
+	"\tcert_file\x18\x02 \x01(\tR\bcertFile\x12\x19\n" +
+	"\bkey_file\x18\x03 \x01(\tR\akeyFile\x12\x1f\n" +
+	"\vserver_name\x18\x04 \x01(\tR\n" +
+	"serverName\"X\n" +
+	"\n" +
+	"TargetAuth\x12#\n" +
+	"\rbearer_secret\x18\x01 \x01(\tR\fbearerSecret\x12%\n" +
+	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"\xee\x03\n" +
 	"\x0eDeliveryPolicy\x123\n" +
 	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12!\n" +
 	"\fmax_attempts\x18\x02 \x01(\x05R\vmaxAttempts\x12B\n" +
@@ -1482,82 +1651,86 @@ func file_switchyard_v1_trigger_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_v1_trigger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_switchyard_v1_trigger_proto_goTypes = []any{
 	(BreakerState)(0),               // 0: switchyard.v1.BreakerState
 	(*Trigger)(nil),                 // 1: switchyard.v1.Trigger
 	(*Filter)(nil),                  // 2: switchyard.v1.Filter
 	(*Target)(nil),                  // 3: switchyard.v1.Target
-	(*DeliveryPolicy)(nil),          // 4: switchyard.v1.DeliveryPolicy
-	(*CreateTriggerRequest)(nil),    // 5: switchyard.v1.CreateTriggerRequest
-	(*CreateTriggerResponse)(nil),   // 6: switchyard.v1.CreateTriggerResponse
-	(*ApplyTriggerRequest)(nil),     // 7: switchyard.v1.ApplyTriggerRequest
-	(*ApplyTriggerResponse)(nil),    // 8: switchyard.v1.ApplyTriggerResponse
-	(*GetTriggerRequest)(nil),       // 9: switchyard.v1.GetTriggerRequest
-	(*GetTriggerResponse)(nil),      // 10: switchyard.v1.GetTriggerResponse
-	(*ListTriggersRequest)(nil),     // 11: switchyard.v1.ListTriggersRequest
-	(*ListTriggersResponse)(nil),    // 12: switchyard.v1.ListTriggersResponse
-	(*UpdateTriggerRequest)(nil),    // 13: switchyard.v1.UpdateTriggerRequest
-	(*UpdateTriggerResponse)(nil),   // 14: switchyard.v1.UpdateTriggerResponse
-	(*DeleteTriggerRequest)(nil),    // 15: switchyard.v1.DeleteTriggerRequest
-	(*DeleteTriggerResponse)(nil),   // 16: switchyard.v1.DeleteTriggerResponse
-	(*GetTriggerStatsRequest)(nil),  // 17: switchyard.v1.GetTriggerStatsRequest
-	(*GetTriggerStatsResponse)(nil), // 18: switchyard.v1.GetTriggerStatsResponse
-	(*TriggerStats)(nil),            // 19: switchyard.v1.TriggerStats
-	nil,                             // 20: switchyard.v1.Filter.AttributesEntry
-	nil,                             // 21: switchyard.v1.Filter.PrefixEntry
-	nil,                             // 22: switchyard.v1.Filter.SuffixEntry
-	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 24: google.protobuf.Duration
+	(*TargetTLS)(nil),               // 4: switchyard.v1.TargetTLS
+	(*TargetAuth)(nil),              // 5: switchyard.v1.TargetAuth
+	(*DeliveryPolicy)(nil),          // 6: switchyard.v1.DeliveryPolicy
+	(*CreateTriggerRequest)(nil),    // 7: switchyard.v1.CreateTriggerRequest
+	(*CreateTriggerResponse)(nil),   // 8: switchyard.v1.CreateTriggerResponse
+	(*ApplyTriggerRequest)(nil),     // 9: switchyard.v1.ApplyTriggerRequest
+	(*ApplyTriggerResponse)(nil),    // 10: switchyard.v1.ApplyTriggerResponse
+	(*GetTriggerRequest)(nil),       // 11: switchyard.v1.GetTriggerRequest
+	(*GetTriggerResponse)(nil),      // 12: switchyard.v1.GetTriggerResponse
+	(*ListTriggersRequest)(nil),     // 13: switchyard.v1.ListTriggersRequest
+	(*ListTriggersResponse)(nil),    // 14: switchyard.v1.ListTriggersResponse
+	(*UpdateTriggerRequest)(nil),    // 15: switchyard.v1.UpdateTriggerRequest
+	(*UpdateTriggerResponse)(nil),   // 16: switchyard.v1.UpdateTriggerResponse
+	(*DeleteTriggerRequest)(nil),    // 17: switchyard.v1.DeleteTriggerRequest
+	(*DeleteTriggerResponse)(nil),   // 18: switchyard.v1.DeleteTriggerResponse
+	(*GetTriggerStatsRequest)(nil),  // 19: switchyard.v1.GetTriggerStatsRequest
+	(*GetTriggerStatsResponse)(nil), // 20: switchyard.v1.GetTriggerStatsResponse
+	(*TriggerStats)(nil),            // 21: switchyard.v1.TriggerStats
+	nil,                             // 22: switchyard.v1.Filter.AttributesEntry
+	nil,                             // 23: switchyard.v1.Filter.PrefixEntry
+	nil,                             // 24: switchyard.v1.Filter.SuffixEntry
+	(*timestamppb.Timestamp)(nil),   // 25: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 26: google.protobuf.Duration
 }
 var file_switchyard_v1_trigger_proto_depIdxs = []int32{
 	2,  // 0: switchyard.v1.Trigger.filter:type_name -> switchyard.v1.Filter
 	3,  // 1: switchyard.v1.Trigger.target:type_name -> switchyard.v1.Target
-	4,  // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
-	23, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
-	23, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
-	20, // 5: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
-	21, // 6: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
-	22, // 7: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
+	6,  // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
+	25, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
+	25, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
+	22, // 5: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
+	23, // 6: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
+	24, // 7: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
 	2,  // 8: switchyard.v1.Filter.all:type_name -> switchyard.v1.Filter
 	2,  // 9: switchyard.v1.Filter.any:type_name -> switchyard.v1.Filter
 	2,  // 10: switchyard.v1.Filter.not:type_name -> switchyard.v1.Filter
-	24, // 11: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
-	24, // 12: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
-	24, // 13: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
-	24, // 14: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
-	24, // 15: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
-	1,  // 16: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 17: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 18: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 19: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 20: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 21: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
-	1,  // 22: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 23: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	19, // 24: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
-	24, // 25: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
-	0,  // 26: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
-	23, // 27: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
-	5,  // 28: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
-	7,  // 29: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
-	9,  // 30: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
-	11, // 31: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
-	13, // 32: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
-	15, // 33: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
-	17, // 34: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
-	6,  // 35: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
-	8,  // 36: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
-	10, // 37: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
-	12, // 38: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
-	14, // 39: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
-	16, // 40: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
-	18, // 41: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
-	35, // [35:42] is the sub-list for method output_type
-	28, // [28:35] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	4,  // 11: switchyard.v1.Target.tls:type_name -> switchyard.v1.TargetTLS
+	5,  // 12: switchyard.v1.Target.auth:type_name -> switchyard.v1.TargetAuth
+	26, // 13: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
+	26, // 14: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
+	26, // 15: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
+	26, // 16: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
+	26, // 17: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
+	1,  // 18: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 19: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 20: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 21: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 22: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 23: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
+	1,  // 24: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 25: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	21, // 26: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
+	26, // 27: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
+	0,  // 28: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
+	25, // 29: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
+	7,  // 30: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
+	9,  // 31: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
+	11, // 32: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
+	13, // 33: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
+	15, // 34: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
+	17, // 35: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
+	19, // 36: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
+	8,  // 37: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
+	10, // 38: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
+	12, // 39: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
+	14, // 40: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
+	16, // 41: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
+	18, // 42: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
+	20, // 43: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
+	37, // [37:44] is the sub-list for method output_type
+	30, // [30:37] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_trigger_proto_init() }
@@ -1575,7 +1748,7 @@ func file_switchyard_v1_trigger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_v1_trigger_proto_rawDesc), len(file_switchyard_v1_trigger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
