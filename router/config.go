@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/store"
 )
 
@@ -71,6 +72,11 @@ type Config struct {
 	// gets its attempts as messages on one long-lived stream, which costs
 	// both sides far less per event (see router/delivery/stream.go).
 	UnaryInvoke bool
+	// Outbound is how targets are reached: the egress guard, TLS to
+	// targets, the secrets triggers may name (see delivery.Outbound). It
+	// configures the router's own invoker and the Policy that the API
+	// applies to triggers (TriggerPolicy). The zero value checks nothing.
+	Outbound delivery.Outbound
 	// Logger receives JSON logs (slog.Default when nil).
 	Logger *slog.Logger
 }
@@ -139,5 +145,6 @@ func (c Config) Validate() error {
 	if c.FanoutBatch < 0 || c.ClaimBatch < 0 || c.MaxBatchEvents < 0 || c.DLQMaxEntries < 0 {
 		errs = append(errs, fmt.Errorf("batch sizes and caps must not be negative"))
 	}
+	errs = append(errs, c.Outbound.Validate())
 	return errors.Join(errs...)
 }

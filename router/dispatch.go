@@ -29,6 +29,7 @@ type dispatcher struct {
 	stopOnce sync.Once
 	loopDone chan struct{}
 
+	ep       atomic.Pointer[endpoint] // the delivery endpoint of trig (see endpoint.go)
 	inflight atomic.Int64
 	compMu   sync.Mutex
 	// deferredSince is when the claim loop began waiting for more free
@@ -287,8 +288,9 @@ func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 		d.results <- o
 		return
 	}
+	ep := d.endpoint(t)
 	a := &delivery.Attempt{
-		Trigger: d.name, GRPC: t.Spec.Target.GRPC, URL: t.Spec.Target.URL,
+		Trigger: d.name, GRPC: ep.grpc, URL: t.Spec.Target.URL, Endpoint: ep.ep,
 		Raw: it.Event, Key: key, Number: it.Attempt, Round: replayRound(it), Timeout: pol.Timeout.Duration,
 	}
 	if a.GRPC == "" {

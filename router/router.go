@@ -64,7 +64,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		return nil, fmt.Errorf("router config: %w", err)
 	}
 	if invoker == nil {
-		invoker = delivery.NewTargets(delivery.TargetsConfig{Unary: cfg.UnaryInvoke, Logger: cfg.Logger})
+		invoker = delivery.NewTargets(delivery.TargetsConfig{Unary: cfg.UnaryInvoke, Logger: cfg.Logger, Outbound: cfg.Outbound})
 	}
 	r := &Router{
 		cfg:         cfg,

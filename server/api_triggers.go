@@ -20,12 +20,13 @@ type triggerService struct {
 	r *router.Router
 }
 
-// normalize validates t and returns it with defaults applied.
-func normalize(t *switchyardv1.Trigger) (*switchyardv1.Trigger, error) {
+// normalize validates t, against the server's policy too (egress guard,
+// TLS, secrets), and returns it with defaults applied.
+func normalize(t *switchyardv1.Trigger, pol trigger.Policy) (*switchyardv1.Trigger, error) {
 	if t == nil {
 		return nil, status.Error(codes.InvalidArgument, "trigger is required")
 	}
-	compiled, err := trigger.Compile(trigger.FromProto(t))
+	compiled, err := trigger.CompileWith(trigger.FromProto(t), pol)
 	if err != nil {
 		return nil, StatusFor(err)
 	}
@@ -33,7 +34,7 @@ func normalize(t *switchyardv1.Trigger) (*switchyardv1.Trigger, error) {
 }
 
 func (s *triggerService) put(ctx context.Context, t *switchyardv1.Trigger, mode store.PutMode, gen int64) (store.PutResult, error) {
-	nt, err := normalize(t)
+	nt, err := normalize(t, s.r.TriggerPolicy())
 	if err != nil {
 		return store.PutResult{}, err
 	}
@@ -55,7 +56,7 @@ func (s *triggerService) CreateTrigger(ctx context.Context, req *switchyardv1.Cr
 	if err != nil {
 		return nil, err
 	}
-	return &switchyardv1.CreateTriggerResponse{Trigger: res.Trigger}, nil
+	return &switchyardv1.CreateTriggerResponse{Trigger: trigger.RedactProto(res.Trigger)}, nil
 }
 
 func (s *triggerService) ApplyTrigger(ctx context.Context, req *switchyardv1.ApplyTriggerRequest) (*switchyardv1.ApplyTriggerResponse, error) {
@@ -63,7 +64,7 @@ func (s *triggerService) ApplyTrigger(ctx context.Context, req *switchyardv1.App
 	if err != nil {
 		return nil, err
 	}
-	return &switchyardv1.ApplyTriggerResponse{Trigger: res.Trigger, Created: res.Created, Changed: res.Changed}, nil
+	return &switchyardv1.ApplyTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), Created: res.Created, Changed: res.Changed}, nil
 }
 
 func (s *triggerService) UpdateTrigger(ctx context.Context, req *switchyardv1.UpdateTriggerRequest) (*switchyardv1.UpdateTriggerResponse, error) {
@@ -71,7 +72,7 @@ func (s *triggerService) UpdateTrigger(ctx context.Context, req *switchyardv1.Up
 	if err != nil {
 		return nil, err
 	}
-	return &switchyardv1.UpdateTriggerResponse{Trigger: res.Trigger}, nil
+	return &switchyardv1.UpdateTriggerResponse{Trigger: trigger.RedactProto(res.Trigger)}, nil
 }
 
 func (s *triggerService) GetTrigger(ctx context.Context, req *switchyardv1.GetTriggerRequest) (*switchyardv1.GetTriggerResponse, error) {
@@ -79,13 +80,16 @@ func (s *triggerService) GetTrigger(ctx context.Context, req *switchyardv1.GetTr
 	if err != nil {
 		return nil, StatusFor(err)
 	}
-	return &switchyardv1.GetTriggerResponse{Trigger: t}, nil
+	return &switchyardv1.GetTriggerResponse{Trigger: trigger.RedactProto(t)}, nil
 }
 
 func (s *triggerService) ListTriggers(ctx context.Context, _ *switchyardv1.ListTriggersRequest) (*switchyardv1.ListTriggersResponse, error) {
 	ts, _, err := s.r.Store().ListTriggers(ctx)
 	if err != nil {
 		return nil, StatusFor(err)
+	}
+	for i, t := range ts {
+		ts[i] = trigger.RedactProto(t)
 	}
 	return &switchyardv1.ListTriggersResponse{Triggers: ts}, nil
 }

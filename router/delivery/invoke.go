@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/switchyard-io/switchyard/internal/tlsfiles"
 	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
@@ -47,6 +48,10 @@ type Attempt struct {
 	// its n-th replay (InvokeRequest.round).
 	Round   int
 	Timeout time.Duration
+	// Endpoint holds the target's TLS and credential settings (nil: none);
+	// the same pointer for every attempt of a trigger version (see
+	// outbound.go).
+	Endpoint *Endpoint
 }
 
 // IdempotencyKey is the key sent with every attempt: source and id.
@@ -88,18 +93,26 @@ type TargetsConfig struct {
 	DialOptions []grpc.DialOption
 	// Logger receives stream events (slog.Default() when nil).
 	Logger *slog.Logger
+	// Outbound is the egress guard, TLS defaults and secrets (see
+	// outbound.go); the zero value checks nothing.
+	Outbound Outbound
 }
 
 // Targets invokes gRPC and HTTP targets, reusing one gRPC connection (and
-// one InvokeStream) per host:port and one keep-alive HTTP client.
+// one InvokeStream) per host:port and settings, and one keep-alive HTTP
+// client per TLS settings (see conns.go).
 type Targets struct {
-	mu      sync.Mutex
-	conns   map[string]*grpc.ClientConn
-	streams map[string]*streamTarget
-	http    *http.Client
-	opts    []grpc.DialOption
-	unary   bool
-	log     *slog.Logger
+	mu       sync.Mutex
+	conns    map[string]*grpcConn
+	clients  map[string]*httpClient
+	profiles map[string]*tlsProfile
+	cas      map[string]*tlsfiles.CAPool
+	certs    map[string]*tlsfiles.Reloader
+	secrets  map[string]*secretCache
+	out      Outbound
+	opts     []grpc.DialOption
+	unary    bool
+	log      *slog.Logger
 	// outcomeWarned holds the gRPC targets already warned about an answer
 	// without a defined outcome (see warnOutcome).
 	outcomeWarned sync.Map
@@ -111,16 +124,17 @@ type Targets struct {
 
 // NewTargets returns an Invoker.
 func NewTargets(cfg TargetsConfig) *Targets {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 256
-	tr.MaxIdleConns = 1024
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	t := &Targets{
-		conns:   map[string]*grpc.ClientConn{},
-		streams: map[string]*streamTarget{},
-		http:    &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		conns:    map[string]*grpcConn{},
+		clients:  map[string]*httpClient{},
+		profiles: map[string]*tlsProfile{},
+		cas:      map[string]*tlsfiles.CAPool{},
+		certs:    map[string]*tlsfiles.Reloader{},
+		secrets:  map[string]*secretCache{},
+		out:      cfg.Outbound,
 		opts: append([]grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
@@ -132,30 +146,23 @@ func NewTargets(cfg TargetsConfig) *Targets {
 	return t
 }
 
-func (t *Targets) conn(target string) (*grpc.ClientConn, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if c, ok := t.conns[target]; ok {
-		return c, nil
-	}
-	c, err := grpc.NewClient("passthrough:///"+target, t.opts...)
-	if err != nil {
-		return nil, err
-	}
-	t.conns[target] = c
-	return c, nil
-}
-
 // Invoke implements Invoker.
 func (t *Targets) Invoke(ctx context.Context, a *Attempt) Result {
 	start := time.Now()
 	var r Result
-	if a.GRPC != "" {
-		r = t.invokeGRPC(ctx, a, start.Add(a.Timeout))
-	} else {
+	p, fail := t.prepare(a, start)
+	switch {
+	case fail != nil:
+		r = *fail
+	case a.GRPC != "":
+		r = t.invokeGRPC(ctx, a, p, start.Add(a.Timeout))
+	default:
 		ctx, cancel := context.WithTimeoutCause(ctx, a.Timeout, errDeadline)
-		r = t.invokeHTTP(ctx, a)
+		r = t.invokeHTTP(ctx, a, p)
 		cancel()
+	}
+	if r.Verdict != Ack && p != nil {
+		r = p.afterFailure(r)
 	}
 	r.Start, r.Duration = start, time.Since(start)
 	if r.Verdict == DeadNow && r.Reason == switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_UNSPECIFIED {
@@ -168,15 +175,12 @@ func (t *Targets) Invoke(ctx context.Context, a *Attempt) Result {
 // invokeGRPC makes a gRPC attempt that ends at deadline. A call on a
 // stream waits with a timer rather than a context of its own: deriving one
 // per attempt from the router's context cost 4% of the server's CPU.
-func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt, deadline time.Time) Result {
-	cc, err := t.conn(a.GRPC)
-	if err != nil {
-		return Result{Verdict: DeadNow, Code: "TRANSPORT", Message: err.Error(), Health: true}
-	}
+func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt, p *prepared, deadline time.Time) Result {
+	cc := p.gc.cc
 	req := encodeInvokeRequest(a, deadline) // see raw.go
 	if !t.unary {
 		for range 3 { // a stream may retire between being chosen and used
-			s, err := t.stream(cc, a.GRPC)
+			s, err := t.stream(p.gc)
 			if errors.Is(err, errNoStreams) || errors.Is(err, errNotYet) {
 				break
 			}
@@ -202,7 +206,7 @@ func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt, deadline time.Time
 	ctx, cancel := context.WithDeadlineCause(ctx, deadline, errDeadline)
 	defer cancel()
 	resp := &functionv1.InvokeResponse{}
-	err = cc.Invoke(ctx, functionv1.FunctionService_Invoke_FullMethodName, preEncoded(req), resp, invokeOpts...)
+	err := cc.Invoke(ctx, functionv1.FunctionService_Invoke_FullMethodName, preEncoded(req), resp, invokeOpts...)
 	if err != nil {
 		return failedCall(ctx, err, RetryInfoDelay(err))
 	}
@@ -260,7 +264,7 @@ func (t *Targets) warnOutcome(a *Attempt, o functionv1.Outcome) {
 		"hint", "send OUTCOME_ACK explicitly; a misspelled outcome, or retry_after under another name, also arrives as no outcome")
 }
 
-func (t *Targets) invokeHTTP(ctx context.Context, a *Attempt) Result {
+func (t *Targets) invokeHTTP(ctx context.Context, a *Attempt, p *prepared) Result {
 	h := http.Header{}
 	body := cloudevent.WriteBinary(a.Event, h)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.URL, bytes.NewReader(body))
@@ -274,13 +278,10 @@ func (t *Targets) invokeHTTP(ctx context.Context, a *Attempt) Result {
 		req.Header.Set("Switchyard-Round", strconv.Itoa(a.Round))
 	}
 	req.Header.Set("Idempotency-Key", IdempotencyKey(a.Event))
-	resp, err := t.http.Do(req)
+	p.authorize(req, a, body)
+	resp, err := p.client.Do(req)
 	if err != nil {
-		code := "TRANSPORT"
-		if errors.Is(context.Cause(ctx), errDeadline) {
-			code = "DEADLINE_EXCEEDED"
-		}
-		return Result{Verdict: Retry, Health: true, Code: code, Message: err.Error()}
+		return p.httpFailure(ctx, err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, MaxMessage))
@@ -301,10 +302,12 @@ func (t *Targets) Close() error {
 	defer t.mu.Unlock()
 	var errs []error
 	for k, c := range t.conns {
-		errs = append(errs, c.Close())
+		errs = append(errs, c.cc.Close())
 		delete(t.conns, k)
 	}
-	t.http.CloseIdleConnections()
+	for _, c := range t.clients {
+		c.CloseIdleConnections()
+	}
 	return errors.Join(errs...)
 }
 

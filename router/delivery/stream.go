@@ -103,17 +103,10 @@ type streamAnswer struct {
 	err  error
 }
 
-// stream returns the target's usable stream, opening one when needed, or
-// errNoStreams.
-func (t *Targets) stream(cc *grpc.ClientConn, target string) (*invokeStream, error) {
-	t.mu.Lock()
-	st := t.streams[target]
-	if st == nil {
-		st = &streamTarget{}
-		t.streams[target] = st
-	}
-	t.mu.Unlock()
-
+// stream returns the connection's usable stream, opening one when needed,
+// or errNoStreams.
+func (t *Targets) stream(gc *grpcConn) (*invokeStream, error) {
+	cc, target, st := gc.cc, gc.addr, &gc.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if s := st.cur; s != nil && s.usable() {

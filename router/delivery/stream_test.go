@@ -113,8 +113,9 @@ func serveFunc(t *testing.T, fs functionv1.FunctionServiceServer) (addr string, 
 // unary (see Targets.stream).
 func connected(t *testing.T, tg *Targets, addr string) {
 	t.Helper()
-	cc, err := tg.conn(addr)
+	gc, err := tg.plainConn(addr)
 	require.NoError(t, err)
+	cc := gc.cc
 	cc.Connect()
 	require.Eventually(t, func() bool { return cc.GetState() == connectivity.Ready }, 5*time.Second, time.Millisecond)
 }
@@ -252,9 +253,9 @@ func TestStreamFallsBackToUnary(t *testing.T) {
 		require.Equal(t, "later", r.Message)
 		require.EqualValues(t, i+1, rec.req.GetAttempt(), "the unary call carried the attempt")
 	}
-	tg.mu.Lock()
-	st := tg.streams[addr]
-	tg.mu.Unlock()
+	gc, err := tg.plainConn(addr)
+	require.NoError(t, err)
+	st := &gc.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	require.WithinDuration(t, time.Now().Add(unsupportedFor), st.unsupported, time.Minute)
