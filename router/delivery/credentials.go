@@ -28,6 +28,7 @@ const (
 type secretCache struct {
 	name       string
 	res        secrets.Resolver
+	ttl        time.Duration // secretRefresh; tests shorten it
 	cur        atomic.Pointer[secretState]
 	refreshing atomic.Bool
 }
@@ -49,7 +50,7 @@ func (t *Targets) secretLocked(name string) *secretCache {
 	if s, ok := t.secrets[name]; ok {
 		return s
 	}
-	s := &secretCache{name: name, res: t.out.Secrets}
+	s := &secretCache{name: name, res: t.out.Secrets, ttl: t.secretTTL}
 	s.cur.Store(s.resolve(time.Now(), nil))
 	t.secrets[name] = s
 	return s
@@ -87,7 +88,7 @@ func (s *secretCache) resolve(now time.Time, prev *secretState) *secretState {
 		}
 		return &secretState{err: fmt.Errorf("secret %s: %w", s.name, err), next: now.Add(secretRetry)}
 	}
-	st := &secretState{raw: string(v), bearer: "Bearer " + string(v), next: now.Add(secretRefresh)}
+	st := &secretState{raw: string(v), bearer: "Bearer " + string(v), next: now.Add(s.ttl)}
 	st.header = []string{st.bearer}
 	st.key, st.keyErr = webhookKey(string(v))
 	if st.keyErr != nil {

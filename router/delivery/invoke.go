@@ -110,9 +110,11 @@ type Targets struct {
 	certs    map[string]*tlsfiles.Reloader
 	secrets  map[string]*secretCache
 	out      Outbound
-	opts     []grpc.DialOption
-	unary    bool
-	log      *slog.Logger
+	// secretTTL is how long a resolved secret is used (secretRefresh).
+	secretTTL time.Duration
+	opts      []grpc.DialOption
+	unary     bool
+	log       *slog.Logger
 	// outcomeWarned holds the gRPC targets already warned about an answer
 	// without a defined outcome (see warnOutcome).
 	outcomeWarned sync.Map
@@ -128,13 +130,14 @@ func NewTargets(cfg TargetsConfig) *Targets {
 		cfg.Logger = slog.Default()
 	}
 	t := &Targets{
-		conns:    map[string]*grpcConn{},
-		clients:  map[string]*httpClient{},
-		profiles: map[string]*tlsProfile{},
-		cas:      map[string]*tlsfiles.CAPool{},
-		certs:    map[string]*tlsfiles.Reloader{},
-		secrets:  map[string]*secretCache{},
-		out:      cfg.Outbound,
+		conns:     map[string]*grpcConn{},
+		clients:   map[string]*httpClient{},
+		profiles:  map[string]*tlsProfile{},
+		cas:       map[string]*tlsfiles.CAPool{},
+		certs:     map[string]*tlsfiles.Reloader{},
+		secrets:   map[string]*secretCache{},
+		out:       cfg.Outbound,
+		secretTTL: secretRefresh,
 		opts: append([]grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-io/switchyard/internal/testdns"
 )
 
 func TestClassify(t *testing.T) {
@@ -227,13 +229,13 @@ func samePortListeners(t *testing.T) (one, two *countingListener) {
 func TestDialChecksResolvedAddresses(t *testing.T) {
 	one, two := samePortListeners(t)
 	port := two.port()
-	dns := startDNS(t)
-	dns.set("ok.test", "127.0.0.1")
-	dns.set("inside.test", "127.0.0.2")
-	dns.set("mixed.test", "127.0.0.2", "127.0.0.1")
-	dns.set("mapped.test", "::ffff:127.0.0.2")
-	dns.set("opened.test", "127.0.0.2")
-	g, err := New(Config{AllowTargets: []string{"127.0.0.1/32", "opened.test:" + port}, Resolver: dns.resolver()})
+	dns := testdns.Start(t)
+	dns.Set("ok.test", "127.0.0.1")
+	dns.Set("inside.test", "127.0.0.2")
+	dns.Set("mixed.test", "127.0.0.2", "127.0.0.1")
+	dns.Set("mapped.test", "::ffff:127.0.0.2")
+	dns.Set("opened.test", "127.0.0.2")
+	g, err := New(Config{AllowTargets: []string{"127.0.0.1/32", "opened.test:" + port}, Resolver: dns.Resolver()})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -285,15 +287,15 @@ func TestDialChecksResolvedAddresses(t *testing.T) {
 func TestDialDNSRebinding(t *testing.T) {
 	one, two := samePortListeners(t)
 	port := two.port()
-	dns := startDNS(t)
-	g, err := New(Config{AllowTargets: []string{"127.0.0.1"}, Resolver: dns.resolver()})
+	dns := testdns.Start(t)
+	g, err := New(Config{AllowTargets: []string{"127.0.0.1"}, Resolver: dns.Resolver()})
 	require.NoError(t, err)
 	ctx := context.Background()
 	for i := range 6 {
 		if i%2 == 0 {
-			dns.set("rebind.test", "127.0.0.1")
+			dns.Set("rebind.test", "127.0.0.1")
 		} else {
-			dns.set("rebind.test", "127.0.0.2")
+			dns.Set("rebind.test", "127.0.0.2")
 		}
 		c, err := g.DialContext(ctx, "tcp", "rebind.test:"+port)
 		if i%2 == 0 {
@@ -303,7 +305,7 @@ func TestDialDNSRebinding(t *testing.T) {
 			require.ErrorIs(t, err, ErrForbidden)
 		}
 	}
-	require.Equal(t, 6, dns.asked("rebind.test")/2, "resolved at every dial (A and AAAA)")
+	require.Equal(t, 6, dns.Asked("rebind.test")/2, "resolved at every dial (A and AAAA)")
 	require.Eventually(t, func() bool { return one.accepted.Load() == 3 }, 5*time.Second, time.Millisecond)
 	two.noneSince(t, 0)
 }

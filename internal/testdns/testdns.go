@@ -1,4 +1,7 @@
-package egress
+// Package testdns is a tiny authoritative DNS server on loopback UDP for
+// tests: names resolve through Go's real resolver to addresses of the
+// test's choosing, without /etc/hosts.
+package testdns
 
 import (
 	"context"
@@ -8,33 +11,34 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/stretchr/testify/require"
 	"golang.org/x/net/dns/dnsmessage"
 )
 
-// dnsServer is a tiny authoritative DNS server on loopback UDP for tests:
-// it answers A and AAAA questions from a table the test may change, so
-// names resolve through Go's real resolver code to addresses of the test's
-// choosing, without /etc/hosts.
-type dnsServer struct {
+// Server answers A and AAAA questions from a table the test may change;
+// other names get NXDOMAIN.
+type Server struct {
 	conn net.PacketConn
 	mu   sync.Mutex
 	recs map[string][]netip.Addr // lower-case name with trailing dot
 	asks map[string]int
 }
 
-func startDNS(t *testing.T) *dnsServer {
+// Start runs a server until the test ends.
+func Start(t testing.TB) *Server {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &dnsServer{conn: pc, recs: map[string][]netip.Addr{}, asks: map[string]int{}}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{conn: pc, recs: map[string][]netip.Addr{}, asks: map[string]int{}}
 	done := make(chan struct{})
 	go func() { defer close(done); s.serve() }()
 	t.Cleanup(func() { _ = pc.Close(); <-done })
 	return s
 }
 
-func (s *dnsServer) set(name string, addrs ...string) {
+// Set makes name resolve to addrs (none: an empty answer).
+func (s *Server) Set(name string, addrs ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var as []netip.Addr
@@ -44,21 +48,22 @@ func (s *dnsServer) set(name string, addrs ...string) {
 	s.recs[strings.ToLower(name)+"."] = as
 }
 
-func (s *dnsServer) asked(name string) int {
+// Asked counts the questions about name (A and AAAA count apart).
+func (s *Server) Asked(name string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.asks[strings.ToLower(name)+"."]
 }
 
-// resolver returns a Go resolver that sends every query to s.
-func (s *dnsServer) resolver() *net.Resolver {
+// Resolver returns a Go resolver that sends every query to s.
+func (s *Server) Resolver() *net.Resolver {
 	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "udp", s.conn.LocalAddr().String())
 	}}
 }
 
-func (s *dnsServer) serve() {
+func (s *Server) serve() {
 	buf := make([]byte, 1500)
 	for {
 		n, from, err := s.conn.ReadFrom(buf)
