@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,12 +13,17 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-io/switchyard/internal/secrets"
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/delivery/egress"
 	"github.com/switchyard-io/switchyard/router/trigger"
 	"github.com/switchyard-io/switchyard/sdk"
+	"github.com/switchyard-io/switchyard/sdk/function"
 	"github.com/switchyard-io/switchyard/server"
 )
 
@@ -119,4 +126,90 @@ func TestRequireTargetTLSThroughTheAPI(t *testing.T) {
 	ts, err := e.client.ListTriggers(ctx)
 	require.NoError(t, err)
 	require.Len(t, ts, 1)
+}
+
+// Credentials end to end: a gRPC function served with RequireBearer and an
+// HTTP function behind WebhookVerifier receive their events only with the
+// trigger's secrets, which the server reads from SWITCHYARD_SECRET_*
+// variables; a function expecting another token refuses, and the event is
+// dead-lettered with UNAUTHENTICATED, the token nowhere in the dead letter.
+func TestCredentialsForFunctions(t *testing.T) {
+	const signing = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	t.Setenv("SWITCHYARD_SECRET_FN_TOKEN", "fn-t0ken-value")
+	t.Setenv("SWITCHYARD_SECRET_HOOKS", signing)
+	b := testenv.Embedded(t)
+	rec := &received{}
+	fnAddr := startFunctionWith(t, recorder(rec), function.RequireBearer("fn-t0ken-value")...)
+	wrongAddr := startFunctionWith(t, recorder(&received{}), function.RequireBearer("another-token")...)
+
+	v, err := function.NewWebhookVerifier(signing)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var bodies []string
+	web := httptest.NewServer(v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(body))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})))
+	defer web.Close()
+
+	e := startServer(t, b, func(c *server.Config) { c.Router.Outbound = delivery.Outbound{Secrets: secrets.Env{}} })
+	e.apply(t, fmt.Sprintf(`
+name: fn
+filter: {attributes: {type: to-fn}}
+target: {grpc: "%s", auth: {bearer_secret: fn-token}}
+---
+name: web
+filter: {attributes: {type: to-web}}
+target: {url: "%s/hook", auth: {signing_secret: hooks}}
+---
+name: wrong
+filter: {attributes: {type: to-wrong}}
+target: {grpc: "%s", auth: {bearer_secret: fn-token}}
+`, fnAddr, web.URL, wrongAddr))
+	ctx := context.Background()
+	require.NoError(t, e.client.Publish(ctx, newEvent("f1", "to-fn")))
+	require.NoError(t, e.client.Publish(ctx, newEvent("w1", "to-web")))
+	require.NoError(t, e.client.Publish(ctx, newEvent("x1", "to-wrong")))
+	testenv.Eventually(t, 10*time.Second, func() bool { return rec.count() == 1 }, "the function accepted the token")
+	testenv.Eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(bodies) == 1 }, "the signature verified")
+	mu.Lock()
+	require.Equal(t, `{"n":1}`, bodies[0])
+	mu.Unlock()
+
+	var dls []*switchyardv1.DeadLetter
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		resp, err := e.client.DeadLetters().ListDeadLetters(ctx, &switchyardv1.ListDeadLettersRequest{Trigger: "wrong"})
+		require.NoError(t, err)
+		dls = resp.GetDeadLetters()
+		return len(dls) == 1
+	}, "the refused delivery is dead-lettered")
+	require.Equal(t, "UNAUTHENTICATED", dls[0].GetAttempts()[0].GetCode())
+	raw, err := proto.Marshal(dls[0])
+	require.NoError(t, err)
+	require.NotContains(t, string(raw), "fn-t0ken-value")
+
+	// The secret's name is in the trigger; its value is not, anywhere the
+	// API shows.
+	tr, err := e.client.GetTrigger(ctx, "fn")
+	require.NoError(t, err)
+	require.Equal(t, "fn-token", tr.GetTarget().GetAuth().GetBearerSecret())
+	raw, err = proto.Marshal(tr)
+	require.NoError(t, err)
+	require.NotContains(t, string(raw), "fn-t0ken-value")
+}
+
+// startFunctionWith serves h with opts on a random loopback port until the
+// test ends.
+func startFunctionWith(t *testing.T, h function.Handler, opts ...grpc.ServerOption) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = function.ServeListener(ctx, lis, h, opts...) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return lis.Addr().String()
 }

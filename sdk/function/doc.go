@@ -36,6 +36,11 @@
 // Switchyard delivers at least once: use [Info.IdempotencyKey] to deduplicate
 // when side effects must not repeat.
 //
+// A trigger can authenticate its deliveries with secrets held by the
+// Switchyard server: [RequireBearer] makes a gRPC function refuse calls
+// without the trigger's bearer token, and [WebhookVerifier] checks the
+// Standard Webhooks signature of HTTP deliveries (net/http middleware).
+//
 // The package deliberately depends only on gRPC (with the google.rpc status
 // and error detail types), protobuf, the CloudEvents Go SDK (event and
 // protobuf format) and the generated contract package
