@@ -28,7 +28,12 @@ const (
 // PublishRequest carries one event.
 type PublishRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The event to publish.
+	// The event to publish. Attributes are validated as CloudEvents 1.0
+	// types them: the dataschema attribute is an absolute URI, so a protobuf
+	// payload's type URL is written with its scheme
+	// ("https://type.googleapis.com/pkg.Message"); the scheme-less form that
+	// the CloudEvent message's comment on proto_data suggests is refused as a
+	// relative reference.
 	Event         *pb.CloudEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
