@@ -61,5 +61,27 @@ func (s Spec) Markdown() string {
 			fmt.Fprintf(&b, "| `%s` (extension) | %s |\n", k, strings.ReplaceAll(e.Extensions[k], "|", "\\|"))
 		}
 	}
+	b.WriteString("\n## Durability\n\n")
+	if !s.Volatile() {
+		b.WriteString("Confirms: **nothing**. " + confirmsDoc[ConfirmsNothing] + ", so it may run on the embedded store.\n")
+		return b.String()
+	}
+	confirms, loses := s.Confirms, s.Loses
+	if confirms == "" {
+		confirms, loses = "undeclared", unknownLoss
+	}
+	fmt.Fprintf(&b, "Confirms: **%s**. %s. On a store that forgets what it holds (the embedded store, used without "+
+		"`redis_url`), a restart loses %s. The server refuses to run this source on the embedded store "+
+		"unless `allow_volatile_sources: true` (or `serve --allow-volatile-sources`) accepts that loss.\n",
+		confirms, confirmsDoc[s.Confirms], loses)
 	return b.String()
+}
+
+// confirmsDoc says in the docs what each Confirms means.
+var confirmsDoc = map[Confirms]string{
+	ConfirmsUpstream:   "Once Switchyard has accepted an event, the source commits its position to the system it reads, which does not send the event again",
+	ConfirmsCaller:     "The source answers its caller with success once Switchyard has accepted the event, and the caller does not send it again",
+	ConfirmsCheckpoint: "The source keeps its position in Switchyard's store, beside the events it accepted",
+	ConfirmsNothing:    "The source tells no one that an event was accepted and reads again, after a restart, what it had not delivered",
+	"":                 "The connector does not declare what it confirms, so it is assumed to confirm accepted events",
 }

@@ -189,3 +189,38 @@ func TestSpecBuildReportsEveryField(t *testing.T) {
 		t.Error("bad spec registered")
 	}
 }
+
+func TestSpecConfirmsAndRisks(t *testing.T) {
+	newSrc := func(connectors.Env, connectors.Config) (connectors.Source, error) { return nil, nil }
+	reg := connectors.NewRegistry()
+	for _, s := range []connectors.Spec{
+		{Kind: "cdc", Summary: "s", New: newSrc, Confirms: connectors.ConfirmsUpstream, Loses: "rows past the slot"},
+		{Kind: "hook", Summary: "s", New: newSrc, Confirms: connectors.ConfirmsCaller, Loses: "answered requests"},
+		{Kind: "replay", Summary: "s", New: newSrc, Confirms: connectors.ConfirmsNothing},
+		{Kind: "undeclared", Summary: "s", New: newSrc},
+	} {
+		if err := reg.Register(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, bad := range map[string]connectors.Spec{
+		"unknown confirms":       {Kind: "x", Summary: "s", New: newSrc, Confirms: "sometimes", Loses: "l"},
+		"nothing that loses sth": {Kind: "y", Summary: "s", New: newSrc, Confirms: connectors.ConfirmsNothing, Loses: "l"},
+	} {
+		if err := reg.Register(bad); err == nil {
+			t.Errorf("%s: registered", name)
+		}
+	}
+	risks := reg.Risks([]connectors.SourceConfig{{Name: "a", Kind: "cdc"}, {Name: "b", Kind: "replay"}, {Name: "c", Kind: "nope"}, {Name: "d", Kind: "hook"}, {Name: "e", Kind: "undeclared"}})
+	want := []connectors.Risk{
+		{Path: "sources[0]", Name: "a", Kind: "cdc", Confirms: connectors.ConfirmsUpstream, Loses: "rows past the slot"},
+		{Path: "sources[3]", Name: "d", Kind: "hook", Confirms: connectors.ConfirmsCaller, Loses: "answered requests"},
+	}
+	if len(risks) != 3 || risks[0] != want[0] || risks[1] != want[1] {
+		t.Fatalf("risks %+v", risks)
+	}
+	// An undeclared connector is assumed to confirm.
+	if r := risks[2]; r.Name != "e" || !strings.Contains(r.Loses, "does not declare") {
+		t.Fatalf("undeclared: %+v", r)
+	}
+}

@@ -46,6 +46,46 @@ type EventDoc struct {
 	Extensions map[string]string
 }
 
+// Confirms says whom a source tells that an event is safe once Switchyard
+// has accepted it (the Ack with a nil error). Whoever is told lets go of the
+// event: a replication slot moves past it, a broker deletes the message, a
+// webhook sender stops retrying. From then on Switchyard's store holds the
+// only copy, so on the embedded store, which keeps everything in memory, a
+// restart loses every such event not yet delivered. The server therefore
+// refuses to run a source that confirms anything on the embedded store
+// unless the operator allows it (allow_volatile_sources).
+type Confirms string
+
+// What sources confirm.
+const (
+	// ConfirmsUpstream: the source commits its position to the system it
+	// reads (a slot's LSN, a group's offset, a message acknowledgement),
+	// which does not send those events again.
+	ConfirmsUpstream Confirms = "upstream"
+	// ConfirmsCaller: a push source answers its caller with success, and
+	// the caller does not send again.
+	ConfirmsCaller Confirms = "caller"
+	// ConfirmsCheckpoint: the source keeps its position in Switchyard's own
+	// store (Env.Checkpoints). A store that forgets the events forgets the
+	// position with them, and the source starts over as on its first start.
+	ConfirmsCheckpoint Confirms = "checkpoint"
+	// ConfirmsNothing: the source tells no one and reads again after a
+	// restart whatever it had not delivered; a volatile store loses nothing
+	// of it.
+	ConfirmsNothing Confirms = "nothing"
+)
+
+// unknownLoss is what an undeclared connector is assumed to lose.
+const unknownLoss = "events accepted but not yet delivered (the connector does not declare what it confirms, so it is assumed to confirm them)"
+
+func (c Confirms) valid() bool {
+	switch c {
+	case ConfirmsUpstream, ConfirmsCaller, ConfirmsCheckpoint, ConfirmsNothing:
+		return true
+	}
+	return false
+}
+
 // Spec registers a connector.
 type Spec struct {
 	// Kind names the connector in configuration ("postgres", "kafka").
@@ -54,7 +94,19 @@ type Spec struct {
 	Summary, Description string
 	Fields               []Field
 	Emits                EventDoc
-	New                  Constructor
+	// Confirms says whom the source tells that accepted events are safe.
+	// Empty means undeclared and is treated as confirming (every built-in
+	// connector declares it; a test checks).
+	Confirms Confirms
+	// Loses says, in one sentence fragment, what a restart of a volatile
+	// store loses with this connector (e.g. "row changes accepted but not
+	// yet delivered: the slot's confirmed LSN has moved past them, so
+	// PostgreSQL does not send them again"). It is shown in the docs, in
+	// the error refusing the source on the embedded store and in the
+	// start-up warning when it is allowed there. Empty when Confirms is
+	// ConfirmsNothing.
+	Loses string
+	New   Constructor
 }
 
 var kindRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -66,6 +118,12 @@ func (s Spec) validate() error {
 	}
 	if s.Summary == "" || s.New == nil {
 		errs = append(errs, fmt.Errorf("connector %q needs a summary and a constructor", s.Kind))
+	}
+	switch {
+	case s.Confirms != "" && !s.Confirms.valid():
+		errs = append(errs, fmt.Errorf("connector %q: Confirms %q: want upstream, caller, checkpoint or nothing", s.Kind, s.Confirms))
+	case s.Confirms == ConfirmsNothing && s.Loses != "":
+		errs = append(errs, fmt.Errorf("connector %q confirms nothing, so a restart loses nothing: Loses must be empty", s.Kind))
 	}
 	seen := map[string]bool{}
 	for _, f := range s.Fields {
@@ -86,6 +144,38 @@ func (s Spec) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Volatile reports whether a restart of a volatile store loses events of
+// this connector's sources (every Confirms but ConfirmsNothing).
+func (s Spec) Volatile() bool { return s.Confirms != ConfirmsNothing }
+
+// Risk is a declared source that loses events when the store forgets them.
+type Risk struct {
+	// Path locates the declaration ("sources[2]").
+	Path       string
+	Name, Kind string
+	Confirms   Confirms
+	// Loses is the spec's Loses.
+	Loses string
+}
+
+// Risks returns the declared sources whose kind is Volatile, in order.
+// Kinds the registry does not know are skipped (NewRunner reports them).
+func (r *Registry) Risks(decls []SourceConfig) []Risk {
+	var out []Risk
+	for i, d := range decls {
+		s, ok := r.Lookup(d.Kind)
+		if !ok || !s.Volatile() {
+			continue
+		}
+		loses := s.Loses
+		if loses == "" {
+			loses = unknownLoss
+		}
+		out = append(out, Risk{Path: fmt.Sprintf("sources[%d]", i), Name: d.Name, Kind: d.Kind, Confirms: s.Confirms, Loses: loses})
+	}
+	return out
 }
 
 // Registry holds connector specs by kind. The zero value is not usable; use

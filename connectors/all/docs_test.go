@@ -40,3 +40,17 @@ func TestDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryConnectorDeclaresWhatItConfirms: the server refuses sources on
+// the embedded store from Spec.Confirms and names the loss from Spec.Loses,
+// so no built-in may leave them to the conservative default.
+func TestEveryConnectorDeclaresWhatItConfirms(t *testing.T) {
+	for _, s := range connectors.Default.List() {
+		switch {
+		case s.Confirms == "":
+			t.Errorf("%s: Confirms is not declared", s.Kind)
+		case s.Volatile() && s.Loses == "":
+			t.Errorf("%s: confirms to the %s but does not say what a restart loses", s.Kind, s.Confirms)
+		}
+	}
+}

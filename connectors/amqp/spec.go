@@ -116,6 +116,8 @@ share an id.`,
 			DataContentType: "the `content-type` property, when set",
 			Data:            "the body, byte for byte: text_data when it is text (JSON, text/*, or valid UTF-8 without a content type), binary_data otherwise",
 		},
-		New: New,
+		Confirms: connectors.ConfirmsUpstream,
+		Loses:    "messages accepted but not yet delivered: they were acknowledged (basic.ack), so RabbitMQ has removed them from the queue",
+		New:      New,
 	})
 }

@@ -76,6 +76,8 @@ watched directory. A directory matched by an exclude pattern is neither watched 
 				"filesha256":  "with `include_content` and `checksum`: the file's hex SHA-256",
 			},
 		},
-		New: New,
+		Confirms: connectors.ConfirmsCheckpoint,
+		Loses:    "changes accepted but not yet delivered, and the record of the files already reported: the next start is a first start, which reports every file as created again (nothing with `emit_existing: false`), so modifications and removals not yet delivered are lost",
+		New:      New,
 	})
 }

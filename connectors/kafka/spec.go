@@ -82,6 +82,8 @@ CloudEvent) is wrapped with the value as data, byte for byte. In both cases a re
 			Data:            "the record value, byte for byte (text_data when UTF-8, else binary_data; none for a tombstone)",
 			Extensions:      map[string]string{"partitionkey": "the record key, when it is valid UTF-8 text"},
 		},
-		New: New,
+		Confirms: connectors.ConfirmsUpstream,
+		Loses:    "records accepted but not yet delivered: their offsets are committed, so the consumer group does not fetch them again",
+		New:      New,
 	})
 }

@@ -137,6 +137,8 @@ they queue per session (Mosquitto: ` + "`max_queued_messages`" + `, default 1000
 			DataContentType: "the MQTT 5 Content Type, else the `content_type` field, when set",
 			Data:            "the payload, byte for byte: text_data when it is text (JSON, text/*, or valid UTF-8 without a content type), binary_data otherwise",
 		},
-		New: New,
+		Confirms: connectors.ConfirmsUpstream,
+		Loses:    "messages accepted but not yet delivered: they were acknowledged (PUBACK), so the broker does not send them again",
+		New:      New,
 	})
 }

@@ -78,6 +78,8 @@ DATE/TIME/DATETIME/TIMESTAMP as their text form (TIMESTAMP in UTC), BIT as a num
 			DataContentType: "`application/json`",
 			Data:            "`{\"db\", \"table\", \"op\": \"insert|update|delete\", \"new\": {column: value}, \"old\": {column: value}, \"position\": \"{file}:{pos}\" (of the rows event), \"gtid\": \"{the transaction's GTID}\" (when the server logs GTIDs)}`",
 		},
-		New: New,
+		Confirms: connectors.ConfirmsCheckpoint,
+		Loses:    "row changes accepted but not yet delivered, and the binlog position itself: the source begins again at `start_position` (by default the binlog's current end), skipping the changes made meanwhile too",
+		New:      New,
 	})
 }

@@ -86,6 +86,8 @@ wrapped with the payload as data, byte for byte.`,
 			DataContentType: "the `Content-Type` header; without one, application/json for JSON, text/plain; charset=utf-8 for other UTF-8 text, else application/octet-stream",
 			Data:            "the payload, byte for byte (text_data when UTF-8, else binary_data)",
 		},
-		New: New,
+		Confirms: connectors.ConfirmsUpstream,
+		Loses:    "messages accepted but not yet delivered: they were acknowledged, so the durable consumer does not deliver them again",
+		New:      New,
 	})
 }

@@ -89,6 +89,8 @@ left out of ` + "`new`" + ` and named in ` + "`unchanged_toast`" + `.`,
 			DataContentType: "`application/json`",
 			Data:            "`{\"schema\", \"table\", \"op\": \"insert|update|delete|truncate\", \"new\": {column: value}, \"old\": {column: value} (per REPLICA IDENTITY), \"unchanged_toast\": [columns], \"lsn\": \"0/16B3700\" (the change's WAL position), \"commit_lsn\", \"xid\"}`",
 		},
-		New: New,
+		Confirms: connectors.ConfirmsUpstream,
+		Loses:    "row changes accepted but not yet delivered: the replication slot's confirmed LSN has moved past them, so PostgreSQL does not send them again",
+		New:      New,
 	})
 }

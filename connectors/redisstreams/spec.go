@@ -98,6 +98,8 @@ object, or, with ` + "`data_field`" + `, that one field is the data byte for byt
 			DataContentType: "`application/json` for the fields object; with `data_field`, the entry's `content-type` field, else `content_type`, else sniffed",
 			Data:            "a JSON object of the entry's fields (string values; sorted keys; invalid UTF-8 becomes U+FFFD), or the `data_field` value byte for byte (text_data when UTF-8, else binary_data)",
 		},
-		New: New,
+		Confirms: connectors.ConfirmsUpstream,
+		Loses:    "entries accepted but not yet delivered: they were acknowledged (XACK), so the consumer group does not deliver them again",
+		New:      New,
 	})
 }

@@ -54,6 +54,8 @@ compared in constant time), else 401.`,
 			DataContentType: "`application/json`",
 			Data:            "the notification record (one element of `Records`), byte for byte",
 		},
-		New: New,
+		Confirms: connectors.ConfirmsCaller,
+		Loses:    "notifications answered 200 whose events were not yet delivered: the bucket does not send them again",
+		New:      New,
 	})
 }

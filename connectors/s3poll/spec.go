@@ -69,6 +69,8 @@ the interval long.`,
 			DataContentType: "`application/json`",
 			Data:            "`{\"bucket\", \"key\", \"size\", \"etag\", \"last_modified\", \"version_id\"}` describing the object (for a deletion, as last seen); the content is not included",
 		},
-		New: New,
+		Confirms: connectors.ConfirmsCheckpoint,
+		Loses:    "changes accepted but not yet delivered, and the listing they were found in: the next start is a first start, which reports every object as created again (nothing with `emit_existing: false`), so updates and deletions not yet delivered are lost",
+		New:      New,
 	})
 }

@@ -117,6 +117,8 @@ func init() {
 			DataContentType: "`application/json`",
 			Data:            "the request body, byte for byte",
 		},
-		New: New,
+		Confirms: connectors.ConfirmsCaller,
+		Loses:    "requests answered 202 whose events were not yet delivered: the sender considers them done and does not send them again",
+		New:      New,
 	})
 }
