@@ -33,14 +33,15 @@ func newServeCmd() *cobra.Command {
 /readyz, /metrics) and the gRPC API on --grpc-addr.
 
 Without --redis-url (or SWITCHYARD_REDIS_URL) it runs on an embedded in-process
-store: state is kept in memory only. With a Redis URL, any number of instances
-can share one Redis.`,
+store: state is kept in memory only, and sources that confirm what they read
+(CDC, queues, webhooks) are refused unless --allow-volatile-sources. With a
+Redis URL, any number of instances can share one Redis.
+
+--config FILE reads the server settings and the sources to run from a YAML
+file (keys in docs/config.md, sources in docs/connectors); flags given
+explicitly take precedence over it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel, logFmt)
-			if err != nil {
-				return err
-			}
 			if cfg.RedisURL == "" {
 				cfg.RedisURL = os.Getenv("SWITCHYARD_REDIS_URL")
 			}
@@ -55,7 +56,17 @@ can share one Redis.`,
 						*dst = ""
 					}
 				}
+				if !cmd.Flags().Changed("log-level") && fc.LogLevel != "" {
+					logLevel = fc.LogLevel
+				}
+				if !cmd.Flags().Changed("log-format") && fc.LogFormat != "" {
+					logFmt = fc.LogFormat
+				}
 				fc.Apply(&cfg)
+			}
+			log, err := newLogger(logLevel, logFmt)
+			if err != nil {
+				return err
 			}
 			cfg.Logger = log
 			if check {
@@ -106,7 +117,7 @@ can share one Redis.`,
 	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis URL, e.g. redis://localhost:6379/0 (env SWITCHYARD_REDIS_URL); empty: embedded store")
 	f.Int64Var(&cfg.Limits.MaxEventBytes, "max-event-bytes", 0, "largest accepted event in bytes (default 1 MiB)")
 	f.Int64Var(&cfg.Limits.MaxBatchBytes, "max-batch-bytes", 0, "largest accepted batch request in bytes (default 16 MiB)")
-	f.StringVar(&cfg.Router.Prefix, "key-prefix", "", "prefix of every Redis key (default \"sy\")")
+	f.StringVar(&cfg.Router.Prefix, "key-prefix", "", "prefix of every Redis key: letters, digits, '-', '_', '.' (default \"sy\")")
 	f.StringVar(&cfg.Router.InstanceID, "instance-id", "", "name of this instance in the store (default hostname-pid)")
 	f.IntVar(&cfg.Router.BreakerThreshold, "breaker-threshold", 0, "consecutive target failures that open a trigger's circuit breaker (default 5; -1 disables)")
 	f.DurationVar(&cfg.Router.BreakerCooldown, "breaker-cooldown", 0, "first open period of a circuit breaker (default 1s, doubling up to 1m)")
@@ -115,10 +126,11 @@ can share one Redis.`,
 	f.DurationVar(&cfg.Router.DLQMaxAge, "dlq-max-age", 0, "dead letters older than this are evicted and counted (default 336h)")
 	f.BoolVar(&cfg.Router.UnaryInvoke, "unary-invoke", false, "call gRPC functions with unary FunctionService/Invoke only, never on an InvokeStream")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound of the graceful shutdown (default 20s)")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&logFmt, "log-format", "json", "json or text")
+	f.StringVar(&logLevel, "log-level", server.DefaultLogLevel, "debug, info, warn or error")
+	f.StringVar(&logFmt, "log-format", server.DefaultLogFormat, "json or text")
+	f.BoolVar(&cfg.AllowVolatileSources, "allow-volatile-sources", false, "run sources that confirm what they read on the embedded store, accepting that a restart loses what they confirmed but did not deliver")
 	f.BoolVar(&check, "check-config", false, "validate the configuration and exit")
-	f.StringVar(&file, "config", "", "configuration file (YAML): server settings and the `sources:` to run; see docs/connectors")
+	f.StringVar(&file, "config", "", "configuration file (YAML): server settings and the sources to run; see docs/config.md")
 	f.IntVar(&gcPct, "gc-percent", 200, "Go GC target: collect when the heap grew by this % since the last collection (GOGC overrides; 0 keeps Go's default)")
 	f.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	_ = f.MarkHidden("cpuprofile")
@@ -128,8 +140,8 @@ can share one Redis.`,
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
+	lv, err := server.ParseLogLevel(level)
+	if err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: lv}

@@ -3,58 +3,236 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/router/cloudevent"
+	"github.com/switchyard-io/switchyard/router/store"
 )
 
 // FileConfig is the server's configuration file (`switchyard serve --config
-// FILE`, YAML or JSON). ${VAR} and $VAR are replaced from the environment
-// first, so secrets can stay out of the file. Command-line flags given
-// explicitly take precedence over the file.
+// FILE`, YAML or JSON). Unknown keys are errors. In string values, ${VAR}
+// is replaced from the environment (an unset VAR is an error naming it),
+// ${VAR:-default} falls back to default, $${ is a literal ${, and every
+// other $ is kept; keys and comments are never expanded. A command-line
+// flag given explicitly takes precedence over the file (and
+// SWITCHYARD_REDIS_URL over redis_url).
+//
+// The tags document each key: docs/config.md is generated from them and
+// from DefaultFileConfig (go test ./server -run TestConfigDocs -update; the
+// test fails when the page is stale). `flag` names the serve flag setting
+// the same thing, `type` overrides the type shown.
 type FileConfig struct {
-	HTTPAddr        string                    `json:"http_addr,omitempty"`
-	GRPCAddr        string                    `json:"grpc_addr,omitempty"`
-	RedisURL        string                    `json:"redis_url,omitempty"`
-	MaxEventBytes   int64                     `json:"max_event_bytes,omitempty"`
-	MaxBatchBytes   int64                     `json:"max_batch_bytes,omitempty"`
-	ShutdownTimeout string                    `json:"shutdown_timeout,omitempty"`
-	Sources         []connectors.SourceConfig `json:"sources,omitempty"`
+	HTTPAddr string `json:"http_addr,omitempty" flag:"http-addr" doc:"Address of the HTTP listener: POST /events, /healthz, /readyz, /metrics and the push sources' endpoints (/webhooks/{name}, /s3/{name}). Port 0 picks a free port; the address bound is logged."`
+	GRPCAddr string `json:"grpc_addr,omitempty" flag:"grpc-addr" doc:"Address of the gRPC API (events, triggers, dead letters, sources, health). Port 0 picks a free port."`
+	RedisURL string `json:"redis_url,omitempty" flag:"redis-url" doc:"Redis holding all state (redis:// or rediss://, with user, password and database); the environment variable SWITCHYARD_REDIS_URL takes precedence. Empty: the embedded in-process store, which keeps everything in memory (a restart loses it) and refuses sources that confirm what they read unless allow_volatile_sources is set."`
+	// KeyPrefix is restricted (see validKeyPrefix) because it is pasted
+	// into every Redis key, beside the braces that pick hash slots.
+	KeyPrefix            string `json:"key_prefix,omitempty" flag:"key-prefix" doc:"Prefix of every Redis key: instances sharing a Redis and a prefix are one cluster. 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit."`
+	MaxEventBytes        int64  `json:"max_event_bytes,omitempty" flag:"max-event-bytes" doc:"Largest accepted event in bytes (HTTP 413, gRPC RESOURCE_EXHAUSTED beyond)."`
+	MaxBatchBytes        int64  `json:"max_batch_bytes,omitempty" flag:"max-batch-bytes" doc:"Largest accepted batch request body in bytes."`
+	ShutdownTimeout      string `json:"shutdown_timeout,omitempty" flag:"shutdown-timeout" type:"duration" doc:"Bound of the graceful shutdown: sources finish their batch, listeners stop taking requests, attempts in flight drain."`
+	LogLevel             string `json:"log_level,omitempty" flag:"log-level" doc:"debug, info, warn or error."`
+	LogFormat            string `json:"log_format,omitempty" flag:"log-format" doc:"json or text (logs go to standard error)."`
+	AllowVolatileSources bool   `json:"allow_volatile_sources,omitempty" flag:"allow-volatile-sources" doc:"Run sources on the embedded store although they confirm what they read (to the system they read, or by answering their caller) once it is accepted: a restart then loses every accepted event not yet delivered, and the start-up log names each such source and what it loses. Without it the server refuses to start (and --check-config fails). Ignored with a redis_url."`
+	// Sources are documented per kind in docs/connectors.
+	Sources []connectors.SourceConfig `json:"sources,omitempty" type:"list" doc:"The sources (connectors) to run, each with a name (lower-case letters, digits, '-' and '_'), a kind and the kind's fields; see [docs/connectors](connectors/)."`
 }
 
-// LoadFile reads a configuration file. Unknown keys are errors.
+// DefaultFileConfig is what every key means when it is absent (the docs
+// show it; a test checks that applying it changes nothing).
+func DefaultFileConfig() FileConfig {
+	return FileConfig{
+		HTTPAddr: DefaultHTTPAddr, GRPCAddr: DefaultGRPCAddr, KeyPrefix: store.DefaultPrefix,
+		MaxEventBytes: cloudevent.DefaultMaxEventBytes, MaxBatchBytes: cloudevent.DefaultMaxBatchBytes,
+		ShutdownTimeout: DefaultShutdownTimeout.String(), LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
+	}
+}
+
+// Defaults of the logging keys.
+const (
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "json"
+)
+
+// LoadFile reads a configuration file and checks its syntax, its keys and
+// the values it can check alone (durations, log settings); Check and New
+// validate the rest. Every problem is reported, each naming its key and
+// line.
 func LoadFile(path string) (FileConfig, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return FileConfig{}, err
 	}
-	js, err := yaml.YAMLToJSON([]byte(os.ExpandEnv(string(raw))))
+	fc, err := parseFile(raw, os.LookupEnv)
 	if err != nil {
 		return FileConfig{}, fmt.Errorf("%s: %w", path, err)
-	}
-	var fc FileConfig
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(&fc); err != nil && err.Error() != "EOF" {
-		return FileConfig{}, fmt.Errorf("%s: %w", path, err)
-	}
-	for i := range fc.Sources {
-		fc.Sources[i].Fields = normalizeNumbers(fc.Sources[i].Fields)
-	}
-	if fc.ShutdownTimeout != "" {
-		if _, err := time.ParseDuration(fc.ShutdownTimeout); err != nil {
-			return FileConfig{}, fmt.Errorf("%s: shutdown_timeout: %w", path, err)
-		}
 	}
 	return fc, nil
 }
 
-// Apply copies the file's settings into cfg where cfg has none.
+// parseFile decodes a configuration file, expanding the environment
+// references of its string values with lookup.
+func parseFile(raw []byte, lookup func(string) (string, bool)) (FileConfig, error) {
+	var fc FileConfig
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fc, err
+	}
+	if len(doc.Content) == 0 { // empty file, or comments only
+		return fc, nil
+	}
+	root := doc.Content[0]
+	if err := errors.Join(checkKeys(root), expandNode(root, "", lookup)); err != nil {
+		return fc, err
+	}
+	var tree any
+	if err := root.Decode(&tree); err != nil {
+		return fc, err
+	}
+	if _, ok := tree.(map[string]any); !ok && tree != nil {
+		return fc, fmt.Errorf("line %d: the file must be a mapping of keys (http_addr:, sources:, …)", root.Line)
+	}
+	js, err := json.Marshal(tree)
+	if err != nil {
+		return fc, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return fc, err
+	}
+	for i := range fc.Sources {
+		fc.Sources[i].Fields = normalizeNumbers(fc.Sources[i].Fields)
+	}
+	var errs []error
+	if fc.ShutdownTimeout != "" {
+		if _, err := time.ParseDuration(fc.ShutdownTimeout); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown_timeout: %w", err))
+		}
+	}
+	if fc.LogLevel != "" {
+		if _, err := ParseLogLevel(fc.LogLevel); err != nil {
+			errs = append(errs, fmt.Errorf("log_level: %w", err))
+		}
+	}
+	if fc.LogFormat != "" && fc.LogFormat != "json" && fc.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log_format: want json or text, got %q", fc.LogFormat))
+	}
+	return fc, errors.Join(errs...)
+}
+
+// expandNode expands the environment references of every string scalar
+// under n, in place. A value stays a string whatever it expands to: a
+// secret of digits is not a number. Unset variables are errors naming the
+// key path and line.
+func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+	var errs []error
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode || (k.ShortTag() != "!!str" && k.ShortTag() != "!!merge") {
+				errs = append(errs, fmt.Errorf("line %d: %s: keys must be strings", k.Line, orRoot(path)))
+				continue
+			}
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			errs = append(errs, expandNode(n.Content[i+1], p, lookup))
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			errs = append(errs, expandNode(c, path+"["+strconv.Itoa(i)+"]", lookup))
+		}
+	case yaml.ScalarNode:
+		if n.ShortTag() != "!!str" {
+			return nil
+		}
+		v, missing := expandEnv(n.Value, lookup)
+		for _, name := range missing {
+			errs = append(errs, fmt.Errorf("line %d: %s: ${%s} is not set in the environment (write ${%s:-} to allow it to be empty)", n.Line, orRoot(path), name, name))
+		}
+		n.Value = v
+	}
+	return errors.Join(errs...)
+}
+
+// checkKeys reports every key the file does not know, with its line (the
+// JSON decoder behind it would name only the first, without a line).
+func checkKeys(root *yaml.Node) error {
+	if root.Kind != yaml.MappingNode {
+		return nil
+	}
+	top, src := jsonKeys(reflect.TypeFor[FileConfig]()), jsonKeys(reflect.TypeFor[connectors.SourceConfig]())
+	var errs []error
+	unknown := func(k *yaml.Node, path string, known []string) {
+		if !slices.Contains(known, k.Value) && k.ShortTag() != "!!merge" {
+			errs = append(errs, fmt.Errorf("line %d: %s: unknown key (known: %s)", k.Line, path, strings.Join(known, ", ")))
+		}
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		unknown(k, k.Value, top)
+		if k.Value != "sources" || v.Kind != yaml.SequenceNode {
+			continue
+		}
+		for j, s := range v.Content {
+			if s.Kind != yaml.MappingNode {
+				errs = append(errs, fmt.Errorf("line %d: sources[%d]: want a mapping with name, kind and fields", s.Line, j))
+				continue
+			}
+			for m := 0; m+1 < len(s.Content); m += 2 {
+				unknown(s.Content[m], fmt.Sprintf("sources[%d].%s", j, s.Content[m].Value), src)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// jsonKeys lists the JSON names of a struct's fields, in order.
+func jsonKeys(t reflect.Type) []string {
+	var keys []string
+	for f := range t.Fields() {
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "(top level)"
+	}
+	return path
+}
+
+// ParseLogLevel parses debug, info, warn or error (any case, and slog's
+// offsets such as info+2).
+func ParseLogLevel(s string) (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.TrimSpace(s))); err != nil {
+		return 0, fmt.Errorf("want debug, info, warn or error, got %q", s)
+	}
+	return lv, nil
+}
+
+// Apply copies the file's settings into cfg where cfg has none (flags and
+// the environment were applied first and win).
 func (fc FileConfig) Apply(cfg *Config) {
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = fc.HTTPAddr
@@ -65,6 +243,9 @@ func (fc FileConfig) Apply(cfg *Config) {
 	if cfg.RedisURL == "" {
 		cfg.RedisURL = fc.RedisURL
 	}
+	if cfg.Router.Prefix == "" {
+		cfg.Router.Prefix = fc.KeyPrefix
+	}
 	if cfg.Limits.MaxEventBytes == 0 {
 		cfg.Limits.MaxEventBytes = fc.MaxEventBytes
 	}
@@ -74,6 +255,7 @@ func (fc FileConfig) Apply(cfg *Config) {
 	if cfg.ShutdownTimeout == 0 && fc.ShutdownTimeout != "" {
 		cfg.ShutdownTimeout, _ = time.ParseDuration(fc.ShutdownTimeout)
 	}
+	cfg.AllowVolatileSources = cfg.AllowVolatileSources || fc.AllowVolatileSources
 	cfg.Sources = append(cfg.Sources, fc.Sources...)
 }
 

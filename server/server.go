@@ -36,6 +36,10 @@ const (
 // EmbeddedNotice is logged when no Redis is configured.
 const EmbeddedNotice = "embedded store: state is kept in memory; pass --redis-url for durability"
 
+// ErrVolatileSource refuses a source that confirms what it reads on the
+// embedded store (see Config.AllowVolatileSources).
+var ErrVolatileSource = errors.New("the source confirms what it reads, but the embedded store keeps accepted events in memory only")
+
 // Config configures a Server.
 type Config struct {
 	// HTTPAddr serves POST /events, /healthz, /readyz and /metrics.
@@ -53,6 +57,11 @@ type Config struct {
 	Router router.Config
 	// Sources are the connectors to run (the configuration file's `sources:`).
 	Sources []connectors.SourceConfig
+	// AllowVolatileSources lets sources that confirm what they read
+	// (connectors.Spec.Confirms) run on the embedded store, where a restart
+	// loses what they confirmed but did not deliver; without it New and
+	// Check refuse them (ErrVolatileSource).
+	AllowVolatileSources bool
 	// Connectors resolves source kinds (connectors.Default when nil; the
 	// binary registers the built-ins by importing connectors/all).
 	Connectors *connectors.Registry
@@ -98,11 +107,33 @@ func (c Config) Validate() error {
 	if c.Limits.MaxEventBytes < 0 || c.Limits.MaxBatchBytes < 0 {
 		errs = append(errs, errors.New("size limits must not be negative"))
 	}
+	if p := c.Router.Prefix; p != "" && !validKeyPrefix(p) {
+		errs = append(errs, fmt.Errorf("key_prefix %q: use 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit (braces, colons or glob characters would change the key layout)", p))
+	}
 	errs = append(errs, c.Router.Validate())
 	return errors.Join(errs...)
 }
 
-// Check validates cfg, sources included, without connecting to anything.
+// validKeyPrefix reports whether p may start every Redis key. Braces would
+// move keys to other Redis Cluster hash slots than the scripts expect,
+// colons could make one prefix's keys look like another's, and glob
+// characters would widen the SCAN patterns that clean a prefix up.
+func validKeyPrefix(p string) bool {
+	if len(p) > 64 {
+		return false
+	}
+	for i := range len(p) {
+		c := p[i]
+		ok := isLetter(c) || isDigit(c) || (i > 0 && (c == '-' || c == '_' || c == '.'))
+		if !ok {
+			return false
+		}
+	}
+	return p != ""
+}
+
+// Check validates cfg, sources included, without connecting to anything:
+// what New would refuse, Check reports.
 func Check(cfg Config) error {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -114,7 +145,28 @@ func Check(cfg Config) error {
 	// Building the sources validates every field; nothing is started.
 	_, err := connectors.NewRunner(connectors.RunnerConfig{Logger: cfg.Logger}, cfg.Connectors, nil,
 		func(string) connectors.Env { return connectors.Env{HTTP: connectors.NewMux()} }, cfg.Sources)
-	return err
+	return errors.Join(err, cfg.checkVolatile())
+}
+
+// checkVolatile refuses, on the embedded store, the sources that confirm
+// what they read (a restart would lose what they confirmed but did not
+// deliver), unless AllowVolatileSources; when allowed, it logs each one
+// with what it risks.
+func (c Config) checkVolatile() error {
+	if c.RedisURL != "" {
+		return nil
+	}
+	var errs []error
+	for _, r := range c.Connectors.Risks(c.Sources) {
+		if c.AllowVolatileSources {
+			c.Logger.Warn("volatile source: the embedded store keeps its accepted events in memory only, so a restart loses "+r.Loses,
+				"source", r.Name, "kind", r.Kind, "confirms", string(r.Confirms))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s %q (%s): %w: a restart would lose %s; give a redis_url (--redis-url), or set allow_volatile_sources: true (--allow-volatile-sources) to accept that loss",
+			r.Path, r.Name, r.Kind, ErrVolatileSource, r.Loses))
+	}
+	return errors.Join(errs...)
 }
 
 // Server is one running Switchyard instance.
@@ -141,6 +193,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	if err := cfg.checkVolatile(); err != nil {
+		return nil, fmt.Errorf("config: %w", Check(cfg)) // with the sources' field errors, if any
+	}
 	var opt *redis.Options
 	if cfg.RedisURL == "" {
 		s.mini = miniredis.NewMiniRedis()

@@ -3,11 +3,15 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,3 +97,104 @@ func TestUnreachableSourceKeepsRetryingWithoutStoppingTheServer(t *testing.T) {
 	// The server still serves.
 	require.NoError(t, e.client.Publish(context.Background(), newEvent("still-up", "x")))
 }
+
+// syncBuf collects log output written from several goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// cdcAndHook are two sources that confirm what they read: a replication
+// slot (upstream) and a webhook (its caller).
+func cdcAndHook() []connectors.SourceConfig {
+	return []connectors.SourceConfig{
+		{Name: "shop-db", Kind: "postgres", Fields: map[string]any{"dsn": "postgres://postgres@127.0.0.1:1/shop", "tables": []any{"public.orders"}}},
+		{Name: "hooks", Kind: "webhook"},
+	}
+}
+
+func TestVolatileSourcesRefusedOnTheEmbeddedStore(t *testing.T) {
+	cfg := server.Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Sources: cdcAndHook(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	check := server.Check(cfg)
+	_, start := server.New(context.Background(), cfg)
+	for name, err := range map[string]error{"Check": check, "New": start} {
+		require.ErrorIs(t, err, server.ErrVolatileSource, name)
+		for _, want := range []string{
+			`sources[0] "shop-db" (postgres)`, "the replication slot's confirmed LSN has moved past them",
+			`sources[1] "hooks" (webhook)`, "requests answered 202",
+			"redis_url", "allow_volatile_sources: true (--allow-volatile-sources)",
+		} {
+			require.Contains(t, err.Error(), want, name)
+		}
+	}
+	// With a Redis, nothing is at risk.
+	cfg.RedisURL = testenv.RedisURL()
+	require.NoError(t, server.Check(cfg))
+}
+
+func TestVolatileSourcesRunWhenAllowedAndSaySo(t *testing.T) {
+	logs := &syncBuf{}
+	cfg := server.Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Sources: cdcAndHook(), AllowVolatileSources: true,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))}
+	require.NoError(t, server.Check(cfg))
+	s, err := server.New(context.Background(), cfg)
+	require.NoError(t, err)
+	s.Serve()
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	var warned []map[string]any
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && strings.HasPrefix(fmt.Sprint(m["msg"]), "volatile source") {
+			warned = append(warned, m)
+		}
+	}
+	// Check and New each say it once per source.
+	require.Len(t, warned, 4, logs.String())
+	for _, w := range warned[2:] {
+		require.Equal(t, "WARN", w["level"])
+	}
+	require.Equal(t, "shop-db", warned[2]["source"])
+	require.Equal(t, "upstream", warned[2]["confirms"])
+	require.Contains(t, warned[2]["msg"], "a restart loses row changes accepted but not yet delivered")
+	require.Equal(t, "hooks", warned[3]["source"])
+	require.Equal(t, "caller", warned[3]["confirms"])
+	require.Contains(t, warned[3]["msg"], "requests answered 202")
+	// The webhook runs: once connected, it accepts.
+	var status int
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		resp, err := http.Post("http://"+s.HTTPAddr()+"/webhooks/hooks", "application/json", strings.NewReader(`{"a":1}`))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		status = resp.StatusCode
+		return status == http.StatusAccepted
+	}, "webhook accepted (last status %d)", status)
+}
+
+func TestSourceThatConfirmsNothingRunsOnTheEmbeddedStore(t *testing.T) {
+	reg := connectors.NewRegistry()
+	require.NoError(t, reg.Register(connectors.Spec{Kind: "replayable", Summary: "reads everything again after a restart",
+		Confirms: connectors.ConfirmsNothing,
+		New:      func(connectors.Env, connectors.Config) (connectors.Source, error) { return endless{}, nil }}))
+	cfg := server.Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Connectors: reg,
+		Sources: []connectors.SourceConfig{{Name: "r", Kind: "replayable"}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	require.NoError(t, server.Check(cfg))
+	s, err := server.New(context.Background(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, s.Shutdown(context.Background()))
+}
+
+// endless is a source with nothing to read.
+type endless struct{}
+
+func (endless) Connect(context.Context) error { return nil }
+func (endless) Read(ctx context.Context) (*connectors.Message, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (endless) Close(context.Context) error { return nil }

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	_ "github.com/switchyard-io/switchyard/connectors/all"
+	"github.com/switchyard-io/switchyard/server"
+)
+
+// TestFlagUsageHasNoBackticks: pflag takes a `quoted` word of a usage
+// string as the flag's value name, so "the `sources:` to run" printed as
+// "--config sources:   … the sources: to run".
+func TestFlagUsageHasNoBackticks(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if strings.Contains(f.Usage, "`") {
+				t.Errorf("%s --%s: backtick in %q", c.CommandPath(), f.Name, f.Usage)
+			}
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(NewRoot())
+	r := runCLI(t, "", "serve", "--help")
+	if r.e != nil {
+		t.Fatal(r.e)
+	}
+	if !strings.Contains(r.out, "--config string ") || !strings.Contains(r.out, "--allow-volatile-sources") {
+		t.Fatalf("serve --help:\n%s", r.out)
+	}
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "switchyard.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const cdcConfig = `
+sources:
+  - name: shop-db
+    kind: postgres
+    fields:
+      dsn: postgres://postgres@127.0.0.1:5432/shop
+      tables: [public.orders]
+`
+
+func TestServeCheckConfig(t *testing.T) {
+	t.Setenv("SWITCHYARD_REDIS_URL", "")
+	for name, tc := range map[string]struct {
+		file string
+		args []string
+		err  []string // substrings; none: "configuration ok"
+	}{
+		"cdc on the embedded store is refused": {
+			file: cdcConfig,
+			err:  []string{`sources[0] "shop-db" (postgres)`, "replication slot", "--allow-volatile-sources"},
+		},
+		"allowed by flag":       {file: cdcConfig, args: []string{"--allow-volatile-sources"}},
+		"allowed by the file":   {file: cdcConfig + "allow_volatile_sources: true\n"},
+		"with a redis url":      {file: cdcConfig, args: []string{"--redis-url", "redis://127.0.0.1:6379/0"}},
+		"redis url in the file": {file: cdcConfig + "redis_url: redis://127.0.0.1:6379/0\n"},
+		"a prefix that shifts the key layout": {
+			file: "key_prefix: 'a}{b'\n",
+			err:  []string{`key_prefix "a}{b"`},
+		},
+		"the flag's prefix is checked too":            {file: "", args: []string{"--key-prefix", "x*"}, err: []string{`key_prefix "x*"`}},
+		"a bad log level in the file":                 {file: "log_level: loud\n", err: []string{"log_level: want debug, info, warn or error"}},
+		"the file is checked even when the flag wins": {file: "log_level: loud\n", args: []string{"--log-level", "warn"}, err: []string{"log_level"}},
+		"a bad log level flag":                        {file: "log_level: warn\n", args: []string{"--log-level", "loud"}, err: []string{"--log-level"}},
+		"file log settings":                           {file: "log_level: warn\nlog_format: text\n"},
+		"an unset variable":                           {file: "redis_url: ${SWITCHYARD_TEST_SURELY_UNSET}\n", err: []string{"line 1: redis_url: ${SWITCHYARD_TEST_SURELY_UNSET} is not set"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := runCLI(t, "", append([]string{"serve", "--config", writeConfig(t, tc.file), "--check-config"}, tc.args...)...)
+			if len(tc.err) == 0 {
+				if r.e != nil || strings.TrimSpace(r.out) != "configuration ok" {
+					t.Fatalf("err %v, out %q", r.e, r.out)
+				}
+				return
+			}
+			if r.e == nil {
+				t.Fatalf("accepted: %q", r.out)
+			}
+			for _, want := range tc.err {
+				if !strings.Contains(r.e.Error(), want) {
+					t.Errorf("%q not in %v", want, r.e)
+				}
+			}
+			if name == "cdc on the embedded store is refused" && !errors.Is(r.e, server.ErrVolatileSource) {
+				t.Errorf("not ErrVolatileSource: %v", r.e)
+			}
+		})
+	}
+}
