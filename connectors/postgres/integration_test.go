@@ -512,3 +512,39 @@ func BenchmarkIngest(b *testing.B) {
 	_ = r.Stop(context.Background())
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }
+
+// TestSlotInUseIsReported: a second source on a slot another connection
+// reads (a second Switchyard instance with the same source) fails to
+// connect saying so, rather than waiting silently; once the slot is free
+// it connects.
+func TestSlotInUseIsReported(t *testing.T) {
+	run := randSuffix()
+	slot := "busy_" + run
+	dropSlot(t, slot)
+	fields := map[string]any{"dsn": cluster(t), "slot": slot, "publication": "pb_" + run}
+	first := build(t, connectors.Env{Name: "first", Logger: quiet()}, fields)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := first.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := build(t, connectors.Env{Name: "second", Logger: quiet()}, fields)
+	err := second.Connect(ctx)
+	if err == nil || !strings.Contains(err.Error(), "replication slot in use by another connection") ||
+		!strings.Contains(err.Error(), slot) || !strings.Contains(err.Error(), "another Switchyard instance") {
+		t.Fatalf("second connect: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the second connect waited for its whole context")
+	}
+	_ = second.Close(ctx)
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Connect(ctx); err != nil {
+		t.Fatalf("connect once the slot is free: %v", err)
+	}
+	if err := second.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

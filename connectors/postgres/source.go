@@ -193,12 +193,21 @@ func (s *Source) Connect(ctx context.Context) error {
 	opts := pglogrepl.StartReplicationOptions{PluginArgs: []string{
 		"proto_version '1'", "publication_names '" + s.pub + "'",
 	}}
-	// A slot stays active for a moment after its previous connection ended.
+	// A slot stays active for a moment after its previous connection ended;
+	// past slotBusyWait another connection holds it (most often a second
+	// Switchyard instance running the same source), and Connect says so
+	// rather than waiting silently: the runner shows the error in
+	// `source list` and tries again later.
+	busySince := time.Now()
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		err = pglogrepl.StartReplication(ctx, conn, s.slot, s.confirmed, opts)
 		var pgErr *pgconn.PgError
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" { // object_in_use
 			break
+		}
+		if time.Since(busySince) >= slotBusyWait {
+			_ = conn.Close(context.Background())
+			return fmt.Errorf("%w: %s (is another Switchyard instance running this source? only one connection at a time can read a slot)", errSlotInUse, pgErr.Message)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -217,6 +226,13 @@ func (s *Source) Connect(ctx context.Context) error {
 	s.log.Info("postgres replication started", "slot", s.slot, "publication", s.pub, "from", s.confirmed.String())
 	return nil
 }
+
+// slotBusyWait is how long Connect waits for a slot in use to be released
+// before it reports errSlotInUse.
+const slotBusyWait = 5 * time.Second
+
+// errSlotInUse: another connection is reading the replication slot.
+var errSlotInUse = errors.New("replication slot in use by another connection")
 
 // setup creates the publication and the slot when missing and returns the
 // slot's confirmed flush position.
