@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,5 +108,36 @@ func TestServeCheckConfig(t *testing.T) {
 				t.Errorf("not ErrVolatileSource: %v", r.e)
 			}
 		})
+	}
+}
+
+func TestHealthAsksReadyz(t *testing.T) {
+	srv, err := server.New(t.Context(), server.Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Serve()
+	url := "http://" + srv.HTTPAddr() + "/readyz"
+	r := runCLI(t, "", "health", "--url", url)
+	if r.e != nil || strings.TrimSpace(r.out) != "ready" {
+		t.Fatalf("ready server: err %v, out %q", r.e, r.out)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "", "health", "--url", url)
+	if r.e == nil || ExitCode(r.e) != 1 || !strings.Contains(r.e.Error(), "not ready") {
+		t.Fatalf("stopped server: err %v", r.e)
+	}
+	// A non-2xx answer is not ready either, and is shown.
+	unready := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"title":"Store unavailable"}`))
+	}))
+	defer unready.Close()
+	r = runCLI(t, "", "health", "--url", unready.URL+"/readyz")
+	if r.e == nil || !strings.Contains(r.e.Error(), "503") || !strings.Contains(r.e.Error(), "Store unavailable") {
+		t.Fatalf("503: err %v", r.e)
 	}
 }
