@@ -159,8 +159,8 @@ func (c Config) checkVolatile() error {
 	var errs []error
 	for _, r := range c.Connectors.Risks(c.Sources) {
 		if c.AllowVolatileSources {
-			c.Logger.Warn("volatile source: the embedded store keeps its accepted events in memory only, so a restart loses "+r.Loses,
-				"source", r.Name, "kind", r.Kind, "confirms", string(r.Confirms))
+			c.Logger.Warn("volatile source: it confirms what it reads, the embedded store keeps it in memory only, and a restart loses it",
+				"source", r.Name, "kind", r.Kind, "confirms", string(r.Confirms), "loses", r.Loses)
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s %q (%s): %w: a restart would lose %s; give a redis_url (--redis-url), or set allow_volatile_sources: true (--allow-volatile-sources) to accept that loss",

@@ -159,10 +159,10 @@ func TestVolatileSourcesRunWhenAllowedAndSaySo(t *testing.T) {
 	}
 	require.Equal(t, "shop-db", warned[2]["source"])
 	require.Equal(t, "upstream", warned[2]["confirms"])
-	require.Contains(t, warned[2]["msg"], "a restart loses row changes accepted but not yet delivered")
+	require.Contains(t, warned[2]["loses"], "row changes accepted but not yet delivered")
 	require.Equal(t, "hooks", warned[3]["source"])
 	require.Equal(t, "caller", warned[3]["confirms"])
-	require.Contains(t, warned[3]["msg"], "requests answered 202")
+	require.Contains(t, warned[3]["loses"], "requests answered 202")
 	// The webhook runs: once connected, it accepts.
 	var status int
 	testenv.Eventually(t, 10*time.Second, func() bool {
