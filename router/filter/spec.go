@@ -1,8 +1,8 @@
 package filter
 
 // Spec is the declarative form of a trigger filter, as written under the
-// `filter:` key of a trigger file (YAML or JSON; YAML is decoded through
-// sigs.k8s.io/yaml, so the json tags below are the YAML keys too).
+// `filter:` key of a trigger file (YAML or JSON; the json tags below are
+// the keys in both, see trigger.Decode).
 //
 // Every non-empty field at one level is a condition and all of them must hold
 // (logical AND). A Spec with no condition at all matches every event.

@@ -3,6 +3,10 @@
 // filter, target and delivery policy, their defaults, and validation that
 // reports every bad field with its path.
 //
+// Decode reads a trigger file (YAML documents or JSON) against the Spec
+// type, reporting every unknown field and every value of the wrong type with
+// its path and line; Document.Validate locates the rule errors by line too.
+//
 // A Spec is plain data. Compile turns a valid Spec into a Trigger whose filter
 // is compiled once; the router holds compiled triggers only. CompileWith also
 // applies a server's Policy (egress allowlist, TLS required, secrets it

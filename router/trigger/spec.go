@@ -1,7 +1,6 @@
 package trigger
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/switchyard-io/switchyard/router/filter"
 )
@@ -73,17 +70,17 @@ func (t Target) String() string { return t.Redacted() }
 // (the Default* constants) in SetDefaults.
 type Delivery struct {
 	// Timeout bounds one attempt.
-	Timeout Duration `json:"timeout,omitempty"`
+	Timeout Duration `json:"timeout,omitzero"`
 	// MaxAttempts counts attempts, the first included, before the event is
 	// dead-lettered.
 	MaxAttempts int `json:"max_attempts,omitempty"`
 	// InitialBackoff is the first retry delay; it doubles per attempt up to
 	// MaxBackoff, and the actual delay is drawn uniformly below it (full jitter).
-	InitialBackoff Duration `json:"initial_backoff,omitempty"`
+	InitialBackoff Duration `json:"initial_backoff,omitzero"`
 	// MaxBackoff caps every retry delay, including a delay a function asks for.
-	MaxBackoff Duration `json:"max_backoff,omitempty"`
+	MaxBackoff Duration `json:"max_backoff,omitzero"`
 	// MaxEventAge dead-letters events accepted longer ago than this.
-	MaxEventAge Duration `json:"max_event_age,omitempty"`
+	MaxEventAge Duration `json:"max_event_age,omitzero"`
 	// MaxConcurrency caps attempts in flight across all instances.
 	MaxConcurrency int `json:"max_concurrency,omitempty"`
 	// MaxQueue caps the events waiting for this trigger; beyond it publishers
@@ -94,7 +91,7 @@ type Delivery struct {
 	DeadLetterMaxEntries int64 `json:"dead_letter_max_entries,omitempty"`
 	// DeadLetterMaxAge evicts (and counts) older dead letters. 0: the
 	// server's default.
-	DeadLetterMaxAge Duration `json:"dead_letter_max_age,omitempty"`
+	DeadLetterMaxAge Duration `json:"dead_letter_max_age,omitzero"`
 }
 
 // SetDefaults fills every zero field with its default.
@@ -301,52 +298,4 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	d.Duration = time.Duration(secs * float64(time.Second))
 	return nil
-}
-
-// Parse reads one or more trigger specs from a YAML or JSON document (YAML
-// documents separated by "---" lines, or a JSON object or array). Unknown
-// fields are errors. The specs are not validated.
-func Parse(data []byte) ([]Spec, error) {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
-		return nil, errors.New("empty trigger file")
-	}
-	if trimmed[0] == '[' {
-		var specs []Spec
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&specs); err != nil {
-			return nil, fmt.Errorf("trigger file: %w", err)
-		}
-		return specs, nil
-	}
-	var specs []Spec
-	for i, doc := range splitYAMLDocuments(trimmed) {
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		var s Spec
-		if err := yaml.UnmarshalStrict(doc, &s); err != nil {
-			return nil, fmt.Errorf("trigger file, document %d: %w", i+1, err)
-		}
-		specs = append(specs, s)
-	}
-	if len(specs) == 0 {
-		return nil, errors.New("trigger file holds no trigger")
-	}
-	return specs, nil
-}
-
-func splitYAMLDocuments(b []byte) [][]byte {
-	var docs [][]byte
-	var cur []byte
-	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
-		if t := bytes.TrimRight(line, " \t\r\n"); bytes.Equal(t, []byte("---")) {
-			docs = append(docs, cur)
-			cur = nil
-			continue
-		}
-		cur = append(cur, line...)
-	}
-	return append(docs, cur)
 }
