@@ -28,16 +28,23 @@ func (e *InvalidEventsError) Error() string {
 func (e *InvalidEventsError) Unwrap() []error { return e.Errs }
 
 // PushbackError means a matching trigger's queue is full: nothing was
-// accepted; the publisher should retry after RetryAfter.
+// accepted; the publisher should retry after RetryAfter. Undelivered counts what admission compares with max_queue: the
+// trigger's events not yet delivered or dead-lettered (queued, in flight,
+// waiting for a retry, or accepted and not yet fanned out), the figure
+// `trigger stats` shows as UNDELIVERED.
 type PushbackError struct {
-	Trigger    string
-	Queued     int64
-	MaxQueue   int64
-	RetryAfter time.Duration
+	Trigger     string
+	Undelivered int64
+	MaxQueue    int64
+	RetryAfter  time.Duration
 }
 
 func (e *PushbackError) Error() string {
-	return fmt.Sprintf("trigger %q has %d events queued (max_queue %d): retry after %s", e.Trigger, e.Queued, e.MaxQueue, e.RetryAfter)
+	noun := "events"
+	if e.Undelivered == 1 {
+		noun = "event"
+	}
+	return fmt.Sprintf("trigger %q has %d undelivered %s (max_queue %d): retry after %s", e.Trigger, e.Undelivered, noun, e.MaxQueue, e.RetryAfter)
 }
 
 // Permanent marks invalid events as never acceptable (connectors skip them).

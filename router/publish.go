@@ -175,7 +175,7 @@ func (r *Router) admit(snap *snapshot, matched [][]string) error {
 				continue
 			}
 			if held := r.depth[name].total(); held >= t.Spec.Delivery.MaxQueue {
-				pe = &PushbackError{Trigger: name, Queued: held, MaxQueue: t.Spec.Delivery.MaxQueue}
+				pe = &PushbackError{Trigger: name, Undelivered: held, MaxQueue: t.Spec.Delivery.MaxQueue}
 				break
 			}
 		}
@@ -201,7 +201,7 @@ func (r *Router) admit(snap *snapshot, matched [][]string) error {
 		rate = d.drain.perSecond(time.Now())
 	}
 	r.mu.Unlock()
-	pe.RetryAfter = pushbackDelay(pe.Queued, pe.MaxQueue, need, rate)
+	pe.RetryAfter = pushbackDelay(pe.Undelivered, pe.MaxQueue, need, rate)
 	return pe
 }
 

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // Client talks to a Switchyard instance over one gRPC connection. It is safe
@@ -163,7 +164,8 @@ func encode(ev *event.Event, path string) (*pb.CloudEvent, error) {
 }
 
 // validationViolations turns an sdk-go validation error into violations
-// sorted by field.
+// sorted by field, each naming the field of the protobuf CloudEvent as the
+// server does ("spec_version", `attributes["subject"]`).
 func validationViolations(path string, err error) []Violation {
 	var ve event.ValidationError
 	if !errors.As(err, &ve) {
@@ -172,7 +174,7 @@ func validationViolations(path string, err error) []Violation {
 	vs := make([]Violation, 0, len(ve))
 	for field, ferr := range ve {
 		vs = append(vs, Violation{
-			Field:       path + "." + strings.TrimPrefix(field, "extension:"),
+			Field:       path + "." + cloudevent.ProtoField(strings.TrimPrefix(field, "extension:")),
 			Description: ferr.Error(),
 		})
 	}

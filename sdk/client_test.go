@@ -429,14 +429,14 @@ func TestPublishServerErrors(t *testing.T) {
 			serverErr: statusWith(codes.InvalidArgument, "invalid events", &errdetails.BadRequest{
 				FieldViolations: []*errdetails.BadRequest_FieldViolation{
 					{Field: "events[0].source", Description: "must be a URI-reference"},
-					{Field: "events[2].specversion", Description: `unsupported "0.3"`},
+					{Field: "events[2].spec_version", Description: `unsupported "0.3"`},
 				},
 			}),
 			code: codes.InvalidArgument,
-			msg:  `switchyard: invalid event: events[0].source: must be a URI-reference; events[2].specversion: unsupported "0.3"`,
+			msg:  `switchyard: invalid event: events[0].source: must be a URI-reference; events[2].spec_version: unsupported "0.3"`,
 			check: invalid(
 				Violation{Field: "events[0].source", Description: "must be a URI-reference"},
-				Violation{Field: "events[2].specversion", Description: `unsupported "0.3"`}),
+				Violation{Field: "events[2].spec_version", Description: `unsupported "0.3"`}),
 		},
 		{
 			name:      "invalid argument without details",
@@ -553,7 +553,7 @@ func TestClientSideValidation(t *testing.T) {
 			call: func() error {
 				return c.PublishBatch(testCtx(t), []event.Event{testEvent("a", nil), noSource, testEvent("c", nil), badSchema})
 			},
-			fields: []string{"events[1].source", "events[3].dataschema"},
+			fields: []string{"events[1].source", `events[3].attributes["dataschema"]`},
 			msg:    "switchyard: invalid event: events[1].source: ",
 		},
 	}

@@ -34,7 +34,9 @@ var ErrUnavailable = errors.New("switchyard: unavailable")
 
 // Violation is one invalid field of a request.
 type Violation struct {
-	// Field is the path of the offending field, e.g. "events[2].source" or
+	// Field is the path of the offending field in the request, with the
+	// proto's field names: "events[2].source", "event.spec_version",
+	// `events[0].attributes["subject"]` (see cloudevent.ProtoField) or
 	// "trigger.filter.all[0].cel".
 	Field string
 	// Description says what is wrong with it.
@@ -54,9 +56,9 @@ func (v Violation) String() string {
 // was accepted; retrying the same events fails again.
 //
 // Server-side it comes from INVALID_ARGUMENT, with Violations taken from the
-// google.rpc.BadRequest detail (empty when the server sent none). Client-side
-// the field paths name the event the way the request does: "event.source"
-// for Publish, "events[3].id" for the fourth event of PublishBatch.
+// google.rpc.BadRequest detail (empty when the server sent none). Both sides
+// name the field the way the request does: "event.source" for Publish,
+// "events[3].id" for the fourth event of PublishBatch.
 type InvalidEventError struct {
 	// Violations lists every invalid field.
 	Violations []Violation

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ import (
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/store"
+	"github.com/switchyard-io/switchyard/router/trigger"
 )
 
 const (
@@ -52,18 +55,31 @@ func decodeEntry(trigger string, e store.DLQEntry) (*switchyardv1.DeadLetter, er
 	return dl, nil
 }
 
-// splitID parses "<trigger>/<entry>" (or "<entry>" with a default trigger).
-func splitID(id, trigger string) (string, string, error) {
-	if t, e, ok := strings.Cut(id, "/"); ok {
-		if trigger != "" && t != trigger {
-			return "", "", status.Errorf(codes.InvalidArgument, "dead letter %q belongs to trigger %q, not %q", id, t, trigger)
-		}
-		return t, e, nil
+// entryIDRE matches the id of a dead-letter queue entry: a Redis stream
+// entry id, "<unix ms>-<sequence>".
+var entryIDRE = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
+// splitID parses the dead letter id in the request field named field:
+// "<trigger>/<entry>", or a bare "<entry>" when the request names the
+// trigger (want != ""), in which case an id naming another trigger is
+// refused. Both parts are checked before they reach the store.
+func splitID(field, id, want string) (string, string, error) {
+	t, e, ok := strings.Cut(id, "/")
+	switch {
+	case !ok && want == "":
+		return "", "", invalidField(field, "dead letter id %q: want <trigger>/<entry>", id)
+	case !ok:
+		t, e = want, id
+	case want != "" && t != want:
+		return "", "", invalidField(field, "dead letter %q belongs to trigger %q, not %q", id, t, want)
 	}
-	if trigger == "" {
-		return "", "", status.Errorf(codes.InvalidArgument, "dead letter id %q: want <trigger>/<entry>", id)
+	if err := trigger.CheckName(t); err != nil {
+		return "", "", invalidField(field, "dead letter id %q: trigger %v", id, err)
 	}
-	return trigger, id, nil
+	if !entryIDRE.MatchString(e) {
+		return "", "", invalidField(field, "dead letter id %q: the entry must be <unix ms>-<sequence>, as dlq list prints it", id)
+	}
+	return t, e, nil
 }
 
 type pageToken struct{ trigger, next string }
@@ -72,14 +88,16 @@ func (p pageToken) encode() string {
 	return base64.RawURLEncoding.EncodeToString([]byte(p.trigger + "\n" + p.next))
 }
 
+// decodeToken reads a page_token; its parts are checked like the request's
+// own fields, since a client can forge one.
 func decodeToken(s string) (pageToken, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return pageToken{}, status.Error(codes.InvalidArgument, "invalid page_token")
+		return pageToken{}, invalidField("page_token", "not a token returned by ListDeadLetters")
 	}
 	t, n, ok := strings.Cut(string(b), "\n")
-	if !ok {
-		return pageToken{}, status.Error(codes.InvalidArgument, "invalid page_token")
+	if !ok || !trigger.ValidName(t) || !entryIDRE.MatchString(n) {
+		return pageToken{}, invalidField("page_token", "not a token returned by ListDeadLetters")
 	}
 	return pageToken{t, n}, nil
 }
@@ -97,8 +115,16 @@ func (s *deadLetterService) triggers(ctx context.Context, only string) ([]string
 }
 
 func (s *deadLetterService) ListDeadLetters(ctx context.Context, req *switchyardv1.ListDeadLettersRequest) (*switchyardv1.ListDeadLettersResponse, error) {
+	if req.GetTrigger() != "" {
+		if err := checkTriggerName("trigger", req.GetTrigger()); err != nil {
+			return nil, err
+		}
+	}
+	if req.GetPageSize() < 0 {
+		return nil, invalidField("page_size", "must not be negative, got %d", req.GetPageSize())
+	}
 	size := int(req.GetPageSize())
-	if size <= 0 {
+	if size == 0 {
 		size = defaultPageSize
 	}
 	size = min(size, maxPageSize)
@@ -154,7 +180,7 @@ func (s *deadLetterService) ListDeadLetters(ctx context.Context, req *switchyard
 }
 
 func (s *deadLetterService) GetDeadLetter(ctx context.Context, req *switchyardv1.GetDeadLetterRequest) (*switchyardv1.GetDeadLetterResponse, error) {
-	trig, id, err := splitID(req.GetId(), "")
+	trig, id, err := splitID("id", req.GetId(), "")
 	if err != nil {
 		return nil, err
 	}
@@ -172,18 +198,20 @@ func (s *deadLetterService) GetDeadLetter(ctx context.Context, req *switchyardv1
 func (s *deadLetterService) ReplayDeadLetters(req *switchyardv1.ReplayDeadLettersRequest, stream grpc.ServerStreamingServer[switchyardv1.ReplayDeadLettersResponse]) error {
 	ctx := stream.Context()
 	from := req.GetTrigger()
-	if from == "" {
-		return status.Error(codes.InvalidArgument, "trigger is required")
+	if err := checkTriggerName("trigger", from); err != nil {
+		return err
 	}
 	if (len(req.GetIds()) == 0) == !req.GetAll() {
-		return status.Error(codes.InvalidArgument, "give either ids or all")
+		return invalidFields("give either ids or all", "ids", "all")
 	}
-	if req.GetRate() < 0 {
-		return status.Error(codes.InvalidArgument, "rate must not be negative")
+	if req.GetRate() < 0 || math.IsNaN(req.GetRate()) {
+		return invalidField("rate", "must not be negative, got %v", req.GetRate())
 	}
 	to := req.GetToTrigger()
 	if to == "" {
 		to = from
+	} else if err := checkTriggerName("to_trigger", to); err != nil {
+		return err
 	}
 	if _, err := s.r.Store().GetTrigger(ctx, to); err != nil {
 		return StatusFor(fmt.Errorf("replay target: %w", err))
@@ -215,8 +243,8 @@ func (s *deadLetterService) ReplayDeadLetters(req *switchyardv1.ReplayDeadLetter
 			next = store.NextID(entries[len(entries)-1].ID)
 		}
 	} else {
-		for _, id := range req.GetIds() {
-			_, e, err := splitID(id, from)
+		for i, id := range req.GetIds() {
+			_, e, err := splitID(fmt.Sprintf("ids[%d]", i), id, from)
 			if err != nil {
 				return err
 			}
@@ -283,8 +311,8 @@ func (s *deadLetterService) ReplayDeadLetters(req *switchyardv1.ReplayDeadLetter
 
 func (s *deadLetterService) PurgeDeadLetters(ctx context.Context, req *switchyardv1.PurgeDeadLettersRequest) (*switchyardv1.PurgeDeadLettersResponse, error) {
 	trig := req.GetTrigger()
-	if trig == "" {
-		return nil, status.Error(codes.InvalidArgument, "trigger is required")
+	if err := checkTriggerName("trigger", trig); err != nil {
+		return nil, err
 	}
 	modes := 0
 	if len(req.GetIds()) > 0 {
@@ -297,7 +325,7 @@ func (s *deadLetterService) PurgeDeadLetters(ctx context.Context, req *switchyar
 		modes++
 	}
 	if modes != 1 {
-		return nil, status.Error(codes.InvalidArgument, "give exactly one of ids, older_than and all")
+		return nil, invalidFields("give exactly one of ids, older_than and all", "ids", "older_than", "all")
 	}
 	var n int64
 	var err error
@@ -307,13 +335,13 @@ func (s *deadLetterService) PurgeDeadLetters(ctx context.Context, req *switchyar
 	case req.GetOlderThan() != nil:
 		d := req.GetOlderThan().AsDuration()
 		if d < 0 {
-			return nil, status.Error(codes.InvalidArgument, "older_than must not be negative")
+			return nil, invalidField("older_than", "must not be negative, got %v", d)
 		}
 		n, err = s.r.Store().PurgeDLQBefore(ctx, trig, time.Now().Add(-d))
 	default:
 		ids := make([]string, 0, len(req.GetIds()))
-		for _, id := range req.GetIds() {
-			_, e, serr := splitID(id, trig)
+		for i, id := range req.GetIds() {
+			_, e, serr := splitID(fmt.Sprintf("ids[%d]", i), id, trig)
 			if serr != nil {
 				return nil, serr
 			}

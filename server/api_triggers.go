@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -24,7 +22,7 @@ type triggerService struct {
 // TLS, secrets), and returns it with defaults applied.
 func normalize(t *switchyardv1.Trigger, pol trigger.Policy) (*switchyardv1.Trigger, error) {
 	if t == nil {
-		return nil, status.Error(codes.InvalidArgument, "trigger is required")
+		return nil, invalidField("trigger", "required")
 	}
 	compiled, err := trigger.CompileWith(trigger.FromProto(t), pol)
 	if err != nil {
@@ -76,6 +74,9 @@ func (s *triggerService) UpdateTrigger(ctx context.Context, req *switchyardv1.Up
 }
 
 func (s *triggerService) GetTrigger(ctx context.Context, req *switchyardv1.GetTriggerRequest) (*switchyardv1.GetTriggerResponse, error) {
+	if err := checkTriggerName("name", req.GetName()); err != nil {
+		return nil, err
+	}
 	t, err := s.r.Store().GetTrigger(ctx, req.GetName())
 	if err != nil {
 		return nil, StatusFor(err)
@@ -95,6 +96,9 @@ func (s *triggerService) ListTriggers(ctx context.Context, _ *switchyardv1.ListT
 }
 
 func (s *triggerService) DeleteTrigger(ctx context.Context, req *switchyardv1.DeleteTriggerRequest) (*switchyardv1.DeleteTriggerResponse, error) {
+	if err := checkTriggerName("name", req.GetName()); err != nil {
+		return nil, err
+	}
 	kept, err := s.r.Store().DeleteTrigger(ctx, req.GetName(), req.GetPurge())
 	if err != nil {
 		return nil, StatusFor(err)
@@ -106,6 +110,9 @@ func (s *triggerService) DeleteTrigger(ctx context.Context, req *switchyardv1.De
 func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.GetTriggerStatsRequest) (*switchyardv1.GetTriggerStatsResponse, error) {
 	var names []string
 	if req.GetName() != "" {
+		if err := checkTriggerName("name", req.GetName()); err != nil {
+			return nil, err
+		}
 		if _, err := s.r.Store().GetTrigger(ctx, req.GetName()); err != nil {
 			return nil, StatusFor(err)
 		}
@@ -119,6 +126,12 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 			names = append(names, t.GetName())
 		}
 	}
+	// Events accepted into the ingest log and not yet fanned out count as
+	// undelivered, as admission counts them.
+	admitted, err := s.r.Store().Admitted(ctx)
+	if err != nil {
+		return nil, StatusFor(err)
+	}
 	out := &switchyardv1.GetTriggerStatsResponse{}
 	now := time.Now()
 	for _, n := range names {
@@ -126,20 +139,22 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 		if err != nil {
 			return nil, StatusFor(err)
 		}
-		out.Stats = append(out.Stats, triggerStats(n, qs, s.r.Trigger(n), now))
+		out.Stats = append(out.Stats, triggerStats(n, qs, admitted[n], s.r.Trigger(n), now))
 	}
 	return out, nil
 }
 
-func triggerStats(name string, qs store.QueueStats, t *trigger.Trigger, now time.Time) *switchyardv1.TriggerStats {
+func triggerStats(name string, qs store.QueueStats, unfanned int64, t *trigger.Trigger, now time.Time) *switchyardv1.TriggerStats {
 	c := func(k string) int64 { return parseInt(qs.Counters[k]) }
 	st := &switchyardv1.TriggerStats{
 		Name: name, Queued: qs.Ready, InFlight: qs.InFlight, RetriesScheduled: qs.Delayed, DeadLetters: qs.DeadLetters,
-		Delivered: c("delivered"), FailedAttempts: c("failed"), DeadLettered: c("dead"), DeadLettersEvicted: c("dlq_evicted"),
+		Undelivered: qs.Ready + qs.InFlight + qs.Delayed + max(unfanned, 0),
+		Delivered:   c("delivered"), FailedAttempts: c("failed"), DeadLettered: c("dead"), DeadLettersEvicted: c("dlq_evicted"),
 		Enqueued: c("enqueued"), ConsecutiveFailures: c("cb_fail"), Breaker: switchyardv1.BreakerState_BREAKER_STATE_CLOSED,
 	}
 	if t != nil {
 		st.MaxConcurrency = int32(t.Spec.Delivery.MaxConcurrency)
+		st.MaxQueue = t.Spec.Delivery.MaxQueue
 	}
 	switch store.BreakerState(qs.Counters["cb_state"]) {
 	case store.BreakerOpen:

@@ -167,7 +167,9 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// StatusFor maps an API error to a gRPC status with details.
+// StatusFor maps an API error to a gRPC status with details. Invalid events
+// are named as EventService/Publish names its event ("event.source"); see
+// eventsStatus.
 func StatusFor(err error) error {
 	if err == nil {
 		return nil
@@ -183,7 +185,7 @@ func StatusFor(err error) error {
 		st := status.New(codes.ResourceExhausted, pe.Error())
 		st2, derr := st.WithDetails(
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(pe.RetryAfter)},
-			&errdetails.ErrorInfo{Reason: "QUEUE_FULL", Domain: "switchyard.io", Metadata: map[string]string{"trigger": pe.Trigger, "queued": strconv.FormatInt(pe.Queued, 10), "max_queue": strconv.FormatInt(pe.MaxQueue, 10)}},
+			&errdetails.ErrorInfo{Reason: "QUEUE_FULL", Domain: "switchyard.io", Metadata: map[string]string{"trigger": pe.Trigger, "undelivered": strconv.FormatInt(pe.Undelivered, 10), "max_queue": strconv.FormatInt(pe.MaxQueue, 10)}},
 		)
 		if derr == nil {
 			st = st2
@@ -196,19 +198,7 @@ func StatusFor(err error) error {
 		}
 		return st.Err()
 	case errors.As(err, &ie):
-		br := &errdetails.BadRequest{}
-		for _, e := range ie.Errs {
-			d := ceDetail(e)
-			field := "event"
-			if d.Index != nil {
-				field = fmt.Sprintf("events[%d]", *d.Index)
-			}
-			if d.Attribute != "" {
-				field += "." + d.Attribute
-			}
-			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: field, Description: d.Detail})
-		}
-		return withDetails(codes.InvalidArgument, ie.Error(), br)
+		return eventsStatus(ie, "event", 1)
 	case errors.As(err, &fe):
 		br := &errdetails.BadRequest{}
 		for _, f := range fe {
@@ -229,6 +219,75 @@ func StatusFor(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	return status.Error(codes.Unavailable, "store error: "+err.Error())
+}
+
+// eventsStatus maps the invalid events of a publish to INVALID_ARGUMENT with
+// one BadRequest field violation per problem, each naming the proto field of
+// the event in the request (cloudevent.ProtoField): root is "event" for
+// Publish, "events" for PublishBatch, whose n events are named by index
+// ("events[3].attributes[\"subject\"]") and which itself is "events" when
+// empty or too long.
+func eventsStatus(ie *router.InvalidEventsError, root string, n int) error {
+	br := &errdetails.BadRequest{}
+	for _, e := range ie.Errs {
+		var ce *cloudevent.Error
+		if !errors.As(e, &ce) {
+			br.FieldViolations = append(br.FieldViolations, violation(root, e.Error()))
+			continue
+		}
+		field := root
+		if root == "events" {
+			switch {
+			case ce.Index >= 0:
+				field = fmt.Sprintf("events[%d]", ce.Index)
+			case n == 1 && !errors.Is(ce.Kind, cloudevent.ErrEmptyBatch):
+				// The router names the event of a one-event publish by no
+				// index.
+				field = "events[0]"
+			}
+		}
+		if f := cloudevent.ProtoField(ce.Attribute); f != "" {
+			field += "." + f
+		}
+		bare := *ce
+		bare.Index = -1 // the field names the event
+		br.FieldViolations = append(br.FieldViolations, violation(field, bare.Error()))
+	}
+	return withDetails(codes.InvalidArgument, ie.Error(), br)
+}
+
+// violation is one field violation of a BadRequest.
+func violation(field, description string) *errdetails.BadRequest_FieldViolation {
+	return &errdetails.BadRequest_FieldViolation{Field: field, Description: description}
+}
+
+// invalidField returns INVALID_ARGUMENT for one bad field of a request, with
+// a BadRequest detail naming it: "field: description" is also the message.
+func invalidField(field, format string, a ...any) error {
+	desc := fmt.Sprintf(format, a...)
+	return withDetails(codes.InvalidArgument, field+": "+desc, &errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{violation(field, desc)}})
+}
+
+// invalidFields returns INVALID_ARGUMENT for a request whose fields conflict:
+// one violation per field, all with the same description.
+func invalidFields(desc string, fields ...string) error {
+	br := &errdetails.BadRequest{}
+	for _, f := range fields {
+		br.FieldViolations = append(br.FieldViolations, violation(f, desc))
+	}
+	return withDetails(codes.InvalidArgument, desc, br)
+}
+
+// checkTriggerName refuses a trigger name the trigger rules do not allow
+// (INVALID_ARGUMENT naming field), before it can be looked up or reach a
+// store key: a name such as "a}:x" would move the keys out of the trigger's
+// hash tag.
+func checkTriggerName(field, name string) error {
+	if err := trigger.CheckName(name); err != nil {
+		return invalidField(field, "%v", err)
+	}
+	return nil
 }
 
 func withDetails(c codes.Code, msg string, details ...protoMessage) error {

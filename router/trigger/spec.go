@@ -83,8 +83,9 @@ type Delivery struct {
 	MaxEventAge Duration `json:"max_event_age,omitzero"`
 	// MaxConcurrency caps attempts in flight across all instances.
 	MaxConcurrency int `json:"max_concurrency,omitempty"`
-	// MaxQueue caps the events waiting for this trigger; beyond it publishers
-	// are pushed back (HTTP 429, gRPC RESOURCE_EXHAUSTED).
+	// MaxQueue caps the trigger's undelivered events (queued, in flight,
+	// waiting for a retry, or accepted and not yet fanned out); at it
+	// publishers are pushed back (HTTP 429, gRPC RESOURCE_EXHAUSTED).
 	MaxQueue int64 `json:"max_queue,omitempty"`
 	// DeadLetterMaxEntries caps the trigger's dead-letter queue; the oldest
 	// entries are evicted beyond it, and counted. 0: the server's default.
@@ -131,6 +132,18 @@ func ValidName(name string) bool {
 	return len(name) <= MaxNameLength && nameRE.MatchString(name)
 }
 
+// CheckName returns nil when name is a valid trigger name (see ValidName),
+// else an error saying what a name must look like.
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("required")
+	case !ValidName(name):
+		return fmt.Errorf("%q is not a valid name: use 1 to %d lower-case letters, digits and '-', starting and ending with a letter or digit", name, MaxNameLength)
+	}
+	return nil
+}
+
 // Validate checks the spec as given (before or after SetDefaults) and
 // reports every problem as a FieldError in a FieldErrors list.
 func (s Spec) Validate() error {
@@ -146,11 +159,8 @@ func (s Spec) validate() (filter.Filter, FieldErrors) {
 	add := func(path, format string, a ...any) {
 		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, a...)})
 	}
-	switch {
-	case s.Name == "":
-		add("name", "required")
-	case !ValidName(s.Name):
-		add("name", "%q is not a valid name: use 1 to %d lower-case letters, digits and '-', starting and ending with a letter or digit", s.Name, MaxNameLength)
+	if err := CheckName(s.Name); err != nil {
+		add("name", "%v", err)
 	}
 	if len(s.Description) > 1024 {
 		add("description", "longer than 1024 bytes")

@@ -32,6 +32,12 @@ const (
 //
 // DeadLetterService inspects, replays and purges the dead-letter queue (DLQ).
 // Every trigger has its own DLQ in the store.
+//
+// Errors: INVALID_ARGUMENT with a google.rpc.BadRequest field violation naming
+// the bad field ("trigger", "to_trigger", "id", "ids[2]", "page_token", …):
+// trigger names follow the trigger name rules and an entry is
+// "<unix ms>-<sequence>", checked before anything is looked up; NOT_FOUND for
+// a dead letter or replay target that does not exist.
 type DeadLetterServiceClient interface {
 	// ListDeadLetters pages through dead letters, oldest first.
 	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
@@ -120,6 +126,12 @@ func (c *deadLetterServiceClient) GetDeadLetterStats(ctx context.Context, in *Ge
 //
 // DeadLetterService inspects, replays and purges the dead-letter queue (DLQ).
 // Every trigger has its own DLQ in the store.
+//
+// Errors: INVALID_ARGUMENT with a google.rpc.BadRequest field violation naming
+// the bad field ("trigger", "to_trigger", "id", "ids[2]", "page_token", …):
+// trigger names follow the trigger name rules and an entry is
+// "<unix ms>-<sequence>", checked before anything is looked up; NOT_FOUND for
+// a dead letter or replay target that does not exist.
 type DeadLetterServiceServer interface {
 	// ListDeadLetters pages through dead letters, oldest first.
 	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)

@@ -33,10 +33,16 @@ const (
 // EventService accepts CloudEvents from publishers.
 //
 // A call returns OK only once every event in it is durable in the store. Errors:
-// INVALID_ARGUMENT (with google.rpc.BadRequest naming each bad event and
-// attribute; nothing is accepted), RESOURCE_EXHAUSTED (a matching trigger's
-// queue is full; google.rpc.RetryInfo says when to retry; nothing is
-// accepted), UNAVAILABLE (the store is unreachable; retry).
+// INVALID_ARGUMENT (nothing is accepted), with a google.rpc.BadRequest field
+// violation per problem naming the field of the request with the proto's
+// field names: "event.spec_version" or `event.attributes["subject"]` for
+// Publish (every attribute but id, source, spec_version and type is an entry
+// of the attributes map), "events[3].source" for PublishBatch, "events" for
+// an empty batch, "event" or "events[3]" for an event over the size limit;
+// RESOURCE_EXHAUSTED (a matching trigger has max_queue undelivered events;
+// google.rpc.RetryInfo says when to retry, a google.rpc.ErrorInfo QUEUE_FULL
+// carries the trigger, its undelivered events and max_queue; nothing is
+// accepted); UNAVAILABLE (the store is unreachable; retry).
 type EventServiceClient interface {
 	// Publish accepts one event.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
@@ -79,10 +85,16 @@ func (c *eventServiceClient) PublishBatch(ctx context.Context, in *PublishBatchR
 // EventService accepts CloudEvents from publishers.
 //
 // A call returns OK only once every event in it is durable in the store. Errors:
-// INVALID_ARGUMENT (with google.rpc.BadRequest naming each bad event and
-// attribute; nothing is accepted), RESOURCE_EXHAUSTED (a matching trigger's
-// queue is full; google.rpc.RetryInfo says when to retry; nothing is
-// accepted), UNAVAILABLE (the store is unreachable; retry).
+// INVALID_ARGUMENT (nothing is accepted), with a google.rpc.BadRequest field
+// violation per problem naming the field of the request with the proto's
+// field names: "event.spec_version" or `event.attributes["subject"]` for
+// Publish (every attribute but id, source, spec_version and type is an entry
+// of the attributes map), "events[3].source" for PublishBatch, "events" for
+// an empty batch, "event" or "events[3]" for an event over the size limit;
+// RESOURCE_EXHAUSTED (a matching trigger has max_queue undelivered events;
+// google.rpc.RetryInfo says when to retry, a google.rpc.ErrorInfo QUEUE_FULL
+// carries the trigger, its undelivered events and max_queue; nothing is
+// accepted); UNAVAILABLE (the store is unreachable; retry).
 type EventServiceServer interface {
 	// Publish accepts one event.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)

@@ -559,8 +559,9 @@ type DeliveryPolicy struct {
 	MaxEventAge *durationpb.Duration `protobuf:"bytes,5,opt,name=max_event_age,json=maxEventAge,proto3" json:"max_event_age,omitempty"`
 	// Concurrent attempts across all Switchyard instances. Default 64.
 	MaxConcurrency int32 `protobuf:"varint,6,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
-	// Events waiting for this trigger before publishers are pushed back.
-	// Default 100000.
+	// Undelivered events of this trigger (queued, in flight, waiting for a
+	// retry, or accepted and not yet fanned out) at which publishers are
+	// pushed back. Default 100000.
 	MaxQueue int64 `protobuf:"varint,7,opt,name=max_queue,json=maxQueue,proto3" json:"max_queue,omitempty"`
 	// Dead letters kept for this trigger; beyond it the oldest are evicted
 	// (and counted). Default: the server's --dlq-max-entries (100000).
@@ -1201,7 +1202,7 @@ func (x *DeleteTriggerRequest) GetPurge() bool {
 // DeleteTriggerResponse confirms a deletion.
 type DeleteTriggerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Queued events kept in the store (0 with purge).
+	// Undelivered events kept in the store (0 with purge).
 	KeptEvents    int64 `protobuf:"varint,1,opt,name=kept_events,json=keptEvents,proto3" json:"kept_events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1369,8 +1370,16 @@ type TriggerStats struct {
 	ConsecutiveFailures int64 `protobuf:"varint,14,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
 	// When an open breaker will next allow a probe.
 	BreakerRetryTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=breaker_retry_time,json=breakerRetryTime,proto3" json:"breaker_retry_time,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Events accepted for this trigger and not yet delivered or
+	// dead-lettered: queued, in flight, waiting for a retry, plus those
+	// accepted and not yet fanned out to its queue. This is what max_queue
+	// caps: at it, publishers are pushed back (HTTP 429, RESOURCE_EXHAUSTED,
+	// whose messages give the same figure).
+	Undelivered int64 `protobuf:"varint,16,opt,name=undelivered,proto3" json:"undelivered,omitempty"`
+	// The trigger's max_queue.
+	MaxQueue      int64 `protobuf:"varint,17,opt,name=max_queue,json=maxQueue,proto3" json:"max_queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TriggerStats) Reset() {
@@ -1508,6 +1517,20 @@ func (x *TriggerStats) GetBreakerRetryTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *TriggerStats) GetUndelivered() int64 {
+	if x != nil {
+		return x.Undelivered
+	}
+	return 0
+}
+
+func (x *TriggerStats) GetMaxQueue() int64 {
+	if x != nil {
+		return x.MaxQueue
+	}
+	return 0
+}
+
 var File_switchyard_v1_trigger_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_trigger_proto_rawDesc = "" +
@@ -1604,7 +1627,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x16GetTriggerStatsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"L\n" +
 	"\x17GetTriggerStatsResponse\x121\n" +
-	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xf8\x04\n" +
+	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xb7\x05\n" +
 	"\fTriggerStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06queued\x18\x02 \x01(\x03R\x06queued\x128\n" +
@@ -1622,7 +1645,9 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x14dead_letters_evicted\x18\f \x01(\x03R\x12deadLettersEvicted\x12\x1a\n" +
 	"\benqueued\x18\r \x01(\x03R\benqueued\x121\n" +
 	"\x14consecutive_failures\x18\x0e \x01(\x03R\x13consecutiveFailures\x12H\n" +
-	"\x12breaker_retry_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x10breakerRetryTime*|\n" +
+	"\x12breaker_retry_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x10breakerRetryTime\x12 \n" +
+	"\vundelivered\x18\x10 \x01(\x03R\vundelivered\x12\x1b\n" +
+	"\tmax_queue\x18\x11 \x01(\x03R\bmaxQueue*|\n" +
 	"\fBreakerState\x12\x1d\n" +
 	"\x19BREAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14BREAKER_STATE_CLOSED\x10\x01\x12\x16\n" +

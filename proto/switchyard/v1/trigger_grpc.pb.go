@@ -36,8 +36,9 @@ const (
 // a change within a second, without a restart.
 //
 // Errors: INVALID_ARGUMENT with google.rpc.BadRequest field violations (one per
-// bad field, with its path, e.g. "filter.all[0].cel", and the position inside
-// an expression), NOT_FOUND for an unknown trigger, ALREADY_EXISTS when
+// bad field, with its path, e.g. "trigger.filter.all[0].cel", and the position
+// inside an expression; "name" in every method for a name that is not a valid
+// trigger name), NOT_FOUND for a valid name no trigger has, ALREADY_EXISTS when
 // creating a trigger that exists, FAILED_PRECONDITION when an update's
 // expected generation does not match.
 type TriggerServiceClient interface {
@@ -51,7 +52,7 @@ type TriggerServiceClient interface {
 	ListTriggers(ctx context.Context, in *ListTriggersRequest, opts ...grpc.CallOption) (*ListTriggersResponse, error)
 	// UpdateTrigger replaces an existing trigger.
 	UpdateTrigger(ctx context.Context, in *UpdateTriggerRequest, opts ...grpc.CallOption) (*UpdateTriggerResponse, error)
-	// DeleteTrigger removes a trigger. Its queued events stay in the store and
+	// DeleteTrigger removes a trigger. Its undelivered events stay in the store and
 	// resume if a trigger of that name is created again, unless purge is set.
 	DeleteTrigger(ctx context.Context, in *DeleteTriggerRequest, opts ...grpc.CallOption) (*DeleteTriggerResponse, error)
 	// GetTriggerStats reports queue and delivery figures for triggers.
@@ -144,8 +145,9 @@ func (c *triggerServiceClient) GetTriggerStats(ctx context.Context, in *GetTrigg
 // a change within a second, without a restart.
 //
 // Errors: INVALID_ARGUMENT with google.rpc.BadRequest field violations (one per
-// bad field, with its path, e.g. "filter.all[0].cel", and the position inside
-// an expression), NOT_FOUND for an unknown trigger, ALREADY_EXISTS when
+// bad field, with its path, e.g. "trigger.filter.all[0].cel", and the position
+// inside an expression; "name" in every method for a name that is not a valid
+// trigger name), NOT_FOUND for a valid name no trigger has, ALREADY_EXISTS when
 // creating a trigger that exists, FAILED_PRECONDITION when an update's
 // expected generation does not match.
 type TriggerServiceServer interface {
@@ -159,7 +161,7 @@ type TriggerServiceServer interface {
 	ListTriggers(context.Context, *ListTriggersRequest) (*ListTriggersResponse, error)
 	// UpdateTrigger replaces an existing trigger.
 	UpdateTrigger(context.Context, *UpdateTriggerRequest) (*UpdateTriggerResponse, error)
-	// DeleteTrigger removes a trigger. Its queued events stay in the store and
+	// DeleteTrigger removes a trigger. Its undelivered events stay in the store and
 	// resume if a trigger of that name is created again, unless purge is set.
 	DeleteTrigger(context.Context, *DeleteTriggerRequest) (*DeleteTriggerResponse, error)
 	// GetTriggerStats reports queue and delivery figures for triggers.
