@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"strconv"
@@ -75,13 +74,13 @@ Speed is measured here, never asserted: the figures depend on the machine.`,
 				}
 				r, err := strconv.Atoi(s)
 				if err != nil || r <= 0 {
-					return fmt.Errorf("--latency-rates: %q is not a positive number", s)
+					return invalidf("--latency-rates: %q is not a positive number", s)
 				}
 				o.LatencyRates = append(o.LatencyRates, r)
 			}
 			if profile != "" {
 				if o.Server != "" {
-					return fmt.Errorf("--server-cpuprofile needs the child server (no --server)")
+					return invalidf("--server-cpuprofile needs the child server (no --server)")
 				}
 				o.ServerArgs = append(o.ServerArgs, "--cpuprofile", profile)
 			}

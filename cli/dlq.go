@@ -79,12 +79,13 @@ func (o *clientOptions) callContext(ctx context.Context) (context.Context, conte
 
 // reasonNames are the CLI names of the dead-letter reasons.
 var reasonNames = map[switchyardv1.DeadLetterReason]string{
-	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_ATTEMPTS:  "max-attempts",
-	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE:       "max-age",
-	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE: "non-retryable",
-	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REJECTED:      "rejected",
-	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REPLY_INVALID: "reply-invalid",
-	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT:     "hop-limit",
+	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_ATTEMPTS:     "max-attempts",
+	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE:          "max-age",
+	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE:    "non-retryable",
+	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REJECTED:         "rejected",
+	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_REPLY_INVALID:    "reply-invalid",
+	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT:        "hop-limit",
+	switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_TARGET_FORBIDDEN: "target-forbidden",
 }
 
 // reasonName renders a reason as the CLI names it ("non-retryable"), "-"
@@ -100,7 +101,7 @@ func reasonName(r switchyardv1.DeadLetterReason) string {
 }
 
 // parseReason reads a --reason value: max-attempts, max-age, non-retryable,
-// rejected, reply-invalid or hop-limit, case-insensitive, with '_' accepted
+// rejected, reply-invalid, hop-limit or target-forbidden, case-insensitive, with '_' accepted
 // for '-' and the enum name ("DEAD_LETTER_REASON_MAX_AGE") accepted too.
 func parseReason(s string) (switchyardv1.DeadLetterReason, error) {
 	norm := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "_", "-")
@@ -110,7 +111,7 @@ func parseReason(s string) (switchyardv1.DeadLetterReason, error) {
 			return r, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown --reason %q: want max-attempts, max-age, non-retryable, rejected, reply-invalid or hop-limit", s)
+	return 0, invalidf("unknown --reason %q: want max-attempts, max-age, non-retryable, rejected, reply-invalid, hop-limit or target-forbidden", s)
 }
 
 // parseAge reads a non-negative age: a Go duration ("90m", "1h30m") or a
@@ -122,12 +123,12 @@ func parseAge(s string) (time.Duration, error) {
 		days, ok := strings.CutSuffix(s, "d")
 		n, nerr := strconv.ParseUint(days, 10, 16)
 		if !ok || nerr != nil {
-			return 0, fmt.Errorf("invalid duration %q: want e.g. 90s, 30m, 12h or 7d", s)
+			return 0, invalidf("invalid duration %q: want e.g. 90s, 30m, 12h or 7d", s)
 		}
 		d = time.Duration(n) * 24 * time.Hour
 	}
 	if d < 0 {
-		return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
+		return 0, invalidf("invalid duration %q: must not be negative", s)
 	}
 	return d, nil
 }
@@ -140,7 +141,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	}
 	d, err := parseAge(s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("invalid --since %q: want a duration (30m, 12h, 7d) or an RFC 3339 time (2026-01-02T15:04:05Z)", s)
+		return time.Time{}, invalidf("invalid --since %q: want a duration (30m, 12h, 7d) or an RFC 3339 time (2026-01-02T15:04:05Z)", s)
 	}
 	return now.Add(-d), nil
 }
@@ -187,16 +188,16 @@ func resolveIDsTrigger(trigger string, ids []string) (string, error) {
 		t, _, ok := splitDLQID(id)
 		switch {
 		case !ok && strings.Contains(id, "/"), id == "":
-			return "", fmt.Errorf("invalid dead letter id %q: want <trigger>/<entry> as printed by dlq list", id)
+			return "", invalidf("invalid dead letter id %q: want <trigger>/<entry> as printed by dlq list", id)
 		case !ok && trigger == "":
-			return "", fmt.Errorf("dead letter id %q has no trigger: pass --trigger or give <trigger>/<entry>", id)
+			return "", invalidf("dead letter id %q has no trigger: pass --trigger or give <trigger>/<entry>", id)
 		case !ok:
 		case trigger == "":
 			trigger, inferredFrom = t, id
 		case t != trigger && inferredFrom != "":
-			return "", fmt.Errorf("dead letters %s and %s belong to different triggers: give the ids of one trigger at a time", inferredFrom, id)
+			return "", invalidf("dead letters %s and %s belong to different triggers: give the ids of one trigger at a time", inferredFrom, id)
 		case t != trigger:
-			return "", fmt.Errorf("dead letter %s belongs to trigger %q, not %q", id, t, trigger)
+			return "", invalidf("dead letter %s belongs to trigger %q, not %q", id, t, trigger)
 		}
 	}
 	return trigger, nil
@@ -287,6 +288,42 @@ func eventJSON(ev *pb.CloudEvent) []byte {
 	return b
 }
 
+// eventViewJSON is eventJSON for the json and yaml views, which show JSON
+// data as JSON even when white space surrounds it (a body ending with a
+// newline): the views re-indent the whole document anyway, so they never
+// kept the data's bytes. The table view keeps them (data_base64 then).
+func eventViewJSON(ev *pb.CloudEvent) []byte {
+	if ev == nil || !jsonContentType(ev) {
+		return eventJSON(ev)
+	}
+	var data string
+	switch d := ev.GetData().(type) {
+	case *pb.CloudEvent_TextData:
+		data = d.TextData
+	case *pb.CloudEvent_BinaryData:
+		data = string(d.BinaryData)
+	default:
+		return eventJSON(ev)
+	}
+	if t := strings.Trim(data, " \t\r\n"); len(t) < len(data) && json.Valid([]byte(t)) {
+		trimmed := proto.Clone(ev).(*pb.CloudEvent)
+		trimmed.Data = &pb.CloudEvent_TextData{TextData: t}
+		ev = trimmed
+	}
+	return eventJSON(ev)
+}
+
+// jsonContentType reports whether the event's datacontenttype is absent
+// (JSON implied) or JSON (application/json, +json).
+func jsonContentType(ev *pb.CloudEvent) bool {
+	ct, ok := cloudevent.Attribute(ev, cloudevent.AttrDataContentType)
+	if !ok {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (strings.HasSuffix(mt, "/json") || strings.HasSuffix(mt, "+json"))
+}
+
 // newDeadLetterView converts a dead letter to its json/yaml form.
 func newDeadLetterView(dl *switchyardv1.DeadLetter) deadLetterView {
 	v := deadLetterView{
@@ -299,7 +336,7 @@ func newDeadLetterView(dl *switchyardv1.DeadLetter) deadLetterView {
 		AcceptTime:   timestamp(dl.GetAcceptTime()),
 		TraceID:      dl.GetTraceId(),
 		Replays:      dl.GetReplays(),
-		Event:        eventJSON(dl.GetEvent()),
+		Event:        eventViewJSON(dl.GetEvent()),
 		Attempts:     []attemptView{},
 	}
 	for _, a := range dl.GetAttempts() {
@@ -431,10 +468,10 @@ of 1000 unless --limit is given).`,
 				req.Reason = r
 			}
 			if limit < 1 || limit > maxDLQPageSize {
-				return fmt.Errorf("--limit must be between 1 and %d, got %d", maxDLQPageSize, limit)
+				return invalidf("--limit must be between 1 and %d, got %d", maxDLQPageSize, limit)
 			}
 			if allPages && token != "" {
-				return errors.New("--page-token and --all-pages cannot be used together")
+				return invalidf("--page-token and --all-pages cannot be used together")
 			}
 			req.PageSize = int32(limit)
 			if allPages && !cmd.Flags().Changed("limit") {
@@ -471,39 +508,46 @@ of 1000 unless --limit is given).`,
 	outputFlag(cmd, &out)
 	cmd.Flags().StringVar(&trigger, "trigger", "", "only this trigger's dead letters")
 	cmd.Flags().StringVar(&since, "since", "", "only entries dead since this time: a duration back from now (30m, 12h, 7d) or an RFC 3339 time")
-	cmd.Flags().StringVar(&reason, "reason", "", "only entries dead for this reason: max-attempts, max-age, non-retryable, rejected, reply-invalid or hop-limit")
+	cmd.Flags().StringVar(&reason, "reason", "", "only entries dead for this reason: max-attempts, max-age, non-retryable, rejected, reply-invalid, hop-limit or target-forbidden")
 	cmd.Flags().IntVar(&limit, "limit", 50, fmt.Sprintf("entries per page (1 to %d)", maxDLQPageSize))
 	cmd.Flags().StringVar(&token, "page-token", "", "continue a previous listing (printed on standard error when more remain)")
 	cmd.Flags().BoolVar(&allPages, "all-pages", false, "list every page")
 	_ = cmd.RegisterFlagCompletionFunc("trigger", completeTriggerNames(&opts))
 	_ = cmd.RegisterFlagCompletionFunc("reason", cobra.FixedCompletions(
-		[]string{"max-attempts", "max-age", "non-retryable", "rejected", "reply-invalid", "hop-limit"}, cobra.ShellCompDirectiveNoFileComp))
+		[]string{"max-attempts", "max-age", "non-retryable", "rejected", "reply-invalid", "hop-limit", "target-forbidden"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 // newDLQShowCmd builds "dlq show".
 func newDLQShowCmd() *cobra.Command {
 	var (
-		opts clientOptions
-		out  outputFormat
+		opts    clientOptions
+		out     outputFormat
+		trigger string
 	)
 	cmd := &cobra.Command{
-		Use:   "show ID",
+		Use:   "show [--trigger NAME] ID",
 		Short: "Show one dead letter with its event and attempts",
 		Long: `Show one dead letter: why and when it died, the event in the CloudEvents JSON
 format (its data byte for byte), and every delivery attempt, across replays:
 ROUND is 0 for the event's first life and n after its n-th replay.
 
-ID is "<trigger>/<entry>" as printed by dlq list. -o json and -o yaml print the
-same as an object, with the event as a JSON object.`,
+ID is given as to dlq replay and purge: "<trigger>/<entry>" as printed by dlq
+list, or a bare "<entry>" with --trigger. -o json and -o yaml print the same
+as an object, with the event as a JSON object whose JSON data shows as JSON.`,
 		Example: `  switchyard dlq show orders/1764140000000-0
-  switchyard dlq show orders/1764140000000-0 -o json | jq .event`,
+  switchyard dlq show --trigger orders 1764140000000-0
+  switchyard dlq show orders/1764140000000-0 -o json | jq .event.data`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeDLQIDs(&opts),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
+			trig, err := resolveIDsTrigger(trigger, []string{id})
+			if err != nil {
+				return err
+			}
 			if _, _, ok := splitDLQID(id); !ok {
-				return fmt.Errorf("invalid dead letter id %q: want <trigger>/<entry> as printed by dlq list", id)
+				id = trig + "/" + id
 			}
 			return opts.withDLQ(func(c switchyardv1.DeadLetterServiceClient) error {
 				ctx, cancel := opts.callContext(cmd.Context())
@@ -518,6 +562,8 @@ same as an object, with the event as a JSON object.`,
 	}
 	clientFlags(cmd, &opts)
 	outputFlag(cmd, &out)
+	cmd.Flags().StringVar(&trigger, "trigger", "", "trigger of the dead letter, when ID is a bare entry")
+	_ = cmd.RegisterFlagCompletionFunc("trigger", completeTriggerNames(&opts))
 	return cmd
 }
 
@@ -639,17 +685,17 @@ missing)", M counting the entries no longer in the queue.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(ids) > 0 && all {
-				return errors.New("--id and --all cannot be used together: give one of them")
+				return invalidf("--id and --all cannot be used together: give one of them")
 			}
 			if len(ids) == 0 && !all {
-				return errors.New("nothing to replay: give --id ID (repeatable) or --all")
+				return invalidf("nothing to replay: give --id ID (repeatable) or --all")
 			}
 			from, err := resolveIDsTrigger(trigger, ids)
 			if err != nil {
 				return err
 			}
 			if from == "" {
-				return errors.New("--trigger is required: the trigger whose dead letters to replay")
+				return invalidf("--trigger is required: the trigger whose dead letters to replay")
 			}
 			req := &switchyardv1.ReplayDeadLettersRequest{
 				Trigger: from, Ids: ids, All: all, ToTrigger: toTrigger, Rate: float64(rate), DryRun: dryRun,
@@ -789,7 +835,7 @@ standard input is not a terminal it refuses to purge without --yes.`,
 				}
 			}
 			if modes != 1 {
-				return errors.New("give exactly one of --id ID (repeatable), --older-than DURATION and --all")
+				return invalidf("give exactly one of --id ID (repeatable), --older-than DURATION and --all")
 			}
 			trig, err := resolveIDsTrigger(trigger, ids)
 			if err != nil {
@@ -804,7 +850,7 @@ standard input is not a terminal it refuses to purge without --yes.`,
 				req.OlderThan = durationpb.New(d)
 			}
 			if trig == "" {
-				return errors.New("--trigger is required: the trigger whose dead letters to purge")
+				return invalidf("--trigger is required: the trigger whose dead letters to purge")
 			}
 			return opts.withDLQ(func(c switchyardv1.DeadLetterServiceClient) error {
 				if !yes {
@@ -841,7 +887,7 @@ var errNotConfirmed = errors.New("purge cancelled: nothing deleted")
 func confirmPurge(cmd *cobra.Command, c switchyardv1.DeadLetterServiceClient, opts *clientOptions, req *switchyardv1.PurgeDeadLettersRequest) error {
 	in := cmd.InOrStdin()
 	if !isTerminal(in) {
-		return errors.New("refusing to purge without confirmation: standard input is not a terminal; pass --yes to confirm")
+		return invalidf("refusing to purge without confirmation: standard input is not a terminal; pass --yes to confirm")
 	}
 	trig := req.GetTrigger()
 	var question string

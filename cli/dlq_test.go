@@ -686,7 +686,9 @@ func TestDLQFlagValidation(t *testing.T) {
 		{[]string{"list", "-o", "xml"}, `unknown output format "xml"`},
 		{[]string{"list", "extra"}, `unknown command "extra"`},
 		{[]string{"show"}, "accepts 1 arg(s), received 0"},
-		{[]string{"show", "1-0"}, `invalid dead letter id "1-0": want <trigger>/<entry>`},
+		{[]string{"show", "1-0"}, `dead letter id "1-0" has no trigger: pass --trigger or give <trigger>/<entry>`},
+		{[]string{"show", "--trigger", "a", "b/1-0"}, `dead letter b/1-0 belongs to trigger "b", not "a"`},
+		{[]string{"show", "a/"}, `invalid dead letter id "a/": want <trigger>/<entry>`},
 		{[]string{"show", "orders/"}, `invalid dead letter id "orders/"`},
 		{[]string{"replay", "--trigger", "t"}, "nothing to replay: give --id ID (repeatable) or --all"},
 		{[]string{"replay", "--trigger", "t", "--all", "--id", "t/1-0"}, "--id and --all cannot be used together"},
@@ -712,6 +714,9 @@ func TestDLQFlagValidation(t *testing.T) {
 			r := runCLI(t, "", append(append([]string{"dlq"}, tc.args...), "--server", addr)...)
 			if r.e == nil || !strings.Contains(r.e.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", r.e, tc.want)
+			}
+			if code := ExitCode(r.e); code != ExitInvalid {
+				t.Errorf("exit code %d, want %d", code, ExitInvalid)
 			}
 			if r.out != "" {
 				t.Errorf("stdout %q", r.out)

@@ -148,39 +148,6 @@ func shortDuration(d time.Duration) string {
 	return fmt.Sprintf("%dd%dh", days, h)
 }
 
-// ExitError is an error that asks for a specific process exit code; see
-// [ExitCode]. publish uses 2 for an invalid event and 3 for pushback.
-type ExitError struct {
-	// Code is the exit code.
-	Code int
-	// Err is what went wrong.
-	Err error
-}
-
-// Error implements error.
-func (e *ExitError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit status %d", e.Code)
-	}
-	return e.Err.Error()
-}
-
-// Unwrap returns Err.
-func (e *ExitError) Unwrap() error { return e.Err }
-
-// ExitCode returns the process exit code for an error returned by a command
-// of [NewRoot]: 0 for nil, the code of an [*ExitError] in the chain, else 1.
-func ExitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *ExitError
-	if errors.As(err, &ee) && ee.Code != 0 {
-		return ee.Code
-	}
-	return 1
-}
-
 // codeNames are the canonical names of the gRPC status codes.
 var codeNames = map[codes.Code]string{
 	codes.OK:                 "OK",
@@ -218,7 +185,7 @@ func parseCode(s string) (codes.Code, error) {
 	norm := strings.ToUpper(strings.TrimSpace(s))
 	if n, err := strconv.ParseUint(norm, 10, 32); err == nil {
 		if _, ok := codeNames[codes.Code(n)]; !ok {
-			return 0, fmt.Errorf("unknown gRPC code %s: want 0 to 16", s)
+			return 0, invalidf("unknown gRPC code %s: want 0 to 16", s)
 		}
 		return codes.Code(n), nil
 	}
@@ -231,7 +198,7 @@ func parseCode(s string) (codes.Code, error) {
 			return c, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown gRPC code %q: want a name such as UNAVAILABLE or INVALID_ARGUMENT, or a number", s)
+	return 0, invalidf("unknown gRPC code %q: want a name such as UNAVAILABLE or INVALID_ARGUMENT, or a number", s)
 }
 
 // grpcStatus returns the gRPC status carried by err, looking through the

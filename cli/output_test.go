@@ -107,7 +107,7 @@ func TestOutputFlagRejectsUnknownFormat(t *testing.T) {
 		{"trigger", "list", "-o", "xml"},
 		{"trigger", "get", "x", "--output=wide"},
 		{"trigger", "stats", "-o", "csv"},
-		{"trigger", "delete", "x", "-o", "toml"},
+		{"dlq", "show", "t/1-0", "-o", "toml"},
 	} {
 		r := runCLI(t, "", append(args, "--server", closedAddr(t))...)
 		if r.e == nil || !strings.Contains(r.e.Error(), "want table, json or yaml") {

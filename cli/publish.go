@@ -21,15 +21,6 @@ func init() {
 	extraCommands = append(extraCommands, newPublishCmd)
 }
 
-// Exit codes of publish, see [ExitError].
-const (
-	// ExitInvalid is the exit code for an event refused as invalid.
-	ExitInvalid = 2
-	// ExitPushback is the exit code for an event pushed back because a
-	// matching trigger's queue is full.
-	ExitPushback = 3
-)
-
 // publishOptions are the flags of the publish command.
 type publishOptions struct {
 	client      clientOptions
@@ -58,9 +49,11 @@ Without --content-type, data that is valid JSON is sent as application/json,
 other UTF-8 text as text/plain and anything else as application/octet-stream.
 Extensions (--ext name=value, repeatable) are sent as strings.
 
-Exit status: 0 on success, 2 when the event is invalid (every violation is
-printed), 3 when a matching trigger's queue is full (the trigger and the delay
-the server asked for are printed), 1 for other errors.`,
+Exit status (as for every command, see switchyard --help): 0 on success, 2
+when the event is invalid (every violation is printed), 3 when pushed back
+because a matching trigger has reached its max_queue (the trigger, its
+undelivered events and the delay the server asked for are printed), 1 for
+other errors.`,
 		Example: `  switchyard publish --type com.example.order.created --source /shop --data '{"id":42}'
   switchyard publish --type com.example.image --source /cam --data-file cat.png --content-type image/png
   echo hello | switchyard publish --type t --source s --data-file - --ext tenant=acme`,
@@ -114,24 +107,24 @@ func parseExtensions(kvs []string) (map[string]string, error) {
 	for _, kv := range kvs {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok {
-			return nil, fmt.Errorf("--ext %q: want name=value", kv)
+			return nil, invalidf("--ext %q: want name=value", kv)
 		}
 		if name == "" {
-			return nil, fmt.Errorf("--ext %q: empty name", kv)
+			return nil, invalidf("--ext %q: empty name", kv)
 		}
 		for i := 0; i < len(name); i++ {
 			if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
-				return nil, fmt.Errorf("--ext %q: name %q must consist of lower-case letters a-z and digits 0-9 only", kv, name)
+				return nil, invalidf("--ext %q: name %q must consist of lower-case letters a-z and digits 0-9 only", kv, name)
 			}
 		}
 		if flag, reserved := reservedAttributes[name]; reserved {
 			if flag == "" {
-				return nil, fmt.Errorf("--ext %q: %q is a core attribute", kv, name)
+				return nil, invalidf("--ext %q: %q is a core attribute", kv, name)
 			}
-			return nil, fmt.Errorf("--ext %q: %q is a core attribute, use %s", kv, name, flag)
+			return nil, invalidf("--ext %q: %q is a core attribute, use %s", kv, name, flag)
 		}
 		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("--ext %q: extension %q given twice", kv, name)
+			return nil, invalidf("--ext %q: extension %q given twice", kv, name)
 		}
 		out[name] = value
 	}
@@ -176,7 +169,7 @@ func (o *publishOptions) event(stdin io.Reader) (event.Event, error) {
 	default:
 		t, err := time.Parse(time.RFC3339Nano, o.timeStr)
 		if err != nil {
-			return event.Event{}, fmt.Errorf("--time %q: want RFC 3339 (2006-01-02T15:04:05Z) or now", o.timeStr)
+			return event.Event{}, invalidf("--time %q: want RFC 3339 (2006-01-02T15:04:05Z) or now", o.timeStr)
 		}
 		ev.SetTime(t)
 	}
@@ -225,9 +218,9 @@ func publishError(err error) error {
 		var b strings.Builder
 		b.WriteString("pushed back: ")
 		if pe.Trigger != "" {
-			fmt.Fprintf(&b, "the queue of trigger %q is full", pe.Trigger)
+			fmt.Fprintf(&b, "trigger %q has reached its max_queue", pe.Trigger)
 		} else {
-			b.WriteString("a matching trigger's queue is full")
+			b.WriteString("a matching trigger has reached its max_queue")
 		}
 		if pe.RetryAfter > 0 {
 			fmt.Fprintf(&b, "; retry after %v", pe.RetryAfter)

@@ -210,7 +210,7 @@ func TestPublish(t *testing.T) {
 
 func TestPublishErrors(t *testing.T) {
 	t.Run("pushback", func(t *testing.T) {
-		st, _ := status.New(codes.ResourceExhausted, `trigger "orders" has 10 events queued (max_queue 10)`).WithDetails(
+		st, _ := status.New(codes.ResourceExhausted, `trigger "orders" has 10 undelivered events (max_queue 10)`).WithDetails(
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(1500 * time.Millisecond)},
 			&errdetails.ErrorInfo{Reason: "QUEUE_FULL", Metadata: map[string]string{"trigger": "orders"}},
 		)
@@ -219,8 +219,8 @@ func TestPublishErrors(t *testing.T) {
 		if got := ExitCode(r.e); got != ExitPushback {
 			t.Errorf("exit code %d, want %d (err %v)", got, ExitPushback, r.e)
 		}
-		want := "pushed back: the queue of trigger \"orders\" is full; retry after 1.5s\n" +
-			`  trigger "orders" has 10 events queued (max_queue 10)`
+		want := "pushed back: trigger \"orders\" has reached its max_queue; retry after 1.5s\n" +
+			`  trigger "orders" has 10 undelivered events (max_queue 10)`
 		if r.e == nil || r.e.Error() != want {
 			t.Errorf("err:\n%v\nwant:\n%s", r.e, want)
 		}

@@ -16,17 +16,20 @@ const DefaultServer = "localhost:9090"
 // NewRoot builds the switchyard command tree.
 func NewRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "switchyard",
-		Short:         "Switchyard: a CloudEvents event bus and trigger router",
-		Long:          "Switchyard accepts CloudEvents, routes them by trigger and delivers them over gRPC or HTTP with retries, per-function concurrency limits and a dead-letter queue.",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       Version,
+		Use:   "switchyard",
+		Short: "Switchyard: a CloudEvents event bus and trigger router",
+		Long: "Switchyard accepts CloudEvents, routes them by trigger and delivers them over gRPC or HTTP with retries, per-function concurrency limits and a dead-letter queue.\n\n" +
+			exitCodesHelp,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           Version,
+		PersistentPreRunE: checkFlags,
 	}
 	root.AddCommand(newServeCmd())
 	for _, add := range extraCommands {
 		root.AddCommand(add())
 	}
+	markUsageErrors(root)
 	return root
 }
 

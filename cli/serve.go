@@ -142,7 +142,7 @@ explicitly take precedence over it.`,
 func newLogger(level, format string) (*slog.Logger, error) {
 	lv, err := server.ParseLogLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, invalidf("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch strings.ToLower(format) {
@@ -151,5 +151,5 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format: want json or text, got %q", format)
+	return nil, invalidf("--log-format: want json or text, got %q", format)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -106,19 +105,19 @@ type sink struct {
 // newSink checks the failure flags and returns a sink printing to out.
 func newSink(out, errOut io.Writer, failFirst int, failCode string, codeSet bool, delay time.Duration) (*sink, error) {
 	if failFirst < 0 {
-		return nil, fmt.Errorf("--fail-first must not be negative, got %d", failFirst)
+		return nil, invalidf("--fail-first must not be negative, got %d", failFirst)
 	}
 	if delay < 0 {
-		return nil, fmt.Errorf("--delay must not be negative, got %v", delay)
+		return nil, invalidf("--delay must not be negative, got %v", delay)
 	}
 	s := &sink{out: out, errOut: errOut, failFirst: failFirst, code: codes.Unavailable, delay: delay, now: time.Now}
 	if codeSet {
 		c, err := parseCode(failCode)
 		if err != nil {
-			return nil, fmt.Errorf("--fail-code: %w", err)
+			return nil, invalidf("--fail-code: %w", err)
 		}
 		if c == codes.OK {
-			return nil, errors.New("--fail-code: OK is not a failure")
+			return nil, invalidf("--fail-code: OK is not a failure")
 		}
 		s.code = c
 		s.failAll = failFirst == 0

@@ -50,12 +50,42 @@ source has acknowledged (LSN, offset, stream id…) and the last error.`,
 	return cmd
 }
 
+// sourceView is the json/yaml form of a SourceStatus: counts as numbers,
+// times in RFC 3339, every field of the message under its proto name.
+type sourceView struct {
+	Name          string `json:"name"`
+	Kind          string `json:"kind"`
+	State         string `json:"state"`
+	Events        int64  `json:"events"`
+	Rejected      int64  `json:"rejected"`
+	Errors        int64  `json:"errors"`
+	LastEventTime string `json:"last_event_time,omitempty"`
+	LastError     string `json:"last_error,omitempty"`
+	LastErrorTime string `json:"last_error_time,omitempty"`
+	Position      string `json:"position,omitempty"`
+	Reconnects    int64  `json:"reconnects"`
+	PausedReason  string `json:"paused_reason,omitempty"`
+}
+
+func newSourceView(s *switchyardv1.SourceStatus) sourceView {
+	return sourceView{
+		Name: s.GetName(), Kind: s.GetKind(), State: s.GetState(),
+		Events: s.GetEvents(), Rejected: s.GetRejected(), Errors: s.GetErrors(),
+		LastEventTime: timestamp(s.GetLastEventTime()), LastError: s.GetLastError(), LastErrorTime: timestamp(s.GetLastErrorTime()),
+		Position: s.GetPosition(), Reconnects: s.GetReconnects(), PausedReason: s.GetPausedReason(),
+	}
+}
+
 func printSources(w io.Writer, format outputFormat, ss []*switchyardv1.SourceStatus, now time.Time) error {
-	switch format {
-	case formatJSON:
-		return writeJSON(w, ss)
-	case formatYAML:
-		return writeYAML(w, ss)
+	if format == formatJSON || format == formatYAML {
+		views := make([]sourceView, len(ss))
+		for i, s := range ss {
+			views[i] = newSourceView(s)
+		}
+		if format == formatJSON {
+			return writeJSON(w, views)
+		}
+		return writeYAML(w, views)
 	}
 	t := newTable(w, "NAME", "KIND", "STATE", "EVENTS", "LAST EVENT", "POSITION", "ERRORS", "LAST ERROR")
 	for _, s := range ss {

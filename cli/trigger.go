@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/trigger"
 	"github.com/switchyard-io/switchyard/sdk"
@@ -42,7 +43,7 @@ func clientFlags(cmd *cobra.Command, o *clientOptions) {
 // client returns an sdk client for the flags; the caller closes it.
 func (o *clientOptions) client() (*sdk.Client, error) {
 	if o.timeout <= 0 {
-		return nil, fmt.Errorf("--timeout must be positive, got %v", o.timeout)
+		return nil, invalidf("--timeout must be positive, got %v", o.timeout)
 	}
 	return sdk.New(sdk.Config{Address: o.server, Timeout: o.timeout})
 }
@@ -86,33 +87,35 @@ edited and applied again.`,
 
 // loadedSpec is one trigger read from a trigger file.
 type loadedSpec struct {
-	file  string // file name, "-" for stdin
-	index int    // 1-based position in the file
-	spec  trigger.Spec
+	file string // file name, "-" for stdin
+	doc  trigger.Document
+	spec trigger.Spec
 }
 
-// label names the trigger in messages: `t.yaml #2 "orders"`.
-func (l loadedSpec) label() string {
-	file := l.file
-	if file == "-" {
-		file = "<stdin>"
-	}
-	if l.spec.Name == "" {
-		return fmt.Sprintf("%s #%d", file, l.index)
-	}
-	return fmt.Sprintf("%s #%d %q", file, l.index, l.spec.Name)
+// where names the trigger's place in messages: "t.yaml:12".
+func (l loadedSpec) where() string {
+	return fmt.Sprintf("%s:%d", displayFile(l.file), l.doc.Line)
 }
 
-// readTriggerFiles reads and parses the trigger files ("-" is stdin).
-func readTriggerFiles(stdin io.Reader, files []string) ([]loadedSpec, error) {
-	var out []loadedSpec
+// triggerFiles are the triggers of trigger files, with the problems found
+// while reading them, each located as "file:line: path: message".
+type triggerFiles struct {
+	specs    []loadedSpec
+	problems []string
+}
+
+// readTriggerFiles reads and decodes the trigger files ("-" is stdin). A
+// file that cannot be read is an error; the problems of the others are
+// collected, all of them.
+func readTriggerFiles(stdin io.Reader, files []string) (*triggerFiles, error) {
+	out := &triggerFiles{}
 	stdinRead := false
 	for _, f := range files {
 		var data []byte
 		var err error
 		if f == "-" {
 			if stdinRead {
-				return nil, errors.New("-f -: standard input can be read only once")
+				return nil, invalidf("-f -: standard input can be read only once")
 			}
 			stdinRead = true
 			data, err = io.ReadAll(stdin)
@@ -122,18 +125,28 @@ func readTriggerFiles(stdin io.Reader, files []string) ([]loadedSpec, error) {
 		if err != nil {
 			return nil, err
 		}
-		specs, err := trigger.Parse(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", displayFile(f), err)
-		}
-		if len(specs) == 0 {
-			return nil, fmt.Errorf("%s: trigger file holds no trigger", displayFile(f))
-		}
-		for i, s := range specs {
-			out = append(out, loadedSpec{file: f, index: i + 1, spec: s})
+		docs, errs := trigger.Decode(data)
+		out.add(f, errs)
+		for _, d := range docs {
+			out.specs = append(out.specs, loadedSpec{file: f, doc: d, spec: d.Spec})
 		}
 	}
 	return out, nil
+}
+
+// add records the problems of file.
+func (t *triggerFiles) add(file string, errs trigger.FileErrors) {
+	for _, e := range errs {
+		loc := displayFile(file)
+		if e.Line > 0 {
+			loc += ":" + strconv.Itoa(e.Line)
+		}
+		msg := e.Msg
+		if e.Path != "" {
+			msg = e.FieldError.Error()
+		}
+		t.problems = append(t.problems, loc+": "+msg)
+	}
 }
 
 func displayFile(f string) string {
@@ -143,39 +156,30 @@ func displayFile(f string) string {
 	return f
 }
 
-// validateSpecs checks every spec client-side, plus the uniqueness of the
-// names, and reports every field error, one per line, with its path.
-func validateSpecs(specs []loadedSpec) error {
-	var lines []string
+// validate checks every trigger client-side, plus the uniqueness of the
+// names, and reports every problem of the files, one per line, located by
+// file, line and field path.
+func (t *triggerFiles) validate() error {
 	seen := map[string]loadedSpec{}
-	for _, l := range specs {
-		if err := l.spec.Validate(); err != nil {
-			var fes trigger.FieldErrors
-			if errors.As(err, &fes) {
-				for _, fe := range fes {
-					lines = append(lines, l.label()+": "+fe.Error())
-				}
-			} else {
-				lines = append(lines, l.label()+": "+err.Error())
-			}
-		}
-		if l.spec.Name == "" {
+	for _, l := range t.specs {
+		t.add(l.file, l.doc.Validate())
+		if l.spec.Name == "" || !trigger.ValidName(l.spec.Name) {
 			continue
 		}
 		if first, dup := seen[l.spec.Name]; dup {
-			lines = append(lines, fmt.Sprintf("%s: name: %q is also defined by %s", l.label(), l.spec.Name, first.label()))
+			t.problems = append(t.problems, fmt.Sprintf("%s: name: %q is also defined at %s", l.where(), l.spec.Name, first.where()))
 			continue
 		}
 		seen[l.spec.Name] = l
 	}
-	if len(lines) == 0 {
+	if len(t.problems) == 0 {
 		return nil
 	}
 	noun := "errors"
-	if len(lines) == 1 {
+	if len(t.problems) == 1 {
 		noun = "error"
 	}
-	return fmt.Errorf("invalid triggers, nothing applied (%d %s):\n  %s", len(lines), noun, strings.Join(lines, "\n  "))
+	return invalidf("invalid triggers, nothing applied (%d %s):\n  %s", len(t.problems), noun, strings.Join(t.problems, "\n  "))
 }
 
 func newTriggerApplyCmd() *cobra.Command {
@@ -197,15 +201,16 @@ applied and reported as "trigger/NAME created", "configured" (changed) or
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(files) == 0 {
-				return errors.New("no trigger file: pass -f FILE (or -f - for standard input)")
+				return invalidf("no trigger file: pass -f FILE (or -f - for standard input)")
 			}
-			specs, err := readTriggerFiles(cmd.InOrStdin(), files)
+			tf, err := readTriggerFiles(cmd.InOrStdin(), files)
 			if err != nil {
 				return err
 			}
-			if err := validateSpecs(specs); err != nil {
+			if err := tf.validate(); err != nil {
 				return err
 			}
+			specs := tf.specs
 			out := cmd.OutOrStdout()
 			if dryRun {
 				for _, l := range specs {
@@ -324,27 +329,18 @@ creation and update times.`,
 	return cmd
 }
 
-// deleteResult is the json/yaml output of trigger delete.
-type deleteResult struct {
-	Name       string `json:"name"`
-	Deleted    bool   `json:"deleted"`
-	Purged     bool   `json:"purged"`
-	KeptEvents int64  `json:"kept_events"`
-}
-
 func newTriggerDeleteCmd() *cobra.Command {
 	var (
 		opts  clientOptions
-		out   outputFormat
 		purge bool
 	)
 	cmd := &cobra.Command{
 		Use:     "delete NAME",
 		Aliases: []string{"rm"},
 		Short:   "Delete a trigger",
-		Long: `Delete a trigger. Its queued events stay in the store and resume if a
+		Long: `Delete a trigger. Its undelivered events stay in the store and resume if a
 trigger of the same name is created again, unless --purge is given, which also
-deletes them together with the trigger's scheduled retries and dead letters.`,
+deletes them and the trigger's dead letters.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeTriggerNames(&opts),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -354,19 +350,12 @@ deletes them together with the trigger's scheduled retries and dead letters.`,
 				if err != nil {
 					return serverError("trigger/"+name, err)
 				}
-				res := deleteResult{Name: name, Deleted: true, Purged: purge, KeptEvents: resp.GetKeptEvents()}
 				w := cmd.OutOrStdout()
-				switch out {
-				case formatJSON:
-					return writeJSON(w, res)
-				case formatYAML:
-					return writeYAML(w, res)
-				}
-				switch {
+				switch kept := resp.GetKeptEvents(); {
 				case purge:
 					fmt.Fprintf(w, "trigger/%s deleted (purged)\n", name)
-				case res.KeptEvents > 0:
-					fmt.Fprintf(w, "trigger/%s deleted (%d queued events kept; they resume if the trigger is created again)\n", name, res.KeptEvents)
+				case kept > 0:
+					fmt.Fprintf(w, "trigger/%s deleted (%d undelivered events kept; they resume if the trigger is created again)\n", name, kept)
 				default:
 					fmt.Fprintf(w, "trigger/%s deleted\n", name)
 				}
@@ -375,8 +364,7 @@ deletes them together with the trigger's scheduled retries and dead letters.`,
 		},
 	}
 	clientFlags(cmd, &opts)
-	outputFlag(cmd, &out)
-	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the trigger's queued events, retries and dead letters")
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the trigger's undelivered events and dead letters")
 	return cmd
 }
 
@@ -390,11 +378,14 @@ func newTriggerStatsCmd() *cobra.Command {
 		Short: "Show queue and delivery figures of triggers",
 		Long: `Show the queue and delivery figures of one trigger, or of every trigger.
 
-Columns: QUEUED events waiting for an attempt, OLDEST age of the oldest of
-them, IN_FLIGHT attempts running / max_concurrency, RETRIES events waiting for a
-scheduled retry, DLQ entries in the dead-letter queue, BREAKER circuit breaker
-state, DELIVERED events acknowledged, FAILED failed attempts, DEAD events moved
-to the dead-letter queue.`,
+Columns: UNDELIVERED events accepted for the trigger and not yet delivered or
+dead-lettered / max_queue (at max_queue publishers are pushed back, and the
+pushback names the same figure); they are QUEUED waiting for an attempt (OLDEST
+the age of the oldest of them), IN_FLIGHT (attempts running / max_concurrency),
+waiting for a scheduled retry (RETRIES), or accepted and not yet fanned out to
+the queue (rarely more than a moment). DLQ entries in the dead-letter queue,
+BREAKER circuit breaker state, DELIVERED events acknowledged, FAILED failed
+attempts, DEAD events moved to the dead-letter queue.`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeTriggerNames(&opts),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -460,6 +451,10 @@ func printTriggers(w io.Writer, format outputFormat, ts []*switchyardv1.Trigger,
 		}
 		return writeJSON(w, specs)
 	case formatYAML:
+		if len(ts) == 0 {
+			_, err := io.WriteString(w, "[]\n")
+			return err
+		}
 		for i, t := range ts {
 			if i > 0 {
 				if _, err := io.WriteString(w, "---\n"); err != nil {
@@ -484,8 +479,8 @@ func printTriggers(w io.Writer, format outputFormat, ts []*switchyardv1.Trigger,
 	return tab.flush()
 }
 
-// triggerMetaComment returns a YAML comment line with the output-only
-// fields of t, or "" when it has none.
+// triggerMetaComment returns YAML comment lines with the output-only fields
+// of t and the delivery fields that follow the server's settings, or "".
 func triggerMetaComment(t *switchyardv1.Trigger) string {
 	var parts []string
 	if g := t.GetGeneration(); g != 0 {
@@ -497,10 +492,24 @@ func triggerMetaComment(t *switchyardv1.Trigger) string {
 	if ts := t.GetUpdateTime(); ts != nil {
 		parts = append(parts, "updated "+ts.AsTime().UTC().Format(time.RFC3339))
 	}
-	if len(parts) == 0 {
-		return ""
+	var b strings.Builder
+	if len(parts) > 0 {
+		b.WriteString("# trigger/" + t.GetName() + ": " + strings.Join(parts, ", ") + "\n")
 	}
-	return "# trigger/" + t.GetName() + ": " + strings.Join(parts, ", ") + "\n"
+	// These two fields have no per-trigger default: unset, they follow the
+	// server's settings, and stay unset when the file is applied again.
+	var unset []string
+	d := t.GetDelivery()
+	if d.GetDeadLetterMaxEntries() == 0 {
+		unset = append(unset, fmt.Sprintf("dead_letter_max_entries (--dlq-max-entries, default %d)", router.DefaultDLQMaxEntries))
+	}
+	if d.GetDeadLetterMaxAge().AsDuration() == 0 {
+		unset = append(unset, fmt.Sprintf("dead_letter_max_age (--dlq-max-age, default %s)", router.DefaultDLQMaxAge))
+	}
+	if len(unset) > 0 {
+		b.WriteString("# unset, the server's setting applies: delivery." + strings.Join(unset, ", delivery.") + "\n")
+	}
+	return b.String()
 }
 
 // age renders the time since ts for tables, "-" when unknown.
@@ -581,6 +590,8 @@ func sortedKeys(m map[string]string) []string {
 // numbers, durations as Go duration strings, times in RFC 3339.
 type statsView struct {
 	Name                string `json:"name"`
+	Undelivered         int64  `json:"undelivered"`
+	MaxQueue            int64  `json:"max_queue"`
 	Queued              int64  `json:"queued"`
 	OldestAge           string `json:"oldest_age"`
 	InFlight            int64  `json:"in_flight"`
@@ -600,6 +611,8 @@ type statsView struct {
 func newStatsView(s *switchyardv1.TriggerStats) statsView {
 	v := statsView{
 		Name:                s.GetName(),
+		Undelivered:         s.GetUndelivered(),
+		MaxQueue:            s.GetMaxQueue(),
 		Queued:              s.GetQueued(),
 		OldestAge:           s.GetOldestAge().AsDuration().String(),
 		InFlight:            s.GetInFlight(),
@@ -655,13 +668,14 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 		}
 		return writeYAML(w, views)
 	}
-	tab := newTable(w, "NAME", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD")
+	tab := newTable(w, "NAME", "UNDELIVERED", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD")
 	for _, s := range stats {
 		oldest := "-"
 		if s.GetQueued() > 0 || s.GetOldestAge().AsDuration() > 0 {
 			oldest = shortDuration(s.GetOldestAge().AsDuration())
 		}
 		tab.row(s.GetName(),
+			fmt.Sprintf("%d/%d", s.GetUndelivered(), s.GetMaxQueue()),
 			strconv.FormatInt(s.GetQueued(), 10),
 			oldest,
 			fmt.Sprintf("%d/%d", s.GetInFlight(), s.GetMaxConcurrency()),

@@ -189,14 +189,14 @@ target: {url: "http://example.com"}
 
 func TestTriggerApplyValidatesClientSide(t *testing.T) {
 	wantLines := []string{
-		`bad.yaml #1 "Bad_Name": name: "Bad_Name" is not a valid name`,
-		`bad.yaml #1 "Bad_Name": filter.cel: 1:`,
-		`bad.yaml #1 "Bad_Name": filter.all[0].cesql: 1:`,
-		`bad.yaml #1 "Bad_Name": target.grpc: "nohost" is not host:port`,
-		`bad.yaml #1 "Bad_Name": delivery.timeout: must be at most 15m0s`,
-		`bad.yaml #1 "Bad_Name": delivery.max_attempts: must be between 1 and 1000, got -1`,
-		`bad.yaml #2 "ok": target.url: scheme must be http or https, not "ftp"`,
-		`bad.yaml #3 "ok": name: "ok" is also defined by`,
+		`bad.yaml:1: name: "Bad_Name" is not a valid name`,
+		`bad.yaml:3: filter.cel: 1:`,
+		`bad.yaml:5: filter.all[0].cesql: 1:`,
+		`bad.yaml:6: target.grpc: "nohost" is not host:port`,
+		`bad.yaml:7: delivery.timeout: must be at most 15m0s`,
+		`bad.yaml:7: delivery.max_attempts: must be between 1 and 1000, got -1`,
+		`bad.yaml:10: target.url: scheme must be http or https, not "ftp"`,
+		`bad.yaml:12: name: "ok" is also defined at bad.yaml:9`,
 	}
 	check := func(t *testing.T, r result, file string) {
 		t.Helper()
@@ -214,8 +214,11 @@ func TestTriggerApplyValidatesClientSide(t *testing.T) {
 		if len(lines) != len(wantLines) {
 			t.Errorf("%d error lines, want %d:\n%s", len(lines), len(wantLines), msg)
 		}
+		if code := ExitCode(r.e); code != ExitInvalid {
+			t.Errorf("exit code %d, want %d", code, ExitInvalid)
+		}
 		for _, want := range wantLines {
-			want = strings.Replace(want, "bad.yaml", file, 1)
+			want = strings.ReplaceAll(want, "bad.yaml", file)
 			found := false
 			for _, l := range lines {
 				if strings.HasPrefix(l, "  "+want) {
@@ -249,18 +252,52 @@ func TestTriggerApplyValidatesClientSide(t *testing.T) {
 		good := writeFile(t, "good.yaml", "name: good\ntarget: {grpc: 'fn:7070'}\n")
 		bad := writeFile(t, "bad.yaml", "name: bad\ntarget: {}\n")
 		r := runCLI(t, "", "trigger", "apply", "-f", good, "-f", bad, "--server", addr)
-		if r.e == nil || !strings.Contains(r.e.Error(), bad+` #1 "bad": target: one of target.grpc or target.url is required`) {
+		if r.e == nil || !strings.Contains(r.e.Error(), bad+`:2: target: one of target.grpc or target.url is required`) {
 			t.Errorf("err = %v", r.e)
 		}
 		if n := fake.callCount(); n != 0 {
 			t.Errorf("%d calls made, want none", n)
 		}
 	})
-	t.Run("parse error", func(t *testing.T) {
-		path := writeFile(t, "t.yaml", "name: x\ntarget: {grpc: 'a:1'}\nunknown_field: 1\n")
-		r := runCLI(t, "", "trigger", "apply", "-f", path, "--server", closedAddr(t))
-		if r.e == nil || !strings.Contains(r.e.Error(), path) || !strings.Contains(r.e.Error(), "unknown_field") {
-			t.Errorf("err = %v", r.e)
+	t.Run("unknown fields and wrong types, every one with its line", func(t *testing.T) {
+		// Two files: YAML documents and a JSON array. Decoding problems and
+		// rule errors are all reported, each with its file, line and path.
+		yamlFile := writeFile(t, "trigger.yaml", `name: a
+target: {grpc: "h:1"}
+---
+name: b
+filter:
+  attributes: {type: t}
+  colour: red
+target:
+  grpc: "h:1"
+delivery:
+  timeout: 5s
+  max_attempts: eight
+  max_concurrency: 0
+---
+name: c
+target: {grpc: "h:1"}
+delivery: {max_queue: -5}
+`)
+		jsonFile := writeFile(t, "trigger.json", `[
+  {"name": "d", "target": {"grpc": "h:1"}},
+  {"name": "e",
+   "target": {"grpc": ["h:1"]},
+   "descripton": "typo"}
+]`)
+		r := runCLI(t, "", "trigger", "apply", "-f", yamlFile, "-f", jsonFile, "--server", closedAddr(t))
+		want := "invalid triggers, nothing applied (5 errors):\n" +
+			"  " + yamlFile + ":7: filter.colour: unknown field; want one of attributes, prefix, suffix, cesql, cel, all, any, not\n" +
+			"  " + yamlFile + ":12: delivery.max_attempts: want an integer, got \"eight\"\n" +
+			"  " + jsonFile + ":4: target.grpc: want a string, got a list\n" +
+			"  " + jsonFile + ":5: descripton: unknown field; want one of name, description, filter, target, delivery\n" +
+			"  " + yamlFile + ":17: delivery.max_queue: must be between 1 and 100000000, got -5"
+		if r.e == nil || r.e.Error() != want {
+			t.Errorf("error:\n%v\nwant:\n%s", r.e, want)
+		}
+		if code := ExitCode(r.e); code != ExitInvalid {
+			t.Errorf("exit code %d, want %d", code, ExitInvalid)
 		}
 	})
 	t.Run("no file", func(t *testing.T) {
@@ -506,16 +543,15 @@ func TestTriggerDelete(t *testing.T) {
 	addr := startFake(t, fake, nil)
 
 	r := runCLI(t, "", "trigger", "delete", "orders", "--server", addr)
-	if r.e != nil || r.out != "trigger/orders deleted (7 queued events kept; they resume if the trigger is created again)\n" {
+	if r.e != nil || r.out != "trigger/orders deleted (7 undelivered events kept; they resume if the trigger is created again)\n" {
 		t.Errorf("delete: %q %v", r.out, r.e)
 	}
-	r = runCLI(t, "", "trigger", "delete", "audit", "--purge", "-o", "json", "--server", addr)
-	if r.e != nil {
-		t.Fatal(r.e)
+	if r = runCLI(t, "", "trigger", "delete", "audit", "--purge", "-o", "json", "--server", addr); r.e == nil || ExitCode(r.e) != ExitInvalid {
+		t.Errorf("delete -o json (a flag delete does not have): %v", r.e)
 	}
-	var res deleteResult
-	if err := json.Unmarshal([]byte(r.out), &res); err != nil || res != (deleteResult{Name: "audit", Deleted: true, Purged: true}) {
-		t.Errorf("delete -o json: %+v %v", res, err)
+	r = runCLI(t, "", "trigger", "delete", "audit", "--purge", "--server", addr)
+	if r.e != nil || r.out != "trigger/audit deleted (purged)\n" {
+		t.Errorf("delete --purge: %q %v", r.out, r.e)
 	}
 	if len(fake.deleted) != 2 || fake.deleted[0].GetPurge() || !fake.deleted[1].GetPurge() {
 		t.Errorf("delete requests: %v", fake.deleted)
@@ -532,13 +568,13 @@ func TestTriggerDelete(t *testing.T) {
 func sampleStats() []*switchyardv1.TriggerStats {
 	return []*switchyardv1.TriggerStats{
 		{
-			Name: "audit", Queued: 1234, OldestAge: durationpb.New(95 * time.Second), InFlight: 64, MaxConcurrency: 64,
+			Name: "audit", Undelivered: 1310, MaxQueue: 100000, Queued: 1234, OldestAge: durationpb.New(95 * time.Second), InFlight: 64, MaxConcurrency: 64,
 			RetriesScheduled: 12, DeadLetters: 3, Breaker: switchyardv1.BreakerState_BREAKER_STATE_OPEN,
 			Delivered: 100000, FailedAttempts: 57, DeadLettered: 4, DeadLettersEvicted: 1, Enqueued: 101300,
 			ConsecutiveFailures: 5, BreakerRetryTime: timestamppb.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)),
 		},
-		{Name: "orders", MaxConcurrency: 8, Breaker: switchyardv1.BreakerState_BREAKER_STATE_CLOSED, Delivered: 7, Enqueued: 7},
-		{Name: "x", Queued: 2, OldestAge: durationpb.New(300 * time.Millisecond), InFlight: 1, MaxConcurrency: 1, Breaker: switchyardv1.BreakerState_BREAKER_STATE_HALF_OPEN},
+		{Name: "orders", MaxQueue: 10, MaxConcurrency: 8, Breaker: switchyardv1.BreakerState_BREAKER_STATE_CLOSED, Delivered: 7, Enqueued: 7},
+		{Name: "x", Undelivered: 3, MaxQueue: 3, Queued: 2, OldestAge: durationpb.New(300 * time.Millisecond), InFlight: 1, MaxConcurrency: 1, Breaker: switchyardv1.BreakerState_BREAKER_STATE_HALF_OPEN},
 	}
 }
 
@@ -547,10 +583,10 @@ func TestPrintStatsTable(t *testing.T) {
 	if err := printStats(&b, formatTable, sampleStats(), false); err != nil {
 		t.Fatal(err)
 	}
-	want := "NAME     QUEUED   OLDEST   IN_FLIGHT   RETRIES   DLQ   BREAKER     DELIVERED   FAILED   DEAD\n" +
-		"audit    1234     1m35s    64/64       12        3     open        100000      57       4\n" +
-		"orders   0        -        0/8         0         0     closed      7           0        0\n" +
-		"x        2        300ms    1/1         0         0     half-open   0           0        0\n"
+	want := "NAME     UNDELIVERED   QUEUED   OLDEST   IN_FLIGHT   RETRIES   DLQ   BREAKER     DELIVERED   FAILED   DEAD\n" +
+		"audit    1310/100000   1234     1m35s    64/64       12        3     open        100000      57       4\n" +
+		"orders   0/10          0        -        0/8         0         0     closed      7           0        0\n" +
+		"x        3/3           2        300ms    1/1         0         0     half-open   0           0        0\n"
 	if b.String() != want {
 		t.Errorf("stats table:\n%s\nwant:\n%s", b.String(), want)
 	}
@@ -574,7 +610,7 @@ func TestTriggerStats(t *testing.T) {
 		t.Fatalf("%v\n%s", err, r.out)
 	}
 	want := statsView{
-		Name: "audit", Queued: 1234, OldestAge: "1m35s", InFlight: 64, MaxConcurrency: 64, RetriesScheduled: 12,
+		Name: "audit", Undelivered: 1310, MaxQueue: 100000, Queued: 1234, OldestAge: "1m35s", InFlight: 64, MaxConcurrency: 64, RetriesScheduled: 12,
 		DeadLetters: 3, Breaker: "open", ConsecutiveFailures: 5, BreakerRetryTime: "2030-01-02T03:04:05Z",
 		Enqueued: 101300, Delivered: 100000, FailedAttempts: 57, DeadLettered: 4, DeadLettersEvicted: 1,
 	}
