@@ -56,6 +56,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"dlq", "replay", "--trigger", "full", "--id", "1-0", "--all", "--server", api}, ExitInvalid, "cannot be used together"},
 		{[]string{"dlq", "purge", "--trigger", "full", "--all", "--server", api}, ExitInvalid, "pass --yes"},
 		{[]string{"sink", "--fail-first", "-1"}, ExitInvalid, "--fail-first"},
+		{[]string{"serve", "--check-config", "--key-prefix", "a}:x"}, ExitInvalid, `key prefix "a}:x"`},
+		{[]string{"serve", "--check-config", "--log-format", "xml"}, ExitInvalid, "--log-format"},
+		{[]string{"serve", "--check-config", "--config", dataFile + ".missing"}, ExitFailure, "no such file"},
 		{[]string{"trigger", "list", "--server", closedAddr(t), "--timeout", "2s"}, ExitFailure, ""},
 	}
 	for _, tc := range cases {

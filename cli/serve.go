@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -48,7 +50,11 @@ explicitly take precedence over it.`,
 			if file != "" {
 				fc, err := server.LoadFile(file)
 				if err != nil {
-					return err
+					var pe *fs.PathError
+					if errors.As(err, &pe) {
+						return err // cannot be read
+					}
+					return usageError(err)
 				}
 				// Flags given explicitly win over the file.
 				for name, dst := range map[string]*string{"http-addr": &cfg.HTTPAddr, "grpc-addr": &cfg.GRPCAddr} {
@@ -69,10 +75,12 @@ explicitly take precedence over it.`,
 				return err
 			}
 			cfg.Logger = log
+			// An invalid configuration is invalid input (exit 2), whether
+			// checked alone or before serving.
+			if err := server.Check(cfg); err != nil {
+				return usageError(err)
+			}
 			if check {
-				if err := server.Check(cfg); err != nil {
-					return err
-				}
 				fmt.Fprintln(cmd.OutOrStdout(), "configuration ok")
 				return nil
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -133,9 +134,17 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// prefixRE is what a key prefix may look like: no braces (a brace would move
+// keys out of their Redis Cluster hash tags), no glob characters (the store
+// lists keys by pattern), no white space.
+var prefixRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+
 // Validate reports every invalid field.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Prefix != "" && !prefixRE.MatchString(c.Prefix) {
+		errs = append(errs, fmt.Errorf("key prefix %q: use 1 to 64 letters, digits, '.', '_', ':' and '-', starting with a letter or digit", c.Prefix))
+	}
 	if c.LeaseGrace < 0 {
 		errs = append(errs, fmt.Errorf("lease grace must not be negative"))
 	}
