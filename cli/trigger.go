@@ -192,8 +192,10 @@ func newTriggerApplyCmd() *cobra.Command {
 		Use:   "apply -f FILE",
 		Short: "Create or replace the triggers of trigger files",
 		Long: `Create or replace the triggers of one or more trigger files (-f - reads
-standard input). Every trigger is validated first: if any is invalid, every
-field error is printed with its path and nothing is sent. Each trigger is then
+standard input). Every file is read and every trigger validated first: if
+anything is wrong, every problem (an unknown key, a value of the wrong type,
+an invalid value, a name given twice) is printed as "FILE:LINE: path:
+problem" and nothing is sent. Each trigger is then
 applied and reported as "trigger/NAME created", "configured" (changed) or
 "unchanged".`,
 		Example: `  switchyard trigger apply -f orders.yaml
@@ -305,7 +307,9 @@ func newTriggerGetCmd() *cobra.Command {
 		Use:   "get NAME",
 		Short: "Show one trigger",
 		Long: `Show one trigger. -o json and -o yaml print it in the trigger file shape
-(with its defaults filled in), so that
+(with its defaults filled in; the dead-letter retention fields a trigger
+leaves to the server's settings stay unset, and the YAML names them in a
+comment), so that
 
   switchyard trigger get orders -o yaml > orders.yaml
   switchyard trigger apply -f orders.yaml
