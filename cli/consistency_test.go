@@ -73,8 +73,15 @@ func TestExitCodes(t *testing.T) {
 		})
 	}
 
+	// A refusal whose message is its only violation is printed once.
+	r := runCLI(t, "", "trigger", "get", "Bad_Name", "--server", api)
+	if want := `trigger/Bad_Name: INVALID_ARGUMENT: name: "Bad_Name" is not a valid name`; r.e == nil ||
+		!strings.HasPrefix(r.e.Error(), want) || strings.Contains(r.e.Error(), "\n") {
+		t.Errorf("err = %v, want one line starting %q", r.e, want)
+	}
+
 	// The help documents them.
-	r := mustRun(t, "", "--help")
+	r = mustRun(t, "", "--help")
 	for _, want := range []string{"Exit status (every command):", "2  invalid input", "3  pushed back", "4  not found"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("root help lacks %q:\n%s", want, r.out)

@@ -243,11 +243,15 @@ func serverError(what string, err error) error {
 	return &statusError{msg: b.String(), err: err}
 }
 
-// writeViolations appends one line per field violation of st.
+// writeViolations appends one line per field violation of st, unless the
+// message already is the only one ("field: description").
 func writeViolations(b *strings.Builder, st *status.Status) {
 	for _, d := range st.Details() {
 		br, ok := d.(*errdetails.BadRequest)
 		if !ok {
+			continue
+		}
+		if fvs := br.GetFieldViolations(); len(fvs) == 1 && st.Message() == fvs[0].GetField()+": "+fvs[0].GetDescription() {
 			continue
 		}
 		for _, fv := range br.GetFieldViolations() {
