@@ -91,7 +91,7 @@ func (p pageToken) encode() string {
 // decodeToken reads a page_token; its parts are checked like the request's
 // own fields, since a client can forge one.
 func decodeToken(s string) (pageToken, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return pageToken{}, invalidField("page_token", "not a token returned by ListDeadLetters")
 	}
