@@ -92,9 +92,9 @@ type loadedSpec struct {
 	spec trigger.Spec
 }
 
-// where names the trigger's place in messages: "t.yaml:12".
+// where names the place of the trigger's name in messages: "t.yaml:12".
 func (l loadedSpec) where() string {
-	return fmt.Sprintf("%s:%d", displayFile(l.file), l.doc.Line)
+	return fmt.Sprintf("%s:%d", displayFile(l.file), l.doc.LineOf("name"))
 }
 
 // triggerFiles are the triggers of trigger files, with the problems found
