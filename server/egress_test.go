@@ -27,8 +27,8 @@ import (
 	"github.com/switchyard-io/switchyard/server"
 )
 
-// violations returns the field paths of an InvalidTriggerError.
-func violations(t *testing.T, err error) map[string]string {
+// triggerViolations returns the field paths of an InvalidTriggerError.
+func triggerViolations(t *testing.T, err error) map[string]string {
 	t.Helper()
 	var ite *sdk.InvalidTriggerError
 	require.ErrorAs(t, err, &ite)
@@ -69,11 +69,11 @@ func TestEgressGuardThroughTheAPI(t *testing.T) {
 	}
 	for path, target := range refused {
 		_, err := e.client.ApplyTrigger(ctx, trigger.ToProto(trigger.Spec{Name: "bad", Target: target}))
-		v := violations(t, err)
+		v := triggerViolations(t, err)
 		require.Contains(t, v, path, "%v", target)
 	}
 	_, err = e.client.ApplyTrigger(ctx, trigger.ToProto(trigger.Spec{Name: "bad", Target: trigger.Target{URL: "http://[::ffff:127.0.0.1]:6379/"}}))
-	require.Contains(t, violations(t, err)["trigger.target.url"], "loopback")
+	require.Contains(t, triggerViolations(t, err)["trigger.target.url"], "loopback")
 
 	e.apply(t, fmt.Sprintf(`
 name: fn
@@ -105,7 +105,7 @@ target: {url: "%s/hook?token=s3cret-token&v=2"}
 	require.NoError(t, err)
 	require.Equal(t, listed, got.GetTarget().GetUrl())
 	_, err = e.client.ApplyTrigger(ctx, got)
-	require.Contains(t, violations(t, err), "trigger.target.url", "a redacted URL applied back")
+	require.Contains(t, triggerViolations(t, err), "trigger.target.url", "a redacted URL applied back")
 }
 
 // With TLS required, plaintext targets are refused at apply time; and a
@@ -115,12 +115,12 @@ func TestRequireTargetTLSThroughTheAPI(t *testing.T) {
 	e := startServer(t, b, func(c *server.Config) { c.Router.Outbound = delivery.Outbound{RequireTLS: true} })
 	ctx := context.Background()
 	_, err := e.client.ApplyTrigger(ctx, trigger.ToProto(trigger.Spec{Name: "a", Target: trigger.Target{GRPC: "fn.example:7070"}}))
-	require.Contains(t, violations(t, err)["trigger.target.grpc"], "grpcs://fn.example:7070")
+	require.Contains(t, triggerViolations(t, err)["trigger.target.grpc"], "grpcs://fn.example:7070")
 	_, err = e.client.ApplyTrigger(ctx, trigger.ToProto(trigger.Spec{Name: "a", Target: trigger.Target{URL: "http://fn.example/x"}}))
-	require.Contains(t, violations(t, err), "trigger.target.url")
+	require.Contains(t, triggerViolations(t, err), "trigger.target.url")
 	_, err = e.client.ApplyTrigger(ctx, trigger.ToProto(trigger.Spec{Name: "a", Target: trigger.Target{URL: "https://fn.example/x",
 		Auth: &trigger.TargetAuth{SigningSecret: "hooks"}}}))
-	require.Contains(t, violations(t, err), "trigger.target.auth.signing_secret")
+	require.Contains(t, triggerViolations(t, err), "trigger.target.auth.signing_secret")
 	_, err = e.client.ApplyTrigger(ctx, trigger.ToProto(trigger.Spec{Name: "a", Target: trigger.Target{GRPC: "grpcs://fn.example:443"}}))
 	require.NoError(t, err)
 	ts, err := e.client.ListTriggers(ctx)
