@@ -112,7 +112,7 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 func cdcAndHook() []connectors.SourceConfig {
 	return []connectors.SourceConfig{
 		{Name: "shop-db", Kind: "postgres", Fields: map[string]any{"dsn": "postgres://postgres@127.0.0.1:1/shop", "tables": []any{"public.orders"}}},
-		{Name: "hooks", Kind: "webhook", Fields: map[string]any{"secret": "not-a-real-secret"}},
+		{Name: "hooks", Kind: "webhook", Fields: map[string]any{"insecure": true}},
 	}
 }
 
