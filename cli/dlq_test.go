@@ -677,7 +677,7 @@ func TestDLQFlagValidation(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"list", "--reason", "bogus"}, `unknown --reason "bogus": want max-attempts, max-age, non-retryable, rejected, reply-invalid or hop-limit`},
+		{[]string{"list", "--reason", "bogus"}, `unknown --reason "bogus": want max-attempts, max-age, non-retryable, rejected, reply-invalid, hop-limit or target-forbidden`},
 		{[]string{"list", "--limit", "0"}, "--limit must be between 1 and 1000, got 0"},
 		{[]string{"list", "--limit", "1001"}, "--limit must be between 1 and 1000, got 1001"},
 		{[]string{"list", "--page-token", "x", "--all-pages"}, "--page-token and --all-pages cannot be used together"},
