@@ -142,11 +142,21 @@ func Check(cfg Config) error {
 	if len(cfg.Sources) == 0 {
 		return nil
 	}
-	// Building the sources validates every field; nothing is started.
+	// Building the sources validates every field; nothing is started, so
+	// the checkpoints a source asks for are never read or written.
 	_, err := connectors.NewRunner(connectors.RunnerConfig{Logger: cfg.Logger}, cfg.Connectors, nil,
-		func(string) connectors.Env { return connectors.Env{HTTP: connectors.NewMux()} }, cfg.Sources)
+		func(string) connectors.Env {
+			return connectors.Env{HTTP: connectors.NewMux(), Checkpoints: unusedCheckpoints{}}
+		}, cfg.Sources)
 	return errors.Join(err, cfg.checkVolatile())
 }
+
+// unusedCheckpoints stands in for the store while Check builds sources that
+// need checkpoint storage: nothing runs, so nothing is kept.
+type unusedCheckpoints struct{}
+
+func (unusedCheckpoints) Get(context.Context, string) ([]byte, error) { return nil, nil }
+func (unusedCheckpoints) Set(context.Context, string, []byte) error   { return nil }
 
 // checkVolatile refuses, on the embedded store, the sources that confirm
 // what they read (a restart would lose what they confirmed but did not

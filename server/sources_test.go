@@ -198,3 +198,13 @@ func (endless) Read(ctx context.Context) (*connectors.Message, error) {
 	return nil, ctx.Err()
 }
 func (endless) Close(context.Context) error { return nil }
+
+// Check builds every source to validate it, including those that keep their
+// position in the store's checkpoints (serve runs Check before serving, so a
+// failure here stops the server).
+func TestCheckBuildsSourcesThatKeepCheckpoints(t *testing.T) {
+	cfg := server.Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", RedisURL: testenv.RedisURL(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Sources: []connectors.SourceConfig{{Name: "files", Kind: "directory", Fields: map[string]any{"path": t.TempDir()}}}}
+	require.NoError(t, server.Check(cfg))
+}
