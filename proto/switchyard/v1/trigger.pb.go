@@ -716,9 +716,14 @@ func (x *CreateTriggerRequest) GetTrigger() *Trigger {
 type CreateTriggerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The trigger with its defaults filled in.
-	Trigger       *Trigger `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Trigger *Trigger `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	// Instances that had not confirmed the change when the server's trigger
+	// sync timeout (serve --trigger-sync-timeout) passed: the change is
+	// stored, and they route by it once they installed it. Empty when every
+	// live instance serves it, so a publish on any of them routes by it.
+	LaggingInstances []string `protobuf:"bytes,2,rep,name=lagging_instances,json=laggingInstances,proto3" json:"lagging_instances,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateTriggerResponse) Reset() {
@@ -754,6 +759,13 @@ func (*CreateTriggerResponse) Descriptor() ([]byte, []int) {
 func (x *CreateTriggerResponse) GetTrigger() *Trigger {
 	if x != nil {
 		return x.Trigger
+	}
+	return nil
+}
+
+func (x *CreateTriggerResponse) GetLaggingInstances() []string {
+	if x != nil {
+		return x.LaggingInstances
 	}
 	return nil
 }
@@ -812,9 +824,14 @@ type ApplyTriggerResponse struct {
 	// True when the trigger did not exist before.
 	Created bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
 	// True when the stored trigger changed.
-	Changed       bool `protobuf:"varint,3,opt,name=changed,proto3" json:"changed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Changed bool `protobuf:"varint,3,opt,name=changed,proto3" json:"changed,omitempty"`
+	// Instances that had not confirmed the change when the server's trigger
+	// sync timeout (serve --trigger-sync-timeout) passed: the change is
+	// stored, and they route by it once they installed it. Empty when every
+	// live instance serves it, so a publish on any of them routes by it.
+	LaggingInstances []string `protobuf:"bytes,4,rep,name=lagging_instances,json=laggingInstances,proto3" json:"lagging_instances,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ApplyTriggerResponse) Reset() {
@@ -866,6 +883,13 @@ func (x *ApplyTriggerResponse) GetChanged() bool {
 		return x.Changed
 	}
 	return false
+}
+
+func (x *ApplyTriggerResponse) GetLaggingInstances() []string {
+	if x != nil {
+		return x.LaggingInstances
+	}
+	return nil
 }
 
 // GetTriggerRequest names a trigger.
@@ -1102,9 +1126,14 @@ func (x *UpdateTriggerRequest) GetExpectedGeneration() int64 {
 type UpdateTriggerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The trigger with its defaults filled in.
-	Trigger       *Trigger `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Trigger *Trigger `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	// Instances that had not confirmed the change when the server's trigger
+	// sync timeout (serve --trigger-sync-timeout) passed: the change is
+	// stored, and they route by it once they installed it. Empty when every
+	// live instance serves it, so a publish on any of them routes by it.
+	LaggingInstances []string `protobuf:"bytes,2,rep,name=lagging_instances,json=laggingInstances,proto3" json:"lagging_instances,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *UpdateTriggerResponse) Reset() {
@@ -1140,6 +1169,13 @@ func (*UpdateTriggerResponse) Descriptor() ([]byte, []int) {
 func (x *UpdateTriggerResponse) GetTrigger() *Trigger {
 	if x != nil {
 		return x.Trigger
+	}
+	return nil
+}
+
+func (x *UpdateTriggerResponse) GetLaggingInstances() []string {
+	if x != nil {
+		return x.LaggingInstances
 	}
 	return nil
 }
@@ -1203,9 +1239,14 @@ func (x *DeleteTriggerRequest) GetPurge() bool {
 type DeleteTriggerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Undelivered events kept in the store (0 with purge).
-	KeptEvents    int64 `protobuf:"varint,1,opt,name=kept_events,json=keptEvents,proto3" json:"kept_events,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	KeptEvents int64 `protobuf:"varint,1,opt,name=kept_events,json=keptEvents,proto3" json:"kept_events,omitempty"`
+	// Instances that had not confirmed the change when the server's trigger
+	// sync timeout (serve --trigger-sync-timeout) passed: the change is
+	// stored, and they route by it once they installed it. Empty when every
+	// live instance serves it, so a publish on any of them routes by it.
+	LaggingInstances []string `protobuf:"bytes,2,rep,name=lagging_instances,json=laggingInstances,proto3" json:"lagging_instances,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeleteTriggerResponse) Reset() {
@@ -1243,6 +1284,13 @@ func (x *DeleteTriggerResponse) GetKeptEvents() int64 {
 		return x.KeptEvents
 	}
 	return 0
+}
+
+func (x *DeleteTriggerResponse) GetLaggingInstances() []string {
+	if x != nil {
+		return x.LaggingInstances
+	}
+	return nil
 }
 
 // GetTriggerStatsRequest selects triggers.
@@ -1597,15 +1645,17 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x17dead_letter_max_entries\x18\b \x01(\x03R\x14deadLetterMaxEntries\x12H\n" +
 	"\x13dead_letter_max_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10deadLetterMaxAge\"H\n" +
 	"\x14CreateTriggerRequest\x120\n" +
-	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\"I\n" +
+	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\"v\n" +
 	"\x15CreateTriggerResponse\x120\n" +
-	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\"G\n" +
+	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12+\n" +
+	"\x11lagging_instances\x18\x02 \x03(\tR\x10laggingInstances\"G\n" +
 	"\x13ApplyTriggerRequest\x120\n" +
-	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\"|\n" +
+	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\"\xa9\x01\n" +
 	"\x14ApplyTriggerResponse\x120\n" +
 	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\x12\x18\n" +
-	"\achanged\x18\x03 \x01(\bR\achanged\"'\n" +
+	"\achanged\x18\x03 \x01(\bR\achanged\x12+\n" +
+	"\x11lagging_instances\x18\x04 \x03(\tR\x10laggingInstances\"'\n" +
 	"\x11GetTriggerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"F\n" +
 	"\x12GetTriggerResponse\x120\n" +
@@ -1615,15 +1665,17 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\btriggers\x18\x01 \x03(\v2\x16.switchyard.v1.TriggerR\btriggers\"y\n" +
 	"\x14UpdateTriggerRequest\x120\n" +
 	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12/\n" +
-	"\x13expected_generation\x18\x02 \x01(\x03R\x12expectedGeneration\"I\n" +
+	"\x13expected_generation\x18\x02 \x01(\x03R\x12expectedGeneration\"v\n" +
 	"\x15UpdateTriggerResponse\x120\n" +
-	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\"@\n" +
+	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12+\n" +
+	"\x11lagging_instances\x18\x02 \x03(\tR\x10laggingInstances\"@\n" +
 	"\x14DeleteTriggerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05purge\x18\x02 \x01(\bR\x05purge\"8\n" +
+	"\x05purge\x18\x02 \x01(\bR\x05purge\"e\n" +
 	"\x15DeleteTriggerResponse\x12\x1f\n" +
 	"\vkept_events\x18\x01 \x01(\x03R\n" +
-	"keptEvents\",\n" +
+	"keptEvents\x12+\n" +
+	"\x11lagging_instances\x18\x02 \x03(\tR\x10laggingInstances\",\n" +
 	"\x16GetTriggerStatsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"L\n" +
 	"\x17GetTriggerStatsResponse\x121\n" +

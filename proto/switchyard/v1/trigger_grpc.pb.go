@@ -32,8 +32,10 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// TriggerService manages triggers. Every running Switchyard instance picks up
-// a change within a second, without a restart.
+// TriggerService manages triggers. A change (create, apply, update, delete)
+// answers once every live Switchyard instance serves it, so an event
+// published on any instance right after routes by it; past the server's
+// trigger sync timeout it answers anyway and names the instances that lag.
 //
 // Errors: INVALID_ARGUMENT with google.rpc.BadRequest field violations (one per
 // bad field, with its path, e.g. "trigger.filter.all[0].cel", and the position
@@ -141,8 +143,10 @@ func (c *triggerServiceClient) GetTriggerStats(ctx context.Context, in *GetTrigg
 // All implementations must embed UnimplementedTriggerServiceServer
 // for forward compatibility.
 //
-// TriggerService manages triggers. Every running Switchyard instance picks up
-// a change within a second, without a restart.
+// TriggerService manages triggers. A change (create, apply, update, delete)
+// answers once every live Switchyard instance serves it, so an event
+// published on any instance right after routes by it; past the server's
+// trigger sync timeout it answers anyway and names the instances that lag.
 //
 // Errors: INVALID_ARGUMENT with google.rpc.BadRequest field violations (one per
 // bad field, with its path, e.g. "trigger.filter.all[0].cel", and the position
