@@ -58,6 +58,9 @@ func (s *Store) Admitted(ctx context.Context) (map[string]int64, error) {
 }
 
 // EnsureLogGroup creates the fan-out consumer group (and the log) if missing.
+// The group starts at the log's beginning: records appended while it was
+// missing (Redis came back without its data and a publisher wrote first)
+// are fanned out like any other.
 func (s *Store) EnsureLogGroup(ctx context.Context) error {
 	err := s.rdb.XGroupCreateMkStream(ctx, s.keys.Log(), LogGroup, "0").Err()
 	if err != nil && strings.Contains(err.Error(), "BUSYGROUP") {
@@ -66,21 +69,36 @@ func (s *Store) EnsureLogGroup(ctx context.Context) error {
 	return err
 }
 
+// IsNoGroup reports whether err says the log or its consumer group is gone.
+func IsNoGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOGROUP") }
+
+// withGroup runs fn and, when the server answers NOGROUP (the log or its
+// group is gone: Redis lost its data, or someone deleted them), recreates
+// the group and runs fn once more.
+func (s *Store) withGroup(ctx context.Context, fn func() error) error {
+	err := fn()
+	if !IsNoGroup(err) {
+		return err
+	}
+	if gerr := s.EnsureLogGroup(ctx); gerr != nil {
+		return errors.Join(err, gerr)
+	}
+	return fn()
+}
+
 // ReadLog reads up to count new records for consumer, waiting up to block.
 func (s *Store) ReadLog(ctx context.Context, consumer string, count int, block time.Duration) ([]LogRecord, error) {
-	res, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: LogGroup, Consumer: consumer, Streams: []string{s.keys.Log(), ">"}, Count: int64(count), Block: block,
-	}).Result()
+	var res []redis.XStream
+	err := s.withGroup(ctx, func() (err error) {
+		res, err = s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: LogGroup, Consumer: consumer, Streams: []string{s.keys.Log(), ">"}, Count: int64(count), Block: block,
+		}).Result()
+		return err
+	})
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
-		if strings.Contains(err.Error(), "NOGROUP") {
-			if gerr := s.EnsureLogGroup(ctx); gerr != nil {
-				return nil, errors.Join(err, gerr)
-			}
-			return nil, nil
-		}
 		return nil, err
 	}
 	var out []LogRecord
@@ -93,9 +111,13 @@ func (s *Store) ReadLog(ctx context.Context, consumer string, count int, block t
 // ClaimStaleLog takes over records another consumer read more than minIdle
 // ago without finishing (it crashed). Returns up to count records.
 func (s *Store) ClaimStaleLog(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]LogRecord, error) {
-	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: s.keys.Log(), Group: LogGroup, Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count),
-	}).Result()
+	var msgs []redis.XMessage
+	err := s.withGroup(ctx, func() (err error) {
+		msgs, _, err = s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: s.keys.Log(), Group: LogGroup, Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count),
+		}).Result()
+		return err
+	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
