@@ -20,7 +20,21 @@ func (k Keys) Triggers() string { return k.p + ":{cfg}:triggers" }
 // Revision counts trigger changes; instances poll it.
 func (k Keys) Revision() string { return k.p + ":{cfg}:rev" }
 
-// ConfigChannel is the pub/sub channel announcing trigger changes.
+// Epoch names the store's lifetime: a random id written when an instance
+// finds none (the first start, or Redis came back without its data), so a
+// revision is only comparable within one epoch.
+func (k Keys) Epoch() string { return k.p + ":{cfg}:epoch" }
+
+// Members is the registry of running instances (a ZSET instance id → its
+// last heartbeat, unix ms on the Redis clock).
+func (k Keys) Members() string { return k.p + ":{cfg}:members" }
+
+// Served records what each registered instance serves (a HASH instance id →
+// "<epoch> <revision>": every trigger change up to that revision is live there).
+func (k Keys) Served() string { return k.p + ":{cfg}:served" }
+
+// ConfigChannel is the pub/sub channel announcing trigger changes and the
+// instances' acknowledgements of them (see Notice).
 func (k Keys) ConfigChannel() string { return k.p + ":cfg" }
 
 // WakeChannel is the pub/sub channel naming triggers that got work.

@@ -127,6 +127,12 @@ func TestConcurrentTriggerWritesDoNotConflict(t *testing.T) {
 	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
+		// No epoch yet: no instance founded one (or the store lost it).
+		_, err := s.PutTrigger(ctx, &switchyardv1.Trigger{Name: "early"}, store.PutCreate, 0)
+		require.ErrorIs(t, err, store.ErrNoEpoch)
+		epoch, founded, _, err := s.Restore(ctx, nil)
+		require.NoError(t, err)
+		require.True(t, founded)
 		errs := make(chan error, 8)
 		for w := range 8 {
 			go func() {
@@ -144,10 +150,10 @@ func TestConcurrentTriggerWritesDoNotConflict(t *testing.T) {
 		for range 8 {
 			require.NoError(t, <-errs)
 		}
-		ts, rev, err := s.ListTriggers(ctx)
+		ts, ver, err := s.ListTriggers(ctx)
 		require.NoError(t, err)
 		require.Len(t, ts, 200)
-		require.EqualValues(t, 200, rev)
+		require.Equal(t, store.Version{Epoch: epoch, Rev: 201}, ver, "one revision for the epoch, one per write")
 		exist, err := s.TriggersExist(ctx, []string{"t-0-0", "nope"})
 		require.NoError(t, err)
 		require.Equal(t, []bool{true, false}, exist)

@@ -29,7 +29,7 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 // Keys returns the key builder.
 func (s *Store) Keys() Keys { return s.keys }
 
-var allScripts = []*redis.Script{putScript, enqueueScript, claimScript, orphanScript, ackScript, ackLettersScript, retryScript, deadScript, peekScript, statsScript, replayScript, requeueScript}
+var allScripts = []*redis.Script{putScript, deleteScript, restoreScript, heartbeatScript, syncPointScript, trimScript, enqueueScript, claimScript, orphanScript, ackScript, ackLettersScript, retryScript, deadScript, peekScript, statsScript, replayScript, requeueScript}
 
 // LoadScripts loads every Lua script into the server's script cache. The
 // store reloads them by itself when the server lost them (a restart), so this

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -29,23 +31,83 @@ type PutResult struct {
 	Trigger *switchyardv1.Trigger
 	Created bool
 	Changed bool
+	// Change is the version the write made (the current one when nothing
+	// changed) and the registry of instances at that moment: the instances to
+	// wait for before the change is live everywhere.
+	Change Change
 }
+
+// Change is a version of the triggers and the instances registered when it
+// was made (see Router's trigger changes).
+type Change struct {
+	Version Version
+	Members Members
+}
+
+// changeLua is the end of every script that changes a trigger: increment the
+// revision and publish the change notice in the same step (so subscribers
+// hear the revisions in order), and return the version and the registry.
+// KEYS[2] revision, [4] members, [5] served; channel and trigger name given.
+const changeLua = membersLua + `
+local function changed(epoch, channel, name)
+  local rev = redis.call('INCR', KEYS[2])
+  redis.call('PUBLISH', channel, 'c ' .. epoch .. ' ' .. rev .. ' ' .. name)
+  return members(KEYS[4], KEYS[5], {1, epoch, rev})
+end
+`
 
 // putScript writes a trigger only if its stored bytes are still ARGV[2]
 // ("" meaning absent): a compare-and-set per trigger, so concurrent writes of
-// different triggers never conflict. KEYS: triggers hash, revision.
-// ARGV: name, expected bytes, new bytes. Returns 1 when written, 0 on a race.
-var putScript = redis.NewScript(`
+// different triggers never conflict. It refuses to write when the store has
+// no epoch: the store lost its data and the instances have not restored the
+// triggers yet (a write now would found an epoch without them).
+// KEYS: triggers, revision, epoch, members, served.
+// ARGV: name, expected bytes, new bytes, config channel.
+// Returns {1, epoch, rev, registry…} when written, {0} on a race, {-1}
+// without an epoch.
+var putScript = redis.NewScript(changeLua + `
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then return {-1} end
 local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ''
-if cur ~= ARGV[2] then return 0 end
+if cur ~= ARGV[2] then return {0} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('INCR', KEYS[2])
-return 1
+return changed(epoch, ARGV[4], ARGV[1])
 `)
+
+// deleteScript removes a trigger. KEYS as putScript. ARGV: name, config
+// channel. Returns as putScript, {0} meaning not found.
+var deleteScript = redis.NewScript(changeLua + `
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then return {-1} end
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return {0} end
+return changed(epoch, ARGV[2], ARGV[1])
+`)
+
+func (s *Store) changeKeys() []string {
+	return []string{s.keys.Triggers(), s.keys.Revision(), s.keys.Epoch(), s.keys.Members(), s.keys.Served()}
+}
+
+// parseChange reads a changeLua reply; code is its first element.
+func parseChange(v []any) (code int64, c Change, err error) {
+	if len(v) == 0 {
+		return 0, Change{}, errors.New("trigger change: empty reply")
+	}
+	if code = toInt64(v[0]); code != 1 {
+		return code, Change{}, nil
+	}
+	if len(v) < 3 {
+		return 0, Change{}, fmt.Errorf("trigger change: unexpected reply of %d elements", len(v))
+	}
+	c.Version = Version{Epoch: toString(v[1]), Rev: toInt64(v[2])}
+	c.Members, err = parseMembers(v[3:])
+	return code, c, err
+}
 
 // PutTrigger stores t (already validated, defaults applied), setting its
 // generation and times, and announces the change to every instance. With
 // expectedGen > 0 the write applies only if the stored generation matches.
+// ErrNoEpoch means the store lost its data and the triggers are not restored
+// yet: retry shortly.
 func (s *Store) PutTrigger(ctx context.Context, t *switchyardv1.Trigger, mode PutMode, expectedGen int64) (PutResult, error) {
 	key := s.keys.Triggers()
 	for range 50 {
@@ -76,7 +138,16 @@ func (s *Store) PutTrigger(ctx context.Context, t *switchyardv1.Trigger, mode Pu
 		if old != nil {
 			nt.Generation, nt.CreateTime, nt.UpdateTime = old.GetGeneration(), old.GetCreateTime(), old.GetUpdateTime()
 			if proto.Equal(old, nt) {
-				return PutResult{Trigger: old}, nil
+				// Nothing to write; the caller may still wait for the
+				// current version, which holds this trigger as it is.
+				v, m, err := s.SyncPoint(ctx)
+				if err != nil {
+					return PutResult{}, err
+				}
+				if v.Epoch == "" {
+					return PutResult{}, ErrNoEpoch
+				}
+				return PutResult{Trigger: old, Change: Change{Version: v, Members: m}}, nil
 			}
 			nt.Generation = old.GetGeneration() + 1
 			nt.UpdateTime = now
@@ -88,12 +159,18 @@ func (s *Store) PutTrigger(ctx context.Context, t *switchyardv1.Trigger, mode Pu
 		if err != nil {
 			return PutResult{}, err
 		}
-		ok, err := s.run(ctx, putScript, []string{key, s.keys.Revision()}, t.GetName(), raw, b).Int()
+		v, err := s.run(ctx, putScript, s.changeKeys(), t.GetName(), raw, b, s.keys.ConfigChannel()).Slice()
 		if err != nil {
 			return PutResult{}, err
 		}
-		if ok == 1 {
-			s.rdb.Publish(ctx, s.keys.ConfigChannel(), t.GetName())
+		code, c, err := parseChange(v)
+		switch {
+		case err != nil:
+			return PutResult{}, err
+		case code == -1:
+			return PutResult{}, ErrNoEpoch
+		case code == 1:
+			res.Change = c
 			return res, nil
 		}
 	}
@@ -126,6 +203,10 @@ func (s *Store) GetTriggers(ctx context.Context, names []string) ([]*switchyardv
 	if err != nil {
 		return nil, err
 	}
+	return decodeTriggers(names, vals)
+}
+
+func decodeTriggers(names []string, vals []any) ([]*switchyardv1.Trigger, error) {
 	out := make([]*switchyardv1.Trigger, len(vals))
 	for i, v := range vals {
 		raw, ok := v.(string)
@@ -141,59 +222,142 @@ func (s *Store) GetTriggers(ctx context.Context, names []string) ([]*switchyardv
 	return out, nil
 }
 
-// ListTriggers returns every stored trigger sorted by name, and the revision
-// they were read at.
-func (s *Store) ListTriggers(ctx context.Context) ([]*switchyardv1.Trigger, int64, error) {
+// ListTriggers returns every stored trigger sorted by name, and the version
+// they were read at (Epoch "" when the store has none).
+func (s *Store) ListTriggers(ctx context.Context) ([]*switchyardv1.Trigger, Version, error) {
 	var all *redis.MapStringStringCmd
-	var rev *redis.StringCmd
+	var ver *redis.SliceCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		all = p.HGetAll(ctx, s.keys.Triggers())
-		rev = p.Get(ctx, s.keys.Revision())
+		ver = p.MGet(ctx, s.keys.Epoch(), s.keys.Revision())
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, 0, err
+		return nil, Version{}, err
 	}
 	out := make([]*switchyardv1.Trigger, 0, len(all.Val()))
 	for name, raw := range all.Val() {
 		t := &switchyardv1.Trigger{}
 		if err := proto.Unmarshal([]byte(raw), t); err != nil {
-			return nil, 0, fmt.Errorf("stored trigger %q is corrupt: %w", name, err)
+			return nil, Version{}, fmt.Errorf("stored trigger %q is corrupt: %w", name, err)
 		}
 		out = append(out, t)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
-	r, _ := rev.Int64()
-	return out, r, nil
+	return out, versionOf(ver.Val()), nil
 }
 
-// Revision returns the trigger revision: it changes on every trigger change.
-func (s *Store) Revision(ctx context.Context) (int64, error) {
-	r, err := s.rdb.Get(ctx, s.keys.Revision()).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
+// GetTriggersAt returns the stored triggers of the given names (nil where
+// none is stored) and the version they were read at.
+func (s *Store) GetTriggersAt(ctx context.Context, names []string) ([]*switchyardv1.Trigger, Version, error) {
+	var vals, ver *redis.SliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		vals = p.HMGet(ctx, s.keys.Triggers(), names...)
+		ver = p.MGet(ctx, s.keys.Epoch(), s.keys.Revision())
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, Version{}, err
 	}
-	return r, err
+	out, err := decodeTriggers(names, vals.Val())
+	return out, versionOf(ver.Val()), err
+}
+
+// CurrentVersion returns the version of the triggers (Epoch "" when the store
+// has none: it lost its data, or no instance started on it yet).
+func (s *Store) CurrentVersion(ctx context.Context) (Version, error) {
+	v, err := s.rdb.MGet(ctx, s.keys.Epoch(), s.keys.Revision()).Result()
+	if err != nil {
+		return Version{}, err
+	}
+	return versionOf(v), nil
+}
+
+// versionOf reads MGET epoch revision.
+func versionOf(v []any) Version {
+	if len(v) != 2 {
+		return Version{}
+	}
+	return Version{Epoch: toString(v[0]), Rev: toInt64(v[1])}
+}
+
+// restoreScript founds a new epoch when the store has none, writing the
+// given triggers where none of that name is stored (every instance that
+// noticed the loss may call it at once: the first one founds the epoch and
+// the others find it). KEYS: epoch, triggers, revision. ARGV: new epoch,
+// config channel, then name and bytes of each trigger. Returns {1, epoch,
+// triggers written} when it founded the epoch, {0, epoch} otherwise.
+var restoreScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then return {0, cur} end
+redis.call('SET', KEYS[1], ARGV[1])
+local n = 0
+for i = 3, #ARGV, 2 do n = n + redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i+1]) end
+local rev = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[2], 'c ' .. ARGV[1] .. ' ' .. rev .. ' ')
+return {1, ARGV[1], n}
+`)
+
+// NewEpoch returns a fresh random epoch id.
+func NewEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Restore founds a new epoch if the store has none, with triggers (the
+// caller's last view of them, generations and times kept) written where
+// the store holds no trigger of that name. The store has no epoch on its
+// first start, and after it lost its data (Redis restarted without
+// persistence): the epoch key is the marker that tells the two apart from
+// an operator deleting triggers. founded reports whether this call founded
+// it, written how many triggers it wrote.
+func (s *Store) Restore(ctx context.Context, triggers []*switchyardv1.Trigger) (epoch string, founded bool, written int64, err error) {
+	args := make([]any, 0, 2+2*len(triggers))
+	args = append(args, NewEpoch(), s.keys.ConfigChannel())
+	for _, t := range triggers {
+		b, err := proto.Marshal(t)
+		if err != nil {
+			return "", false, 0, err
+		}
+		args = append(args, t.GetName(), b)
+	}
+	v, err := s.run(ctx, restoreScript, []string{s.keys.Epoch(), s.keys.Triggers(), s.keys.Revision()}, args...).Slice()
+	if err != nil {
+		return "", false, 0, fmt.Errorf("restore triggers: %w", err)
+	}
+	if len(v) < 2 {
+		return "", false, 0, fmt.Errorf("restore triggers: unexpected reply of %d elements", len(v))
+	}
+	if toInt64(v[0]) == 1 && len(v) == 3 {
+		return toString(v[1]), true, toInt64(v[2]), nil
+	}
+	return toString(v[1]), false, 0, nil
 }
 
 // DeleteTrigger removes a trigger. Unless purge is set its queue stays, and
 // resumes if a trigger of that name is created again; kept reports how many
-// events it holds.
-func (s *Store) DeleteTrigger(ctx context.Context, name string, purge bool) (kept int64, err error) {
-	n, err := s.rdb.HDel(ctx, s.keys.Triggers(), name).Result()
+// events it holds. ErrNoEpoch as PutTrigger.
+func (s *Store) DeleteTrigger(ctx context.Context, name string, purge bool) (kept int64, c Change, err error) {
+	v, err := s.run(ctx, deleteScript, s.changeKeys(), name, s.keys.ConfigChannel()).Slice()
 	if err != nil {
-		return 0, err
+		return 0, Change{}, err
 	}
-	if n == 0 {
-		return 0, fmt.Errorf("trigger %q: %w", name, ErrNotFound)
+	code, c, err := parseChange(v)
+	switch {
+	case err != nil:
+		return 0, Change{}, err
+	case code == -1:
+		return 0, Change{}, ErrNoEpoch
+	case code == 0:
+		return 0, Change{}, fmt.Errorf("trigger %q: %w", name, ErrNotFound)
 	}
-	s.rdb.Incr(ctx, s.keys.Revision())
-	s.rdb.Publish(ctx, s.keys.ConfigChannel(), name)
 	q := s.keys.Queue(name)
 	if purge {
-		return 0, s.rdb.Del(ctx, q.all()...).Err()
+		return 0, c, s.rdb.Del(ctx, q.all()...).Err()
 	}
-	return s.rdb.HLen(ctx, q.Events).Result()
+	kept, err = s.rdb.HLen(ctx, q.Events).Result()
+	return kept, c, err
 }
 
 // TriggersExist reports, for each name, whether a trigger of that name is stored.
