@@ -28,6 +28,12 @@ const (
 	DefaultMaxBatchEvents     = 1000
 	DefaultLogClaimIdle       = 3 * time.Second
 	DefaultDrainTimeout       = 15 * time.Second
+	DefaultTriggerSyncTimeout = 5 * time.Second
+	DefaultHeartbeatInterval  = time.Second
+	// MissedHeartbeats is how many heartbeat intervals an instance may stay
+	// silent before the others count it as gone: not waited for, and
+	// removed from the registry.
+	MissedHeartbeats = 3
 	// HopsExtension counts how many function replies led to an event.
 	HopsExtension = "switchyardhops"
 )
@@ -68,6 +74,14 @@ type Config struct {
 	LogClaimIdle time.Duration
 	// DrainTimeout bounds the wait for in-flight attempts at shutdown.
 	DrainTimeout time.Duration
+	// TriggerSyncTimeout bounds how long a trigger change waits for every
+	// live instance to serve it before it answers anyway, naming the
+	// instances that lag.
+	TriggerSyncTimeout time.Duration
+	// HeartbeatInterval is how often the instance renews its entry in the
+	// registry of instances; one silent for MissedHeartbeats intervals counts
+	// as gone.
+	HeartbeatInterval time.Duration
 	// UnaryInvoke makes every gRPC attempt a unary FunctionService/Invoke
 	// call. By default a target that serves FunctionService/InvokeStream
 	// gets its attempts as messages on one long-lived stream, which costs
@@ -129,6 +143,12 @@ func (c *Config) setDefaults() {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
+	if c.TriggerSyncTimeout == 0 {
+		c.TriggerSyncTimeout = DefaultTriggerSyncTimeout
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -150,6 +170,12 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval < 0 || (c.SweepInterval > 0 && c.SweepInterval < 10*time.Millisecond) {
 		errs = append(errs, fmt.Errorf("sweep interval must be at least 10ms"))
+	}
+	if c.TriggerSyncTimeout < 0 {
+		errs = append(errs, fmt.Errorf("trigger sync timeout must not be negative"))
+	}
+	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && c.HeartbeatInterval < 10*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("heartbeat interval must be at least 10ms"))
 	}
 	if c.FanoutBatch < 0 || c.ClaimBatch < 0 || c.MaxBatchEvents < 0 || c.DLQMaxEntries < 0 {
 		errs = append(errs, fmt.Errorf("batch sizes and caps must not be negative"))

@@ -16,6 +16,7 @@ import (
 func (r *Router) fanoutLoop(ctx context.Context) {
 	consumer := r.cfg.InstanceID
 	var wait time.Duration
+	fails := 0 // consecutive failed reads
 	lastClaim := time.Now()
 	for ctx.Err() == nil {
 		var recs []store.LogRecord
@@ -34,10 +35,20 @@ func (r *Router) fanoutLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			// One failure may be a blip; a second in a row (the log's
+			// group could not be recreated, Redis refuses writes…) means
+			// accepted events are not moving.
+			if fails++; fails >= 2 {
+				r.health.set(concernFanout, "cannot read the ingest log: "+err.Error())
+			}
 			wait = nextBackoff(wait)
 			r.log.Warn("read ingest log", "err", err, "retry_in", wait)
 			backoffSleep(ctx, wait)
 			continue
+		}
+		if fails > 0 {
+			fails = 0
+			r.health.clear(concernFanout)
 		}
 		wait = 0
 		if len(recs) == 0 {
@@ -63,6 +74,7 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 		}
 	}
 	var wait time.Duration
+	fails := 0
 	for {
 		// Use a context that survives shutdown for the write itself, so a
 		// batch in progress completes.
@@ -80,11 +92,17 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 				r.log.Warn("acknowledge ingest log (records will be taken over later)", "err", err)
 			}
 			r.metrics.fannedOut.Add(float64(len(recs)))
+			if fails >= 2 {
+				r.health.clear(concernFanout)
+			}
 			return
 		}
 		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if fails++; fails >= 2 {
+			r.health.set(concernFanout, "cannot queue accepted events for their triggers: "+err.Error())
 		}
 		wait = nextBackoff(wait)
 		r.log.Warn("queue events for triggers", "err", err, "retry_in", wait)

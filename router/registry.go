@@ -3,19 +3,38 @@ package router
 import (
 	"context"
 	"slices"
-	"strings"
-	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/filter"
+	"github.com/switchyard-io/switchyard/router/store"
 	"github.com/switchyard-io/switchyard/router/trigger"
 )
 
 // snapshot is an immutable view of the triggers.
+//
+// It serves ver: every change of ver's epoch up to ver.Rev is installed.
+// Changes beyond it may be installed too (those this instance made, and
+// those read from the store while catching up); known holds the revision at
+// which each such trigger's state was read or written, absent triggers
+// included, so that an older state never replaces a newer one (a refresh
+// that read the store before this instance's own change was installed, a
+// local change that finished after a refresh read a later one). A trigger
+// not in known is as it was at ver.Rev.
 type snapshot struct {
-	rev      int64
+	ver      store.Version
+	known    map[string]int64
 	triggers map[string]*trigger.Trigger
 	index    *routeIndex
+}
+
+// knownAt is the revision at which the view knows the named trigger's state.
+func (s *snapshot) knownAt(name string) int64 {
+	if at, ok := s.known[name]; ok {
+		return at
+	}
+	return s.ver.Rev
 }
 
 func emptySnapshot() *snapshot {
@@ -103,23 +122,30 @@ func entriesOf(m map[string]*trigger.Trigger, only map[string]struct{}) []filter
 // Trigger returns the compiled trigger, or nil.
 func (r *Router) Trigger(name string) *trigger.Trigger { return r.snap.Load().triggers[name] }
 
-// Reload re-reads the triggers from the store now. Instances also reload on
-// their own within a second of any change.
+// Reload re-reads the triggers from the store now. Instances follow every
+// change on their own (see watch.go).
 func (r *Router) Reload(ctx context.Context) error { return r.reload(ctx) }
 
-// reload reads every trigger, compiles it, swaps the snapshot and reconciles
-// the dispatchers.
+// errNoEpoch means the store has no epoch: it lost its data (see watch.go).
+var errNoEpoch = store.ErrNoEpoch
+
+// reload reads every trigger and the version they were read at in one step,
+// compiles them, swaps the snapshot and reconciles the dispatchers. Changes
+// of the same epoch this view installed beyond that version stay.
 func (r *Router) reload(ctx context.Context) error {
-	list, rev, err := r.store.ListTriggers(ctx)
+	list, ver, err := r.store.ListTriggers(ctx)
 	if err != nil {
 		return err
+	}
+	if ver.Epoch == "" {
+		return errNoEpoch
 	}
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
 	old := r.snap.Load()
-	s := &snapshot{rev: rev, triggers: make(map[string]*trigger.Trigger, len(list))}
+	s := &snapshot{ver: ver, known: map[string]int64{}, triggers: make(map[string]*trigger.Trigger, len(list))}
 	for _, p := range list {
-		if ot := old.triggers[p.GetName()]; ot != nil && ot.Generation == p.GetGeneration() {
+		if ot := old.triggers[p.GetName()]; ot != nil && sameStored(ot, p) {
 			s.triggers[p.GetName()] = ot
 			continue
 		}
@@ -127,59 +153,83 @@ func (r *Router) reload(ctx context.Context) error {
 			s.triggers[t.Name()] = t
 		}
 	}
+	if old.ver.Epoch == ver.Epoch {
+		for name, at := range old.known {
+			if at <= ver.Rev {
+				continue
+			}
+			s.known[name] = at
+			if t := old.triggers[name]; t != nil {
+				s.triggers[name] = t
+			} else {
+				delete(s.triggers, name)
+			}
+		}
+	}
 	s.index = &routeIndex{base: filter.NewIndex(entriesOf(s.triggers, nil))}
 	r.snap.Store(s)
 	r.reconcile(s, nil)
+	r.cluster.setServed(s.ver)
 	return nil
+}
+
+// sameStored reports whether t was compiled from stored message p.
+func sameStored(t *trigger.Trigger, p *switchyardv1.Trigger) bool {
+	if t.Stored == nil {
+		return false
+	}
+	return proto.Equal(t.Stored, p)
+}
+
+// compile compiles a stored trigger.
+func compile(p *switchyardv1.Trigger) (*trigger.Trigger, error) {
+	t, err := trigger.Compile(trigger.FromProto(p))
+	if err != nil {
+		return nil, err
+	}
+	t.Generation = p.GetGeneration()
+	t.Stored = p
+	return t, nil
 }
 
 // compileStored compiles a trigger read from the store, or logs why it
 // cannot and returns nil (the trigger is skipped).
 func (r *Router) compileStored(p *switchyardv1.Trigger) *trigger.Trigger {
-	t, err := trigger.Compile(trigger.FromProto(p))
+	t, err := compile(p)
 	if err != nil {
 		r.log.Error("stored trigger does not compile; it is skipped", "trigger", p.GetName(), "err", err)
 		return nil
 	}
-	t.Generation = p.GetGeneration()
 	return t
 }
 
-// ApplyLocal puts one stored trigger into this instance's view at once,
-// without re-reading every trigger (other instances follow the change notice
-// within a second). A nil compile error means it is live here.
-func (r *Router) ApplyLocal(p *switchyardv1.Trigger) error {
-	t, err := trigger.Compile(trigger.FromProto(p))
-	if err != nil {
-		return err
-	}
-	t.Generation = p.GetGeneration()
-	r.install(localChange{t: t})
-	return nil
-}
-
-// RemoveLocal drops a deleted trigger from this instance's view at once.
-func (r *Router) RemoveLocal(name string) { r.install(localChange{remove: name}) }
-
-// localChange is one change to this instance's view of the triggers.
+// localChange is one trigger's state at a revision, to install in the view.
 type localChange struct {
-	t      *trigger.Trigger // install t, unless the view has its generation or a newer one
-	remove string           // or drop the trigger of this name
+	name string
+	t    *trigger.Trigger // nil: no trigger of that name
+	at   int64            // revision at which this is its state
 }
 
 // changeReq is a caller of install waiting for its changes to be live.
 type changeReq struct {
+	epoch   string // the changes are of this epoch (ignored otherwise)
 	changes []localChange
+	advance int64 // then the view serves this revision (0: unchanged)
 	done    chan struct{}
 }
 
-// install makes changes live in this instance's view and returns once they
-// are. Rebuilding the view costs time in proportion to the number of
-// triggers, so concurrent callers share rebuilds: whoever gets the lock
-// installs every change queued so far (registering 10,000 triggers went from
-// quadratic to a rebuild per burst of concurrent applies).
-func (r *Router) install(changes ...localChange) {
-	req := &changeReq{changes: changes, done: make(chan struct{})}
+// install makes changes of epoch live in this instance's view, each unless
+// the view knows that trigger at its revision or a later one, then (with
+// advance > 0) records that the view serves revision advance; it returns
+// once that is done. Changes of another epoch than the view's are dropped:
+// the watch loop reloads the view on its own when the epoch changed.
+//
+// Rebuilding the view costs time in proportion to the number of triggers,
+// so concurrent callers share rebuilds: whoever gets the lock installs every
+// change queued so far (registering 10,000 triggers went from quadratic to a
+// rebuild per burst of concurrent applies).
+func (r *Router) install(epoch string, advance int64, changes ...localChange) {
+	req := &changeReq{epoch: epoch, changes: changes, advance: advance, done: make(chan struct{})}
 	r.pendMu.Lock()
 	r.pending = append(r.pending, req)
 	r.pendMu.Unlock()
@@ -189,25 +239,7 @@ func (r *Router) install(changes ...localChange) {
 	r.pending = nil
 	r.pendMu.Unlock()
 	if len(batch) > 0 {
-		r.swapLocked(r.snap.Load(), func(m map[string]*trigger.Trigger) (changed []string) {
-			for _, q := range batch {
-				for _, c := range q.changes {
-					if c.t == nil {
-						if _, ok := m[c.remove]; ok {
-							delete(m, c.remove)
-							changed = append(changed, c.remove)
-						}
-						continue
-					}
-					if ot := m[c.t.Name()]; ot != nil && ot.Generation >= c.t.Generation {
-						continue
-					}
-					m[c.t.Name()] = c.t
-					changed = append(changed, c.t.Name())
-				}
-			}
-			return changed
-		})
+		r.installLocked(batch)
 		for _, q := range batch {
 			close(q.done)
 		}
@@ -216,44 +248,68 @@ func (r *Router) install(changes ...localChange) {
 	<-req.done // closed by this call or by the one that took it first
 }
 
-// refresh re-reads the named triggers (from change notices) and installs
-// them, or drops those gone. Triggers that do not compile are logged and
-// left as they were.
-func (r *Router) refresh(ctx context.Context, names []string) error {
-	stored, err := r.store.GetTriggers(ctx, names)
-	if err != nil {
-		return err
+// installLocked applies a batch of install requests in one new snapshot;
+// reloadMu is held.
+func (r *Router) installLocked(batch []*changeReq) {
+	old := r.snap.Load()
+	ver := old.ver
+	known := make(map[string]int64, len(old.known)+len(batch))
+	for n, at := range old.known {
+		known[n] = at
 	}
-	changes := make([]localChange, 0, len(names))
-	for i, p := range stored {
-		if p == nil {
-			changes = append(changes, localChange{remove: names[i]})
+	var m map[string]*trigger.Trigger // copied on the first change
+	var changed []string
+	for _, q := range batch {
+		if q.epoch != ver.Epoch {
 			continue
 		}
-		if t := r.compileStored(p); t != nil {
-			changes = append(changes, localChange{t: t})
+		for _, c := range q.changes {
+			at, ok := known[c.name]
+			if !ok {
+				at = ver.Rev
+			}
+			if c.at <= at {
+				continue // the view knows a state as recent
+			}
+			known[c.name] = c.at
+			cur := old.triggers[c.name]
+			if m != nil {
+				cur = m[c.name]
+			}
+			if (c.t == nil && cur == nil) || (c.t != nil && cur != nil && c.t.Stored != nil && sameStored(cur, c.t.Stored)) {
+				continue
+			}
+			if m == nil {
+				m = make(map[string]*trigger.Trigger, len(old.triggers)+1)
+				for k, v := range old.triggers {
+					m[k] = v
+				}
+			}
+			if c.t == nil {
+				delete(m, c.name)
+			} else {
+				m[c.name] = c.t
+			}
+			changed = append(changed, c.name)
+		}
+		ver.Rev = max(ver.Rev, q.advance)
+	}
+	for n, at := range known {
+		if at <= ver.Rev {
+			delete(known, n)
 		}
 	}
-	r.install(changes...)
-	return nil
-}
-
-// swapLocked copies the snapshot, edits the copy and, if the edit changed
-// anything, installs it with its index updated, and starts or stops the
-// changed triggers' dispatchers. The revision is marked unknown so the next
-// poll re-reads the store and settles any difference.
-func (r *Router) swapLocked(old *snapshot, edit func(map[string]*trigger.Trigger) (changed []string)) {
-	m := make(map[string]*trigger.Trigger, len(old.triggers)+1)
-	for k, v := range old.triggers {
-		m[k] = v
+	s := &snapshot{ver: ver, known: known, triggers: old.triggers, index: old.index}
+	if len(changed) > 0 {
+		s.triggers, s.index = m, old.index.update(m, changed)
 	}
-	changed := edit(m)
-	if len(changed) == 0 {
-		return
-	}
-	s := &snapshot{rev: -1, triggers: m, index: old.index.update(m, changed)}
 	r.snap.Store(s)
-	r.reconcile(s, changed)
+	if len(changed) > 0 {
+		r.reconcile(s, changed)
+	}
+	if ver != old.ver {
+		r.cluster.setServed(ver)
+	}
 }
 
 // reconcile starts, updates and stops dispatchers to match the snapshot:
@@ -293,63 +349,6 @@ func (r *Router) reconcile(s *snapshot, names []string) {
 	for name := range r.dispatchers {
 		if _, ok := s.triggers[name]; !ok {
 			apply(name)
-		}
-	}
-}
-
-// watchLoop reloads the triggers on change notices and, as a safety net
-// against lost notices, whenever the revision moved; it also routes wake-up
-// notices from other instances to the dispatchers.
-func (r *Router) watchLoop(ctx context.Context) {
-	keys := r.store.Keys()
-	sub := r.store.Client().Subscribe(ctx, keys.ConfigChannel(), keys.WakeChannel())
-	defer sub.Close()
-	msgs := sub.Channel()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	// Change notices are coalesced: a burst of changes (a thousand triggers
-	// applied) costs one refresh of the triggers named, 100 ms after the
-	// burst's first notice. The once-a-second revision check reloads
-	// everything when a notice was missed (and after a refresh, whose
-	// revision is unknown).
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	changed := map[string]bool{}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case m, ok := <-msgs:
-			if !ok {
-				return
-			}
-			if m.Channel == keys.WakeChannel() {
-				for _, name := range strings.Split(m.Payload, ",") {
-					r.wake(name)
-				}
-				continue
-			}
-			if len(changed) == 0 {
-				debounce.Reset(100 * time.Millisecond)
-			}
-			changed[m.Payload] = true
-		case <-debounce.C:
-			names := make([]string, 0, len(changed))
-			for n := range changed {
-				names = append(names, n)
-			}
-			clear(changed)
-			if err := r.refresh(ctx, names); err != nil && ctx.Err() == nil {
-				r.log.Warn("refresh triggers", "err", err)
-			}
-		case <-tick.C:
-			rev, err := r.store.Revision(ctx)
-			if err != nil || rev == r.snap.Load().rev {
-				continue
-			}
-			if err := r.reload(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("reload triggers", "err", err)
-			}
 		}
 	}
 }

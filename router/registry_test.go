@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,7 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/filter"
+	"github.com/switchyard-io/switchyard/router/store"
 	"github.com/switchyard-io/switchyard/router/trigger"
 )
 
@@ -22,15 +23,9 @@ func matches(r *Router, typ string) []string {
 
 // Concurrent applies and removals share rebuilds of the view, and every
 // caller returns only once its own change is live.
-func TestConcurrentLocalChangesAreLiveOnReturn(t *testing.T) {
+func TestConcurrentChangesAreLiveOnReturn(t *testing.T) {
 	b := testenv.Embedded(t)
-	r, err := New(Config{Prefix: b.Prefix}, b.Client, &fakeInvoker{})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, r.Shutdown(ctx))
-	})
+	r := startRouter(t, b.Client, b.Prefix, nil)
 	const n = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -40,22 +35,21 @@ func TestConcurrentLocalChangesAreLiveOnReturn(t *testing.T) {
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
 				name := fmt.Sprintf("t%03d", i)
-				p := trigger.ToProto(trigger.Spec{Name: name,
-					Filter: filter.Spec{Attributes: map[string]string{"type": "type-" + name}},
-					Target: trigger.Target{GRPC: "127.0.0.1:1"}})
-				p.Generation = 1
-				if err := r.ApplyLocal(p); err != nil {
-					errs <- err
+				if _, lagging, err := r.PutTrigger(t.Context(), testTrigger(name, "type-"+name), store.PutApply, 0); err != nil || len(lagging) > 0 {
+					errs <- fmt.Errorf("apply %s: %v, lagging %v", name, err, lagging)
 					return
 				}
 				if got := matches(r, "type-"+name); len(got) != 1 || got[0] != name {
-					errs <- fmt.Errorf("%s not live after ApplyLocal returned: matched %v", name, got)
+					errs <- fmt.Errorf("%s not live after PutTrigger returned: matched %v", name, got)
 					return
 				}
 				if i%2 == 1 {
-					r.RemoveLocal(name)
+					if _, lagging, err := r.DeleteTrigger(t.Context(), name, false); err != nil || len(lagging) > 0 {
+						errs <- fmt.Errorf("delete %s: %v, lagging %v", name, err, lagging)
+						return
+					}
 					if got := matches(r, "type-"+name); len(got) != 0 {
-						errs <- fmt.Errorf("%s still matches after RemoveLocal returned", name)
+						errs <- fmt.Errorf("%s still matches after DeleteTrigger returned", name)
 						return
 					}
 				}
@@ -67,13 +61,54 @@ func TestConcurrentLocalChangesAreLiveOnReturn(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	snap := r.snap.Load()
-	require.Len(t, snap.triggers, n/2)
-	// An older generation does not replace a newer one.
-	p := trigger.ToProto(trigger.Spec{Name: "t000", Filter: filter.Spec{Attributes: map[string]string{"type": "other"}}, Target: trigger.Target{GRPC: "127.0.0.1:1"}})
-	p.Generation = 0
-	require.NoError(t, r.ApplyLocal(p))
-	require.Equal(t, []string{"t000"}, matches(r, "type-t000"))
+	require.Len(t, r.snap.Load().triggers, n/2)
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		cur, err := r.store.CurrentVersion(t.Context())
+		return err == nil && r.snap.Load().ver == cur
+	}, "the view serves the store's version")
+}
+
+// A state read or written at an older revision never replaces a newer one,
+// a removal included, and the view serves a revision only when told to.
+func TestInstallKeepsTheNewestState(t *testing.T) {
+	r, err := New(Config{}, nil, &fakeInvoker{})
+	require.NoError(t, err)
+	r.stopping.Store(true) // no dispatchers: there is no store
+	r.snap.Store(&snapshot{ver: store.Version{Epoch: "e1", Rev: 10}, triggers: map[string]*trigger.Trigger{}, index: emptySnapshot().index})
+	mk := func(name, typ string, gen int64) *trigger.Trigger {
+		ct, err := compile(withGen(testTrigger(name, typ), gen))
+		require.NoError(t, err)
+		return ct
+	}
+	r.install("e1", 0, localChange{name: "x", t: mk("x", "new", 2), at: 12})
+	require.Equal(t, []string{"x"}, matches(r, "new"))
+	r.install("e1", 0, localChange{name: "x", at: 11}) // a removal read before the change at 12
+	require.Equal(t, []string{"x"}, matches(r, "new"), "an older removal is ignored")
+	r.install("e1", 0, localChange{name: "x", t: mk("x", "old", 1), at: 11})
+	require.Equal(t, []string{"x"}, matches(r, "new"), "an older state is ignored")
+	r.install("e1", 0, localChange{name: "x", at: 13})
+	require.Empty(t, matches(r, "new"))
+	r.install("e1", 0, localChange{name: "x", t: mk("x", "new", 2), at: 12})
+	require.Empty(t, matches(r, "new"), "a removal at 13 outranks a state at 12")
+	require.Equal(t, int64(10), r.snap.Load().ver.Rev, "local changes do not move the served revision")
+	r.install("e2", 0, localChange{name: "y", t: mk("y", "y", 1), at: 50})
+	require.Empty(t, matches(r, "y"), "a change of another epoch is left to the watch loop")
+	r.install("e1", 13)
+	s := r.snap.Load()
+	require.Equal(t, store.Version{Epoch: "e1", Rev: 13}, s.ver)
+	require.Empty(t, s.known, "states known at or below the served revision are forgotten")
+	require.Equal(t, int64(13), s.knownAt("x"))
+}
+
+func testTrigger(name, typ string) *switchyardv1.Trigger {
+	return trigger.ToProto(trigger.Spec{Name: name,
+		Filter: filter.Spec{Attributes: map[string]string{"type": typ}},
+		Target: trigger.Target{GRPC: "127.0.0.1:1"}})
+}
+
+func withGen(p *switchyardv1.Trigger, gen int64) *switchyardv1.Trigger {
+	p.Generation = gen
+	return p
 }
 
 // A trigger changed since the base index was built is matched from the small

@@ -28,10 +28,13 @@ type Router struct {
 	invoker delivery.Invoker
 	metrics *metrics
 
-	snap     atomic.Pointer[snapshot] // triggers and their index
-	reloadMu sync.Mutex               // serialises changes of snap
-	pendMu   sync.Mutex               // guards pending
-	pending  []*changeReq             // changes waiting for install
+	snap      atomic.Pointer[snapshot] // triggers and their index
+	reloadMu  sync.Mutex               // serialises changes of snap
+	pendMu    sync.Mutex               // guards pending
+	pending   []*changeReq             // changes waiting for install
+	watchKick chan struct{}            // asks the watch loop to compare versions now
+	cluster   *cluster                 // registry of instances, waiting for trigger changes
+	health    health                   // why this instance cannot work, if so
 
 	depthMu sync.Mutex
 	depth   map[string]depth // per trigger, for admission
@@ -76,7 +79,9 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		appendCh:    make(chan *appendReq, 4096),
 		workers:     newWorkers(),
 		dispatchers: map[string]*dispatcher{},
+		watchKick:   make(chan struct{}, 1),
 	}
+	r.cluster = newCluster(r.store, cfg)
 	var nonce [6]byte
 	_, _ = rand.Read(nonce[:])
 	r.idNonce = hex.EncodeToString(nonce[:])
@@ -93,9 +98,10 @@ func (r *Router) Store() *store.Store { return r.store }
 // Registry returns the router's Prometheus metrics.
 func (r *Router) Registry() *prometheus.Registry { return r.metrics.reg }
 
-// Start loads the triggers and starts the background loops: trigger watch,
-// group-commit writers, fan-out, sweeper and one dispatcher per trigger. It
-// fails when the store cannot be reached.
+// Start joins the registry of instances, loads the triggers and starts the
+// background loops: trigger watch, heartbeat, group-commit writers, fan-out,
+// sweeper and one dispatcher per trigger. It fails when the store cannot be
+// reached.
 func (r *Router) Start(ctx context.Context) error {
 	if !r.started.CompareAndSwap(false, true) {
 		return errors.New("router already started")
@@ -106,7 +112,27 @@ func (r *Router) Start(ctx context.Context) error {
 	if err := r.store.EnsureLogGroup(ctx); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	// A store without an epoch is new (or lost its data before any
+	// instance could restore it): found one.
+	if epoch, founded, _, err := r.store.Restore(ctx, nil); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	} else if founded {
+		r.log.Info("store: new epoch of trigger revisions", "epoch", epoch)
+	}
+	// Subscribed and registered before the first load: a change made from
+	// then on either waits for this instance or is in what it loads, and
+	// its notice arrives either way.
+	sub, err := r.subscribe(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: subscribe: %w", ErrUnavailable, err)
+	}
+	if err := r.cluster.join(ctx); err != nil {
+		_ = sub.Close()
+		return fmt.Errorf("%w: join the registry of instances: %w", ErrUnavailable, err)
+	}
 	if err := r.reload(ctx); err != nil {
+		_ = sub.Close()
+		r.cluster.leaveNow(ctx)
 		return fmt.Errorf("%w: load triggers: %w", ErrUnavailable, err)
 	}
 	for range 2 {
@@ -119,7 +145,8 @@ func (r *Router) Start(ctx context.Context) error {
 			r.appendLoop(ctx)
 		})
 	}
-	r.goLoop(r.watchLoop)
+	r.goLoop(func(ctx context.Context) { r.watchLoop(ctx, sub) })
+	r.cluster.start(r)
 	r.goLoop(r.fanoutLoop)
 	r.goLoop(r.sweepLoop)
 	return nil
@@ -148,6 +175,10 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	r.stopIntake()
+	// Other instances stop waiting for this one at once.
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	r.cluster.leave(lctx)
+	cancel()
 	// No attempt starts once every claim loop has returned; only then may
 	// the attempts be waited for.
 	r.claimLoops.Wait()

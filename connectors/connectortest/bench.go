@@ -37,11 +37,7 @@ func RouterSink(tb testing.TB) connectors.Sink {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	res, err := r.Store().PutTrigger(ctx, trigger.ToProto(t.Spec), 0, 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := r.ApplyLocal(res.Trigger); err != nil {
+	if _, _, err := r.PutTrigger(ctx, trigger.ToProto(t.Spec), 0, 0); err != nil {
 		tb.Fatal(err)
 	}
 	return router.Sink{R: r}

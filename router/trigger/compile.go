@@ -1,6 +1,9 @@
 package trigger
 
-import "github.com/switchyard-io/switchyard/router/filter"
+import (
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router/filter"
+)
 
 // Trigger is a validated spec with its defaults applied and its filter
 // compiled. It is immutable and safe for concurrent use.
@@ -11,6 +14,10 @@ type Trigger struct {
 	Filter filter.Filter
 	// Generation is the stored generation this was compiled from.
 	Generation int64
+	// Stored is the stored message this was compiled from (nil when compiled
+	// from a spec alone): what an instance writes back if the store lost it.
+	// Not to be modified.
+	Stored *switchyardv1.Trigger
 }
 
 // Name returns the trigger's name.
