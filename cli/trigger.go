@@ -259,11 +259,22 @@ func applySpecs(ctx context.Context, c *sdk.Client, specs []loadedSpec, out, err
 			verb = "configured"
 		}
 		fmt.Fprintf(out, "%s %s\n", what, verb)
+		warnLagging(errOut, what, resp.GetLaggingInstances())
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d triggers not applied", failed, len(specs))
 	}
 	return nil
+}
+
+// warnLagging tells on errOut which instances had not confirmed a change
+// when the server answered.
+func warnLagging(errOut io.Writer, what string, lagging []string) {
+	if len(lagging) == 0 {
+		return
+	}
+	fmt.Fprintf(errOut, "warning: %s: not yet live on %d instance(s): %s (the change is stored; they apply it when they can)\n",
+		what, len(lagging), strings.Join(lagging, ", "))
 }
 
 func newTriggerListCmd() *cobra.Command {
@@ -354,6 +365,7 @@ deletes them and the trigger's dead letters.`,
 				if err != nil {
 					return serverError("trigger/"+name, err)
 				}
+				warnLagging(cmd.ErrOrStderr(), "trigger/"+name, resp.GetLaggingInstances())
 				w := cmd.OutOrStdout()
 				switch kept := resp.GetKeptEvents(); {
 				case purge:

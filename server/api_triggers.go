@@ -31,46 +31,42 @@ func normalize(t *switchyardv1.Trigger, pol trigger.Policy) (*switchyardv1.Trigg
 	return trigger.ToProto(compiled.Spec), nil
 }
 
-func (s *triggerService) put(ctx context.Context, t *switchyardv1.Trigger, mode store.PutMode, gen int64) (store.PutResult, error) {
+// put stores the trigger and returns once every live instance serves it,
+// or names those that lag (see router.PutTrigger).
+func (s *triggerService) put(ctx context.Context, t *switchyardv1.Trigger, mode store.PutMode, gen int64) (store.PutResult, []string, error) {
 	nt, err := normalize(t, s.r.TriggerPolicy())
 	if err != nil {
-		return store.PutResult{}, err
+		return store.PutResult{}, nil, err
 	}
-	res, err := s.r.Store().PutTrigger(ctx, nt, mode, gen)
+	res, lagging, err := s.r.PutTrigger(ctx, nt, mode, gen)
 	if err != nil {
-		return res, StatusFor(err)
+		return res, nil, StatusFor(err)
 	}
-	if res.Changed {
-		// This instance applies it at once; the others within a second.
-		if err := s.r.ApplyLocal(res.Trigger); err != nil {
-			return res, StatusFor(err)
-		}
-	}
-	return res, nil
+	return res, lagging, nil
 }
 
 func (s *triggerService) CreateTrigger(ctx context.Context, req *switchyardv1.CreateTriggerRequest) (*switchyardv1.CreateTriggerResponse, error) {
-	res, err := s.put(ctx, req.GetTrigger(), store.PutCreate, 0)
+	res, lagging, err := s.put(ctx, req.GetTrigger(), store.PutCreate, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &switchyardv1.CreateTriggerResponse{Trigger: trigger.RedactProto(res.Trigger)}, nil
+	return &switchyardv1.CreateTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), LaggingInstances: lagging}, nil
 }
 
 func (s *triggerService) ApplyTrigger(ctx context.Context, req *switchyardv1.ApplyTriggerRequest) (*switchyardv1.ApplyTriggerResponse, error) {
-	res, err := s.put(ctx, req.GetTrigger(), store.PutApply, 0)
+	res, lagging, err := s.put(ctx, req.GetTrigger(), store.PutApply, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &switchyardv1.ApplyTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), Created: res.Created, Changed: res.Changed}, nil
+	return &switchyardv1.ApplyTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), Created: res.Created, Changed: res.Changed, LaggingInstances: lagging}, nil
 }
 
 func (s *triggerService) UpdateTrigger(ctx context.Context, req *switchyardv1.UpdateTriggerRequest) (*switchyardv1.UpdateTriggerResponse, error) {
-	res, err := s.put(ctx, req.GetTrigger(), store.PutUpdate, req.GetExpectedGeneration())
+	res, lagging, err := s.put(ctx, req.GetTrigger(), store.PutUpdate, req.GetExpectedGeneration())
 	if err != nil {
 		return nil, err
 	}
-	return &switchyardv1.UpdateTriggerResponse{Trigger: trigger.RedactProto(res.Trigger)}, nil
+	return &switchyardv1.UpdateTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), LaggingInstances: lagging}, nil
 }
 
 func (s *triggerService) GetTrigger(ctx context.Context, req *switchyardv1.GetTriggerRequest) (*switchyardv1.GetTriggerResponse, error) {
@@ -99,12 +95,11 @@ func (s *triggerService) DeleteTrigger(ctx context.Context, req *switchyardv1.De
 	if err := checkTriggerName("name", req.GetName()); err != nil {
 		return nil, err
 	}
-	kept, err := s.r.Store().DeleteTrigger(ctx, req.GetName(), req.GetPurge())
+	kept, lagging, err := s.r.DeleteTrigger(ctx, req.GetName(), req.GetPurge())
 	if err != nil {
 		return nil, StatusFor(err)
 	}
-	s.r.RemoveLocal(req.GetName())
-	return &switchyardv1.DeleteTriggerResponse{KeptEvents: kept}, nil
+	return &switchyardv1.DeleteTriggerResponse{KeptEvents: kept, LaggingInstances: lagging}, nil
 }
 
 func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.GetTriggerStatsRequest) (*switchyardv1.GetTriggerStatsResponse, error) {

@@ -49,6 +49,7 @@ var (
 	probTooLarge    = Problem{Type: "/problems/too-large", Title: "Payload too large", Status: http.StatusRequestEntityTooLarge}
 	probPushback    = Problem{Type: "/problems/queue-full", Title: "Trigger queue full", Status: http.StatusTooManyRequests}
 	probUnavailable = Problem{Type: "/problems/store-unavailable", Title: "Store unavailable", Status: http.StatusServiceUnavailable}
+	probNotReady    = Problem{Type: "/problems/not-ready", Title: "Not ready", Status: http.StatusServiceUnavailable}
 	probStopping    = Problem{Type: "/problems/shutting-down", Title: "Shutting down", Status: http.StatusServiceUnavailable}
 	probMethod      = Problem{Type: "/problems/method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed}
 	probInternal    = Problem{Type: "/problems/internal", Title: "Internal error", Status: http.StatusInternalServerError}

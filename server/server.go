@@ -193,6 +193,7 @@ type Server struct {
 	runner *connectors.Runner
 	wg     sync.WaitGroup
 	once   sync.Once
+	quit   chan struct{} // closed on shutdown: stops the readiness loop
 }
 
 // New connects to the store (or starts the embedded one), binds both
@@ -202,7 +203,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, quit: make(chan struct{})}
 	if err := cfg.checkVolatile(); err != nil {
 		return nil, fmt.Errorf("config: %w", Check(cfg)) // with the sources' field errors, if any
 	}
@@ -290,7 +291,11 @@ func (s *Server) GRPCAddr() string { return s.gl.Addr().String() }
 // Serve serves both listeners in the background.
 func (s *Server) Serve() {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		s.watchReadiness()
+	}()
 	go func() {
 		defer s.wg.Done()
 		if err := s.http.Serve(s.hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -309,17 +314,54 @@ func (s *Server) Serve() {
 	s.log.Info("switchyard serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "sources", len(s.cfg.Sources))
 }
 
+// ready answers /readyz: 200 when the router is ready (router.Ready: one
+// PING and the state its loops keep), else 503 with the reason.
 func (s *Server) ready(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := context.WithTimeout(req.Context(), time.Second)
 	defer cancel()
-	if err := s.router.Store().Ping(ctx); err != nil {
-		p := probUnavailable
+	if err := s.router.Ready(ctx); err != nil {
+		p := probNotReady
+		if errors.Is(err, router.ErrUnavailable) {
+			p = probUnavailable
+		}
 		p.Detail = err.Error()
 		p.RetryAfter = 1
 		writeProblem(w, p)
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// readinessInterval is how often the gRPC health service's status follows
+// the router's readiness.
+const readinessInterval = time.Second
+
+// watchReadiness keeps the gRPC health service's overall status in step
+// with the router's readiness until shutdown.
+func (s *Server) watchReadiness() {
+	tick := time.NewTicker(readinessInterval)
+	defer tick.Stop()
+	serving := true
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := s.router.Ready(ctx)
+		cancel()
+		switch {
+		case err != nil && serving:
+			serving = false
+			s.log.Warn("not ready", "err", err)
+			s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		case err == nil && !serving:
+			serving = true
+			s.log.Info("ready again")
+			s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		}
+	}
 }
 
 // Shutdown stops in two phases: stop accepting (health NOT_SERVING, HTTP and
@@ -330,6 +372,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
 		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 		defer cancel()
+		close(s.quit)
 		s.health.Shutdown()
 		var errs []error
 		if s.runner != nil { // sources first: they finish their batch and ack or nack it
