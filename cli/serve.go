@@ -133,7 +133,7 @@ explicitly take precedence over it.`,
 	f.Int64Var(&cfg.Router.DLQMaxEntries, "dlq-max-entries", 0, "dead letters kept per trigger before the oldest are evicted and counted (default 100000)")
 	f.DurationVar(&cfg.Router.DLQMaxAge, "dlq-max-age", 0, "dead letters older than this are evicted and counted (default 336h)")
 	f.DurationVar(&cfg.Router.TriggerSyncTimeout, "trigger-sync-timeout", 0, "how long a trigger change waits for every live instance to serve it before it answers anyway, naming those that lag (default 5s)")
-	f.DurationVar(&cfg.Router.HeartbeatInterval, "heartbeat-interval", 0, "how often this instance renews its entry in the registry of instances; one silent for 3 intervals counts as gone (default 1s)")
+	f.DurationVar(&cfg.Router.HeartbeatInterval, "heartbeat-interval", 0, "how often this instance renews its entry in the registry of instances; one silent for 3 intervals counts as gone; use the same on every instance (default 1s)")
 	f.BoolVar(&cfg.Router.UnaryInvoke, "unary-invoke", false, "call gRPC functions with unary FunctionService/Invoke only, never on an InvokeStream")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound of the graceful shutdown (default 20s)")
 	f.StringVar(&logLevel, "log-level", server.DefaultLogLevel, "debug, info, warn or error")

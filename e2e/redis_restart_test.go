@@ -18,19 +18,26 @@ import (
 )
 
 // privateRedis runs a redis-server of the test's own on a spare port, with
-// an append-only file fsynced on every write, so a SIGKILL loses nothing.
+// an append-only file fsynced on every write, so a SIGKILL loses nothing;
+// or, ephemeral, with no persistence at all, so a restart starts empty.
 type privateRedis struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
+	t         *testing.T
+	port      int
+	dir       string
+	ephemeral bool
+	cmd       *exec.Cmd
 }
 
-func startPrivateRedis(t *testing.T) *privateRedis {
+func startPrivateRedis(t *testing.T) *privateRedis { return newPrivateRedis(t, false) }
+
+// startEphemeralRedis starts a private redis-server without persistence.
+func startEphemeralRedis(t *testing.T) *privateRedis { return newPrivateRedis(t, true) }
+
+func newPrivateRedis(t *testing.T, ephemeral bool) *privateRedis {
 	t.Helper()
 	addr := freeAddr(t)
 	port, _ := strconv.Atoi(addr[strings.LastIndex(addr, ":")+1:])
-	r := &privateRedis{t: t, port: port, dir: t.TempDir()}
+	r := &privateRedis{t: t, port: port, dir: t.TempDir(), ephemeral: ephemeral}
 	r.start()
 	t.Cleanup(r.kill)
 	return r
@@ -40,8 +47,13 @@ func (r *privateRedis) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0
 
 func (r *privateRedis) start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", r.dir)
+	args := []string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--dir", r.dir}
+	if r.ephemeral {
+		args = append(args, "--appendonly", "no")
+	} else {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	r.cmd = exec.Command("redis-server", args...)
 	require.NoError(r.t, r.cmd.Start())
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
 	defer c.Close()

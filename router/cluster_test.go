@@ -254,3 +254,24 @@ func TestStoreDataLossIsRepaired(t *testing.T) {
 	require.Empty(t, lagging)
 	require.Equal(t, []string{"three"}, matches(rs[0], "three"))
 }
+
+// Readiness reports repeated fan-out failures with their reason while the
+// store answers, and recovers with the fan-out.
+func TestReadinessFollowsTheFanout(t *testing.T) {
+	b := testenv.Real(t)
+	r := startRouter(t, b.Client, b.Prefix, nil)
+	require.NoError(t, r.Ready(t.Context()))
+	// The ingest log replaced by a key of another type: every read fails.
+	log := store.NewKeys(b.Prefix).Log()
+	require.NoError(t, b.Client.Del(t.Context(), log).Err())
+	require.NoError(t, b.Client.Set(t.Context(), log, "not a stream", 0).Err())
+	var err error
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		err = r.Ready(t.Context())
+		return err != nil
+	}, "not ready while the fan-out fails")
+	require.ErrorIs(t, err, ErrNotReady)
+	require.Contains(t, err.Error(), "fan-out: cannot read the ingest log: WRONGTYPE")
+	require.NoError(t, b.Client.Del(t.Context(), log).Err())
+	testenv.Eventually(t, 10*time.Second, func() bool { return r.Ready(t.Context()) == nil }, "ready once the fan-out works again")
+}
