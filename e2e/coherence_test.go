@@ -232,7 +232,7 @@ func TestFrozenInstanceLagsThenIsNotWaitedFor(t *testing.T) {
 	stderr := apply("frozen.1")
 	require.GreaterOrEqual(t, time.Since(started), time.Second)
 	require.Contains(t, stderr, "warning: trigger/frozen: not yet live on 1 instance(s): c")
-	require.Contains(t, a.Logs(), `"lagging":["c"]`)
+	testenv.Eventually(t, 10*time.Second, func() bool { return strings.Contains(a.Logs(), `"lagging":["c"]`) }, "A logs the laggard")
 	for _, p := range []*proc{a, b} {
 		routed, err := publishTyped(p.HTTP, "after-1@"+p.HTTP, "frozen.1")
 		require.NoError(t, err)

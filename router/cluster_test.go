@@ -169,7 +169,6 @@ func TestLaggingAndDeadInstances(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.Client.ZAdd(t.Context(), keys.Members(), redis.Z{Member: "ghost", Score: float64(now.Add(-10 * time.Second).UnixMilli())}).Err())
 	require.NoError(t, b.Client.HSet(t.Context(), keys.Served(), "ghost", "e 0").Err())
-	start = time.Now()
 	_, lagging, err = a.PutTrigger(t.Context(), testTrigger("lag", "lag-2"), store.PutApply, 0)
 	require.NoError(t, err)
 	require.Empty(t, lagging)

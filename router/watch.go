@@ -64,7 +64,7 @@ type watcher struct {
 // reads the triggers and their version in one step. Once a second the
 // loop compares the store's version with the view's: when the view is still
 // short of a revision the previous check saw, notices were lost at the end
-// of a burst, and it reloads. When the store has no epoch at all, it lost its
+// of a burst, and it reloads; when they agree, it reads nothing more. When the store has no epoch at all, it lost its
 // data: the loop writes this view's triggers back (restore).
 //
 // Every version the view reaches is handed to the cluster, which tells the
@@ -219,9 +219,9 @@ func (w *watcher) compare(ctx context.Context) {
 		// The subscription was re-established: notices sent meanwhile
 		// are lost.
 		w.reload = true
-	case w.behind.Epoch == view.Epoch && w.behind.Rev > view.Rev && time.Since(w.behindAt) >= watchCheckInterval:
-		// A whole interval after the last check, the view is still short
-		// of what the store had then: those notices were lost.
+	case w.behind.Epoch == view.Epoch && w.behind.Rev > view.Rev && time.Since(w.behindAt) >= watchCheckInterval/2:
+		// A check later, the view is still short of what the store had
+		// then (a notice takes milliseconds): those notices were lost.
 		w.reload = true
 	case w.behind.Epoch != cur.Epoch || w.behind.Rev <= view.Rev:
 		w.behind, w.behindAt = cur, time.Now()
