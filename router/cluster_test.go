@@ -274,3 +274,27 @@ func TestReadinessFollowsTheFanout(t *testing.T) {
 	require.NoError(t, b.Client.Del(t.Context(), log).Err())
 	testenv.Eventually(t, 10*time.Second, func() bool { return r.Ready(t.Context()) == nil }, "ready once the fan-out works again")
 }
+
+// Losing only the revision counter would count revisions again from 0,
+// which views that served higher ones would take as served: it founds a
+// new epoch, the views reload, and changes are read-your-writes again.
+func TestLostRevisionIsANewEpoch(t *testing.T) {
+	b := testenv.Real(t)
+	a := startRouter(t, b.Client, b.Prefix, nil)
+	o := startRouter(t, b.Client, b.Prefix, nil)
+	for i := range 5 {
+		_, _, err := a.PutTrigger(t.Context(), testTrigger(fmt.Sprintf("x%d", i), "x"), store.PutApply, 0)
+		require.NoError(t, err)
+	}
+	before := a.snap.Load().ver
+	require.NoError(t, b.Client.Del(t.Context(), store.NewKeys(b.Prefix).Revision()).Err())
+	// Refused until an instance founded the new epoch, then retried.
+	_, lagging, err := a.PutTrigger(t.Context(), testTrigger("y", "y"), store.PutApply, 0)
+	require.NoError(t, err)
+	require.Empty(t, lagging)
+	for _, r := range []*Router{a, o} {
+		require.Equal(t, []string{"y"}, matches(r, "y"))
+		require.Len(t, matches(r, "x"), 5, "nothing lost")
+		require.NotEqual(t, before.Epoch, r.snap.Load().ver.Epoch)
+	}
+}

@@ -22,7 +22,8 @@ func (k Keys) Revision() string { return k.p + ":{cfg}:rev" }
 
 // Epoch names the store's lifetime: a random id written when an instance
 // finds none (the first start, or Redis came back without its data), so a
-// revision is only comparable within one epoch.
+// revision is only comparable within one epoch. An epoch whose revision key
+// is gone counts as none: its revisions would start again from 0.
 func (k Keys) Epoch() string { return k.p + ":{cfg}:epoch" }
 
 // Members is the registry of running instances (a ZSET instance id → its

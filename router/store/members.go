@@ -183,10 +183,12 @@ return members(KEYS[1], KEYS[2], {})
 `)
 
 // syncPointScript reads the current version and the registry at once.
-// KEYS: epoch, rev, members, served. Returns epoch or "", rev, then membersLua.
+// KEYS: epoch, rev, members, served. Returns epoch ("" when it or the
+// revision is missing), rev, then membersLua.
 var syncPointScript = redis.NewScript(membersLua + `
-local epoch = redis.call('GET', KEYS[1]) or ''
-local rev = redis.call('GET', KEYS[2]) or '0'
+local epoch = redis.call('GET', KEYS[1])
+local rev = redis.call('GET', KEYS[2])
+if not epoch or not rev then epoch, rev = '', '0' end
 return members(KEYS[3], KEYS[4], {epoch, rev})
 `)
 

@@ -59,15 +59,16 @@ end
 // putScript writes a trigger only if its stored bytes are still ARGV[2]
 // ("" meaning absent): a compare-and-set per trigger, so concurrent writes of
 // different triggers never conflict. It refuses to write when the store has
-// no epoch: the store lost its data and the instances have not restored the
-// triggers yet (a write now would found an epoch without them).
+// no epoch (or no revision: see Keys.Epoch): the store lost its data and the
+// instances have not restored the triggers yet (a write now would found an
+// epoch without them).
 // KEYS: triggers, revision, epoch, members, served.
 // ARGV: name, expected bytes, new bytes, config channel.
 // Returns {1, epoch, rev, registry…} when written, {0} on a race, {-1}
 // without an epoch.
 var putScript = redis.NewScript(changeLua + `
 local epoch = redis.call('GET', KEYS[3])
-if not epoch then return {-1} end
+if not epoch or redis.call('EXISTS', KEYS[2]) == 0 then return {-1} end
 local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ''
 if cur ~= ARGV[2] then return {0} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
@@ -78,7 +79,7 @@ return changed(epoch, ARGV[4], ARGV[1])
 // channel. Returns as putScript, {0} meaning not found.
 var deleteScript = redis.NewScript(changeLua + `
 local epoch = redis.call('GET', KEYS[3])
-if not epoch then return {-1} end
+if not epoch or redis.call('EXISTS', KEYS[2]) == 0 then return {-1} end
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return {0} end
 return changed(epoch, ARGV[2], ARGV[1])
 `)
@@ -273,15 +274,18 @@ func (s *Store) CurrentVersion(ctx context.Context) (Version, error) {
 	return versionOf(v), nil
 }
 
-// versionOf reads MGET epoch revision.
+// versionOf reads MGET epoch revision. An epoch without its revision
+// counts as none (see Keys.Epoch).
 func versionOf(v []any) Version {
-	if len(v) != 2 {
+	if len(v) != 2 || v[0] == nil || v[1] == nil {
 		return Version{}
 	}
 	return Version{Epoch: toString(v[0]), Rev: toInt64(v[1])}
 }
 
-// restoreScript founds a new epoch when the store has none, writing the
+// restoreScript founds a new epoch when the store has none (or has lost the
+// revision, without which revisions of the epoch would be counted again
+// from 0 and no longer tell older from newer), writing the
 // given triggers where none of that name is stored (every instance that
 // noticed the loss may call it at once: the first one founds the epoch and
 // the others find it). KEYS: epoch, triggers, revision. ARGV: new epoch,
@@ -289,7 +293,7 @@ func versionOf(v []any) Version {
 // triggers written} when it founded the epoch, {0, epoch} otherwise.
 var restoreScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
-if cur then return {0, cur} end
+if cur and redis.call('EXISTS', KEYS[3]) == 1 then return {0, cur} end
 redis.call('SET', KEYS[1], ARGV[1])
 local n = 0
 for i = 3, #ARGV, 2 do n = n + redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i+1]) end
