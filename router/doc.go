@@ -11,6 +11,9 @@
 //	fan-out loop: ingest log ─▶ trigger queues (pipelined Lua) ─▶ XACK+XDEL
 //	dispatcher per trigger: claim (Lua, lease) ─▶ invoke target ─▶ complete
 //	        (ack / schedule retry / dead-letter, batched Lua)
+//	trigger change: store (Lua: write, revision, notice) ─▶ every live
+//	        instance's watch loop installs it and acknowledges ─▶ answer
+//	        (cluster.go: registry of instances; watch.go: exact views)
 //
 // Everything that must survive a crash lives in Redis (package store); the
 // process holds only what is in flight, bounded by the triggers' concurrency.
