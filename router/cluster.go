@@ -209,8 +209,12 @@ func (c *cluster) leaveNow(ctx context.Context) {
 	}
 }
 
+// answerMargin is kept before the caller's deadline by wait.
+const answerMargin = 100 * time.Millisecond
+
 // wait returns once every instance of ch.Members that is alive serves
-// ch.Version, or when the timeout passed or ctx ended; lagging names, sorted,
+// ch.Version, or when the timeout passed (or, sooner, shortly before ctx's
+// deadline) or ctx ended; lagging names, sorted,
 // the instances that did not confirm by then (this one included, if its
 // own view lags).
 func (c *cluster) wait(ctx context.Context, ch store.Change) (lagging []string) {
@@ -223,7 +227,13 @@ func (c *cluster) wait(ctx context.Context, ch store.Change) (lagging []string) 
 		}
 	}
 	c.mu.Unlock()
-	timeout := time.NewTimer(c.timeout)
+	// The answer must reach a caller whose deadline comes first: it names
+	// the laggards instead of arriving after the caller gave up.
+	limit := c.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		limit = max(min(limit, time.Until(dl)-answerMargin), 0)
+	}
+	timeout := time.NewTimer(limit)
 	defer timeout.Stop()
 	poll := time.NewTicker(c.interval)
 	defer poll.Stop()

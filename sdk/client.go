@@ -184,7 +184,9 @@ func validationViolations(path string, err error) []Violation {
 
 // ApplyTrigger creates the trigger t or replaces the one with the same name;
 // the response has the stored trigger and says whether it was created or
-// changed. A refused trigger is reported as an [*InvalidTriggerError].
+// changed. It returns once every live Switchyard instance routes by the
+// trigger, or names in LaggingInstances those that had not confirmed it in
+// time. A refused trigger is reported as an [*InvalidTriggerError].
 func (c *Client) ApplyTrigger(ctx context.Context, t *switchyardv1.Trigger) (*switchyardv1.ApplyTriggerResponse, error) {
 	if t == nil {
 		return nil, &InvalidTriggerError{Violations: []Violation{{Field: "trigger", Description: "required"}}}
@@ -224,7 +226,8 @@ func (c *Client) ListTriggers(ctx context.Context) ([]*switchyardv1.Trigger, err
 // DeleteTrigger removes the named trigger. Its queued events stay in the
 // store, and resume if a trigger of that name is created again, unless purge
 // is set, which also deletes them with the trigger's retries and dead
-// letters. The response counts the events kept.
+// letters. The response counts the events kept and, as ApplyTrigger's,
+// names the instances still routing by the deleted trigger, if any.
 func (c *Client) DeleteTrigger(ctx context.Context, name string, purge bool) (*switchyardv1.DeleteTriggerResponse, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
