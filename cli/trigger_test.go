@@ -38,6 +38,8 @@ type fakeTriggers struct {
 	stats    []*switchyardv1.TriggerStats
 	deleted  []*switchyardv1.DeleteTriggerRequest
 	created  time.Time
+	// lagging is answered as the instances that did not confirm a change.
+	lagging []string
 }
 
 func (f *fakeTriggers) ApplyTrigger(_ context.Context, req *switchyardv1.ApplyTriggerRequest) (*switchyardv1.ApplyTriggerResponse, error) {
@@ -71,6 +73,7 @@ func (f *fakeTriggers) ApplyTrigger(_ context.Context, req *switchyardv1.ApplyTr
 	stored.UpdateTime = timestamppb.New(f.created)
 	resp.Changed = true
 	resp.Trigger = stored
+	resp.LaggingInstances = f.lagging
 	f.triggers[t.GetName()] = stored
 	return resp, nil
 }
@@ -110,7 +113,7 @@ func (f *fakeTriggers) DeleteTrigger(_ context.Context, req *switchyardv1.Delete
 	if req.GetPurge() {
 		kept = 0
 	}
-	return &switchyardv1.DeleteTriggerResponse{KeptEvents: kept}, nil
+	return &switchyardv1.DeleteTriggerResponse{KeptEvents: kept, LaggingInstances: f.lagging}, nil
 }
 
 func (f *fakeTriggers) GetTriggerStats(_ context.Context, req *switchyardv1.GetTriggerStatsRequest) (*switchyardv1.GetTriggerStatsResponse, error) {
@@ -347,6 +350,37 @@ func TestTriggerApplyReportsEachTrigger(t *testing.T) {
 	}
 	if got := fake.triggers["orders"].GetDelivery().GetMaxAttempts(); got != 6 {
 		t.Errorf("stored max_attempts = %d", got)
+	}
+}
+
+// A change some instances had not confirmed succeeds, with a warning naming
+// them on standard error.
+func TestTriggerChangesWarnAboutLaggingInstances(t *testing.T) {
+	fake := &fakeTriggers{lagging: []string{"host-b-12", "host-c-7"}}
+	addr := startFake(t, fake, nil)
+	r := runCLI(t, twoTriggers, "trigger", "apply", "-f", "-", "--server", addr)
+	if r.e != nil || r.out != "trigger/orders created\ntrigger/audit created\n" {
+		t.Fatalf("apply: out %q, err %v", r.out, r.e)
+	}
+	for _, name := range []string{"orders", "audit"} {
+		want := "warning: trigger/" + name + ": not yet live on 2 instance(s): host-b-12, host-c-7"
+		if !strings.Contains(r.err, want) {
+			t.Errorf("apply stderr %q lacks %q", r.err, want)
+		}
+	}
+	r = runCLI(t, "", "trigger", "delete", "orders", "--server", addr)
+	if r.e != nil || !strings.HasPrefix(r.out, "trigger/orders deleted") {
+		t.Fatalf("delete: out %q, err %v", r.out, r.e)
+	}
+	if want := "warning: trigger/orders: not yet live on 2 instance(s): host-b-12, host-c-7"; !strings.Contains(r.err, want) {
+		t.Errorf("delete stderr %q lacks %q", r.err, want)
+	}
+	fake.mu.Lock()
+	fake.lagging = nil
+	fake.mu.Unlock()
+	r = runCLI(t, "", "trigger", "delete", "audit", "--server", addr)
+	if r.e != nil || r.err != "" {
+		t.Fatalf("delete confirmed everywhere: stderr %q, err %v", r.err, r.e)
 	}
 }
 
