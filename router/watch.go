@@ -41,8 +41,8 @@ type watcher struct {
 	// reconnection, any difference means lost notices).
 	reload, lost, check, resynced bool
 	// behind is the store's revision the last check found ahead of the
-	// view, and when: a view still short of it a check interval later
-	// lost notices.
+	// view, and when: a view still short of it at the next check lost
+	// notices.
 	behind   store.Version
 	behindAt time.Time
 }
@@ -64,8 +64,9 @@ type watcher struct {
 // reads the triggers and their version in one step. Once a second the
 // loop compares the store's version with the view's: when the view is still
 // short of a revision the previous check saw, notices were lost at the end
-// of a burst, and it reloads; when they agree, it reads nothing more. When the store has no epoch at all, it lost its
-// data: the loop writes this view's triggers back (restore).
+// of a burst, and it reloads; when they agree, it reads nothing more. When
+// the store has no epoch at all, it lost its data: the loop writes this
+// view's triggers back (restore).
 //
 // Every version the view reaches is handed to the cluster, which tells the
 // waiting trigger changes (theirs and other instances').
