@@ -78,22 +78,17 @@ func (c *cluster) setServed(v store.Version) {
 		c.mu.Unlock()
 		return
 	}
+	newEpoch := v.Epoch != c.served.Epoch
 	c.served = v
 	c.broadcastLocked()
 	peers := c.peers
 	c.mu.Unlock()
 	// Alone, nobody waits for this instance but itself: the heartbeat
-	// records the version in passing.
-	if peers {
+	// records the version in passing. A new epoch means the store lost
+	// its data, the registry included: register again at once.
+	if peers || newEpoch {
 		c.announce()
 	}
-}
-
-// Served returns the version this instance's view serves.
-func (c *cluster) Served() store.Version {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.served
 }
 
 // hear records an acknowledgement: instance id serves v.
