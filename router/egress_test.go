@@ -71,9 +71,8 @@ func TestForbiddenTargetIsDeadLetteredAtOnce(t *testing.T) {
 		require.NoError(t, err, "a name passes the apply-time check: it is checked when connecting")
 		c, err := trigger.Compile(spec)
 		require.NoError(t, err)
-		res, err := r.Store().PutTrigger(ctx, trigger.ToProto(c.Spec), store.PutApply, 0)
+		_, _, err = r.PutTrigger(ctx, trigger.ToProto(c.Spec), store.PutApply, 0)
 		require.NoError(t, err)
-		require.NoError(t, r.ApplyLocal(res.Trigger))
 		_, err = r.Publish(ctx, []*pb.CloudEvent{{Id: "ev-" + name, Source: "/t", SpecVersion: "1.0", Type: name}})
 		require.NoError(t, err)
 	}
