@@ -65,7 +65,7 @@ func TestConformance(t *testing.T) {
 	connectortest.Run(t, connectortest.Harness{
 		Push: true,
 		New: func(t *testing.T, env connectors.Env) connectors.Source {
-			return build(t, env, map[string]any{})
+			return build(t, env, map[string]any{"insecure": true})
 		},
 		Produce: func(t *testing.T, name string, mux *connectortest.Mux, n int) {
 			// Notifications of up to three records each, sent concurrently.
@@ -144,7 +144,7 @@ func do(t *testing.T, url string, body []byte, hdr map[string]string) (int, stri
 // answered only once they are all durable.
 func TestNotificationIsOneBatch(t *testing.T) {
 	mux := connectortest.NewMux(t)
-	src := build(t, connectortest.Env("batch", &connectortest.MemCheckpoints{}, mux), map[string]any{})
+	src := build(t, connectortest.Env("batch", &connectortest.MemCheckpoints{}, mux), map[string]any{"insecure": true})
 	sink := &batchSink{refuse: 2}
 	run(t, src, sink)
 	body := notification(record("b", "k1", "r1"), record("b", "k2", "r2"), record("b", "k3", "r3"), record("b", "k4", "r4"))
@@ -179,7 +179,7 @@ func TestNotificationIsOneBatch(t *testing.T) {
 // notification yields the same ids.
 func TestNackIs503(t *testing.T) {
 	mux := connectortest.NewMux(t)
-	src := build(t, connectortest.Env("nack", &connectortest.MemCheckpoints{}, mux), map[string]any{})
+	src := build(t, connectortest.Env("nack", &connectortest.MemCheckpoints{}, mux), map[string]any{"insecure": true})
 	ctx := context.Background()
 	if err := src.Connect(ctx); err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func TestNackIs503(t *testing.T) {
 // notification is read afterwards.
 func TestTimeoutWithdraws(t *testing.T) {
 	mux := connectortest.NewMux(t)
-	src := build(t, connectortest.Env("slow", &connectortest.MemCheckpoints{}, mux), map[string]any{"timeout": "100ms"})
+	src := build(t, connectortest.Env("slow", &connectortest.MemCheckpoints{}, mux), map[string]any{"timeout": "100ms", "insecure": true})
 	ctx := context.Background()
 	_ = src.Connect(ctx)
 	defer src.Close(ctx)
@@ -243,7 +243,7 @@ func TestTimeoutWithdraws(t *testing.T) {
 func TestHTTPErrors(t *testing.T) {
 	mux := connectortest.NewMux(t)
 	src := build(t, connectortest.Env("guarded", &connectortest.MemCheckpoints{}, mux), map[string]any{"token": "t0ken", "max_body_bytes": 2000})
-	closed := build(t, connectortest.Env("closed", &connectortest.MemCheckpoints{}, mux), map[string]any{})
+	closed := build(t, connectortest.Env("closed", &connectortest.MemCheckpoints{}, mux), map[string]any{"insecure": true})
 	_ = closed
 	ctx := context.Background()
 	_ = src.Connect(ctx)
@@ -290,13 +290,15 @@ func TestConfigErrors(t *testing.T) {
 		fields map[string]any
 		want   string
 	}{
-		"unknown field":      {map[string]any{"secret": "x"}, "fields.secret: unknown field"},
-		"body size type":     {map[string]any{"max_body_bytes": "big"}, "fields.max_body_bytes: want a int"},
-		"body size zero":     {map[string]any{"max_body_bytes": 0}, "fields.max_body_bytes: must be positive"},
-		"bad timeout":        {map[string]any{"timeout": "soon"}, "fields.timeout: invalid duration"},
-		"zero timeout":       {map[string]any{"timeout": "0s"}, "fields.timeout: must be positive"},
+		"unknown field":      {map[string]any{"secret": "x", "insecure": true}, "fields.secret: unknown field"},
+		"no token":           {map[string]any{}, "fields.token: required"},
+		"token and insecure": {map[string]any{"token": "x", "insecure": true}, "fields.insecure: set either a token or insecure: true"},
+		"body size type":     {map[string]any{"insecure": true, "max_body_bytes": "big"}, "fields.max_body_bytes: want a int"},
+		"body size zero":     {map[string]any{"insecure": true, "max_body_bytes": 0}, "fields.max_body_bytes: must be positive"},
+		"bad timeout":        {map[string]any{"insecure": true, "timeout": "soon"}, "fields.timeout: invalid duration"},
+		"zero timeout":       {map[string]any{"insecure": true, "timeout": "0s"}, "fields.timeout: must be positive"},
 		"token no header":    {map[string]any{"token": "x", "token_header": ""}, "fields.token_header: required when a token is set"},
-		"decode keys string": {map[string]any{"decode_keys": "yes"}, "fields.decode_keys: want a bool"},
+		"decode keys string": {map[string]any{"insecure": true, "decode_keys": "yes"}, "fields.decode_keys: want a bool"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -318,7 +320,7 @@ func TestConfigErrors(t *testing.T) {
 // drained by a Runner into a real Switchyard router on Redis.
 func BenchmarkIngest(b *testing.B) {
 	mux := connectortest.NewMux(b)
-	src := build(b, connectortest.Env("bench", &connectortest.MemCheckpoints{}, mux), map[string]any{})
+	src := build(b, connectortest.Env("bench", &connectortest.MemCheckpoints{}, mux), map[string]any{"insecure": true})
 	run(b, src, connectortest.RouterSink(b))
 	const perNotification = 10
 	const senders = 8

@@ -57,10 +57,22 @@ func New(env connectors.Env, cfg connectors.Config) (connectors.Source, error) {
 		maxBody: int64(cfg.Int(fieldMaxBodyBytes)), timeout: cfg.Duration(fieldTimeout),
 		wake: make(chan struct{}, 1),
 	}
-	if tok := cfg.String(fieldToken); tok != "" {
+	tok, insecure := cfg.String(fieldToken), cfg.Bool(fieldInsecure)
+	switch {
+	case tok == "" && !insecure:
+		return nil, fmt.Errorf("fields.%s: required: every request must carry it (e.g. token: ${S3_NOTIFY_TOKEN}); "+
+			"to accept notifications from anyone who can reach the endpoint, set insecure: true", fieldToken)
+	case tok != "" && insecure:
+		return nil, fmt.Errorf("fields.%s: set either a token or insecure: true, not both", fieldInsecure)
+	case tok != "":
 		s.token, s.hasToken = sha256.Sum256([]byte(tok)), true
 		if s.tokenHeader == "" {
 			return nil, fmt.Errorf("fields.%s: required when a token is set", fieldTokenHeader)
+		}
+	default:
+		if env.Logger != nil {
+			env.Logger.Warn("s3_notifications source takes notifications without a token (insecure: true): anyone who can reach POST /s3/"+env.Name+" may post them",
+				"source", env.Name)
 		}
 	}
 	if s.maxBody <= 0 {

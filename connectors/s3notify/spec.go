@@ -13,6 +13,7 @@ import (
 const (
 	fieldToken        = "token"
 	fieldTokenHeader  = "token_header"
+	fieldInsecure     = "insecure"
 	fieldDecodeKeys   = "decode_keys"
 	fieldMaxBodyBytes = "max_body_bytes"
 	fieldTimeout      = "timeout"
@@ -34,10 +35,12 @@ handed over together and the request is answered 200 only once every one is dura
 Retry-After) when any could not be stored, so the sender retries the whole notification (records
 already stored come again with the same ids). Malformed notifications get 400 naming the offending
 field. The ` + "`s3:TestEvent`" + ` AWS sends when a configuration is saved is answered 200 and stores nothing.
-With a token, requests must carry it in the token header (the bare token or ` + "`Bearer <token>`" + `,
-compared in constant time), else 401.`,
+Requests must carry the token in the token header (the bare token or ` + "`Bearer <token>`" + `,
+compared in constant time), else 401. A source without a token refuses to start unless it says
+` + "`insecure: true`" + ` (anyone who can reach the endpoint may then post notifications).`,
 		Fields: []connectors.Field{
-			{Name: fieldToken, Type: connectors.TypeString, Secret: true, Doc: "Shared secret; when set, every request must carry it in the token header.", Example: "${S3_NOTIFY_TOKEN}"},
+			{Name: fieldToken, Type: connectors.TypeString, Secret: true, Doc: "Shared secret every request must carry in the token header; required unless insecure is set.", Example: "${S3_NOTIFY_TOKEN}"},
+			{Name: fieldInsecure, Type: connectors.TypeBool, Default: false, Doc: "Accept requests without a token from anyone who can reach the endpoint (only without a token); logged as a warning at start."},
 			{Name: fieldTokenHeader, Type: connectors.TypeString, Default: "Authorization", Doc: "Header carrying the token, as the bare token or `Bearer <token>` (MinIO's `auth_token` uses Authorization)."},
 			{Name: fieldDecodeKeys, Type: connectors.TypeBool, Default: true, Doc: "URL-decode object keys for the subject (S3 and MinIO send them form-encoded: `a+b%2Fc` is `a b/c`); the data keeps the record as received."},
 			{Name: fieldMaxBodyBytes, Type: connectors.TypeInt, Default: 4 << 20, Doc: "Largest accepted notification; larger ones get 413."},
