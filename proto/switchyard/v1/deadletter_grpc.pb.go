@@ -38,6 +38,11 @@ const (
 // trigger names follow the trigger name rules and an entry is
 // "<unix ms>-<sequence>", checked before anything is looked up; NOT_FOUND for
 // a dead letter or replay target that does not exist.
+//
+// With authentication on, list, get and stats need deadletters.read, replay
+// and purge deadletters.write. A caller whose scope restricts trigger names
+// reaches only the DLQs of its triggers (a replay's to_trigger included):
+// another trigger's answers NOT_FOUND and listings leave it out.
 type DeadLetterServiceClient interface {
 	// ListDeadLetters pages through dead letters, oldest first.
 	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
@@ -132,6 +137,11 @@ func (c *deadLetterServiceClient) GetDeadLetterStats(ctx context.Context, in *Ge
 // trigger names follow the trigger name rules and an entry is
 // "<unix ms>-<sequence>", checked before anything is looked up; NOT_FOUND for
 // a dead letter or replay target that does not exist.
+//
+// With authentication on, list, get and stats need deadletters.read, replay
+// and purge deadletters.write. A caller whose scope restricts trigger names
+// reaches only the DLQs of its triggers (a replay's to_trigger included):
+// another trigger's answers NOT_FOUND and listings leave it out.
 type DeadLetterServiceServer interface {
 	// ListDeadLetters pages through dead letters, oldest first.
 	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)

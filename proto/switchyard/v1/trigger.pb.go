@@ -99,7 +99,17 @@ type Trigger struct {
 	// Output only.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Output only.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The events this trigger may receive whatever its filter says: an event
+	// is delivered only when the filter matches and the event's source and
+	// type lie inside this scope. When a caller whose own scope restricts
+	// event sources or types creates or changes the trigger, the server sets
+	// it: to the caller's scope where this field leaves a dimension empty, and
+	// refuses a value wider than the caller's (PERMISSION_DENIED). So a
+	// tenant's trigger never receives another tenant's events, even with an
+	// empty filter. A caller without such a restriction may set it to confine
+	// a trigger to a tenant's events. Empty: no restriction beyond the filter.
+	Scope         *EventScope `protobuf:"bytes,9,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -190,6 +200,69 @@ func (x *Trigger) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Trigger) GetScope() *EventScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+// EventScope restricts the events a trigger may receive, by prefixes of
+// their source and type. An empty list does not restrict.
+type EventScope struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's source must start with one of these.
+	Sources []string `protobuf:"bytes,1,rep,name=sources,proto3" json:"sources,omitempty"`
+	// The event's type must start with one of these.
+	Types         []string `protobuf:"bytes,2,rep,name=types,proto3" json:"types,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventScope) Reset() {
+	*x = EventScope{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventScope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventScope) ProtoMessage() {}
+
+func (x *EventScope) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventScope.ProtoReflect.Descriptor instead.
+func (*EventScope) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EventScope) GetSources() []string {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *EventScope) GetTypes() []string {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
 // Filter selects events. All the fields set at one level must match.
 type Filter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -215,7 +288,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[1]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -227,7 +300,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[1]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -240,7 +313,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{1}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Filter) GetAttributes() map[string]string {
@@ -321,7 +394,7 @@ type Target struct {
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[2]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +406,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[2]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +419,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{2}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Target) GetKind() isTarget_Kind {
@@ -429,7 +502,7 @@ type TargetTLS struct {
 
 func (x *TargetTLS) Reset() {
 	*x = TargetTLS{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[3]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +514,7 @@ func (x *TargetTLS) String() string {
 func (*TargetTLS) ProtoMessage() {}
 
 func (x *TargetTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[3]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +527,7 @@ func (x *TargetTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetTLS.ProtoReflect.Descriptor instead.
 func (*TargetTLS) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{3}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TargetTLS) GetCaFile() string {
@@ -501,7 +574,7 @@ type TargetAuth struct {
 
 func (x *TargetAuth) Reset() {
 	*x = TargetAuth{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +586,7 @@ func (x *TargetAuth) String() string {
 func (*TargetAuth) ProtoMessage() {}
 
 func (x *TargetAuth) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +599,7 @@ func (x *TargetAuth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetAuth.ProtoReflect.Descriptor instead.
 func (*TargetAuth) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TargetAuth) GetBearerSecret() string {
@@ -575,7 +648,7 @@ type DeliveryPolicy struct {
 
 func (x *DeliveryPolicy) Reset() {
 	*x = DeliveryPolicy{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +660,7 @@ func (x *DeliveryPolicy) String() string {
 func (*DeliveryPolicy) ProtoMessage() {}
 
 func (x *DeliveryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +673,7 @@ func (x *DeliveryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryPolicy.ProtoReflect.Descriptor instead.
 func (*DeliveryPolicy) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeliveryPolicy) GetTimeout() *durationpb.Duration {
@@ -677,7 +750,7 @@ type CreateTriggerRequest struct {
 
 func (x *CreateTriggerRequest) Reset() {
 	*x = CreateTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +762,7 @@ func (x *CreateTriggerRequest) String() string {
 func (*CreateTriggerRequest) ProtoMessage() {}
 
 func (x *CreateTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +775,7 @@ func (x *CreateTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTriggerRequest.ProtoReflect.Descriptor instead.
 func (*CreateTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateTriggerRequest) GetTrigger() *Trigger {
@@ -728,7 +801,7 @@ type CreateTriggerResponse struct {
 
 func (x *CreateTriggerResponse) Reset() {
 	*x = CreateTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +813,7 @@ func (x *CreateTriggerResponse) String() string {
 func (*CreateTriggerResponse) ProtoMessage() {}
 
 func (x *CreateTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +826,7 @@ func (x *CreateTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTriggerResponse.ProtoReflect.Descriptor instead.
 func (*CreateTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateTriggerResponse) GetTrigger() *Trigger {
@@ -781,7 +854,7 @@ type ApplyTriggerRequest struct {
 
 func (x *ApplyTriggerRequest) Reset() {
 	*x = ApplyTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +866,7 @@ func (x *ApplyTriggerRequest) String() string {
 func (*ApplyTriggerRequest) ProtoMessage() {}
 
 func (x *ApplyTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +879,7 @@ func (x *ApplyTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyTriggerRequest.ProtoReflect.Descriptor instead.
 func (*ApplyTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ApplyTriggerRequest) GetTrigger() *Trigger {
@@ -836,7 +909,7 @@ type ApplyTriggerResponse struct {
 
 func (x *ApplyTriggerResponse) Reset() {
 	*x = ApplyTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +921,7 @@ func (x *ApplyTriggerResponse) String() string {
 func (*ApplyTriggerResponse) ProtoMessage() {}
 
 func (x *ApplyTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +934,7 @@ func (x *ApplyTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyTriggerResponse.ProtoReflect.Descriptor instead.
 func (*ApplyTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{9}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ApplyTriggerResponse) GetTrigger() *Trigger {
@@ -903,7 +976,7 @@ type GetTriggerRequest struct {
 
 func (x *GetTriggerRequest) Reset() {
 	*x = GetTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +988,7 @@ func (x *GetTriggerRequest) String() string {
 func (*GetTriggerRequest) ProtoMessage() {}
 
 func (x *GetTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1001,7 @@ func (x *GetTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerRequest.ProtoReflect.Descriptor instead.
 func (*GetTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{10}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTriggerRequest) GetName() string {
@@ -949,7 +1022,7 @@ type GetTriggerResponse struct {
 
 func (x *GetTriggerResponse) Reset() {
 	*x = GetTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1034,7 @@ func (x *GetTriggerResponse) String() string {
 func (*GetTriggerResponse) ProtoMessage() {}
 
 func (x *GetTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1047,7 @@ func (x *GetTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerResponse.ProtoReflect.Descriptor instead.
 func (*GetTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{11}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTriggerResponse) GetTrigger() *Trigger {
@@ -993,7 +1066,7 @@ type ListTriggersRequest struct {
 
 func (x *ListTriggersRequest) Reset() {
 	*x = ListTriggersRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1078,7 @@ func (x *ListTriggersRequest) String() string {
 func (*ListTriggersRequest) ProtoMessage() {}
 
 func (x *ListTriggersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1091,7 @@ func (x *ListTriggersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTriggersRequest.ProtoReflect.Descriptor instead.
 func (*ListTriggersRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{12}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{13}
 }
 
 // ListTriggersResponse holds every trigger.
@@ -1032,7 +1105,7 @@ type ListTriggersResponse struct {
 
 func (x *ListTriggersResponse) Reset() {
 	*x = ListTriggersResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1117,7 @@ func (x *ListTriggersResponse) String() string {
 func (*ListTriggersResponse) ProtoMessage() {}
 
 func (x *ListTriggersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1130,7 @@ func (x *ListTriggersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTriggersResponse.ProtoReflect.Descriptor instead.
 func (*ListTriggersResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{13}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListTriggersResponse) GetTriggers() []*Trigger {
@@ -1080,7 +1153,7 @@ type UpdateTriggerRequest struct {
 
 func (x *UpdateTriggerRequest) Reset() {
 	*x = UpdateTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1165,7 @@ func (x *UpdateTriggerRequest) String() string {
 func (*UpdateTriggerRequest) ProtoMessage() {}
 
 func (x *UpdateTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1178,7 @@ func (x *UpdateTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTriggerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{14}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateTriggerRequest) GetTrigger() *Trigger {
@@ -1138,7 +1211,7 @@ type UpdateTriggerResponse struct {
 
 func (x *UpdateTriggerResponse) Reset() {
 	*x = UpdateTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1223,7 @@ func (x *UpdateTriggerResponse) String() string {
 func (*UpdateTriggerResponse) ProtoMessage() {}
 
 func (x *UpdateTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1236,7 @@ func (x *UpdateTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTriggerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{15}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateTriggerResponse) GetTrigger() *Trigger {
@@ -1193,7 +1266,7 @@ type DeleteTriggerRequest struct {
 
 func (x *DeleteTriggerRequest) Reset() {
 	*x = DeleteTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1278,7 @@ func (x *DeleteTriggerRequest) String() string {
 func (*DeleteTriggerRequest) ProtoMessage() {}
 
 func (x *DeleteTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1291,7 @@ func (x *DeleteTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTriggerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{16}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteTriggerRequest) GetName() string {
@@ -1251,7 +1324,7 @@ type DeleteTriggerResponse struct {
 
 func (x *DeleteTriggerResponse) Reset() {
 	*x = DeleteTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1336,7 @@ func (x *DeleteTriggerResponse) String() string {
 func (*DeleteTriggerResponse) ProtoMessage() {}
 
 func (x *DeleteTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1349,7 @@ func (x *DeleteTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTriggerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{17}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteTriggerResponse) GetKeptEvents() int64 {
@@ -1304,7 +1377,7 @@ type GetTriggerStatsRequest struct {
 
 func (x *GetTriggerStatsRequest) Reset() {
 	*x = GetTriggerStatsRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1389,7 @@ func (x *GetTriggerStatsRequest) String() string {
 func (*GetTriggerStatsRequest) ProtoMessage() {}
 
 func (x *GetTriggerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1402,7 @@ func (x *GetTriggerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetTriggerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{18}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetTriggerStatsRequest) GetName() string {
@@ -1350,7 +1423,7 @@ type GetTriggerStatsResponse struct {
 
 func (x *GetTriggerStatsResponse) Reset() {
 	*x = GetTriggerStatsResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1435,7 @@ func (x *GetTriggerStatsResponse) String() string {
 func (*GetTriggerStatsResponse) ProtoMessage() {}
 
 func (x *GetTriggerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1448,7 @@ func (x *GetTriggerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetTriggerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{19}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetTriggerStatsResponse) GetStats() []*TriggerStats {
@@ -1432,7 +1505,7 @@ type TriggerStats struct {
 
 func (x *TriggerStats) Reset() {
 	*x = TriggerStats{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1517,7 @@ func (x *TriggerStats) String() string {
 func (*TriggerStats) ProtoMessage() {}
 
 func (x *TriggerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1530,7 @@ func (x *TriggerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerStats.ProtoReflect.Descriptor instead.
 func (*TriggerStats) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{20}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TriggerStats) GetName() string {
@@ -1583,7 +1656,7 @@ var File_switchyard_v1_trigger_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\n" +
-	"\x1bswitchyard/v1/trigger.proto\x12\rswitchyard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x02\n" +
+	"\x1bswitchyard/v1/trigger.proto\x12\rswitchyard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x03\n" +
 	"\aTrigger\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06filter\x18\x02 \x01(\v2\x15.switchyard.v1.FilterR\x06filter\x12-\n" +
@@ -1596,7 +1669,12 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x9d\x04\n" +
+	"updateTime\x12/\n" +
+	"\x05scope\x18\t \x01(\v2\x19.switchyard.v1.EventScopeR\x05scope\"<\n" +
+	"\n" +
+	"EventScope\x12\x18\n" +
+	"\asources\x18\x01 \x03(\tR\asources\x12\x14\n" +
+	"\x05types\x18\x02 \x03(\tR\x05types\"\x9d\x04\n" +
 	"\x06Filter\x12E\n" +
 	"\n" +
 	"attributes\x18\x01 \x03(\v2%.switchyard.v1.Filter.AttributesEntryR\n" +
@@ -1728,86 +1806,88 @@ func file_switchyard_v1_trigger_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_v1_trigger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_switchyard_v1_trigger_proto_goTypes = []any{
 	(BreakerState)(0),               // 0: switchyard.v1.BreakerState
 	(*Trigger)(nil),                 // 1: switchyard.v1.Trigger
-	(*Filter)(nil),                  // 2: switchyard.v1.Filter
-	(*Target)(nil),                  // 3: switchyard.v1.Target
-	(*TargetTLS)(nil),               // 4: switchyard.v1.TargetTLS
-	(*TargetAuth)(nil),              // 5: switchyard.v1.TargetAuth
-	(*DeliveryPolicy)(nil),          // 6: switchyard.v1.DeliveryPolicy
-	(*CreateTriggerRequest)(nil),    // 7: switchyard.v1.CreateTriggerRequest
-	(*CreateTriggerResponse)(nil),   // 8: switchyard.v1.CreateTriggerResponse
-	(*ApplyTriggerRequest)(nil),     // 9: switchyard.v1.ApplyTriggerRequest
-	(*ApplyTriggerResponse)(nil),    // 10: switchyard.v1.ApplyTriggerResponse
-	(*GetTriggerRequest)(nil),       // 11: switchyard.v1.GetTriggerRequest
-	(*GetTriggerResponse)(nil),      // 12: switchyard.v1.GetTriggerResponse
-	(*ListTriggersRequest)(nil),     // 13: switchyard.v1.ListTriggersRequest
-	(*ListTriggersResponse)(nil),    // 14: switchyard.v1.ListTriggersResponse
-	(*UpdateTriggerRequest)(nil),    // 15: switchyard.v1.UpdateTriggerRequest
-	(*UpdateTriggerResponse)(nil),   // 16: switchyard.v1.UpdateTriggerResponse
-	(*DeleteTriggerRequest)(nil),    // 17: switchyard.v1.DeleteTriggerRequest
-	(*DeleteTriggerResponse)(nil),   // 18: switchyard.v1.DeleteTriggerResponse
-	(*GetTriggerStatsRequest)(nil),  // 19: switchyard.v1.GetTriggerStatsRequest
-	(*GetTriggerStatsResponse)(nil), // 20: switchyard.v1.GetTriggerStatsResponse
-	(*TriggerStats)(nil),            // 21: switchyard.v1.TriggerStats
-	nil,                             // 22: switchyard.v1.Filter.AttributesEntry
-	nil,                             // 23: switchyard.v1.Filter.PrefixEntry
-	nil,                             // 24: switchyard.v1.Filter.SuffixEntry
-	(*timestamppb.Timestamp)(nil),   // 25: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 26: google.protobuf.Duration
+	(*EventScope)(nil),              // 2: switchyard.v1.EventScope
+	(*Filter)(nil),                  // 3: switchyard.v1.Filter
+	(*Target)(nil),                  // 4: switchyard.v1.Target
+	(*TargetTLS)(nil),               // 5: switchyard.v1.TargetTLS
+	(*TargetAuth)(nil),              // 6: switchyard.v1.TargetAuth
+	(*DeliveryPolicy)(nil),          // 7: switchyard.v1.DeliveryPolicy
+	(*CreateTriggerRequest)(nil),    // 8: switchyard.v1.CreateTriggerRequest
+	(*CreateTriggerResponse)(nil),   // 9: switchyard.v1.CreateTriggerResponse
+	(*ApplyTriggerRequest)(nil),     // 10: switchyard.v1.ApplyTriggerRequest
+	(*ApplyTriggerResponse)(nil),    // 11: switchyard.v1.ApplyTriggerResponse
+	(*GetTriggerRequest)(nil),       // 12: switchyard.v1.GetTriggerRequest
+	(*GetTriggerResponse)(nil),      // 13: switchyard.v1.GetTriggerResponse
+	(*ListTriggersRequest)(nil),     // 14: switchyard.v1.ListTriggersRequest
+	(*ListTriggersResponse)(nil),    // 15: switchyard.v1.ListTriggersResponse
+	(*UpdateTriggerRequest)(nil),    // 16: switchyard.v1.UpdateTriggerRequest
+	(*UpdateTriggerResponse)(nil),   // 17: switchyard.v1.UpdateTriggerResponse
+	(*DeleteTriggerRequest)(nil),    // 18: switchyard.v1.DeleteTriggerRequest
+	(*DeleteTriggerResponse)(nil),   // 19: switchyard.v1.DeleteTriggerResponse
+	(*GetTriggerStatsRequest)(nil),  // 20: switchyard.v1.GetTriggerStatsRequest
+	(*GetTriggerStatsResponse)(nil), // 21: switchyard.v1.GetTriggerStatsResponse
+	(*TriggerStats)(nil),            // 22: switchyard.v1.TriggerStats
+	nil,                             // 23: switchyard.v1.Filter.AttributesEntry
+	nil,                             // 24: switchyard.v1.Filter.PrefixEntry
+	nil,                             // 25: switchyard.v1.Filter.SuffixEntry
+	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
 }
 var file_switchyard_v1_trigger_proto_depIdxs = []int32{
-	2,  // 0: switchyard.v1.Trigger.filter:type_name -> switchyard.v1.Filter
-	3,  // 1: switchyard.v1.Trigger.target:type_name -> switchyard.v1.Target
-	6,  // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
-	25, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
-	25, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
-	22, // 5: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
-	23, // 6: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
-	24, // 7: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
-	2,  // 8: switchyard.v1.Filter.all:type_name -> switchyard.v1.Filter
-	2,  // 9: switchyard.v1.Filter.any:type_name -> switchyard.v1.Filter
-	2,  // 10: switchyard.v1.Filter.not:type_name -> switchyard.v1.Filter
-	4,  // 11: switchyard.v1.Target.tls:type_name -> switchyard.v1.TargetTLS
-	5,  // 12: switchyard.v1.Target.auth:type_name -> switchyard.v1.TargetAuth
-	26, // 13: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
-	26, // 14: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
-	26, // 15: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
-	26, // 16: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
-	26, // 17: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
-	1,  // 18: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 19: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 20: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 21: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 22: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 23: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
-	1,  // 24: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 25: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	21, // 26: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
-	26, // 27: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
-	0,  // 28: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
-	25, // 29: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
-	7,  // 30: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
-	9,  // 31: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
-	11, // 32: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
-	13, // 33: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
-	15, // 34: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
-	17, // 35: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
-	19, // 36: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
-	8,  // 37: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
-	10, // 38: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
-	12, // 39: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
-	14, // 40: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
-	16, // 41: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
-	18, // 42: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
-	20, // 43: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
-	37, // [37:44] is the sub-list for method output_type
-	30, // [30:37] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	3,  // 0: switchyard.v1.Trigger.filter:type_name -> switchyard.v1.Filter
+	4,  // 1: switchyard.v1.Trigger.target:type_name -> switchyard.v1.Target
+	7,  // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
+	26, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
+	26, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 5: switchyard.v1.Trigger.scope:type_name -> switchyard.v1.EventScope
+	23, // 6: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
+	24, // 7: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
+	25, // 8: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
+	3,  // 9: switchyard.v1.Filter.all:type_name -> switchyard.v1.Filter
+	3,  // 10: switchyard.v1.Filter.any:type_name -> switchyard.v1.Filter
+	3,  // 11: switchyard.v1.Filter.not:type_name -> switchyard.v1.Filter
+	5,  // 12: switchyard.v1.Target.tls:type_name -> switchyard.v1.TargetTLS
+	6,  // 13: switchyard.v1.Target.auth:type_name -> switchyard.v1.TargetAuth
+	27, // 14: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
+	27, // 15: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
+	27, // 16: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
+	27, // 17: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
+	27, // 18: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
+	1,  // 19: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 20: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 21: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 22: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 23: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 24: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
+	1,  // 25: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 26: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	22, // 27: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
+	27, // 28: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
+	0,  // 29: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
+	26, // 30: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
+	8,  // 31: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
+	10, // 32: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
+	12, // 33: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
+	14, // 34: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
+	16, // 35: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
+	18, // 36: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
+	20, // 37: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
+	9,  // 38: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
+	11, // 39: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
+	13, // 40: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
+	15, // 41: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
+	17, // 42: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
+	19, // 43: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
+	21, // 44: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
+	38, // [38:45] is the sub-list for method output_type
+	31, // [31:38] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_trigger_proto_init() }
@@ -1815,7 +1895,7 @@ func file_switchyard_v1_trigger_proto_init() {
 	if File_switchyard_v1_trigger_proto != nil {
 		return
 	}
-	file_switchyard_v1_trigger_proto_msgTypes[2].OneofWrappers = []any{
+	file_switchyard_v1_trigger_proto_msgTypes[3].OneofWrappers = []any{
 		(*Target_Grpc)(nil),
 		(*Target_Url)(nil),
 	}
@@ -1825,7 +1905,7 @@ func file_switchyard_v1_trigger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_v1_trigger_proto_rawDesc), len(file_switchyard_v1_trigger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

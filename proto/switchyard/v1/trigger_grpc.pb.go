@@ -43,6 +43,12 @@ const (
 // trigger name), NOT_FOUND for a valid name no trigger has, ALREADY_EXISTS when
 // creating a trigger that exists, FAILED_PRECONDITION when an update's
 // expected generation does not match.
+//
+// With authentication on, reads need the triggers.read permission and
+// changes triggers.write. A caller whose scope restricts trigger names
+// sees only its triggers: one outside its scope answers NOT_FOUND, exactly
+// as if it did not exist, and listings leave it out; creating or applying
+// a trigger whose name lies outside the scope is PERMISSION_DENIED.
 type TriggerServiceClient interface {
 	// CreateTrigger registers a new trigger.
 	CreateTrigger(ctx context.Context, in *CreateTriggerRequest, opts ...grpc.CallOption) (*CreateTriggerResponse, error)
@@ -154,6 +160,12 @@ func (c *triggerServiceClient) GetTriggerStats(ctx context.Context, in *GetTrigg
 // trigger name), NOT_FOUND for a valid name no trigger has, ALREADY_EXISTS when
 // creating a trigger that exists, FAILED_PRECONDITION when an update's
 // expected generation does not match.
+//
+// With authentication on, reads need the triggers.read permission and
+// changes triggers.write. A caller whose scope restricts trigger names
+// sees only its triggers: one outside its scope answers NOT_FOUND, exactly
+// as if it did not exist, and listings leave it out; creating or applying
+// a trigger whose name lies outside the scope is PERMISSION_DENIED.
 type TriggerServiceServer interface {
 	// CreateTrigger registers a new trigger.
 	CreateTrigger(context.Context, *CreateTriggerRequest) (*CreateTriggerResponse, error)
