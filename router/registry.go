@@ -102,7 +102,7 @@ func (x *routeIndex) update(m map[string]*trigger.Trigger, changed []string) *ro
 func entriesOf(m map[string]*trigger.Trigger, only map[string]struct{}) []filter.Entry {
 	var entries []filter.Entry
 	add := func(t *trigger.Trigger) {
-		entries = append(entries, filter.Entry{Name: t.Name(), Spec: t.Spec.Filter, Filter: t.Filter})
+		entries = append(entries, filter.Entry{Name: t.Name(), Spec: t.Match, Filter: t.Filter})
 	}
 	if only == nil {
 		entries = make([]filter.Entry, 0, len(m))

@@ -1,6 +1,8 @@
 package trigger
 
 import (
+	"slices"
+
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/filter"
 )
@@ -10,7 +12,11 @@ import (
 type Trigger struct {
 	// Spec is the trigger as stored, defaults applied.
 	Spec Spec
-	// Filter is the compiled filter.
+	// Match is the filter the router matches with: Spec.Filter with
+	// Spec.Scope's conditions added to its top-level conjunction (so an
+	// exact type or source in Spec.Filter still indexes the trigger).
+	Match filter.Spec
+	// Filter is Match compiled.
 	Filter filter.Filter
 	// Generation is the stored generation this was compiled from.
 	Generation int64
@@ -30,5 +36,15 @@ func Compile(s Spec) (*Trigger, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	return &Trigger{Spec: s, Filter: f}, nil
+	t := &Trigger{Spec: s, Match: s.Filter, Filter: f}
+	if !s.Scope.IsEmpty() {
+		// Added at the top level rather than wrapping the filter in a new
+		// "all", so a filter nested to the limit still compiles.
+		t.Match.All = append(slices.Clone(s.Filter.All), s.Scope.conditions()...)
+		var err error
+		if t.Filter, err = filter.Compile(t.Match); err != nil {
+			return nil, FieldErrors{{Path: "scope", Msg: err.Error()}}
+		}
+	}
+	return t, nil
 }

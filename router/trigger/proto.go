@@ -28,6 +28,9 @@ func ToProto(s Spec) *switchyardv1.Trigger {
 			DeadLetterMaxAge:     durationOrNil(s.Delivery.DeadLetterMaxAge),
 		},
 	}
+	if !s.Scope.IsEmpty() {
+		t.Scope = &switchyardv1.EventScope{Sources: s.Scope.Sources, Types: s.Scope.Types}
+	}
 	switch {
 	case s.Target.GRPC != "":
 		t.Target.Kind = &switchyardv1.Target_Grpc{Grpc: s.Target.GRPC}
@@ -80,6 +83,7 @@ func FromProto(t *switchyardv1.Trigger) Spec {
 			DeadLetterMaxEntries: d.GetDeadLetterMaxEntries(),
 			DeadLetterMaxAge:     Duration{d.GetDeadLetterMaxAge().AsDuration()},
 		},
+		Scope: EventScope{Sources: t.GetScope().GetSources(), Types: t.GetScope().GetTypes()},
 	}
 }
 

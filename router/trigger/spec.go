@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard-io/switchyard/router/filter"
 )
@@ -45,6 +46,54 @@ type Spec struct {
 	Target Target `json:"target"`
 	// Delivery is how they are delivered.
 	Delivery Delivery `json:"delivery,omitempty"`
+	// Scope confines the trigger to events whose source and type lie
+	// inside it, whatever Filter says (Compile ANDs it into the filter the
+	// router matches with). The server sets it from a caller whose own
+	// scope restricts event sources or types, so a tenant's trigger never
+	// receives another tenant's events.
+	Scope EventScope `json:"scope,omitzero"`
+}
+
+// EventScope restricts the events a trigger may receive by prefixes of
+// their source and type. An empty list does not restrict.
+type EventScope struct {
+	// Sources: the event's source must start with one of these.
+	Sources []string `json:"sources,omitempty"`
+	// Types: the event's type must start with one of these.
+	Types []string `json:"types,omitempty"`
+}
+
+// Limits of an EventScope, checked by Validate (the same as an identity's
+// scope may hold).
+const (
+	MaxScopePrefixes    = 32
+	MaxScopePrefixBytes = 256
+)
+
+// IsEmpty reports whether the scope restricts nothing.
+func (e EventScope) IsEmpty() bool { return len(e.Sources) == 0 && len(e.Types) == 0 }
+
+// conditions returns the filter conditions the scope adds: for each
+// restricted attribute, a prefix condition (or any of several).
+func (e EventScope) conditions() []filter.Spec {
+	var out []filter.Spec
+	for _, dim := range []struct {
+		attr     string
+		prefixes []string
+	}{{"source", e.Sources}, {"type", e.Types}} {
+		switch len(dim.prefixes) {
+		case 0:
+		case 1:
+			out = append(out, filter.Spec{Prefix: map[string]string{dim.attr: dim.prefixes[0]}})
+		default:
+			any := make([]filter.Spec, len(dim.prefixes))
+			for i, p := range dim.prefixes {
+				any[i] = filter.Spec{Prefix: map[string]string{dim.attr: p}}
+			}
+			out = append(out, filter.Spec{Any: any})
+		}
+	}
+	return out
 }
 
 // Target is a function endpoint: exactly one of GRPC and URL is set. See
@@ -209,6 +258,26 @@ func (s Spec) validate() (filter.Filter, FieldErrors) {
 	}
 	if d.MaxQueue < 0 || d.MaxQueue > MaxMaxQueue {
 		add("delivery.max_queue", "must be between 1 and %d, got %d", MaxMaxQueue, d.MaxQueue)
+	}
+	for _, dim := range []struct {
+		name string
+		list []string
+	}{{"sources", s.Scope.Sources}, {"types", s.Scope.Types}} {
+		if len(dim.list) > MaxScopePrefixes {
+			add("scope."+dim.name, "at most %d prefixes, got %d", MaxScopePrefixes, len(dim.list))
+			continue
+		}
+		for i, p := range dim.list {
+			path := fmt.Sprintf("scope.%s[%d]", dim.name, i)
+			switch {
+			case p == "":
+				add(path, "a prefix cannot be empty (leave the list empty for no restriction)")
+			case len(p) > MaxScopePrefixBytes:
+				add(path, "a prefix has at most %d bytes, got %d", MaxScopePrefixBytes, len(p))
+			case !utf8.ValidString(p):
+				add(path, "not valid UTF-8")
+			}
+		}
 	}
 	return f, errs
 }
