@@ -55,7 +55,15 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (PublishR
 	}
 	var bad []error
 	for i, ev := range events {
-		if err := cloudevent.Validate(ev); err != nil {
+		err := cloudevent.Validate(ev)
+		if err == nil {
+			// A hop count a publisher could make negative or unreadable
+			// would reset the loop guard: refused for every caller.
+			if _, herr := Hops(ev); herr != nil {
+				err = &cloudevent.Error{Kind: cloudevent.ErrInvalidAttribute, Attribute: HopsExtension, Index: -1, Detail: herr.Error()}
+			}
+		}
+		if err != nil {
 			var ce *cloudevent.Error
 			if errors.As(err, &ce) {
 				c := *ce

@@ -14,6 +14,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
 	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
@@ -81,22 +83,27 @@ target: {grpc: "%s"}
 	require.EqualValues(t, 4, loops.Load(), "the acknowledged event is not delivered again")
 	require.Equal(t, 1.0, metricValue(t, e, "switchyard_replies_refused_total", "loop", "HOP_LIMIT"))
 
-	// A negative (or garbled) hop count, as a publisher may send it, counts
-	// as over the limit rather than as a fresh start.
-	for i, hops := range []string{"-100", "lots"} {
-		st, _ := e.post(t, "application/json", map[string]string{
+	// A negative (or garbled) hop count, as a publisher may send it, would
+	// reset the loop guard: it is refused at ingest (400 naming the
+	// attribute), over HTTP and gRPC alike, and nothing is accepted.
+	for _, hops := range []string{"-100", "lots", "1.5"} {
+		st, body := e.post(t, "application/json", map[string]string{
 			"Ce-Specversion": "1.0", "Ce-Id": "bad-hops-" + hops, "Ce-Source": "/p", "Ce-Type": "loop", "Ce-Switchyardhops": hops,
 		}, []byte(`{}`))
-		require.Equal(t, 202, st)
-		testenv.Eventually(t, 10*time.Second, func() bool { return len(deadLetters(t, e.client, "loop")) == 2+i }, "reply to an event with hops %q dead-lettered", hops)
-		dl := deadLetters(t, e.client, "loop")[1+i]
-		require.Equal(t, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT, dl.GetReason())
-		require.Contains(t, dl.GetReasonDetail(), `to event "bad-hops-`+hops+`"`)
-		require.Contains(t, dl.GetReasonDetail(), "invalid hop count")
-		requireQueueDone(t, e, "loop", int64(5+i))
-		require.EqualValues(t, 5+i, loops.Load(), "one run of the function, no loop")
+		require.Equal(t, 400, st, "hops %q", hops)
+		require.Equal(t, "/problems/invalid-attribute", body["type"])
+		require.Contains(t, body["detail"], "switchyardhops")
+		errs, _ := body["errors"].([]any)
+		require.Len(t, errs, 1)
+		require.Equal(t, router.HopsExtension, errs[0].(map[string]any)["attribute"])
 	}
-	require.Equal(t, 3.0, metricValue(t, e, "switchyard_replies_refused_total", "loop", "HOP_LIMIT"))
+	ev := newEvent("bad-hops-grpc", "loop")
+	ev.SetExtension(router.HopsExtension, -1)
+	err := e.client.Publish(context.Background(), ev)
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.Contains(t, err.Error(), "switchyardhops")
+	require.EqualValues(t, 4, loops.Load(), "nothing was accepted")
+	require.Equal(t, 1.0, metricValue(t, e, "switchyard_replies_refused_total", "loop", "HOP_LIMIT"))
 }
 
 // rawFunction is a function written against the generated gRPC code, as a
