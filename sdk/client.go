@@ -12,6 +12,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
@@ -27,6 +28,8 @@ type Client struct {
 	triggers switchyardv1.TriggerServiceClient
 	dlq      switchyardv1.DeadLetterServiceClient
 	sources  switchyardv1.SourceServiceClient
+	tokens   switchyardv1.TokenServiceClient
+	audit    switchyardv1.AuditServiceClient
 }
 
 // New validates cfg (see [Config.Validate]), applies its defaults and
@@ -41,6 +44,18 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var opts []grpc.DialOption
+	if cfg.TLS != nil {
+		tc, err := cfg.TLS.config()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	}
+	if cfg.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(newTokenCredentials(cfg)))
+	}
+	cfg.DialOptions = append(opts, cfg.DialOptions...)
 	conn, err := grpc.NewClient(cfg.Address, cfg.DialOptions...)
 	if err != nil {
 		// grpc refuses options without transport security; anything else
@@ -58,6 +73,8 @@ func New(cfg Config) (*Client, error) {
 		triggers: switchyardv1.NewTriggerServiceClient(conn),
 		dlq:      switchyardv1.NewDeadLetterServiceClient(conn),
 		sources:  switchyardv1.NewSourceServiceClient(conn),
+		tokens:   switchyardv1.NewTokenServiceClient(conn),
+		audit:    switchyardv1.NewAuditServiceClient(conn),
 	}, nil
 }
 
@@ -84,6 +101,14 @@ func (c *Client) DeadLetters() switchyardv1.DeadLetterServiceClient { return c.d
 // Sources returns the generated SourceService client on the Client's
 // connection, to list the connectors the server runs.
 func (c *Client) Sources() switchyardv1.SourceServiceClient { return c.sources }
+
+// Tokens returns the generated TokenService client on the Client's
+// connection, to create, list and revoke API keys (role admin).
+func (c *Client) Tokens() switchyardv1.TokenServiceClient { return c.tokens }
+
+// Audit returns the generated AuditService client on the Client's
+// connection, to read the audit log (role admin).
+func (c *Client) Audit() switchyardv1.AuditServiceClient { return c.audit }
 
 func (c *Client) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.timeout)

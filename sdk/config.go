@@ -19,17 +19,33 @@ const (
 )
 
 // Config configures a [Client]. The zero Config is usable: it talks to
-// localhost:9090 in plaintext with a 10s timeout per call.
+// localhost:9090 in plaintext with a 10s timeout per call, without
+// credentials (a server with authentication off).
 type Config struct {
 	// Address of a Switchyard instance as "host:port", default
 	// "localhost:9090". A gRPC target with a scheme ("dns:///host:port",
 	// "unix:///path") is accepted as well.
 	Address string
-	// DialOptions are passed to grpc.NewClient. Unless they set transport
+	// Token is sent with every call as "authorization: Bearer <Token>": an
+	// API key ("syk_…", made by `switchyard token create`), a JWT, or the
+	// bootstrap admin token. It is sent only over TLS, or without TLS to a
+	// loopback address (localhost, 127.0.0.0/8, ::1, a unix socket): a
+	// bearer token read on the way is as good as the key itself. New fails
+	// with ErrPlaintextToken when it would go unencrypted elsewhere, unless
+	// AllowPlaintextToken.
+	Token string
+	// AllowPlaintextToken sends Token over a plaintext connection to a
+	// non-loopback address, e.g. to a TLS-terminating sidecar on a trusted
+	// network. Anyone on the path can read the token.
+	AllowPlaintextToken bool
+	// TLS, when set, connects with TLS (credentials.NewTLS): the server's
+	// certificate is verified, and a client certificate sent if given.
+	TLS *TLSConfig
+	// DialOptions are passed to grpc.NewClient, after the options Token and
+	// TLS make (so they win). Unless TLS or these options set transport
 	// credentials (grpc.WithTransportCredentials or
 	// grpc.WithCredentialsBundle), the connection is plaintext
-	// (insecure.NewCredentials): use TLS credentials for anything but a
-	// trusted network.
+	// (insecure.NewCredentials): use TLS for anything but a trusted network.
 	DialOptions []grpc.DialOption
 	// Timeout bounds each call made by the Client's methods, default 10s; a
 	// shorter deadline on the call's context wins. It does not apply to the
@@ -64,6 +80,16 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("switchyard: config: negative timeout %v", c.Timeout))
+	}
+	if strings.ContainsAny(c.Token, " \t\r\n") {
+		errs = append(errs, errors.New("switchyard: config: the token contains white space"))
+	}
+	// Plaintext for certain: fail now rather than at the first call.
+	if c.Token != "" && c.TLS == nil && len(c.DialOptions) == 0 && !c.AllowPlaintextToken && !isLoopbackTarget(c.Address) {
+		errs = append(errs, fmt.Errorf("%w (%s): set TLS (--tls-ca …) or AllowPlaintextToken", ErrPlaintextToken, c.Address))
+	}
+	if c.TLS != nil && (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("switchyard: config: a TLS client certificate needs both CertFile and KeyFile"))
 	}
 	return errors.Join(errs...)
 }

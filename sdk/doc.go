@@ -15,6 +15,13 @@
 //		// a trigger's queue is full: retry after pb.RetryAfter
 //	}
 //
+// A server with authentication on wants a token: set [Config.Token] to an
+// API key (`switchyard token create`), and [Config.TLS] to reach it over
+// TLS. The token is never sent unencrypted beyond loopback unless
+// [Config.AllowPlaintextToken] says so. A call refused for its credentials
+// fails with UNAUTHENTICATED, one outside the key's permissions or scope
+// with PERMISSION_DENIED (check with status.Code).
+//
 // Events are sdk-go [event.Event] values, sent in the CloudEvents protobuf
 // format with their data byte-exact. A call returns nil only once Switchyard
 // has made every event in it durable. Publishing is at-least-once: a call
@@ -23,7 +30,8 @@
 //
 // The wrappers apply [Config.Timeout] to each call and return the errors of
 // errors.go. Everything else in the API (UpdateTrigger, the dead-letter
-// queue, ...) is reachable through the generated clients returned by
-// [Client.Events], [Client.Triggers] and [Client.DeadLetters], which return
-// plain gRPC status errors.
+// queue, API keys, the audit log, ...) is reachable through the generated
+// clients returned by [Client.Events], [Client.Triggers],
+// [Client.DeadLetters], [Client.Sources], [Client.Tokens] and
+// [Client.Audit], which return plain gRPC status errors.
 package sdk
