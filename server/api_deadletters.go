@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/auth"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -102,8 +103,13 @@ func decodeToken(s string) (pageToken, error) {
 	return pageToken{t, n}, nil
 }
 
+// triggers returns the trigger named only, or every trigger with dead
+// letters; either way only those the caller may see.
 func (s *deadLetterService) triggers(ctx context.Context, only string) ([]string, error) {
 	if only != "" {
+		if err := allowTriggers(ctx, auth.PermDeadLettersRead, only); err != nil {
+			return nil, err
+		}
 		return []string{only}, nil
 	}
 	names, err := s.r.Store().DLQTriggers(ctx)
@@ -111,7 +117,7 @@ func (s *deadLetterService) triggers(ctx context.Context, only string) ([]string
 		return nil, StatusFor(err)
 	}
 	sort.Strings(names)
-	return names, nil
+	return visibleTriggers(ctx, names), nil
 }
 
 func (s *deadLetterService) ListDeadLetters(ctx context.Context, req *switchyardv1.ListDeadLettersRequest) (*switchyardv1.ListDeadLettersResponse, error) {
@@ -184,6 +190,9 @@ func (s *deadLetterService) GetDeadLetter(ctx context.Context, req *switchyardv1
 	if err != nil {
 		return nil, err
 	}
+	if !caller(ctx).CanSeeTrigger(trig) { // as for a dead letter that does not exist
+		return nil, StatusFor(fmt.Errorf("dead letter %s/%s: %w", trig, id, store.ErrNotFound))
+	}
 	e, err := s.r.Store().GetDLQ(ctx, trig, id)
 	if err != nil {
 		return nil, StatusFor(err)
@@ -197,6 +206,9 @@ func (s *deadLetterService) GetDeadLetter(ctx context.Context, req *switchyardv1
 
 func (s *deadLetterService) ReplayDeadLetters(req *switchyardv1.ReplayDeadLettersRequest, stream grpc.ServerStreamingServer[switchyardv1.ReplayDeadLettersResponse]) error {
 	ctx := stream.Context()
+	if err := allowTriggers(ctx, auth.PermDeadLettersWrite, req.GetTrigger(), req.GetToTrigger()); err != nil {
+		return err
+	}
 	from := req.GetTrigger()
 	if err := checkTriggerName("trigger", from); err != nil {
 		return err
@@ -310,6 +322,9 @@ func (s *deadLetterService) ReplayDeadLetters(req *switchyardv1.ReplayDeadLetter
 }
 
 func (s *deadLetterService) PurgeDeadLetters(ctx context.Context, req *switchyardv1.PurgeDeadLettersRequest) (*switchyardv1.PurgeDeadLettersResponse, error) {
+	if err := allowTriggers(ctx, auth.PermDeadLettersWrite, req.GetTrigger()); err != nil {
+		return nil, err
+	}
 	trig := req.GetTrigger()
 	if err := checkTriggerName("trigger", trig); err != nil {
 		return nil, err
@@ -352,6 +367,7 @@ func (s *deadLetterService) PurgeDeadLetters(ctx context.Context, req *switchyar
 	if err != nil {
 		return nil, StatusFor(err)
 	}
+	noteDetail(ctx, "purged %d", n)
 	return &switchyardv1.PurgeDeadLettersResponse{Purged: n}, nil
 }
 
@@ -375,6 +391,7 @@ func (s *deadLetterService) GetDeadLetterStats(ctx context.Context, _ *switchyar
 		}
 	}
 	sort.Strings(names)
+	names = visibleTriggers(ctx, names)
 	out := &switchyardv1.GetDeadLetterStatsResponse{}
 	for _, n := range names {
 		qs, err := s.r.Store().Stats(ctx, n)

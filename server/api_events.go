@@ -51,6 +51,9 @@ func (s *eventService) Publish(ctx context.Context, req *switchyardv1.PublishReq
 	if err := s.checkSize(evs, "event"); err != nil {
 		return nil, err
 	}
+	if d := authorizePublish(caller(ctx), evs, false); d != nil {
+		return nil, d.status()
+	}
 	res, err := s.r.Publish(ctx, evs)
 	if err != nil {
 		return nil, publishStatus(err, "event", 1)
@@ -61,6 +64,9 @@ func (s *eventService) Publish(ctx context.Context, req *switchyardv1.PublishReq
 func (s *eventService) PublishBatch(ctx context.Context, req *switchyardv1.PublishBatchRequest) (*switchyardv1.PublishBatchResponse, error) {
 	if err := s.checkSize(req.GetEvents(), "events"); err != nil {
 		return nil, err
+	}
+	if d := authorizePublish(caller(ctx), req.GetEvents(), true); d != nil {
+		return nil, d.status()
 	}
 	res, err := s.r.Publish(ctx, req.GetEvents())
 	if err != nil {

@@ -22,10 +22,12 @@ func tsOrNil(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-func (s *sourceService) ListSources(context.Context, *switchyardv1.ListSourcesRequest) (*switchyardv1.ListSourcesResponse, error) {
+// ListSources lists the server's sources. They belong to the platform, not
+// to a tenant: an identity whose scope is restricted sees none.
+func (s *sourceService) ListSources(ctx context.Context, _ *switchyardv1.ListSourcesRequest) (*switchyardv1.ListSourcesResponse, error) {
 	out := &switchyardv1.ListSourcesResponse{}
 	r := s.runner()
-	if r == nil {
+	if r == nil || !sourcesVisible(ctx) {
 		return out, nil
 	}
 	for _, st := range r.Status() {

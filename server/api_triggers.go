@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/auth"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -34,8 +36,14 @@ func normalize(t *switchyardv1.Trigger, pol trigger.Policy) (*switchyardv1.Trigg
 // put stores the trigger and returns once every live instance serves it,
 // or names those that lag (see router.PutTrigger).
 func (s *triggerService) put(ctx context.Context, t *switchyardv1.Trigger, mode store.PutMode, gen int64) (store.PutResult, []string, error) {
+	if err := allowNewTrigger(ctx, t.GetName(), mode == store.PutUpdate); err != nil {
+		return store.PutResult{}, nil, err
+	}
 	nt, err := normalize(t, s.r.TriggerPolicy())
 	if err != nil {
+		return store.PutResult{}, nil, err
+	}
+	if err := scopeTrigger(ctx, nt); err != nil {
 		return store.PutResult{}, nil, err
 	}
 	res, lagging, err := s.r.PutTrigger(ctx, nt, mode, gen)
@@ -73,6 +81,9 @@ func (s *triggerService) GetTrigger(ctx context.Context, req *switchyardv1.GetTr
 	if err := checkTriggerName("name", req.GetName()); err != nil {
 		return nil, err
 	}
+	if err := allowTriggers(ctx, auth.PermTriggersRead, req.GetName()); err != nil {
+		return nil, err
+	}
 	t, err := s.r.Store().GetTrigger(ctx, req.GetName())
 	if err != nil {
 		return nil, StatusFor(err)
@@ -85,6 +96,8 @@ func (s *triggerService) ListTriggers(ctx context.Context, _ *switchyardv1.ListT
 	if err != nil {
 		return nil, StatusFor(err)
 	}
+	id := caller(ctx)
+	ts = slices.DeleteFunc(ts, func(t *switchyardv1.Trigger) bool { return !id.CanSeeTrigger(t.GetName()) })
 	for i, t := range ts {
 		ts[i] = trigger.RedactProto(t)
 	}
@@ -93,6 +106,9 @@ func (s *triggerService) ListTriggers(ctx context.Context, _ *switchyardv1.ListT
 
 func (s *triggerService) DeleteTrigger(ctx context.Context, req *switchyardv1.DeleteTriggerRequest) (*switchyardv1.DeleteTriggerResponse, error) {
 	if err := checkTriggerName("name", req.GetName()); err != nil {
+		return nil, err
+	}
+	if err := allowTriggers(ctx, auth.PermTriggersWrite, req.GetName()); err != nil {
 		return nil, err
 	}
 	kept, lagging, err := s.r.DeleteTrigger(ctx, req.GetName(), req.GetPurge())
@@ -108,6 +124,9 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 		if err := checkTriggerName("name", req.GetName()); err != nil {
 			return nil, err
 		}
+		if err := allowTriggers(ctx, auth.PermTriggersRead, req.GetName()); err != nil {
+			return nil, err
+		}
 		if _, err := s.r.Store().GetTrigger(ctx, req.GetName()); err != nil {
 			return nil, StatusFor(err)
 		}
@@ -120,6 +139,7 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 		for _, t := range ts {
 			names = append(names, t.GetName())
 		}
+		names = visibleTriggers(ctx, names)
 	}
 	// Events accepted into the ingest log and not yet fanned out count as
 	// undelivered, as admission counts them.

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/switchyard-io/switchyard/auth"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -34,8 +35,8 @@ import (
 // test fails when the page is stale). `flag` names the serve flag setting
 // the same thing, `type` overrides the type shown.
 type FileConfig struct {
-	HTTPAddr string `json:"http_addr,omitempty" flag:"http-addr" doc:"Address of the HTTP listener: POST /events, /healthz, /readyz, /metrics and the push sources' endpoints (/webhooks/{name}, /s3/{name}). Port 0 picks a free port; the address bound is logged."`
-	GRPCAddr string `json:"grpc_addr,omitempty" flag:"grpc-addr" doc:"Address of the gRPC API (events, triggers, dead letters, sources, health). Port 0 picks a free port."`
+	HTTPAddr string `json:"http_addr,omitempty" flag:"http-addr" doc:"Address of the HTTP listener: POST /events, /healthz, /readyz, /metrics and the push sources' endpoints (/webhooks/{name}, /s3/{name}). Port 0 picks a free port; the address bound is logged. The default is loopback while authentication is off, :8080 (every interface) with it; without authentication a non-loopback address is refused unless --insecure-no-auth."`
+	GRPCAddr string `json:"grpc_addr,omitempty" flag:"grpc-addr" doc:"Address of the gRPC API (events, triggers, dead letters, sources, tokens, audit, health). Port 0 picks a free port. The default is loopback while authentication is off, :9090 (every interface) with it."`
 	RedisURL string `json:"redis_url,omitempty" flag:"redis-url" doc:"Redis holding all state (redis:// or rediss://, with user, password and database); the environment variable SWITCHYARD_REDIS_URL takes precedence. Empty: the embedded in-process store, which keeps everything in memory (a restart loses it) and refuses sources that confirm what they read unless allow_volatile_sources is set."`
 	// KeyPrefix is restricted (see validKeyPrefix) because it is pasted
 	// into every Redis key, beside the braces that pick hash slots.
@@ -48,13 +49,16 @@ type FileConfig struct {
 	AllowVolatileSources bool   `json:"allow_volatile_sources,omitempty" flag:"allow-volatile-sources" doc:"Run sources on the embedded store although they confirm what they read (to the system they read, or by answering their caller) once it is accepted: a restart then loses every accepted event not yet delivered, and the start-up log names each such source and what it loses. Without it the server refuses to start (and --check-config fails). Ignored with a redis_url."`
 	// Sources are documented per kind in docs/connectors.
 	Sources []connectors.SourceConfig `json:"sources,omitempty" type:"list" doc:"The sources (connectors) to run, each with a name (lower-case letters, digits, '-' and '_'), a kind and the kind's fields; see [docs/connectors](connectors/)."`
+	// Auth's keys are those of auth.Config; the README's Security section
+	// shows them.
+	Auth *auth.Config `json:"auth,omitempty" type:"mapping" doc:"Authentication (see the README's Security section): admin_token_file, api_keys (disabled, revocation_delay, cache_size), jwt (jwks_url or jwks_file, issuer, audiences, claims), mtls (client_ca_file), identities (subject, method, roles, scope). The bootstrap admin token itself never goes in the file: it comes from SWITCHYARD_ADMIN_TOKEN or the file admin_token_file (or --admin-token-file) names. Without any identity configured authentication is off and the listeners must be on loopback."`
 }
 
 // DefaultFileConfig is what every key means when it is absent (the docs
 // show it; a test checks that applying it changes nothing).
 func DefaultFileConfig() FileConfig {
 	return FileConfig{
-		HTTPAddr: DefaultHTTPAddr, GRPCAddr: DefaultGRPCAddr, KeyPrefix: store.DefaultPrefix,
+		HTTPAddr: LoopbackHTTPAddr, GRPCAddr: LoopbackGRPCAddr, KeyPrefix: store.DefaultPrefix,
 		MaxEventBytes: cloudevent.DefaultMaxEventBytes, MaxBatchBytes: cloudevent.DefaultMaxBatchBytes,
 		ShutdownTimeout: DefaultShutdownTimeout.String(), LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
 	}
@@ -257,6 +261,16 @@ func (fc FileConfig) Apply(cfg *Config) {
 	}
 	cfg.AllowVolatileSources = cfg.AllowVolatileSources || fc.AllowVolatileSources
 	cfg.Sources = append(cfg.Sources, fc.Sources...)
+	if fc.Auth != nil {
+		// The flag and the environment win over the file.
+		a := *fc.Auth
+		if cfg.Auth.AdminTokenFile != "" {
+			a.AdminTokenFile = cfg.Auth.AdminTokenFile
+		}
+		a.AdminToken = cfg.Auth.AdminToken
+		a.KeyPrefix = cfg.Auth.KeyPrefix
+		cfg.Auth = a
+	}
 }
 
 // normalizeNumbers turns json.Number into int64 or float64 so connector

@@ -30,9 +30,13 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	events, _, err := cloudevent.ReadRequest(req, h.lim)
+	events, mode, err := cloudevent.ReadRequest(req, h.lim)
 	if err != nil {
 		writeProblem(w, ProblemFor(err))
+		return
+	}
+	if d := authorizePublish(caller(req.Context()), events, mode == cloudevent.ModeBatch); d != nil {
+		writeProblem(w, d.problem())
 		return
 	}
 	res, err := h.r.Publish(req.Context(), events)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,13 +21,18 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/switchyard-io/switchyard/auth"
+	"github.com/switchyard-io/switchyard/auth/authgrpc"
+	"github.com/switchyard-io/switchyard/auth/authhttp"
 	"github.com/switchyard-io/switchyard/connectors"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
-// Defaults of Config.
+// Defaults of Config. The addresses bind every interface and apply when
+// authentication is on; without it, LoopbackHTTPAddr and LoopbackGRPCAddr
+// do.
 const (
 	DefaultHTTPAddr        = ":8080"
 	DefaultGRPCAddr        = ":9090"
@@ -43,9 +49,20 @@ var ErrVolatileSource = errors.New("the source confirms what it reads, but the e
 // Config configures a Server.
 type Config struct {
 	// HTTPAddr serves POST /events, /healthz, /readyz and /metrics.
+	// Default DefaultHTTPAddr with authentication, LoopbackHTTPAddr
+	// without.
 	HTTPAddr string
-	// GRPCAddr serves the gRPC API.
+	// GRPCAddr serves the gRPC API. Default DefaultGRPCAddr with
+	// authentication, LoopbackGRPCAddr without.
 	GRPCAddr string
+	// Auth selects how callers prove who they are (the config file's
+	// `auth:` section, --admin-token-file, SWITCHYARD_ADMIN_TOKEN). When no
+	// method is configured, authentication is off: every caller holds
+	// every permission, and the listeners must be on loopback.
+	Auth auth.Config
+	// InsecureNoAuth lets a server without authentication listen beyond
+	// loopback (--insecure-no-auth). It then logs a warning every minute.
+	InsecureNoAuth bool
 	// RedisURL is the Redis to use (redis:// or rediss://); empty starts the
 	// embedded in-process store.
 	RedisURL string
@@ -70,11 +87,18 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.Auth.KeyPrefix == "" {
+		c.Auth.KeyPrefix = c.Router.Prefix // auth's own default is the store's, "sy"
+	}
+	httpAddr, grpcAddr := LoopbackHTTPAddr, LoopbackGRPCAddr
+	if c.Auth.Enabled() {
+		httpAddr, grpcAddr = DefaultHTTPAddr, DefaultGRPCAddr
+	}
 	if c.HTTPAddr == "" {
-		c.HTTPAddr = DefaultHTTPAddr
+		c.HTTPAddr = httpAddr
 	}
 	if c.GRPCAddr == "" {
-		c.GRPCAddr = DefaultGRPCAddr
+		c.GRPCAddr = grpcAddr
 	}
 	c.Limits = c.Limits.WithDefaults()
 	if c.ShutdownTimeout == 0 {
@@ -110,7 +134,7 @@ func (c Config) Validate() error {
 	if p := c.Router.Prefix; p != "" && !validKeyPrefix(p) {
 		errs = append(errs, fmt.Errorf("key_prefix %q: use 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit (braces, colons or glob characters would change the key layout)", p))
 	}
-	errs = append(errs, c.Router.Validate())
+	errs = append(errs, c.Router.Validate(), c.validateAuth(), c.validateExposure())
 	return errors.Join(errs...)
 }
 
@@ -183,6 +207,8 @@ func (c Config) checkVolatile() error {
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
+	authn  *auth.Authenticator
+	warner *insecureWarner
 	mini   *miniredis.Miniredis
 	rdb    *redis.Client
 	router *router.Router
@@ -225,8 +251,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	opt.MaxRetries = 2
 	s.rdb = redis.NewClient(opt)
 	fail := func(err error) (*Server, error) {
+		if s.authn != nil {
+			_ = s.authn.Close()
+		}
 		s.closeStore()
 		return nil, err
+	}
+	authn, err := auth.New(cfg.Auth, s.rdb, s.log)
+	if err != nil {
+		return fail(fmt.Errorf("config: %w", err))
+	}
+	s.authn = authn
+	audit, err := auth.NewAuditor(auth.AuditConfig{KeyPrefix: cfg.Auth.KeyPrefix}, s.rdb, s.log)
+	if err != nil {
+		return fail(err)
 	}
 	r, err := router.New(cfg.Router, s.rdb, nil)
 	if err != nil {
@@ -242,6 +280,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return fail(fmt.Errorf("config: %w", err))
 		}
 	}
+	if err := s.newGRPC(r, authn, audit); err != nil {
+		return fail(err)
+	}
+	s.newHTTP(r, authn, cmux)
 	if err := r.Start(ctx); err != nil {
 		return fail(fmt.Errorf("start: %w", err))
 	}
@@ -260,24 +302,98 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return fail(fmt.Errorf("grpc listen: %w", err))
 	}
 
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.Limits.MaxBatchBytes)+1<<20), grpc.ChainUnaryInterceptor(recoverUnary(s.log)), grpc.ChainStreamInterceptor(recoverStream(s.log)))
-	switchyardv1.RegisterEventServiceServer(s.grpc, &eventService{r: r, maxEventBytes: int(cfg.Limits.MaxEventBytes)})
+	return s, nil
+}
+
+// registerExtra, when set (by tests), registers more services on the gRPC
+// server before the permission table's coverage is checked.
+var registerExtra func(*grpc.Server)
+
+// newGRPC builds the gRPC server: every call is authenticated and checked
+// against the permission table (authgrpc) before its handler runs, and
+// admin actions are audited. A registered method missing from the table
+// fails the start, so an RPC added later can never ship unauthorized.
+func (s *Server) newGRPC(r *router.Router, authn *auth.Authenticator, audit *auth.Auditor) error {
+	policy := grpcPolicy()
+	au := &auditor{a: audit, v: authn, log: s.log}
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(int(s.cfg.Limits.MaxBatchBytes)+1<<20),
+		grpc.ChainUnaryInterceptor(recoverUnary(s.log), au.unary(), authgrpc.UnaryInterceptor(authn, policy), captureUnary),
+		grpc.ChainStreamInterceptor(recoverStream(s.log), au.stream(), authgrpc.StreamInterceptor(authn, policy), captureStream))
+	switchyardv1.RegisterEventServiceServer(s.grpc, &eventService{r: r, maxEventBytes: int(s.cfg.Limits.MaxEventBytes)})
 	switchyardv1.RegisterTriggerServiceServer(s.grpc, &triggerService{r: r})
 	switchyardv1.RegisterDeadLetterServiceServer(s.grpc, &deadLetterService{r: r})
 	switchyardv1.RegisterSourceServiceServer(s.grpc, &sourceService{runner: func() *connectors.Runner { return s.runner }})
+	switchyardv1.RegisterTokenServiceServer(s.grpc, &tokenService{keys: authn.Keys()})
+	switchyardv1.RegisterAuditServiceServer(s.grpc, &auditService{a: audit})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if !authn.Enabled() {
+		// Reflection only without authentication (loopback, for grpcurl):
+		// the API's schema is public (proto/), so it hides nothing, but
+		// with authentication on no role's permission describes it, and an
+		// open method is one more thing an unauthenticated caller can
+		// drive. With authentication on, grpcurl takes -import-path proto
+		// -proto switchyard/v1/….proto instead.
+		reflection.Register(s.grpc)
+		for svc, info := range s.grpc.GetServiceInfo() {
+			if strings.HasPrefix(svc, "grpc.reflection.") {
+				for _, m := range info.Methods {
+					policy.Public["/"+svc+"/"+m.Name] = true
+				}
+			}
+		}
+	}
+	if registerExtra != nil {
+		registerExtra(s.grpc)
+	}
+	if err := authgrpc.CheckCoverage(s.grpc.GetServiceInfo(), policy); err != nil {
+		return fmt.Errorf("grpc: %w", err)
+	}
+	return nil
+}
 
+// grpcPolicy is the permission table of every gRPC method served.
+func grpcPolicy() authgrpc.Policy {
+	p := authgrpc.DefaultPolicy()
+	p.Methods[switchyardv1.TokenService_CreateToken_FullMethodName] = auth.PermTokensManage
+	p.Methods[switchyardv1.TokenService_ListTokens_FullMethodName] = auth.PermTokensManage
+	p.Methods[switchyardv1.TokenService_RevokeToken_FullMethodName] = auth.PermTokensManage
+	p.Methods[switchyardv1.AuditService_ListAuditRecords_FullMethodName] = auth.PermAuditRead
+	return p
+}
+
+// pushSourcePaths are where push sources (webhooks, bucket notifications)
+// receive requests. They verify each request themselves (signatures,
+// tokens), so these paths bypass bearer authentication; a connector that
+// registers another path must be listed here, or its requests are refused.
+var pushSourcePaths = []string{"/webhooks/", "/s3/"}
+
+// httpPolicy is the permission table of the HTTP listener: anything not
+// listed is refused.
+func httpPolicy() authhttp.Policy {
+	p := authhttp.DefaultPolicy()
+	p.Public = append([]string{"/healthz", "/readyz"}, pushSourcePaths...)
+	return p
+}
+
+// newHTTP builds the HTTP server. The authentication middleware wraps the
+// whole mux: POST /events needs events.publish (and the ingest handler
+// checks each event's source, type and hop count against the caller's
+// scope), /metrics needs metrics.read; health checks and push sources are
+// open.
+func (s *Server) newHTTP(r *router.Router, authn *auth.Authenticator, cmux *connectors.Mux) {
 	mux := http.NewServeMux()
-	mux.Handle("/events", &ingestHandler{r: r, lim: cfg.Limits})
+	mux.Handle("/events", &ingestHandler{r: r, lim: s.cfg.Limits})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", s.ready)
 	mux.Handle("/metrics", promhttp.HandlerFor(r.Registry(), promhttp.HandlerOpts{}))
 	mux.Handle("/", cmux) // push sources: /webhooks/{name}, /s3/{name}, …
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	return s, nil
+	s.http = &http.Server{Handler: authhttp.Middleware(authn, httpPolicy(), mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 }
+
+// Authenticator returns the server's authenticator (its key store creates
+// API keys).
+func (s *Server) Authenticator() *auth.Authenticator { return s.authn }
 
 // Router returns the engine.
 func (s *Server) Router() *router.Router { return s.router }
@@ -310,6 +426,15 @@ func (s *Server) Serve() {
 	}()
 	if s.runner != nil {
 		s.runner.Start()
+	}
+	switch {
+	case s.authn.Enabled():
+		s.log.Info("authentication is on: every call but health checks and push sources needs an identity")
+	case isLoopbackHost(s.cfg.HTTPAddr) && isLoopbackHost(s.cfg.GRPCAddr):
+		s.log.Warn("authentication is off: listening on loopback only; to serve other hosts, set " + auth.EnvAdminToken +
+			" (or --admin-token-file) and create API keys with `switchyard token create`")
+	default:
+		s.warner = startInsecureWarner(s.log, s.HTTPAddr()+", "+s.GRPCAddr())
 	}
 	s.log.Info("switchyard serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "sources", len(s.cfg.Sources))
 }
@@ -388,6 +513,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		errs = append(errs, s.router.Shutdown(ctx))
 		s.wg.Wait()
+		s.warner.Stop()
+		_ = s.authn.Close()
 		s.closeStore()
 		err = errors.Join(errs...)
 		s.log.Info("switchyard stopped")
