@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -41,12 +42,20 @@ Redis URL, any number of instances can share one Redis.
 
 --config FILE reads the server settings and the sources to run from a YAML
 file (keys in docs/config.md, sources in docs/connectors); flags given
-explicitly take precedence over it.`,
+explicitly take precedence over it.
+
+Authentication is on when an identity is configured: the bootstrap admin token
+(SWITCHYARD_ADMIN_TOKEN, or a file named by --admin-token-file), or the auth:
+section of --config (API keys, JWT, mTLS). Create API keys with
+"switchyard token create". Without any, every caller holds every permission,
+so serve listens on 127.0.0.1 only and refuses another address unless
+--insecure-no-auth is given. --check-config reports every security setting.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.RedisURL == "" {
 				cfg.RedisURL = os.Getenv("SWITCHYARD_REDIS_URL")
 			}
+			cfg.Auth.ApplyEnv()
 			if file != "" {
 				fc, err := server.LoadFile(file)
 				if err != nil {
@@ -82,6 +91,7 @@ explicitly take precedence over it.`,
 			}
 			if check {
 				fmt.Fprintln(cmd.OutOrStdout(), "configuration ok")
+				printSecurityReport(cmd.OutOrStdout(), server.SecurityReport(cfg))
 				return nil
 			}
 			// The Go default (GOGC=100) collects whenever the heap doubles;
@@ -120,8 +130,10 @@ explicitly take precedence over it.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.HTTPAddr, "http-addr", server.DefaultHTTPAddr, "HTTP listen address (port 0 picks a free port)")
-	f.StringVar(&cfg.GRPCAddr, "grpc-addr", server.DefaultGRPCAddr, "gRPC listen address (port 0 picks a free port)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", "", "HTTP listen address (port 0 picks a free port; default "+server.DefaultHTTPAddr+" with authentication, "+server.LoopbackHTTPAddr+" without)")
+	f.StringVar(&cfg.GRPCAddr, "grpc-addr", "", "gRPC listen address (port 0 picks a free port; default "+server.DefaultGRPCAddr+" with authentication, "+server.LoopbackGRPCAddr+" without)")
+	f.StringVar(&cfg.Auth.AdminTokenFile, "admin-token-file", "", "file holding the bootstrap admin token (or set SWITCHYARD_ADMIN_TOKEN); turns authentication on")
+	f.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve without authentication on a non-loopback address (logs a warning every minute)")
 	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis URL, e.g. redis://localhost:6379/0 (env SWITCHYARD_REDIS_URL); empty: embedded store")
 	f.Int64Var(&cfg.Limits.MaxEventBytes, "max-event-bytes", 0, "largest accepted event in bytes (default 1 MiB)")
 	f.Int64Var(&cfg.Limits.MaxBatchBytes, "max-batch-bytes", 0, "largest accepted batch request in bytes (default 16 MiB)")
@@ -147,6 +159,18 @@ explicitly take precedence over it.`,
 	f.StringVar(&memProf, "memprofile", "", "write an allocation profile to this file at shutdown")
 	_ = f.MarkHidden("memprofile")
 	return cmd
+}
+
+// printSecurityReport writes one line per security setting, the ones that
+// are off marked so.
+func printSecurityReport(w io.Writer, settings []server.SecuritySetting) {
+	for _, s := range settings {
+		state := "on "
+		if !s.On {
+			state = "OFF"
+		}
+		fmt.Fprintf(w, "security: %s %s: %s\n", state, s.Name, s.Detail)
+	}
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -28,36 +28,6 @@ func init() {
 	extraCommands = append(extraCommands, newTriggerCmd)
 }
 
-// clientOptions are the flags shared by the commands that call the API.
-type clientOptions struct {
-	server  string
-	timeout time.Duration
-}
-
-// clientFlags adds --server and --timeout to cmd.
-func clientFlags(cmd *cobra.Command, o *clientOptions) {
-	serverFlag(cmd, &o.server)
-	cmd.Flags().DurationVar(&o.timeout, "timeout", sdk.DefaultTimeout, "timeout of each API call")
-}
-
-// client returns an sdk client for the flags; the caller closes it.
-func (o *clientOptions) client() (*sdk.Client, error) {
-	if o.timeout <= 0 {
-		return nil, invalidf("--timeout must be positive, got %v", o.timeout)
-	}
-	return sdk.New(sdk.Config{Address: o.server, Timeout: o.timeout})
-}
-
-// withClient runs f with a client for the flags and closes it afterwards.
-func (o *clientOptions) withClient(f func(*sdk.Client) error) error {
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return f(c)
-}
-
 func newTriggerCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "trigger",

@@ -100,7 +100,8 @@ func loadCompose(t *testing.T, env map[string]string) (map[string]service, error
 	return c.Services, nil
 }
 
-var baseEnv = map[string]string{"SWITCHYARD_REDIS_PASSWORD": "0123abcd", "SWITCHYARD_VERSION": "v9.9.9-test"}
+var baseEnv = map[string]string{"SWITCHYARD_REDIS_PASSWORD": "0123abcd", "SWITCHYARD_VERSION": "v9.9.9-test",
+	"SWITCHYARD_ADMIN_TOKEN": "admin-0123456789abcdef0123456789abcdef"}
 
 func withEnv(kv ...string) map[string]string {
 	env := map[string]string{}
@@ -156,6 +157,16 @@ func TestPortsOnLoopbackUnlessToldOtherwise(t *testing.T) {
 	}
 	if len(svcs["redis"].Ports) != 0 {
 		t.Errorf("redis publishes %v", svcs["redis"].Ports)
+	}
+}
+
+// TestAuthenticationRequired: compose refuses to start without the
+// bootstrap admin token, so the service never runs open.
+func TestAuthenticationRequired(t *testing.T) {
+	env := withEnv()
+	delete(env, "SWITCHYARD_ADMIN_TOKEN")
+	if _, err := loadCompose(t, env); err == nil || !strings.Contains(err.Error(), "SWITCHYARD_ADMIN_TOKEN") {
+		t.Fatalf("compose.yaml works without an admin token: %v", err)
 	}
 }
 
@@ -220,9 +231,13 @@ func TestSwitchyardHealthCheckedWithItsConfigMounted(t *testing.T) {
 		t.Errorf("redis_url %q", fc.RedisURL)
 	}
 	var cfg server.Config
+	cfg.Auth.ApplyEnv() // as serve does
 	fc.Apply(&cfg)
 	if err := server.Check(cfg); err != nil {
 		t.Fatal(err)
+	}
+	if r := server.SecurityReport(cfg); r[0].Name != "authentication" || !r[0].On {
+		t.Fatalf("the compose service runs without authentication: %+v", r[0])
 	}
 	for _, p := range sy.Ports {
 		container := p[strings.LastIndex(p, ":")+1:]
