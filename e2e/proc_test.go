@@ -53,8 +53,18 @@ type proc struct {
 // startServe runs `switchyard serve` with args and waits until it serves.
 func startServe(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startServeEnv(t, nil, args...)
+}
+
+// startServeEnv is startServe with env ("KEY=value") added to the
+// process's environment.
+func startServeEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	args = append([]string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, args...)
 	p := &proc{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
