@@ -294,7 +294,7 @@ delivery: {max_queue: -5}
 			"  " + yamlFile + ":7: filter.colour: unknown field; want one of attributes, prefix, suffix, cesql, cel, all, any, not\n" +
 			"  " + yamlFile + ":12: delivery.max_attempts: want an integer, got \"eight\"\n" +
 			"  " + jsonFile + ":4: target.grpc: want a string, got a list\n" +
-			"  " + jsonFile + ":5: descripton: unknown field; want one of name, description, filter, target, delivery\n" +
+			"  " + jsonFile + ":5: descripton: unknown field; want one of name, description, filter, target, delivery, scope\n" +
 			"  " + yamlFile + ":17: delivery.max_queue: must be between 1 and 100000000, got -5"
 		if r.e == nil || r.e.Error() != want {
 			t.Errorf("error:\n%v\nwant:\n%s", r.e, want)

@@ -197,7 +197,7 @@ func TestKeyPrefixValidation(t *testing.T) {
 		"a{b}": false, "{sy}": false, "a:b": false, "a*": false, "a?": false, "a[b]": false, "a b": false, "-a": false, ".a": false,
 		strings.Repeat("a", 65): false, "é": false,
 	} {
-		cfg := Config{HTTPAddr: ":0", GRPCAddr: ":0"}
+		cfg := Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"}
 		cfg.Router.Prefix = p
 		err := cfg.Validate()
 		if ok != (err == nil) {
