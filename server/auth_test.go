@@ -401,12 +401,13 @@ func TestPublishScope(t *testing.T) {
 	require.Equal(t, "PERMISSION_DENIED", info.GetReason())
 	require.Equal(t, string(auth.PermPublish), info.GetMetadata()["permission"])
 
-	// Hop count: a publisher may not set it, a relay may; an invalid one is
-	// a 400 even for the relay.
+	// Hop count: a publisher may not set it (400: the event is invalid from
+	// this publisher), a relay may; an invalid one is a 400 even for the
+	// relay.
 	hops := binaryEvent("h1", "/shop/eu", "com.shop.order")
 	hops["Ce-Switchyardhops"] = "3"
 	st, body, _ = e.postAs(t, pubKey, "/events", "application/json", hops, []byte(`{}`))
-	require.Equal(t, http.StatusForbidden, st)
+	require.Equal(t, http.StatusBadRequest, st)
 	require.Equal(t, auth.HopsAttribute, body["errors"].([]any)[0].(map[string]any)["attribute"])
 	st, _, _ = e.postAs(t, relayKey, "/events", "application/json", hops, []byte(`{}`))
 	require.Equal(t, http.StatusAccepted, st)

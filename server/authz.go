@@ -159,6 +159,13 @@ func authorizePublish(id *auth.Identity, events []*pb.CloudEvent, batch bool) *p
 	return nil
 }
 
+// badInput reports whether the refusal is of the event rather than of the
+// caller's reach: a hop count set by a publisher without the right to set
+// it is invalid input (400 / INVALID_ARGUMENT, as a negative one is), so a
+// loop cannot be restarted by resetting the counter, and a client treats it
+// as a malformed event to fix, not as a permission to ask for.
+func (d *publishDenial) badInput() bool { return d.err.Permission == auth.PermSetHops }
+
 // status is the gRPC refusal of a publish: PERMISSION_DENIED with an
 // ErrorInfo and a BadRequest naming the attribute ("event.source",
 // "events[2].type").
@@ -173,11 +180,15 @@ func (d *publishDenial) status() error {
 	if path != "" {
 		md["field"], md["value"] = path, d.err.Value
 	}
-	details = append(details, &errdetails.ErrorInfo{Reason: "PERMISSION_DENIED", Domain: "switchyard.io", Metadata: md})
+	code, reason := codes.PermissionDenied, "PERMISSION_DENIED"
+	if d.badInput() {
+		code, reason = codes.InvalidArgument, "HOP_COUNT_NOT_ALLOWED"
+	}
+	details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: "switchyard.io", Metadata: md})
 	if path != "" {
 		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: path, Description: msg}}})
 	}
-	return withDetails(codes.PermissionDenied, msg, details...)
+	return withDetails(code, msg, details...)
 }
 
 // problem is the HTTP refusal of a publish: 403 problem JSON naming the
@@ -186,6 +197,9 @@ func (d *publishDenial) problem() Problem {
 	path := d.path("")
 	p := Problem{Type: "/problems/permission-denied", Title: "Permission denied", Status: http.StatusForbidden,
 		Detail: d.err.Error() + "; nothing was accepted"}
+	if d.badInput() {
+		p.Type, p.Title, p.Status = "/problems/invalid-event", "Invalid event", http.StatusBadRequest
+	}
 	if path != "" {
 		p.Detail = path + ": " + p.Detail
 		pd := ProblemDetail{Attribute: d.err.Field, Field: path, Detail: d.err.Error()}
