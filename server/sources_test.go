@@ -204,7 +204,7 @@ func (endless) Close(context.Context) error { return nil }
 // failure here stops the server).
 func TestCheckBuildsSourcesThatKeepCheckpoints(t *testing.T) {
 	cfg := server.Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", RedisURL: testenv.RedisURL(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Sources: []connectors.SourceConfig{{Name: "files", Kind: "directory", Fields: map[string]any{"path": t.TempDir()}}}}
 	require.NoError(t, server.Check(cfg))
 }
