@@ -128,7 +128,7 @@ func TestLostNoticesAreRepaired(t *testing.T) {
 		require.Equal(t, []string{"after"}, matches(r, "after"))
 	}
 	silent("lost-2", "lost-2")
-	testenv.Eventually(t, 10*time.Second, func() bool {
+	testenv.Eventually(t, 20*time.Second, func() bool {
 		return len(matches(a, "lost-2")) == 1 && len(matches(o, "lost-2")) == 1
 	}, "a lost last notice is found by the comparison of versions")
 }
@@ -171,7 +171,7 @@ func TestLaggingAndDeadInstances(t *testing.T) {
 	require.Equal(t, []string{"frozen"}, lagging)
 	require.Less(t, time.Since(start), 30*time.Second)
 	frozen.reloadMu.Unlock()
-	testenv.Eventually(t, 5*time.Second, func() bool { return len(matches(frozen, "lag")) == 1 }, "the laggard catches up")
+	testenv.Eventually(t, 20*time.Second, func() bool { return len(matches(frozen, "lag")) == 1 }, "the laggard catches up")
 
 	// A member whose last heartbeat is older than MissedHeartbeats
 	// intervals (a process killed with SIGKILL) is not waited for, and the
@@ -184,7 +184,7 @@ func TestLaggingAndDeadInstances(t *testing.T) {
 	_, lagging, err = a.PutTrigger(t.Context(), testTrigger("lag", "lag-2"), store.PutApply, 0)
 	require.NoError(t, err)
 	require.Empty(t, lagging)
-	testenv.Eventually(t, 5*time.Second, func() bool {
+	testenv.Eventually(t, 20*time.Second, func() bool {
 		_, zerr := b.Client.ZScore(t.Context(), keys.Members(), "ghost").Result()
 		served, herr := b.Client.HExists(t.Context(), keys.Served(), "ghost").Result()
 		return zerr == redis.Nil && herr == nil && !served
@@ -242,7 +242,7 @@ func TestStoreDataLossIsRepaired(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		return inv.count("one", ids...) == len(ids) && inv.count("two", ids...) == len(ids)
 	}, "events accepted after the loss are delivered to both triggers")
-	testenv.Eventually(t, 10*time.Second, func() bool {
+	testenv.Eventually(t, 20*time.Second, func() bool {
 		list, ver, err := rs[1].store.ListTriggers(t.Context())
 		return err == nil && len(list) == 2 && ver.Epoch != "" && ver.Epoch != before.Epoch &&
 			rs[0].snap.Load().ver == ver && rs[1].snap.Load().ver == ver
@@ -251,12 +251,12 @@ func TestStoreDataLossIsRepaired(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, proto.Equal(stored, one), "restored as it was stored, generation and times included")
 	for _, r := range rs {
-		testenv.Eventually(t, 5*time.Second, func() bool { return r.Ready(t.Context()) == nil }, "ready")
+		testenv.Eventually(t, 20*time.Second, func() bool { return r.Ready(t.Context()) == nil }, "ready")
 		require.Equal(t, []string{"one", "two"}, matches(r, "both"))
 	}
 	// Changes work in the new epoch and, once both instances registered
 	// again (at their next heartbeat), wait for both.
-	testenv.Eventually(t, 5*time.Second, func() bool {
+	testenv.Eventually(t, 20*time.Second, func() bool {
 		n, err := b.Client.ZCard(t.Context(), store.NewKeys(b.Prefix).Members()).Result()
 		return err == nil && n == 2
 	}, "both instances registered again")
@@ -277,14 +277,14 @@ func TestReadinessFollowsTheFanout(t *testing.T) {
 	require.NoError(t, b.Client.Del(t.Context(), log).Err())
 	require.NoError(t, b.Client.Set(t.Context(), log, "not a stream", 0).Err())
 	var err error
-	testenv.Eventually(t, 10*time.Second, func() bool {
+	testenv.Eventually(t, 20*time.Second, func() bool {
 		err = r.Ready(t.Context())
 		return err != nil
 	}, "not ready while the fan-out fails")
 	require.ErrorIs(t, err, ErrNotReady)
 	require.Contains(t, err.Error(), "fan-out: cannot read the ingest log: WRONGTYPE")
 	require.NoError(t, b.Client.Del(t.Context(), log).Err())
-	testenv.Eventually(t, 10*time.Second, func() bool { return r.Ready(t.Context()) == nil }, "ready once the fan-out works again")
+	testenv.Eventually(t, 20*time.Second, func() bool { return r.Ready(t.Context()) == nil }, "ready once the fan-out works again")
 }
 
 // Losing only the revision counter would count revisions again from 0,
