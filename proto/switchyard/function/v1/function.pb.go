@@ -384,7 +384,18 @@ type InvokeRequest struct {
 	// replay again. Exact across restarts of Switchyard: it is kept in the
 	// store with the event, in the step that moves it from the dead-letter
 	// queue back into a queue.
-	Round         int32 `protobuf:"varint,6,opt,name=round,proto3" json:"round,omitempty"`
+	Round int32 `protobuf:"varint,6,opt,name=round,proto3" json:"round,omitempty"`
+	// The trace context of this attempt when Switchyard traces (OpenTelemetry):
+	// its propagation fields as W3C Trace Context names them, "traceparent"
+	// and, when not empty, "tracestate" (a unary call carries the same values
+	// as gRPC metadata). A function continues the trace from it, so that its
+	// own spans are children of Switchyard's span for this attempt; on an
+	// InvokeStream, which has no metadata per call, it is the only carrier.
+	// Empty when Switchyard's tracing is off. It is not the event's own
+	// traceparent attribute (the CloudEvents distributed tracing extension),
+	// which records where the event was created and is the same for every
+	// attempt.
+	TraceContext  map[string]string `protobuf:"bytes,7,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -459,6 +470,13 @@ func (x *InvokeRequest) GetRound() int32 {
 		return x.Round
 	}
 	return 0
+}
+
+func (x *InvokeRequest) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
 }
 
 // InvokeResponse is the function's answer.
@@ -565,14 +583,18 @@ const file_switchyard_function_v1_function_proto_rawDesc = "" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12:\n" +
 	"\vretry_delay\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryDelay\"\xef\x01\n" +
+	"retryDelay\"\x8e\x03\n" +
 	"\rInvokeRequest\x123\n" +
 	"\x05event\x18\x01 \x01(\v2\x1d.io.cloudevents.v1.CloudEventR\x05event\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x18\n" +
 	"\atrigger\x18\x03 \x01(\tR\atrigger\x126\n" +
 	"\bdeadline\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12'\n" +
 	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12\x14\n" +
-	"\x05round\x18\x06 \x01(\x05R\x05round\"\xd8\x01\n" +
+	"\x05round\x18\x06 \x01(\x05R\x05round\x12\\\n" +
+	"\rtrace_context\x18\a \x03(\v27.switchyard.function.v1.InvokeRequest.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd8\x01\n" +
 	"\x0eInvokeResponse\x129\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x1f.switchyard.function.v1.OutcomeR\aoutcome\x12:\n" +
 	"\vretry_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
@@ -601,7 +623,7 @@ func file_switchyard_function_v1_function_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_function_v1_function_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_function_v1_function_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_switchyard_function_v1_function_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_switchyard_function_v1_function_proto_goTypes = []any{
 	(Outcome)(0),                  // 0: switchyard.function.v1.Outcome
 	(*InvokeStreamRequest)(nil),   // 1: switchyard.function.v1.InvokeStreamRequest
@@ -610,30 +632,32 @@ var file_switchyard_function_v1_function_proto_goTypes = []any{
 	(*StreamAnswer)(nil),          // 4: switchyard.function.v1.StreamAnswer
 	(*InvokeRequest)(nil),         // 5: switchyard.function.v1.InvokeRequest
 	(*InvokeResponse)(nil),        // 6: switchyard.function.v1.InvokeResponse
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
-	(*pb.CloudEvent)(nil),         // 8: io.cloudevents.v1.CloudEvent
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	nil,                           // 7: switchyard.function.v1.InvokeRequest.TraceContextEntry
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*pb.CloudEvent)(nil),         // 9: io.cloudevents.v1.CloudEvent
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_switchyard_function_v1_function_proto_depIdxs = []int32{
 	2,  // 0: switchyard.function.v1.InvokeStreamRequest.calls:type_name -> switchyard.function.v1.StreamCall
 	5,  // 1: switchyard.function.v1.StreamCall.invoke:type_name -> switchyard.function.v1.InvokeRequest
 	4,  // 2: switchyard.function.v1.InvokeStreamResponse.answers:type_name -> switchyard.function.v1.StreamAnswer
 	6,  // 3: switchyard.function.v1.StreamAnswer.response:type_name -> switchyard.function.v1.InvokeResponse
-	7,  // 4: switchyard.function.v1.StreamAnswer.retry_delay:type_name -> google.protobuf.Duration
-	8,  // 5: switchyard.function.v1.InvokeRequest.event:type_name -> io.cloudevents.v1.CloudEvent
-	9,  // 6: switchyard.function.v1.InvokeRequest.deadline:type_name -> google.protobuf.Timestamp
-	0,  // 7: switchyard.function.v1.InvokeResponse.outcome:type_name -> switchyard.function.v1.Outcome
-	7,  // 8: switchyard.function.v1.InvokeResponse.retry_after:type_name -> google.protobuf.Duration
-	8,  // 9: switchyard.function.v1.InvokeResponse.replies:type_name -> io.cloudevents.v1.CloudEvent
-	5,  // 10: switchyard.function.v1.FunctionService.Invoke:input_type -> switchyard.function.v1.InvokeRequest
-	1,  // 11: switchyard.function.v1.FunctionService.InvokeStream:input_type -> switchyard.function.v1.InvokeStreamRequest
-	6,  // 12: switchyard.function.v1.FunctionService.Invoke:output_type -> switchyard.function.v1.InvokeResponse
-	3,  // 13: switchyard.function.v1.FunctionService.InvokeStream:output_type -> switchyard.function.v1.InvokeStreamResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 4: switchyard.function.v1.StreamAnswer.retry_delay:type_name -> google.protobuf.Duration
+	9,  // 5: switchyard.function.v1.InvokeRequest.event:type_name -> io.cloudevents.v1.CloudEvent
+	10, // 6: switchyard.function.v1.InvokeRequest.deadline:type_name -> google.protobuf.Timestamp
+	7,  // 7: switchyard.function.v1.InvokeRequest.trace_context:type_name -> switchyard.function.v1.InvokeRequest.TraceContextEntry
+	0,  // 8: switchyard.function.v1.InvokeResponse.outcome:type_name -> switchyard.function.v1.Outcome
+	8,  // 9: switchyard.function.v1.InvokeResponse.retry_after:type_name -> google.protobuf.Duration
+	9,  // 10: switchyard.function.v1.InvokeResponse.replies:type_name -> io.cloudevents.v1.CloudEvent
+	5,  // 11: switchyard.function.v1.FunctionService.Invoke:input_type -> switchyard.function.v1.InvokeRequest
+	1,  // 12: switchyard.function.v1.FunctionService.InvokeStream:input_type -> switchyard.function.v1.InvokeStreamRequest
+	6,  // 13: switchyard.function.v1.FunctionService.Invoke:output_type -> switchyard.function.v1.InvokeResponse
+	3,  // 14: switchyard.function.v1.FunctionService.InvokeStream:output_type -> switchyard.function.v1.InvokeStreamResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_function_v1_function_proto_init() }
@@ -651,7 +675,7 @@ func file_switchyard_function_v1_function_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_function_v1_function_proto_rawDesc), len(file_switchyard_function_v1_function_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
