@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/switchyard-io/switchyard/internal/tlsfiles"
@@ -52,6 +53,11 @@ type Attempt struct {
 	// the same pointer for every attempt of a trigger version (see
 	// outbound.go).
 	Endpoint *Endpoint
+	// Trace holds the attempt span's propagation fields (traceparent,
+	// tracestate), nil when tracing is off: gRPC targets get them in
+	// InvokeRequest.trace_context and, on a unary call, as metadata; HTTP
+	// targets as headers.
+	Trace map[string]string
 }
 
 // IdempotencyKey is the key sent with every attempt: source and id.
@@ -208,6 +214,9 @@ func (t *Targets) invokeGRPC(ctx context.Context, a *Attempt, p *prepared, deadl
 	}
 	ctx, cancel := context.WithDeadlineCause(ctx, deadline, errDeadline)
 	defer cancel()
+	for k, v := range a.Trace {
+		ctx = metadata.AppendToOutgoingContext(ctx, k, v)
+	}
 	resp := &functionv1.InvokeResponse{}
 	err := cc.Invoke(ctx, functionv1.FunctionService_Invoke_FullMethodName, preEncoded(req), resp, invokeOpts...)
 	if err != nil {
@@ -281,6 +290,9 @@ func (t *Targets) invokeHTTP(ctx context.Context, a *Attempt, p *prepared) Resul
 		req.Header.Set("Switchyard-Round", strconv.Itoa(a.Round))
 	}
 	req.Header.Set("Idempotency-Key", IdempotencyKey(a.Event))
+	for k, v := range a.Trace { // the attempt's span; ce-traceparent is the event's origin
+		req.Header.Set(k, v)
+	}
 	p.authorize(req, a, body)
 	resp, err := p.client.Do(req)
 	if err != nil {

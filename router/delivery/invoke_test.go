@@ -92,7 +92,7 @@ func TestAnswerWithoutOutcomeAcksAndWarnsOncePerFunction(t *testing.T) {
 
 // An HTTP target learns a replay's round from Switchyard-Round, absent in
 // an event's first life.
-func TestInvokeHTTPSendsRound(t *testing.T) {
+func TestInvokeHTTPSendsRoundAndTrace(t *testing.T) {
 	got := make(chan http.Header, 2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r.Header.Clone()
@@ -102,10 +102,23 @@ func TestInvokeHTTPSendsRound(t *testing.T) {
 	defer tg.Close()
 	ev := bench1KiB()
 	for _, round := range []int{0, 3} {
-		res := tg.Invoke(context.Background(), &Attempt{Trigger: "orders", URL: srv.URL, Event: ev, Number: 2, Round: round, Timeout: 10 * time.Second})
+		a := &Attempt{Trigger: "orders", URL: srv.URL, Event: ev, Number: 2, Round: round, Timeout: 10 * time.Second}
+		if round != 0 {
+			a.Trace = traced
+		}
+		res := tg.Invoke(context.Background(), a)
 		require.Equal(t, Ack, res.Verdict, res.Message)
 		h := <-got
 		require.Equal(t, "2", h.Get("Switchyard-Attempt"))
+		// The event's own traceparent stays in ce-traceparent; the
+		// attempt's goes in the standard headers, when traced.
+		require.Equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", h.Get("Ce-Traceparent"))
+		if a.Trace == nil {
+			require.NotContains(t, h, "Traceparent")
+		} else {
+			require.Equal(t, traced["traceparent"], h.Get("Traceparent"))
+			require.Equal(t, traced["tracestate"], h.Get("Tracestate"))
+		}
 		if round == 0 {
 			require.NotContains(t, h, "Switchyard-Round")
 		} else {

@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -109,6 +111,9 @@ const (
 	reqDeadline       protowire.Number = 4
 	reqIdempotencyKey protowire.Number = 5
 	reqRound          protowire.Number = 6
+	reqTraceContext   protowire.Number = 7
+	mapKey            protowire.Number = 1
+	mapValue          protowire.Number = 2
 	tsSeconds         protowire.Number = 1
 	tsNanos           protowire.Number = 2
 )
@@ -117,7 +122,11 @@ const (
 // for a, its event field being a.Raw as it is. Fields go in number order and
 // zero values are left out, as proto.Marshal does.
 func encodeInvokeRequest(a *Attempt, deadline time.Time) []byte {
-	b := make([]byte, 0, len(a.Raw)+len(a.Trigger)+len(a.Key)+64)
+	capacity := len(a.Raw) + len(a.Trigger) + len(a.Key) + 64
+	for k, v := range a.Trace {
+		capacity += len(k) + len(v) + 8
+	}
+	b := make([]byte, 0, capacity)
 	b = protowire.AppendTag(b, reqEvent, protowire.BytesType)
 	b = protowire.AppendBytes(b, a.Raw)
 	if n := int32(a.Number); n != 0 {
@@ -153,6 +162,26 @@ func encodeInvokeRequest(a *Attempt, deadline time.Time) []byte {
 	if n := int32(a.Round); n != 0 { // only replays: a first life costs nothing
 		b = protowire.AppendTag(b, reqRound, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(n)) // int32: sign-extended
+	}
+	if len(a.Trace) > 0 { // only when tracing: off costs nothing
+		b = appendStringMap(b, reqTraceContext, a.Trace)
+	}
+	return b
+}
+
+// appendStringMap appends m as the map<string, string> field num, one entry
+// per key in key order, as deterministic proto.Marshal writes them (an entry
+// holds its key and value even when empty).
+func appendStringMap(b []byte, num protowire.Number, m map[string]string) []byte {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		v := m[k]
+		size := protowire.SizeTag(mapKey) + protowire.SizeBytes(len(k)) + protowire.SizeTag(mapValue) + protowire.SizeBytes(len(v))
+		b = protowire.AppendTag(b, num, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(size))
+		b = protowire.AppendTag(b, mapKey, protowire.BytesType)
+		b = protowire.AppendString(b, k)
+		b = protowire.AppendTag(b, mapValue, protowire.BytesType)
+		b = protowire.AppendString(b, v)
 	}
 	return b
 }

@@ -34,7 +34,14 @@ func oldRequest(raw []byte, a *Attempt, deadline time.Time) (*functionv1.InvokeR
 		Deadline:       timestamppb.New(deadline),
 		IdempotencyKey: IdempotencyKey(ev),
 		Round:          int32(a.Round),
+		TraceContext:   a.Trace,
 	}, nil
+}
+
+// traced is the propagation fields of a sampled span with a trace state.
+var traced = map[string]string{
+	"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+	"tracestate":  "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
 }
 
 func str(s string) *pb.CloudEventAttributeValue {
@@ -121,6 +128,9 @@ func TestEncodeInvokeRequestMatchesDecodedRequest(t *testing.T) {
 				{Trigger: "orders", Number: 1, Round: 1},
 				{Trigger: "orders", Number: 7, Round: 1 << 20},
 				{Trigger: "orders", Number: 1, Round: -1}, // never sent; encoded as proto.Marshal would
+				{Trigger: "orders", Number: 2, Trace: traced},
+				{Trigger: "orders", Number: 1, Round: 3, Trace: map[string]string{"traceparent": traced["traceparent"]}},
+				{Trigger: "orders", Number: 1, Trace: map[string]string{"": "", "baggage": "k=v"}}, // empty key and value are still written
 			} {
 				a.Raw, a.Key = raw, key
 				for _, dl := range deadlines {
@@ -163,14 +173,15 @@ func TestScanEventRejectsWhatUnmarshalRejects(t *testing.T) {
 }
 
 // ScanEvent accepts exactly what proto.Unmarshal accepts, never panics, and
-// what it accepts encodes to the request the old code built, in every round.
+// what it accepts encodes to the request the old code built, in every round
+// and with any trace context.
 func FuzzScanEvent(f *testing.F) {
 	for _, ev := range sampleEvents(f) {
 		b, err := proto.Marshal(ev)
 		require.NoError(f, err)
-		f.Add(b, int32(0))
-		f.Add(b, int32(3))
-		f.Add(b[:len(b)/2], int32(1))
+		f.Add(b, int32(0), "", "")
+		f.Add(b, int32(3), traced["traceparent"], traced["tracestate"])
+		f.Add(b[:len(b)/2], int32(1), traced["traceparent"], "")
 	}
 	for _, b := range [][]byte{
 		{},
@@ -178,10 +189,14 @@ func FuzzScanEvent(f *testing.F) {
 		{0x0b, 0x08, 0x01, 0x0c}, // a group, as an unknown field
 		{0x08, 0x01, 0x30, 0x02, 0x45, 1, 2, 3, 4}, // known numbers, other wire types
 	} {
-		f.Add(b, int32(0))
+		f.Add(b, int32(0), "", "")
 	}
-	f.Fuzz(func(t *testing.T, raw []byte, round int32) {
+	f.Fuzz(func(t *testing.T, raw []byte, round int32, traceparent, tracestate string) {
 		a := &Attempt{Trigger: "t", Number: 2, Raw: raw, Round: int(round)}
+		if traceparent != "" || tracestate != "" {
+			// The router's propagator writes ASCII; proto3 strings are UTF-8.
+			a.Trace = map[string]string{"traceparent": strings.ToValidUTF8(traceparent, "?"), "tracestate": strings.ToValidUTF8(tracestate, "?")}
+		}
 		dl := deadlines[0]
 		want, werr := oldRequest(raw, a, dl)
 		key, err := ScanEvent(raw)
@@ -202,11 +217,12 @@ type recorder struct {
 	functionv1.UnimplementedFunctionServiceServer
 	req         *functionv1.InvokeRequest
 	contentType []string
+	md          metadata.MD
 }
 
 func (r *recorder) Invoke(ctx context.Context, req *functionv1.InvokeRequest) (*functionv1.InvokeResponse, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	r.req, r.contentType = req, md.Get("content-type")
+	r.req, r.contentType, r.md = req, md.Get("content-type"), md
 	return &functionv1.InvokeResponse{Outcome: functionv1.Outcome_OUTCOME_RETRY, Reason: "later", Replies: []*pb.CloudEvent{{Id: "r-1"}}}, nil
 }
 
@@ -228,7 +244,7 @@ func TestInvokeGRPCSendsStoredEvent(t *testing.T) {
 	require.NoError(t, err)
 	key, err := ScanEvent(raw)
 	require.NoError(t, err)
-	res := tg.Invoke(context.Background(), &Attempt{Trigger: "orders", GRPC: lis.Addr().String(), Raw: raw, Key: key, Number: 3, Round: 2, Timeout: 10 * time.Second})
+	res := tg.Invoke(context.Background(), &Attempt{Trigger: "orders", GRPC: lis.Addr().String(), Raw: raw, Key: key, Number: 3, Round: 2, Timeout: 10 * time.Second, Trace: traced})
 	require.Equal(t, Retry, res.Verdict, res.Message)
 	require.Equal(t, "later", res.Message)
 	require.Len(t, res.Replies, 1)
@@ -236,7 +252,12 @@ func TestInvokeGRPCSendsStoredEvent(t *testing.T) {
 
 	require.Equal(t, []string{"application/grpc+proto"}, rec.contentType)
 	require.EqualValues(t, 2, rec.req.GetRound())
-	want, err := oldRequest(raw, &Attempt{Trigger: "orders", Number: 3, Round: 2}, rec.req.GetDeadline().AsTime())
+	// The attempt's trace context, in the request and, on a unary call, as
+	// metadata.
+	require.Equal(t, traced, rec.req.GetTraceContext())
+	require.Equal(t, []string{traced["traceparent"]}, rec.md.Get("traceparent"))
+	require.Equal(t, []string{traced["tracestate"]}, rec.md.Get("tracestate"))
+	want, err := oldRequest(raw, &Attempt{Trigger: "orders", Number: 3, Round: 2, Trace: traced}, rec.req.GetDeadline().AsTime())
 	require.NoError(t, err)
 	require.True(t, proto.Equal(want, rec.req), "got %v\nwant %v", rec.req, want)
 	require.WithinDuration(t, time.Now().Add(10*time.Second), rec.req.GetDeadline().AsTime(), 5*time.Second)

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -133,8 +134,18 @@ func streamAttempt(t *testing.T, addr string, number int, timeout time.Duration)
 	return &Attempt{Trigger: "orders", GRPC: addr, Raw: raw, Key: key, Number: number, Timeout: timeout}
 }
 
+// traceOf is the trace context of attempt n: none for odd n (tracing off),
+// a span of its own for even n.
+func traceOf(n int) map[string]string {
+	if n%2 == 1 {
+		return nil
+	}
+	return map[string]string{"traceparent": fmt.Sprintf("00-0af7651916cd43dd8448eb211c80319c-%016x-01", n)}
+}
+
 // Concurrent attempts share one stream; the function receives exactly the
-// request a unary call would carry.
+// request a unary call would carry, each with its own trace context (the
+// stream has no metadata per call).
 func TestStreamCarriesAttempts(t *testing.T) {
 	fs := &streamFunc{answer: ack}
 	addr, _ := serveFunc(t, fs)
@@ -149,7 +160,9 @@ func TestStreamCarriesAttempts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = tg.Invoke(context.Background(), streamAttempt(t, addr, i+1, 10*time.Second))
+			a := streamAttempt(t, addr, i+1, 10*time.Second)
+			a.Trace = traceOf(i + 1)
+			results[i] = tg.Invoke(context.Background(), a)
 		}()
 	}
 	wg.Wait()
@@ -170,6 +183,7 @@ func TestStreamCarriesAttempts(t *testing.T) {
 	a := streamAttempt(t, addr, 0, 0)
 	for _, req := range fs.reqs {
 		a.Number = int(req.GetAttempt())
+		a.Trace = traceOf(a.Number)
 		want, err := oldRequest(a.Raw, a, req.GetDeadline().AsTime())
 		require.NoError(t, err)
 		require.True(t, proto.Equal(want, req), "got %v\nwant %v", req, want)
@@ -287,7 +301,9 @@ func TestStreamEndFailsOpenCalls(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = tg.Invoke(context.Background(), streamAttempt(t, addr, i+1, 10*time.Second))
+			a := streamAttempt(t, addr, i+1, 10*time.Second)
+			a.Trace = traceOf(i + 1)
+			results[i] = tg.Invoke(context.Background(), a)
 		}()
 	}
 	wg.Wait()
