@@ -92,6 +92,9 @@ type Config struct {
 	// configures the router's own invoker and the Policy that the API
 	// applies to triggers (TriggerPolicy). The zero value checks nothing.
 	Outbound delivery.Outbound
+	// Tracing traces publishes and delivery attempts with OpenTelemetry
+	// (see tracing.go); the zero value is off and costs nothing.
+	Tracing Tracing
 	// Logger receives JSON logs (slog.Default when nil).
 	Logger *slog.Logger
 }

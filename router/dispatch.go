@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
@@ -296,13 +297,18 @@ func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 	if a.GRPC == "" {
 		a.Event = o.event()
 	}
-	res := r.invoker.Invoke(r.attemptCtx, a)
+	ctx := r.attemptCtx
+	var span trace.Span
+	if r.tr != nil {
+		ctx, span = r.tr.startAttempt(ctx, d.name, it, a)
+	}
+	res := r.invoker.Invoke(ctx, a)
 	if !born.IsZero() && it.Attempt == 1 && it.History == nil {
 		r.metrics.publishToInvoke.Observe(res.Start.Sub(born).Seconds())
 	}
 	r.metrics.attemptDuration.WithLabelValues(d.name).Observe(res.Duration.Seconds())
 	if res.Verdict == delivery.Ack && len(res.Replies) > 0 {
-		refused, err := r.publishReplies(r.attemptCtx, o.event(), res.Replies)
+		refused, err := r.publishReplies(ctx, o.event(), res.Replies)
 		if err != nil {
 			// The store could not take the replies now (unreachable, the
 			// replies' trigger pushing back, stopping). They exist nowhere
@@ -312,6 +318,9 @@ func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 			res = delivery.Result{Verdict: delivery.Retry, Code: "REPLY_REFUSED", Message: "the function's reply events could not be published: " + err.Error(), Start: res.Start, Duration: res.Duration}
 		}
 		o.refused = refused
+	}
+	if span != nil {
+		r.tr.endAttempt(span, t, it, a, res)
 	}
 	o.res = res
 	d.results <- o

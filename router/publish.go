@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-io/switchyard/router/cloudevent"
@@ -42,7 +43,7 @@ var inputPool = sync.Pool{New: func() any { return filter.NewInput(nil) }}
 // durable in the store (all of them or none). Errors: *InvalidEventsError
 // (nothing accepted), *PushbackError (a matching trigger's queue is full;
 // nothing accepted), ErrUnavailable, ErrStopping.
-func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (PublishResult, error) {
+func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ PublishResult, err error) {
 	if r.stopping.Load() {
 		return PublishResult{}, ErrStopping
 	}
@@ -90,6 +91,12 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (PublishR
 	}
 	in.Reset(nil)
 	inputPool.Put(in)
+	var stamp traceStamp
+	if r.tr != nil {
+		var span trace.Span
+		span, stamp = r.tr.startPublish(ctx, events, res)
+		defer func() { endSpan(span, err) }()
+	}
 	if res.Routed == 0 {
 		r.metrics.published.Add(float64(len(events)))
 		r.metrics.unmatched.Add(float64(len(events)))
@@ -110,7 +117,7 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (PublishR
 		if err != nil {
 			return PublishResult{}, fmt.Errorf("event[%d]: encode: %w", i, err)
 		}
-		rec := store.LogRecord{Event: b, Triggers: res.Triggers[i]}
+		rec := store.LogRecord{Event: stamp.stamp(ev, b), Triggers: res.Triggers[i]}
 		if direct != "" {
 			rec.ID = r.newID(now)
 		}

@@ -27,6 +27,7 @@ type Router struct {
 	store   *store.Store
 	invoker delivery.Invoker
 	metrics *metrics
+	tr      *tracer // nil when tracing is off
 
 	snap      atomic.Pointer[snapshot] // triggers and their index
 	reloadMu  sync.Mutex               // serialises changes of snap
@@ -75,6 +76,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		store:       store.New(rdb, cfg.Prefix),
 		invoker:     invoker,
 		metrics:     newMetrics(),
+		tr:          newTracer(cfg.Tracing),
 		depth:       map[string]depth{},
 		appendCh:    make(chan *appendReq, 4096),
 		workers:     newWorkers(),
