@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchyard-io/switchyard/internal/telemetry"
 	"github.com/switchyard-io/switchyard/server"
 )
 
@@ -49,13 +50,23 @@ Authentication is on when an identity is configured: the bootstrap admin token
 section of --config (API keys, JWT, mTLS). Create API keys with
 "switchyard token create". Without any, every caller holds every permission,
 so serve listens on 127.0.0.1 only and refuses another address unless
---insecure-no-auth is given. --check-config reports every security setting.`,
+--insecure-no-auth is given. --check-config reports every security setting.
+
+Tracing is off unless OTEL_TRACES_EXPORTER=otlp: spans are then exported over
+OTLP (OTEL_EXPORTER_OTLP_PROTOCOL grpc or http/protobuf), configured by the
+standard OTEL_* variables (endpoint, headers, sampler, service name); see the
+README's Tracing section.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.RedisURL == "" {
 				cfg.RedisURL = os.Getenv("SWITCHYARD_REDIS_URL")
 			}
 			cfg.Auth.ApplyEnv()
+			tracing, err := telemetry.FromEnv(os.Getenv)
+			if err != nil {
+				return usageError(err)
+			}
+			cfg.Tracing = tracing
 			if file != "" {
 				fc, err := server.LoadFile(file)
 				if err != nil {

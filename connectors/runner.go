@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Sink accepts events durably: Publish returns nil only once every event is
@@ -39,6 +40,9 @@ type RunnerConfig struct {
 	// MinBackoff and MaxBackoff bound reconnect and retry delays.
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
+	// Tracer, when set, traces each batch read with a span (see
+	// traceBatch) under which the batch is published; nil traces nothing.
+	Tracer trace.Tracer
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -281,9 +285,13 @@ func (r *Runner) run(ctx context.Context, s *running) {
 			s.set(func(st *Status) { st.State = StateRunning })
 			s.log.Info("source connected")
 		}
-		batch, err := r.readBatch(ctx, s)
+		batch, first, err := r.readBatch(ctx, s)
 		if len(batch) > 0 {
-			r.publish(ctx, s, batch)
+			if r.cfg.Tracer != nil {
+				r.tracedPublish(ctx, s, batch, first)
+			} else {
+				r.publish(ctx, s, batch)
+			}
 		}
 		switch {
 		case err == nil:
@@ -305,13 +313,14 @@ func (r *Runner) run(ctx context.Context, s *running) {
 }
 
 // readBatch reads one message (blocking), then whatever else arrives within
-// BatchWait, up to MaxBatch.
-func (r *Runner) readBatch(ctx context.Context, s *running) ([]*Message, error) {
+// BatchWait, up to MaxBatch. first is when the first message was read.
+func (r *Runner) readBatch(ctx context.Context, s *running) (batch []*Message, first time.Time, err error) {
 	m, err := s.src.Read(ctx)
 	if err != nil {
-		return nil, err
+		return nil, first, err
 	}
-	batch := []*Message{m}
+	first = time.Now()
+	batch = []*Message{m}
 	deadline := time.Now().Add(r.cfg.BatchWait)
 	for len(batch) < r.cfg.MaxBatch && ctx.Err() == nil {
 		rctx, cancel := context.WithDeadline(ctx, deadline)
@@ -319,13 +328,13 @@ func (r *Runner) readBatch(ctx context.Context, s *running) ([]*Message, error) 
 		cancel()
 		if err != nil {
 			if rctx.Err() != nil && ctx.Err() == nil {
-				return batch, nil // nothing more right now
+				return batch, first, nil // nothing more right now
 			}
-			return batch, err
+			return batch, first, err
 		}
 		batch = append(batch, m)
 	}
-	return batch, nil
+	return batch, first, nil
 }
 
 type retryDelayer interface{ RetryDelay() time.Duration }
@@ -344,7 +353,9 @@ func (r *Runner) publish(ctx context.Context, s *running, batch []*Message) {
 	}
 	var wait time.Duration
 	for {
-		pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// Not cancelled with the runner (a publish under way completes),
+		// but carrying its values: the batch's span.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		err := r.sink.Publish(pctx, events)
 		cancel()
 		var rd retryDelayer

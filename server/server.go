@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard-io/switchyard/auth/authgrpc"
 	"github.com/switchyard-io/switchyard/auth/authhttp"
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/internal/telemetry"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
@@ -82,6 +83,10 @@ type Config struct {
 	// Connectors resolves source kinds (connectors.Default when nil; the
 	// binary registers the built-ins by importing connectors/all).
 	Connectors *connectors.Registry
+	// Tracing selects the OpenTelemetry trace exporter (off when zero; see
+	// internal/telemetry and tracing.go): the binary reads it from the
+	// OTEL_* environment variables.
+	Tracing telemetry.Config
 	// Logger receives the server's logs (slog.Default when nil).
 	Logger *slog.Logger
 }
@@ -134,7 +139,7 @@ func (c Config) Validate() error {
 	if p := c.Router.Prefix; p != "" && !validKeyPrefix(p) {
 		errs = append(errs, fmt.Errorf("key_prefix %q: use 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit (braces, colons or glob characters would change the key layout)", p))
 	}
-	errs = append(errs, c.Router.Validate(), c.validateAuth(), c.validateExposure())
+	errs = append(errs, c.Router.Validate(), c.validateAuth(), c.validateExposure(), c.Tracing.Validate())
 	return errors.Join(errs...)
 }
 
@@ -217,6 +222,7 @@ type Server struct {
 	http   *http.Server
 	hl, gl net.Listener
 	runner *connectors.Runner
+	traces *telemetry.Provider // nil when tracing is off
 	wg     sync.WaitGroup
 	once   sync.Once
 	quit   chan struct{} // closed on shutdown: stops the readiness loop
@@ -255,6 +261,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			_ = s.authn.Close()
 		}
 		s.closeStore()
+		_ = s.traces.Shutdown(ctx)
 		return nil, err
 	}
 	authn, err := auth.New(cfg.Auth, s.rdb, s.log)
@@ -266,13 +273,27 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if cfg.Tracing.Enabled() {
+		tc := cfg.Tracing
+		if tc.InstanceID == "" {
+			tc.InstanceID = cfg.Router.InstanceID
+		}
+		if s.traces, err = telemetry.New(ctx, tc, s.log); err != nil {
+			return fail(fmt.Errorf("tracing: %w", err))
+		}
+		cfg.Router.Tracing = routerTracing(s.traces)
+	}
 	r, err := router.New(cfg.Router, s.rdb, nil)
 	if err != nil {
 		return fail(err)
 	}
 	cmux := connectors.NewMux()
 	if len(cfg.Sources) > 0 {
-		s.runner, err = connectors.NewRunner(connectors.RunnerConfig{Logger: s.log}, cfg.Connectors, router.Sink{R: r},
+		rc := connectors.RunnerConfig{Logger: s.log}
+		if s.traces != nil {
+			rc.Tracer = s.traces.TracerProvider().Tracer("github.com/switchyard-io/switchyard/connectors")
+		}
+		s.runner, err = connectors.NewRunner(rc, cfg.Connectors, router.Sink{R: r},
 			func(name string) connectors.Env {
 				return connectors.Env{Logger: s.log, Checkpoints: r.Store().Checkpoints(name), Marks: r.Store().Marks(name), HTTP: cmux}
 			}, cfg.Sources)
@@ -312,13 +333,19 @@ var registerExtra func(*grpc.Server)
 // newGRPC builds the gRPC server: every call is authenticated and checked
 // against the permission table (authgrpc) before its handler runs, and
 // admin actions are audited. A registered method missing from the table
-// fails the start, so an RPC added later can never ship unauthorized.
+// fails the start, so an RPC added later can never ship unauthorized. With
+// tracing on, otelgrpc's stats handler sees every call of the API, refused
+// ones included (see tracing.go).
 func (s *Server) newGRPC(r *router.Router, authn *auth.Authenticator, audit *auth.Auditor) error {
 	policy := grpcPolicy()
 	au := &auditor{a: audit, v: authn, log: s.log}
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(int(s.cfg.Limits.MaxBatchBytes)+1<<20),
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(s.cfg.Limits.MaxBatchBytes) + 1<<20),
 		grpc.ChainUnaryInterceptor(recoverUnary(s.log), au.unary(), authgrpc.UnaryInterceptor(authn, policy), captureUnary),
-		grpc.ChainStreamInterceptor(recoverStream(s.log), au.stream(), authgrpc.StreamInterceptor(authn, policy), captureStream))
+		grpc.ChainStreamInterceptor(recoverStream(s.log), au.stream(), authgrpc.StreamInterceptor(authn, policy), captureStream)}
+	if s.traces != nil {
+		opts = append(opts, grpcTracing(s.traces))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	switchyardv1.RegisterEventServiceServer(s.grpc, &eventService{r: r, maxEventBytes: int(s.cfg.Limits.MaxEventBytes)})
 	switchyardv1.RegisterTriggerServiceServer(s.grpc, &triggerService{r: r})
 	switchyardv1.RegisterDeadLetterServiceServer(s.grpc, &deadLetterService{r: r})
@@ -388,7 +415,11 @@ func (s *Server) newHTTP(r *router.Router, authn *auth.Authenticator, cmux *conn
 	mux.HandleFunc("/readyz", s.ready)
 	mux.Handle("/metrics", promhttp.HandlerFor(r.Registry(), promhttp.HandlerOpts{}))
 	mux.Handle("/", cmux) // push sources: /webhooks/{name}, /s3/{name}, …
-	s.http = &http.Server{Handler: authhttp.Middleware(authn, httpPolicy(), mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	h := authhttp.Middleware(authn, httpPolicy(), mux)
+	if s.traces != nil {
+		h = httpTracing(s.traces, h) // POST /events only, refusals included
+	}
+	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 }
 
 // Authenticator returns the server's authenticator (its key store creates
@@ -516,6 +547,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.warner.Stop()
 		_ = s.authn.Close()
 		s.closeStore()
+		// Last: the attempts' spans have ended; export what is buffered. A
+		// collector that does not answer costs spans, not the shutdown.
+		if err := s.traces.Shutdown(ctx); err != nil {
+			s.log.Warn("tracing: spans not exported at shutdown", "err", err)
+		}
 		err = errors.Join(errs...)
 		s.log.Info("switchyard stopped")
 	})
