@@ -44,7 +44,7 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var opts []grpc.DialOption
+	opts := []grpc.DialOption{tracingOption(cfg)}
 	if cfg.TLS != nil {
 		tc, err := cfg.TLS.config()
 		if err != nil {

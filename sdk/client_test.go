@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
@@ -40,11 +41,13 @@ type fakeSwitchyard struct {
 	block    bool  // event calls wait for their context to end
 	triggers map[string]*switchyardv1.Trigger
 	purged   []string
+	md       metadata.MD // of the last event call
 }
 
 func (f *fakeSwitchyard) eventCall(ctx context.Context, evs ...*pb.CloudEvent) error {
 	f.mu.Lock()
 	f.calls++
+	f.md, _ = metadata.FromIncomingContext(ctx)
 	fail, block := f.fail, f.block
 	if fail == nil && !block {
 		f.received = append(f.received, evs...)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -51,6 +53,15 @@ type Config struct {
 	// shorter deadline on the call's context wins. It does not apply to the
 	// generated clients returned by Events, Triggers and DeadLetters.
 	Timeout time.Duration
+	// TracerProvider makes a client span for each call (OpenTelemetry);
+	// nil uses the global one (otel.SetTracerProvider), which records
+	// nothing until the application sets it.
+	TracerProvider trace.TracerProvider
+	// Propagator writes the call's trace context into its gRPC metadata,
+	// so that Switchyard continues the caller's trace: W3C Trace Context
+	// always, plus what this propagator (nil: the global one,
+	// otel.SetTextMapPropagator) adds.
+	Propagator propagation.TextMapPropagator
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.

@@ -41,9 +41,17 @@
 // without the trigger's bearer token, and [WebhookVerifier] checks the
 // Standard Webhooks signature of HTTP deliveries (net/http middleware).
 //
+// Tracing: the handler's context continues the trace of Switchyard's
+// delivery attempt (W3C Trace Context, sent with every attempt when
+// Switchyard traces), so spans the handler starts are children of it. With
+// OpenTelemetry's global tracer provider set (otel.SetTracerProvider), the
+// service also records a "process <trigger>" span around the handler, and
+// reply events without a traceparent continue its trace.
+//
 // The package deliberately depends only on gRPC (with the google.rpc status
 // and error detail types), protobuf, the CloudEvents Go SDK (event and
-// protobuf format) and the generated contract package
+// protobuf format), the OpenTelemetry API (not its SDK) and the generated
+// contract package
 // github.com/switchyard-io/switchyard/proto/switchyard/function/v1, so that
 // importing it stays cheap for function authors.
 package function

@@ -33,12 +33,13 @@ func NewService(h Handler) functionv1.FunctionServiceServer {
 	if h == nil {
 		panic("function: NewService called with a nil Handler")
 	}
-	return &service{h: h}
+	return &service{h: h, tr: newTracing()}
 }
 
 type service struct {
 	functionv1.UnimplementedFunctionServiceServer
-	h Handler
+	h  Handler
+	tr tracing // see tracing.go
 }
 
 // Invoke implements functionv1.FunctionServiceServer.
@@ -73,7 +74,10 @@ func (s *service) invoke(ctx context.Context, req *functionv1.InvokeRequest) (*f
 	} else if d, ok := ctx.Deadline(); ok {
 		info.Deadline = d
 	}
-	return s.call(NewContext(ctx, info), ev)
+	ctx, span := s.tr.start(ctx, req)
+	resp, st := s.call(NewContext(ctx, info), ev)
+	s.tr.end(ctx, span, resp, st)
+	return resp, st
 }
 
 // call runs the handler and maps its result; a panic becomes an INTERNAL
