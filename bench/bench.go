@@ -33,6 +33,7 @@ const (
 	RawGRPC     = "raw-grpc"
 	RawRedis    = "raw-redis"
 	Single      = "single"
+	Tracing     = "tracing"
 	Fanout10    = "fanout10"
 	Latency     = "latency"
 	Isolation   = "isolation"
@@ -40,7 +41,7 @@ const (
 )
 
 // AllScenarios lists every scenario in running order.
-var AllScenarios = []string{RawGRPC, RawRedis, Single, Fanout10, Latency, Isolation, Triggers10k}
+var AllScenarios = []string{RawGRPC, RawRedis, Single, Tracing, Fanout10, Latency, Isolation, Triggers10k}
 
 // Defaults of Options.
 const (
@@ -218,6 +219,7 @@ type Scenarios struct {
 	RawGRPC     *RawGRPCResult    `json:"raw-grpc,omitempty"`
 	RawRedis    *RawRedisResult   `json:"raw-redis,omitempty"`
 	Single      *ThroughputResult `json:"single,omitempty"`
+	Tracing     *TracingResult    `json:"tracing,omitempty"`
 	Fanout10    *ThroughputResult `json:"fanout10,omitempty"`
 	Triggers10k *ThroughputResult `json:"triggers10k,omitempty"`
 	Latency     []*LatencyResult  `json:"latency,omitempty"`
@@ -236,6 +238,7 @@ type env struct {
 	sinkB   *sink
 	sinkU   *sink // serves unary Invoke only
 	runID   string
+	exe     string // the switchyard binary of child servers
 	prefix  string // Redis key prefix of everything the benchmark writes
 	payload []byte
 	http    *http.Client
@@ -336,6 +339,8 @@ func (e *env) runScenario(ctx context.Context, name string) error {
 		return e.rawRedis(ctx)
 	case Single:
 		return e.single(ctx)
+	case Tracing:
+		return e.tracing(ctx)
 	case Fanout10:
 		return e.fanout10(ctx)
 	case Triggers10k:
@@ -363,11 +368,10 @@ func (e *env) connect(ctx context.Context) error {
 				return fmt.Errorf("finding the switchyard binary: %w", err)
 			}
 		}
-		// --log-level info, not warn: the "switchyard serving" line with the
-		// addresses is logged at info; startChild drops the other info lines.
-		args := append([]string{"serve", "--redis-url", o.RedisURL, "--key-prefix", e.prefix,
-			"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--log-level", "info", "--log-format", "json"}, o.ServerArgs...)
-		t, err := startChild(ctx, exe, args, o.Log)
+		e.exe = exe
+		// Untraced, whatever the environment says: the tracing scenario
+		// starts a traced server of its own beside this one.
+		t, err := startChild(ctx, exe, e.childArgs(e.prefix), []string{"OTEL_TRACES_EXPORTER=none"}, o.Log)
 		if err != nil {
 			return err
 		}
@@ -386,6 +390,14 @@ func (e *env) connect(ctx context.Context) error {
 	return nil
 }
 
+// childArgs is the command line of a child server using key prefix.
+func (e *env) childArgs(prefix string) []string {
+	// --log-level info, not warn: the "switchyard serving" line with the
+	// addresses is logged at info; startChild drops the other info lines.
+	return append([]string{"serve", "--redis-url", e.opt.RedisURL, "--key-prefix", prefix,
+		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--log-level", "info", "--log-format", "json"}, e.opt.ServerArgs...)
+}
+
 // disconnect stops the child (letting it write a profile) and drops every
 // key the benchmark wrote.
 func (e *env) disconnect() {
@@ -399,10 +411,13 @@ func (e *env) disconnect() {
 }
 
 // cleanupRedis deletes every key under the benchmark's prefix.
-func (e *env) cleanupRedis() {
+func (e *env) cleanupRedis() { e.cleanupPrefix(e.prefix) }
+
+// cleanupPrefix deletes every key under prefix.
+func (e *env) cleanupPrefix(prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	iter := e.rdb.Scan(ctx, 0, e.prefix+":*", 1000).Iterator()
+	iter := e.rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
 	var keys []string
 	var n int
 	flush := func() {
@@ -420,9 +435,9 @@ func (e *env) cleanupRedis() {
 	}
 	flush()
 	if err := iter.Err(); err != nil {
-		e.logf("cleanup: scan %s:*: %v", e.prefix, err)
+		e.logf("cleanup: scan %s:*: %v", prefix, err)
 	} else {
-		e.logf("cleanup: %d keys under %s: deleted", n, e.prefix)
+		e.logf("cleanup: %d keys under %s: deleted", n, prefix)
 	}
 }
 

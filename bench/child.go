@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -45,11 +46,13 @@ func parseServing(line []byte) (grpcAddr, httpAddr string, ok bool) {
 	return l.GRPC, l.HTTP, true
 }
 
-// startChild runs `exe serve …` and waits for its "switchyard serving" line.
+// startChild runs `exe serve …` with env added to the environment and waits
+// for its "switchyard serving" line.
 // The server logs at info so that line shows; of its other lines only
 // warnings and errors are passed on to logw.
-func startChild(ctx context.Context, exe string, args []string, logw io.Writer) (*target, error) {
+func startChild(ctx context.Context, exe string, args, env []string, logw io.Writer) (*target, error) {
 	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
 	dieWithParent(cmd)
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()

@@ -50,6 +50,10 @@ Scenarios (they run in this order):
                posting single events (single/http). Publishers pause while
                more than --window deliveries are owed, so delivered/s is a
                sustained rate (accepted ≈ delivered)
+  tracing      single's gRPC and HTTP loads on this server (untraced) and on a
+               second child server with tracing on (OTLP/gRPC to a receiver in
+               the benchmark that counts spans, every publish sampled):
+               delivered/s and server CPU per event side by side
   fanout10     ten triggers matching every event
   latency      open loop at each --latency-rates rate, one trigger:
                scheduled send -> invoke p50/p99/p99.9
