@@ -167,7 +167,7 @@ func New(ctx context.Context, c Config, log *slog.Logger) (*Provider, error) {
 		attrs = append(attrs, semconv.ServiceInstanceID(c.InstanceID))
 	}
 	// Later detectors win: the environment's service name over the default.
-	res, err := resource.New(ctx, resource.WithAttributes(attrs...), resource.WithTelemetrySDK(), resource.WithFromEnv())
+	res, err := resource.New(ctx, resource.WithAttributes(attrs...), resource.WithHost(), resource.WithProcessPID(), resource.WithTelemetrySDK(), resource.WithFromEnv())
 	if err != nil {
 		if res == nil {
 			_ = exp.Shutdown(ctx)
