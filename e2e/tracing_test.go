@@ -270,4 +270,3 @@ func wantAttrs(t *testing.T, s otlpsink.Span, want map[string]any) {
 		}
 	}
 }
-
