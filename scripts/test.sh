@@ -121,3 +121,20 @@ scripts/gen-proto.sh --check
 
 log "go test -race -shuffle=on"
 go test -race -shuffle=on -timeout 30m -count=1 "${@:-./...}"
+
+# The Helm chart's check is a Go module of its own (Helm's library and the
+# Kubernetes API types stay out of the main go.mod): it renders the chart,
+# lints it, decodes every manifest strictly and runs serve --check-config on
+# the result. Offline; run with the whole suite only. Without -race: it
+# starts no goroutines of its own, and instrumenting Helm's dependency tree
+# would cost minutes of build.
+if [ $# -eq 0 ]; then
+  log "helm chart (deploy/helm/chartcheck)"
+  (
+    cd deploy/helm/chartcheck
+    go mod download
+    go vet ./...
+    "$(go env GOPATH)/bin/staticcheck" ./...
+    go test -shuffle=on -count=1 ./...
+  )
+fi
