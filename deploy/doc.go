@@ -1,7 +1,10 @@
 // Package deploy holds no code: it is the home of the container image
-// (Dockerfile), the compose file and its configuration. Its tests check the
-// invariants those files promise (ports on loopback by default, a Redis
-// password without an insecure default, health checks, the mounted
-// configuration, the sample function, the version from the source
-// revision), since no Docker engine runs in the test environment.
+// (Dockerfile), the compose file and its configuration, and the Helm chart
+// (helm/switchyard). Its tests check the invariants those files promise
+// (ports on loopback by default, a Redis password without an insecure
+// default, health checks, the mounted configuration, the sample function,
+// the version from the source revision, the chart's list of secret
+// connector fields), since no Docker engine or cluster runs in the test
+// environment. The chart's own tests are the module helm/chartcheck, which
+// keeps Helm and the Kubernetes modules out of the main go.mod.
 package deploy
