@@ -317,6 +317,25 @@ func TestVariants(t *testing.T) {
 				}
 			},
 		},
+		"client certificate identities only": {
+			vals: merge(set("auth.adminToken.existingSecret", ""), set("tls.existingSecret", "sy-tls"), set("tls.clientCA.existingSecret", "sy-tls"),
+				set("auth.config", map[string]any{"mtls": map[string]any{"client_ca_file": "/etc/switchyard/client-ca/ca.crt"}})),
+			sec: func(t *testing.T) secrets {
+				s := defaultSecrets(t)
+				ca := testpki.NewCA(t, "ca")
+				leaf := ca.Issue(t, "sy", "sy-switchyard-http.events.svc")
+				s["sy-tls"] = map[string][]byte{"tls.crt": leaf.CertPEM, "tls.key": leaf.KeyPEM, "ca.crt": ca.PEM}
+				return s
+			},
+			check: func(t *testing.T, objs map[string]object, p pod, out string) {
+				if l := securityLine(t, out, "authentication"); !strings.HasPrefix(l, "security: on ") {
+					t.Errorf("authentication: %s", l)
+				}
+				if _, err := os.Stat(p.Root + "/etc/switchyard/client-ca/ca.crt"); err != nil {
+					t.Errorf("the client CA is not where auth.mtls.client_ca_file says: %v", err)
+				}
+			},
+		},
 		"TLS without client CA, no preStop": {
 			vals: merge(set("tls.existingSecret", "sy-tls"), set("shutdown.preStopSleepSeconds", 0), set("topologySpread.zones", "")),
 			sec: func(t *testing.T) secrets {
