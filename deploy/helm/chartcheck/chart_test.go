@@ -20,8 +20,6 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
-
-	"github.com/switchyard-io/switchyard/internal/testpki"
 )
 
 // defaultSecrets are the Secrets values.yaml expects (its header says how
@@ -35,12 +33,11 @@ func defaultSecrets(t *testing.T) secrets {
 
 // fullSecrets are the Secrets values-full.yaml names.
 func fullSecrets(t *testing.T) secrets {
-	ca := testpki.NewCA(t, "events CA")
-	leaf := ca.Issue(t, "events-bus", "events-bus-http.events.svc", "events-bus-grpc.events.svc")
+	c := newCerts(t, "events-bus-http.events.svc", "events-bus-grpc.events.svc")
 	return secrets{
 		"events-admin":      {"admin-token": token(t)},
 		"events-redis":      {"redis-password": []byte("Redis-pass_0123"), "sentinel-password": []byte("Sentinel-pass_0123")},
-		"events-tls":        {"tls.crt": leaf.CertPEM, "tls.key": leaf.KeyPEM, "ca.crt": ca.PEM},
+		"events-tls":        {"tls.crt": c.Cert, "tls.key": c.Key, "ca.crt": c.CA},
 		"github-webhook":    {"secret": []byte("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")},
 		"shop-db":           {"password": []byte("shop-pass_0123")},
 		"otlp-credentials":  {"headers": []byte("x-api-key=fake")},
@@ -322,9 +319,8 @@ func TestVariants(t *testing.T) {
 				set("auth.config", map[string]any{"mtls": map[string]any{"client_ca_file": "/etc/switchyard/client-ca/ca.crt"}})),
 			sec: func(t *testing.T) secrets {
 				s := defaultSecrets(t)
-				ca := testpki.NewCA(t, "ca")
-				leaf := ca.Issue(t, "sy", "sy-switchyard-http.events.svc")
-				s["sy-tls"] = map[string][]byte{"tls.crt": leaf.CertPEM, "tls.key": leaf.KeyPEM, "ca.crt": ca.PEM}
+				c := newCerts(t, "sy-switchyard-http.events.svc")
+				s["sy-tls"] = map[string][]byte{"tls.crt": c.Cert, "tls.key": c.Key, "ca.crt": c.CA}
 				return s
 			},
 			check: func(t *testing.T, objs map[string]object, p pod, out string) {
@@ -340,9 +336,8 @@ func TestVariants(t *testing.T) {
 			vals: merge(set("tls.existingSecret", "sy-tls"), set("shutdown.preStopSleepSeconds", 0), set("topologySpread.zones", "")),
 			sec: func(t *testing.T) secrets {
 				s := defaultSecrets(t)
-				ca := testpki.NewCA(t, "ca")
-				leaf := ca.Issue(t, "sy", "sy-switchyard-http.events.svc")
-				s["sy-tls"] = map[string][]byte{"tls.crt": leaf.CertPEM, "tls.key": leaf.KeyPEM}
+				c := newCerts(t, "sy-switchyard-http.events.svc")
+				s["sy-tls"] = map[string][]byte{"tls.crt": c.Cert, "tls.key": c.Key}
 				return s
 			},
 			check: func(t *testing.T, objs map[string]object, p pod, _ string) {

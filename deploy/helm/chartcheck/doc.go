@@ -10,6 +10,9 @@
 // Deployment's own arguments, environment and mounted files.
 //
 // It is a module of its own so that Helm and the Kubernetes modules stay out
-// of the main module's go.mod; scripts/test.sh runs it. Nothing here reaches
-// the network.
+// of the main module's go.mod; scripts/test.sh runs it. It does not import
+// the main module (its go.mod would then have to follow every requirement
+// of the main one): it builds cmd/switchyard with `go build` in the
+// repository root and reads the configuration keys the server knows from
+// docs/config.md. Nothing here reaches the network.
 package chartcheck

@@ -2,10 +2,7 @@ module github.com/switchyard-io/switchyard/deploy/helm/chartcheck
 
 go 1.26.0
 
-replace github.com/switchyard-io/switchyard => ../../..
-
 require (
-	github.com/switchyard-io/switchyard v0.0.0-00010101000000-000000000000
 	helm.sh/helm/v4 v4.3.2
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
