@@ -395,6 +395,7 @@ func TestRefusals(t *testing.T) {
 		"metrics without a token":        {set("serviceMonitor.enabled", true), "serviceMonitor.bearerToken.existingSecret"},
 		"bad ack mode":                   {set("redis.ackAfter", "replicas=0"), "ackAfter"},
 		"tracing without endpoint":       {set("tracing.enabled", true), "tracing.endpoint"},
+		"unknown sampler":                {merge(set("tracing.enabled", true), set("tracing.endpoint", "http://c:4317"), set("tracing.sampler", "ratio")), "sampler"},
 		"reserved variable":              {set("env", []any{map[string]any{"name": "SWITCHYARD_REDIS_URL", "value": "redis://x"}}), "SWITCHYARD_REDIS_URL is set by the chart"},
 		"variable twice": {merge(set("env", []any{map[string]any{"name": "A", "value": "1"}}),
 			set("secretEnv", []any{map[string]any{"name": "A", "secretName": "s", "key": "k"}})), "A is set twice"},

@@ -48,6 +48,10 @@ value to change. Included once, by configmap.yaml.
 {{- if not (has .Values.tracing.protocol (list "grpc" "http/protobuf")) }}
 {{- fail (printf "tracing.protocol %q: want grpc or http/protobuf" .Values.tracing.protocol) }}
 {{- end }}
+{{- $samplers := list "always_on" "always_off" "traceidratio" "parentbased_always_on" "parentbased_always_off" "parentbased_traceidratio" }}
+{{- if not (has .Values.tracing.sampler $samplers) }}
+{{- fail (printf "tracing.sampler %q: want one of %s" .Values.tracing.sampler (join ", " $samplers)) }}
+{{- end }}
 {{- end }}
 {{- $reserved := list "POD_NAME" "POD_NAMESPACE" "SWITCHYARD_REDIS_PASSWORD" "SWITCHYARD_REDIS_SENTINEL_PASSWORD" "SWITCHYARD_ADMIN_TOKEN" "SWITCHYARD_REDIS_URL" "OTEL_TRACES_EXPORTER" "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_EXPORTER_OTLP_PROTOCOL" "OTEL_EXPORTER_OTLP_HEADERS" "OTEL_TRACES_SAMPLER" "OTEL_TRACES_SAMPLER_ARG" "OTEL_SERVICE_NAME" "OTEL_RESOURCE_ATTRIBUTES" }}
 {{- $seen := dict }}
