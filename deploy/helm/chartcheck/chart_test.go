@@ -696,3 +696,51 @@ func renderedConfig(t *testing.T, p pod) map[string]any {
 	}
 	return file
 }
+
+// readmeBlock returns the fenced block after <!-- test: name --> in the
+// repository's README.md, its indentation removed (as internal/testenv's
+// READMEBlock, which this module does not import).
+func readmeBlock(t *testing.T, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile(repoRoot + "/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(raw), "<!-- test: "+name+" -->\n")
+	if !ok {
+		t.Fatalf("README.md has no <!-- test: %s --> marker", name)
+	}
+	lines := strings.Split(after, "\n")
+	fence := strings.TrimLeft(lines[0], " ")
+	indent := lines[0][:len(lines[0])-len(fence)]
+	if !strings.HasPrefix(fence, "```") {
+		t.Fatalf("README.md: the %s marker is not followed by a fenced block", name)
+	}
+	var body strings.Builder
+	for _, l := range lines[1:] {
+		if strings.TrimSpace(l) == "```" {
+			return body.String()
+		}
+		body.WriteString(strings.TrimPrefix(l, indent) + "\n")
+	}
+	t.Fatalf("README.md: the %s block is not closed", name)
+	return ""
+}
+
+// TestREADMEValues: the README's example of sources with their secrets
+// renders, and the server accepts the result.
+func TestREADMEValues(t *testing.T) {
+	var vals map[string]any
+	if err := yaml.Unmarshal([]byte(readmeBlock(t, "helm-sources")), &vals); err != nil {
+		t.Fatal(err)
+	}
+	objs := manifests(t, vals)
+	checkInvariants(t, objs, "sy-switchyard")
+	sec := defaultSecrets(t)
+	sec["github-webhook"] = map[string][]byte{"secret": []byte("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")}
+	p := layOut(t, objs, "sy-switchyard", sec)
+	if src, _ := renderedConfig(t, p)["sources"].([]any); len(src) != 1 {
+		t.Fatalf("sources %v", src)
+	}
+	checkConfig(t, p, false)
+}
