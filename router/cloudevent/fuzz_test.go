@@ -83,6 +83,17 @@ func FuzzDecodeBatch(f *testing.F) {
 		require.NotNil(t, evs)
 		require.True(t, json.Valid(b), "accepted invalid JSON %q", b)
 		require.NoError(t, ValidateBatch(evs))
+		// The count bound: a batch at the bound decodes the same, one past
+		// it is refused whole.
+		if len(evs) > 0 {
+			same, err := decodeBatch(b, max, len(evs))
+			require.NoError(t, err)
+			require.Len(t, same, len(evs))
+		}
+		if len(evs) > 1 {
+			_, err := decodeBatch(b, max, len(evs)-1)
+			require.ErrorIs(t, err, ErrTooLarge)
+		}
 		enc, err := EncodeBatch(evs)
 		require.NoError(t, err)
 		require.True(t, json.Valid(enc))

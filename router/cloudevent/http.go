@@ -19,6 +19,20 @@ const (
 	DefaultMaxEventBytes = 1 << 20 // 1 MiB
 	// DefaultMaxBatchBytes bounds the body of a batched request.
 	DefaultMaxBatchBytes = 16 << 20 // 16 MiB
+	// DefaultMaxBatchEvents bounds the events of a batched request (the
+	// router's own bound on one publish, router.DefaultMaxBatchEvents).
+	DefaultMaxBatchEvents = 1000
+)
+
+// Buffer sizes of readBody.
+const (
+	// initialBodyBuffer is the buffer a body of unknown or large declared
+	// length starts with.
+	initialBodyBuffer = 512
+	// presizeMax: a body declared shorter gets a buffer of its declared
+	// size at once, saving the regrowth of small events; the most a
+	// client can make the server hold for a body it does not send.
+	presizeMax = 4 << 10
 )
 
 // Limits bounds the size of what ReadRequest accepts. Zero (or negative)
@@ -29,11 +43,19 @@ type Limits struct {
 	MaxEventBytes int64
 	// MaxBatchBytes bounds the body of a batched-mode request.
 	MaxBatchBytes int64
+	// MaxBatchEvents bounds the events of a batched-mode request; the
+	// decoder stops at the first event past it, so a batch of many tiny
+	// events is refused before it is decoded.
+	MaxBatchEvents int
 }
 
 // WithDefaults returns l with every zero or negative field replaced by its
-// default (DefaultMaxEventBytes, DefaultMaxBatchBytes).
+// default (DefaultMaxEventBytes, DefaultMaxBatchBytes,
+// DefaultMaxBatchEvents).
 func (l Limits) WithDefaults() Limits {
+	if l.MaxBatchEvents <= 0 {
+		l.MaxBatchEvents = DefaultMaxBatchEvents
+	}
 	if l.MaxEventBytes <= 0 {
 		l.MaxEventBytes = DefaultMaxEventBytes
 	}
@@ -79,7 +101,9 @@ func (m Mode) String() string {
 //   - application/cloudevents+json (parameters allowed; a charset other than
 //     UTF-8 is refused): structured mode, one event (DecodeStructured);
 //   - application/cloudevents-batch+json: batched mode (DecodeBatch); an
-//     empty batch is refused with ErrEmptyBatch;
+//     empty batch is refused with ErrEmptyBatch, and one holding more than
+//     MaxBatchEvents events with ErrTooLarge as soon as the decoder reaches
+//     the first event past the limit;
 //   - any other application/cloudevents* type: ErrUnsupportedMediaType;
 //   - anything else, or no Content-Type: binary mode. Attributes come from
 //     the ce-* headers (names case-insensitive; values unquoted and then
@@ -97,7 +121,9 @@ func (m Mode) String() string {
 //     without its body being read.
 //
 // Bodies over the limits fail with ErrTooLarge; at most limit+1 bytes are
-// read (a declared Content-Length over the limit fails before reading).
+// read (a declared Content-Length over the limit fails before reading), into
+// a buffer that grows with the bytes received, never sized ahead of them
+// from the declared Content-Length.
 // ReadRequest does not close the body. Errors are *Error values, or for a
 // batch an errors.Join of them.
 func ReadRequest(r *http.Request, lim Limits) (events []*pb.CloudEvent, mode Mode, err error) {
@@ -136,7 +162,7 @@ func ReadRequest(r *http.Request, lim Limits) (events []*pb.CloudEvent, mode Mod
 		if maxEvent > int64(int(^uint(0)>>1)) {
 			maxEvent = int64(int(^uint(0) >> 1))
 		}
-		evs, err := DecodeBatch(body, int(maxEvent))
+		evs, err := decodeBatch(body, int(maxEvent), lim.MaxBatchEvents)
 		if err != nil {
 			return nil, mode, err
 		}
@@ -177,7 +203,11 @@ func contentMode(ct string) (Mode, *Error) {
 	return mode, nil
 }
 
-// readBody reads a request body of at most limit bytes.
+// readBody reads a request body of at most limit bytes, as it arrives: the
+// buffer grows (doubling) with the bytes received and never ahead of them
+// from the declared Content-Length, which a client can send without the
+// body it announces, to make the server hold memory for nothing. Only a
+// body declared no larger than presizeMax gets its exact buffer at once.
 func readBody(r *http.Request, limit int64) ([]byte, *Error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
@@ -185,16 +215,18 @@ func readBody(r *http.Request, limit int64) ([]byte, *Error) {
 	if r.ContentLength > limit {
 		return nil, tooLarge(r.ContentLength, limit)
 	}
-	size := int64(512)
-	if r.ContentLength >= 0 {
+	size := int64(initialBodyBuffer)
+	if r.ContentLength >= 0 && r.ContentLength < presizeMax {
 		// One spare byte lets the final read see EOF without growing.
 		size = r.ContentLength + 1
 	}
-	buf := make([]byte, 0, size)
+	buf := make([]byte, 0, min(size, limit+1))
 	lr := io.LimitedReader{R: r.Body, N: limit + 1}
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			grown := make([]byte, len(buf), min(max(2*int64(cap(buf)), initialBodyBuffer), limit+1))
+			copy(grown, buf)
+			buf = grown
 		}
 		n, err := lr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -248,11 +249,102 @@ func TestReadRequestMaxBytesReader(t *testing.T) {
 }
 
 func TestLimitsWithDefaults(t *testing.T) {
-	require.Equal(t, Limits{MaxEventBytes: DefaultMaxEventBytes, MaxBatchBytes: DefaultMaxBatchBytes}, Limits{}.WithDefaults())
-	require.Equal(t, Limits{MaxEventBytes: 5, MaxBatchBytes: DefaultMaxBatchBytes}, Limits{MaxEventBytes: 5, MaxBatchBytes: -1}.WithDefaults())
-	require.Equal(t, Limits{MaxEventBytes: DefaultMaxEventBytes, MaxBatchBytes: 7}, Limits{MaxBatchBytes: 7}.WithDefaults())
+	n := DefaultMaxBatchEvents
+	require.Equal(t, Limits{MaxEventBytes: DefaultMaxEventBytes, MaxBatchBytes: DefaultMaxBatchBytes, MaxBatchEvents: n}, Limits{}.WithDefaults())
+	require.Equal(t, Limits{MaxEventBytes: 5, MaxBatchBytes: DefaultMaxBatchBytes, MaxBatchEvents: n}, Limits{MaxEventBytes: 5, MaxBatchBytes: -1}.WithDefaults())
+	require.Equal(t, Limits{MaxEventBytes: DefaultMaxEventBytes, MaxBatchBytes: 7, MaxBatchEvents: 3}, Limits{MaxBatchBytes: 7, MaxBatchEvents: 3}.WithDefaults())
 	require.EqualValues(t, 1<<20, DefaultMaxEventBytes)
 	require.EqualValues(t, 16<<20, DefaultMaxBatchBytes)
+	require.EqualValues(t, 1000, DefaultMaxBatchEvents)
+}
+
+// trickleReader returns a few bytes, then reports that the peer went
+// away: a client that declared a large body and sent almost none of it.
+type trickleReader struct{ data []byte }
+
+func (r *trickleReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, r.data[:1])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// TestReadRequestAllocatesAsTheBodyArrives checks review finding #5: a
+// request declaring a 16 MiB body that sends a few bytes costs a buffer of
+// a few hundred bytes, not 16 MiB taken from its Content-Length.
+func TestReadRequestAllocatesAsTheBodyArrives(t *testing.T) {
+	for _, ct := range []string{"application/octet-stream", MediaTypeStructuredJSON, MediaTypeBatchJSON} {
+		t.Run(ct, func(t *testing.T) {
+			const declared = 16 << 20
+			lim := Limits{MaxEventBytes: declared, MaxBatchBytes: declared}
+			var before, after runtime.MemStats
+			var err error
+			runtime.ReadMemStats(&before)
+			for range 10 {
+				r := req("", ceHeaders("Content-Type", ct)...)
+				r.Body = io.NopCloser(&trickleReader{data: []byte(`[{"specversion":`)})
+				r.ContentLength = declared
+				_, _, err = ReadRequest(r, lim)
+			}
+			runtime.ReadMemStats(&after)
+			requireErr(t, err, wantErr{ErrMalformed, "", -1})
+			require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20),
+				"ten requests declaring %d bytes allocated %d bytes", declared, after.TotalAlloc-before.TotalAlloc)
+		})
+	}
+}
+
+// TestReadRequestGrowsToLargeBodies reads bodies of many sizes, declared
+// and chunked, through the growing buffer.
+func TestReadRequestGrowsToLargeBodies(t *testing.T) {
+	for _, size := range []int{0, 1, 511, 512, 513, 4095, 4096, 4097, 100_000, 3 << 20} {
+		for _, chunked := range []bool{false, true} {
+			data := strings.Repeat("d", size)
+			r := req(data, ceHeaders("Content-Type", "application/octet-stream")...)
+			if chunked {
+				r.ContentLength = -1
+			}
+			evs, _, err := ReadRequest(r, Limits{MaxEventBytes: 4 << 20})
+			require.NoError(t, err, "size %d", size)
+			require.Equal(t, data, string(Data(evs[0])), "size %d chunked %v", size, chunked)
+		}
+	}
+}
+
+// TestBatchCountEnforcedWhileDecoding checks review finding #15: a batch of
+// more than MaxBatchEvents events is refused as soon as the decoder reaches
+// the first event past the limit, so what follows it (here, malformed
+// JSON) is never looked at.
+func TestBatchCountEnforcedWhileDecoding(t *testing.T) {
+	ok := obj()
+	three := "[" + ok + "," + ok + "," + ok
+	evs, _, err := ReadRequest(req(three+"]", "Content-Type", MediaTypeBatchJSON), Limits{MaxBatchEvents: 3})
+	require.NoError(t, err)
+	require.Len(t, evs, 3)
+
+	_, _, err = ReadRequest(req(three+`,{"never":`, "Content-Type", MediaTypeBatchJSON), Limits{MaxBatchEvents: 3})
+	requireErr(t, err, wantErr{ErrTooLarge, "", -1})
+	require.ErrorContains(t, err, "a batch holds at most 3 events")
+
+	// The default bound applies without Limits.MaxBatchEvents.
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range DefaultMaxBatchEvents + 1 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(ok)
+	}
+	b.WriteString("]")
+	_, _, err = ReadRequest(req(b.String(), "Content-Type", MediaTypeBatchJSON), Limits{})
+	requireErr(t, err, wantErr{ErrTooLarge, "", -1})
+
+	// DecodeBatch itself has no count bound.
+	evs, err = DecodeBatch([]byte(b.String()), 0)
+	require.NoError(t, err)
+	require.Len(t, evs, DefaultMaxBatchEvents+1)
 }
 
 func TestModeString(t *testing.T) {

@@ -79,6 +79,15 @@ const MaxBatchErrors = 1000
 // MaxBatchErrors): the error is an errors.Join of one *Error per bad event,
 // each with its Index, and no events are returned.
 func DecodeBatch(b []byte, maxEventBytes int) ([]*pb.CloudEvent, error) {
+	return decodeBatch(b, maxEventBytes, 0)
+}
+
+// decodeBatch is DecodeBatch that also refuses, with one ErrTooLarge
+// *Error, a batch of more than maxEvents events (no bound when zero or
+// negative): it stops at the first element past the bound, before decoding
+// it, so that the count is enforced while decoding rather than after a
+// whole batch of tiny events has been decoded.
+func decodeBatch(b []byte, maxEventBytes, maxEvents int) ([]*pb.CloudEvent, error) {
 	if maxEventBytes <= 0 {
 		maxEventBytes = DefaultMaxEventBytes
 	}
@@ -101,6 +110,10 @@ func DecodeBatch(b []byte, maxEventBytes int) ([]*pb.CloudEvent, error) {
 		s.i++
 	} else {
 		for idx := 0; ; idx++ {
+			if maxEvents > 0 && idx == maxEvents {
+				return nil, newError(ErrTooLarge, "", "a batch holds at most "+strconv.Itoa(maxEvents)+
+					" events; this one has more")
+			}
 			s.ws()
 			start := s.i
 			if e := s.skipValue(); e != nil {
