@@ -145,6 +145,7 @@ README's Tracing section.`,
 	f.StringVar(&cfg.GRPCAddr, "grpc-addr", "", "gRPC listen address (port 0 picks a free port; default "+server.DefaultGRPCAddr+" with authentication, "+server.LoopbackGRPCAddr+" without)")
 	f.StringVar(&cfg.Auth.AdminTokenFile, "admin-token-file", "", "file holding the bootstrap admin token (or set SWITCHYARD_ADMIN_TOKEN); turns authentication on")
 	f.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve without authentication on a non-loopback address (logs a warning every minute)")
+	tlsFlags(f, &cfg)
 	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis URL, e.g. redis://localhost:6379/0 (env SWITCHYARD_REDIS_URL); empty: embedded store")
 	f.Int64Var(&cfg.Limits.MaxEventBytes, "max-event-bytes", 0, "largest accepted event in bytes (default 1 MiB)")
 	f.Int64Var(&cfg.Limits.MaxBatchBytes, "max-batch-bytes", 0, "largest accepted batch request in bytes (default 16 MiB)")

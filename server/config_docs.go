@@ -54,7 +54,7 @@ func ConfigMarkdown() string {
 		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		typ := f.Tag.Get("type")
 		if typ == "" {
-			typ = map[reflect.Kind]string{reflect.String: "string", reflect.Int64: "integer", reflect.Bool: "boolean"}[f.Type.Kind()]
+			typ = map[reflect.Kind]string{reflect.String: "string", reflect.Int: "integer", reflect.Int64: "integer", reflect.Bool: "boolean"}[f.Type.Kind()]
 		}
 		dv := "—"
 		if v := def.Field(i); !v.IsZero() || v.Kind() == reflect.Bool {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,12 +41,20 @@ type FileConfig struct {
 	RedisURL string `json:"redis_url,omitempty" flag:"redis-url" doc:"Redis holding all state (redis:// or rediss://, with user, password and database); the environment variable SWITCHYARD_REDIS_URL takes precedence. Empty: the embedded in-process store, which keeps everything in memory (a restart loses it) and refuses sources that confirm what they read unless allow_volatile_sources is set."`
 	// KeyPrefix is restricted (see validKeyPrefix) because it is pasted
 	// into every Redis key, beside the braces that pick hash slots.
-	KeyPrefix            string `json:"key_prefix,omitempty" flag:"key-prefix" doc:"Prefix of every Redis key: instances sharing a Redis and a prefix are one cluster. 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit."`
-	MaxEventBytes        int64  `json:"max_event_bytes,omitempty" flag:"max-event-bytes" doc:"Largest accepted event in bytes (HTTP 413, gRPC RESOURCE_EXHAUSTED beyond)."`
-	MaxBatchBytes        int64  `json:"max_batch_bytes,omitempty" flag:"max-batch-bytes" doc:"Largest accepted batch request body in bytes."`
-	ShutdownTimeout      string `json:"shutdown_timeout,omitempty" flag:"shutdown-timeout" type:"duration" doc:"Bound of the graceful shutdown: sources finish their batch, listeners stop taking requests, attempts in flight drain."`
-	LogLevel             string `json:"log_level,omitempty" flag:"log-level" doc:"debug, info, warn or error."`
-	LogFormat            string `json:"log_format,omitempty" flag:"log-format" doc:"json or text (logs go to standard error)."`
+	KeyPrefix       string `json:"key_prefix,omitempty" flag:"key-prefix" doc:"Prefix of every Redis key: instances sharing a Redis and a prefix are one cluster. 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit."`
+	MaxEventBytes   int64  `json:"max_event_bytes,omitempty" flag:"max-event-bytes" doc:"Largest accepted event in bytes (HTTP 413, gRPC RESOURCE_EXHAUSTED beyond)."`
+	MaxBatchBytes   int64  `json:"max_batch_bytes,omitempty" flag:"max-batch-bytes" doc:"Largest accepted batch request body in bytes."`
+	ShutdownTimeout string `json:"shutdown_timeout,omitempty" flag:"shutdown-timeout" type:"duration" doc:"Bound of the graceful shutdown: sources finish their batch, listeners stop taking requests, attempts in flight drain."`
+	LogLevel        string `json:"log_level,omitempty" flag:"log-level" doc:"debug, info, warn or error."`
+	LogFormat       string `json:"log_format,omitempty" flag:"log-format" doc:"json or text (logs go to standard error)."`
+	// TLS and transport limits (listen.go, limits.go).
+	TLSCertFile          string `json:"tls_cert_file,omitempty" flag:"tls-cert-file" doc:"Certificate chain (PEM) both listeners serve TLS with (TLS 1.2 or later; plaintext is then refused). Read again when the file changes (checked on a handshake, at most once a second): a renewed certificate is served without a restart; a change that does not load keeps the previous pair and logs a warning. Needs tls_key_file."`
+	TLSKeyFile           string `json:"tls_key_file,omitempty" flag:"tls-key-file" doc:"Private key (PEM) of tls_cert_file, read again with it."`
+	TLSClientCAFile      string `json:"tls_client_ca_file,omitempty" flag:"tls-client-ca-file" doc:"CA certificates (PEM) that sign client certificates (mTLS): the listeners ask for a client certificate and verify it against them; one from another CA fails the handshake. Read again when it changes. Needs tls_cert_file."`
+	TLSClientAuth        string `json:"tls_client_auth,omitempty" flag:"tls-client-auth" doc:"With tls_client_ca_file: require (a client without a certificate fails the handshake) or request (one is verified if presented; a client without must prove its identity otherwise). Default require."`
+	MaxConnections       int    `json:"max_connections,omitempty" flag:"max-connections" doc:"Connections each listener holds open (a shared port's one listener too). One beyond is closed at once, those open are not affected; refusals are counted in switchyard_listener_connections_refused_total and logged at most once a minute."`
+	MaxConcurrentStreams int    `json:"max_concurrent_streams,omitempty" flag:"max-concurrent-streams" doc:"Calls in flight on one HTTP/2 connection (gRPC, and HTTP/2 on a TLS HTTP listener); clients queue the calls beyond it."`
+	HTTPBodyTimeout      string `json:"http_body_timeout,omitempty" flag:"http-body-timeout" type:"duration" doc:"Time an HTTP request's body may take to arrive, from the end of its headers (which must arrive within 10 s): a slower request is answered 408 and its connection closed. Bodies are read as they arrive, never allocated from the declared Content-Length."`
 	AllowVolatileSources bool   `json:"allow_volatile_sources,omitempty" flag:"allow-volatile-sources" doc:"Run sources on the embedded store although they confirm what they read (to the system they read, or by answering their caller) once it is accepted: a restart then loses every accepted event not yet delivered, and the start-up log names each such source and what it loses. Without it the server refuses to start (and --check-config fails). Ignored with a redis_url."`
 	// Sources are documented per kind in docs/connectors.
 	Sources []connectors.SourceConfig `json:"sources,omitempty" type:"list" doc:"The sources (connectors) to run, each with a name (lower-case letters, digits, '-' and '_'), a kind and the kind's fields; see [docs/connectors](connectors/)."`
@@ -61,6 +70,7 @@ func DefaultFileConfig() FileConfig {
 		HTTPAddr: LoopbackHTTPAddr, GRPCAddr: LoopbackGRPCAddr, KeyPrefix: store.DefaultPrefix,
 		MaxEventBytes: cloudevent.DefaultMaxEventBytes, MaxBatchBytes: cloudevent.DefaultMaxBatchBytes,
 		ShutdownTimeout: DefaultShutdownTimeout.String(), LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
+		MaxConnections: DefaultMaxConnections, MaxConcurrentStreams: DefaultMaxConcurrentStreams, HTTPBodyTimeout: DefaultBodyTimeout.String(),
 	}
 }
 
@@ -125,6 +135,11 @@ func parseFile(raw []byte, lookup func(string) (string, bool)) (FileConfig, erro
 	if fc.ShutdownTimeout != "" {
 		if _, err := time.ParseDuration(fc.ShutdownTimeout); err != nil {
 			errs = append(errs, fmt.Errorf("shutdown_timeout: %w", err))
+		}
+	}
+	if fc.HTTPBodyTimeout != "" {
+		if d, err := time.ParseDuration(fc.HTTPBodyTimeout); err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("http_body_timeout: want a positive duration (30s), got %q", fc.HTTPBodyTimeout))
 		}
 	}
 	if fc.LogLevel != "" {
@@ -258,6 +273,15 @@ func (fc FileConfig) Apply(cfg *Config) {
 	}
 	if cfg.ShutdownTimeout == 0 && fc.ShutdownTimeout != "" {
 		cfg.ShutdownTimeout, _ = time.ParseDuration(fc.ShutdownTimeout)
+	}
+	cfg.TLS.CertFile = cmp.Or(cfg.TLS.CertFile, fc.TLSCertFile)
+	cfg.TLS.KeyFile = cmp.Or(cfg.TLS.KeyFile, fc.TLSKeyFile)
+	cfg.TLS.ClientCAFile = cmp.Or(cfg.TLS.ClientCAFile, fc.TLSClientCAFile)
+	cfg.TLS.ClientAuth = cmp.Or(cfg.TLS.ClientAuth, fc.TLSClientAuth)
+	cfg.Transport.MaxConnections = cmp.Or(cfg.Transport.MaxConnections, fc.MaxConnections)
+	cfg.Transport.MaxConcurrentStreams = cmp.Or(cfg.Transport.MaxConcurrentStreams, fc.MaxConcurrentStreams)
+	if cfg.Transport.BodyTimeout == 0 && fc.HTTPBodyTimeout != "" {
+		cfg.Transport.BodyTimeout, _ = time.ParseDuration(fc.HTTPBodyTimeout)
 	}
 	cfg.AllowVolatileSources = cfg.AllowVolatileSources || fc.AllowVolatileSources
 	cfg.Sources = append(cfg.Sources, fc.Sources...)

@@ -33,6 +33,13 @@ max_batch_bytes: 4096
 shutdown_timeout: 3s
 log_level: ${LEVEL:-debug}
 log_format: text
+tls_cert_file: /tls/server.crt
+tls_key_file: /tls/server.key
+tls_client_ca_file: /tls/clients.pem
+tls_client_auth: request
+max_connections: 100
+max_concurrent_streams: 10
+http_body_timeout: 5s
 allow_volatile_sources: true
 sources:
   - name: hooks
@@ -42,6 +49,8 @@ sources:
 			want: func(t *testing.T, fc FileConfig) {
 				want := FileConfig{HTTPAddr: "127.0.0.1:1", GRPCAddr: "127.0.0.1:2", RedisURL: "redis://:p$ss@r:6379/1", KeyPrefix: "tenant-a",
 					MaxEventBytes: 2048, MaxBatchBytes: 4096, ShutdownTimeout: "3s", LogLevel: "debug", LogFormat: "text", AllowVolatileSources: true,
+					TLSCertFile: "/tls/server.crt", TLSKeyFile: "/tls/server.key", TLSClientCAFile: "/tls/clients.pem", TLSClientAuth: "request",
+					MaxConnections: 100, MaxConcurrentStreams: 10, HTTPBodyTimeout: "5s",
 					Sources: []connectors.SourceConfig{{Name: "hooks", Kind: "webhook", Fields: map[string]any{"secret": "0042", "max_body_bytes": int64(10)}}}}
 				if !reflect.DeepEqual(fc, want) {
 					t.Fatalf("got %#v\nwant %#v", fc, want)
@@ -97,8 +106,8 @@ sources:
 		},
 		"wrong type": {file: "max_event_bytes: lots\n", errs: []string{"max_event_bytes"}},
 		"bad values": {
-			file: "shutdown_timeout: soon\nlog_level: loud\nlog_format: xml\n",
-			errs: []string{"shutdown_timeout", "log_level: want debug, info, warn or error", "log_format: want json or text"},
+			file: "shutdown_timeout: soon\nlog_level: loud\nlog_format: xml\nhttp_body_timeout: -1s\n",
+			errs: []string{"shutdown_timeout", "log_level: want debug, info, warn or error", "log_format: want json or text", "http_body_timeout: want a positive duration"},
 		},
 		"not a mapping": {file: "- a\n- b\n", errs: []string{"must be a mapping"}},
 		"duplicate key": {file: "http_addr: :1\nhttp_addr: :2\n", errs: []string{"already defined"}},
@@ -146,7 +155,7 @@ func TestDefaultFileConfigIsTheDefault(t *testing.T) {
 	withFile.setDefaults()
 	without.setDefaults()
 	if withFile.HTTPAddr != without.HTTPAddr || withFile.GRPCAddr != without.GRPCAddr || withFile.Limits != without.Limits ||
-		withFile.ShutdownTimeout != without.ShutdownTimeout {
+		withFile.ShutdownTimeout != without.ShutdownTimeout || withFile.Transport != without.Transport || withFile.TLS != without.TLS {
 		t.Fatalf("defaults differ:\n%+v\n%+v", withFile, without)
 	}
 	if withFile.Router.Prefix != store.DefaultPrefix { // the router applies this default itself

@@ -47,6 +47,7 @@ var (
 	probEmptyBatch  = Problem{Type: "/problems/empty-batch", Title: "Empty batch", Status: http.StatusBadRequest}
 	probMediaType   = Problem{Type: "/problems/unsupported-media-type", Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType}
 	probTooLarge    = Problem{Type: "/problems/too-large", Title: "Payload too large", Status: http.StatusRequestEntityTooLarge}
+	probBodyTimeout = Problem{Type: "/problems/body-timeout", Title: "Request body timeout", Status: http.StatusRequestTimeout}
 	probPushback    = Problem{Type: "/problems/queue-full", Title: "Trigger queue full", Status: http.StatusTooManyRequests}
 	probUnavailable = Problem{Type: "/problems/store-unavailable", Title: "Store unavailable", Status: http.StatusServiceUnavailable}
 	probNotReady    = Problem{Type: "/problems/not-ready", Title: "Not ready", Status: http.StatusServiceUnavailable}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/switchyard-io/switchyard/router"
@@ -32,6 +33,13 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	events, mode, err := cloudevent.ReadRequest(req, h.lim)
 	if err != nil {
+		if d, ok := bodyTimedOut(req); ok {
+			p := probBodyTimeout
+			p.Detail = fmt.Sprintf("the body did not arrive within %s (http_body_timeout); nothing was accepted", d)
+			w.Header().Set("Connection", "close")
+			writeProblem(w, p)
+			return
+		}
 		writeProblem(w, ProblemFor(err))
 		return
 	}

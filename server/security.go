@@ -110,6 +110,8 @@ var securityChecks = []func(Config) SecuritySetting{
 	checkExposure,
 	checkAPIKeys,
 	checkListenerTLS,
+	checkClientCertificates,
+	checkTransportLimits,
 }
 
 // SecurityReport describes every security setting of cfg (defaults
@@ -166,12 +168,6 @@ func checkAPIKeys(c Config) SecuritySetting {
 		return SecuritySetting{Name: "api keys", On: false, Detail: "disabled (auth.api_keys.disabled)"}
 	}
 	return SecuritySetting{Name: "api keys", On: true, Detail: fmt.Sprintf("on; a revoked key is refused within %s", c.Auth.APIKeys.RevocationDelay.Duration)}
-}
-
-// checkListenerTLS reports listener TLS, which this build does not serve
-// yet.
-func checkListenerTLS(Config) SecuritySetting {
-	return SecuritySetting{Name: "listener tls", On: false, Detail: "off: both listeners are plaintext (put a TLS-terminating proxy in front, or keep them on loopback)"}
 }
 
 // insecureWarner logs, at start and then every insecureWarnEvery until

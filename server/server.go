@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,8 +68,15 @@ type Config struct {
 	// RedisURL is the Redis to use (redis:// or rediss://); empty starts the
 	// embedded in-process store.
 	RedisURL string
-	// Limits bound ingested events (1 MiB per event, 16 MiB per batch by default).
+	// Limits bound ingested events (1 MiB per event, 16 MiB and 1000
+	// events per batch by default; MaxBatchEvents is Router.MaxBatchEvents).
 	Limits cloudevent.Limits
+	// TLS serves both listeners over TLS when it names a certificate.
+	// HTTPAddr equal to GRPCAddr (a port other than 0) serves both on one
+	// listener.
+	TLS TLSConfig
+	// Transport bounds the listeners' connections, streams and body times.
+	Transport TransportLimits
 	// ShutdownTimeout bounds the whole graceful shutdown.
 	ShutdownTimeout time.Duration
 	// Router configures the engine.
@@ -89,6 +97,10 @@ type Config struct {
 	Tracing telemetry.Config
 	// Logger receives the server's logs (slog.Default when nil).
 	Logger *slog.Logger
+
+	// listen binds a listener (net.Listen when nil): tests hand in one
+	// bound beforehand, to share a port the system picked.
+	listen func(network, address string) (net.Listener, error)
 }
 
 func (c *Config) setDefaults() {
@@ -105,7 +117,12 @@ func (c *Config) setDefaults() {
 	if c.GRPCAddr == "" {
 		c.GRPCAddr = grpcAddr
 	}
+	if c.Limits.MaxBatchEvents == 0 {
+		c.Limits.MaxBatchEvents = cmp.Or(c.Router.MaxBatchEvents, router.DefaultMaxBatchEvents)
+	}
 	c.Limits = c.Limits.WithDefaults()
+	c.Transport.setDefaults()
+	c.linkClientCAs()
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -139,7 +156,7 @@ func (c Config) Validate() error {
 	if p := c.Router.Prefix; p != "" && !validKeyPrefix(p) {
 		errs = append(errs, fmt.Errorf("key_prefix %q: use 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit (braces, colons or glob characters would change the key layout)", p))
 	}
-	errs = append(errs, c.Router.Validate(), c.validateAuth(), c.validateExposure(), c.Tracing.Validate())
+	errs = append(errs, c.Router.Validate(), c.validateAuth(), c.validateExposure(), c.Tracing.Validate(), c.validateListeners())
 	return errors.Join(errs...)
 }
 
@@ -220,7 +237,9 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	http   *http.Server
-	hl, gl net.Listener
+	hl, gl net.Listener // the same listener when shared
+	shared bool
+	tls    *listenerTLS // nil: plaintext
 	runner *connectors.Runner
 	traces *telemetry.Provider // nil when tracing is off
 	wg     sync.WaitGroup
@@ -301,6 +320,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return fail(fmt.Errorf("config: %w", err))
 		}
 	}
+	if err := s.prepareListeners(authn); err != nil {
+		return fail(fmt.Errorf("config: %w", err))
+	}
 	if err := s.newGRPC(r, authn, audit); err != nil {
 		return fail(err)
 	}
@@ -313,14 +335,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Info("store: redis", "addr", opt.Addr, "db", opt.DB)
 	}
 
-	if s.hl, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if err := s.listen(); err != nil {
 		_ = r.Shutdown(ctx)
-		return fail(fmt.Errorf("http listen: %w", err))
-	}
-	if s.gl, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		_ = s.hl.Close()
-		_ = r.Shutdown(ctx)
-		return fail(fmt.Errorf("grpc listen: %w", err))
+		return fail(err)
 	}
 
 	return s, nil
@@ -339,9 +356,9 @@ var registerExtra func(*grpc.Server)
 func (s *Server) newGRPC(r *router.Router, authn *auth.Authenticator, audit *auth.Auditor) error {
 	policy := grpcPolicy()
 	au := &auditor{a: audit, v: authn, log: s.log}
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(s.cfg.Limits.MaxBatchBytes) + 1<<20),
+	opts := append(s.grpcOptions(),
 		grpc.ChainUnaryInterceptor(recoverUnary(s.log), au.unary(), authgrpc.UnaryInterceptor(authn, policy), captureUnary),
-		grpc.ChainStreamInterceptor(recoverStream(s.log), au.stream(), authgrpc.StreamInterceptor(authn, policy), captureStream)}
+		grpc.ChainStreamInterceptor(recoverStream(s.log), au.stream(), authgrpc.StreamInterceptor(authn, policy), captureStream))
 	if s.traces != nil {
 		opts = append(opts, grpcTracing(s.traces))
 	}
@@ -419,7 +436,8 @@ func (s *Server) newHTTP(r *router.Router, authn *auth.Authenticator, cmux *conn
 	if s.traces != nil {
 		h = httpTracing(s.traces, h) // POST /events only, refusals included
 	}
-	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.http = &http.Server{Handler: h}
+	s.configureHTTP(s.http)
 }
 
 // Authenticator returns the server's authenticator (its key store creates
@@ -438,23 +456,12 @@ func (s *Server) GRPCAddr() string { return s.gl.Addr().String() }
 // Serve serves both listeners in the background.
 func (s *Server) Serve() {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.wg.Add(3)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.watchReadiness()
 	}()
-	go func() {
-		defer s.wg.Done()
-		if err := s.http.Serve(s.hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http server", "err", err)
-		}
-	}()
-	go func() {
-		defer s.wg.Done()
-		if err := s.grpc.Serve(s.gl); err != nil {
-			s.log.Error("grpc server", "err", err)
-		}
-	}()
+	s.serveListeners()
 	if s.runner != nil {
 		s.runner.Start()
 	}
@@ -467,6 +474,7 @@ func (s *Server) Serve() {
 	default:
 		s.warner = startInsecureWarner(s.log, s.HTTPAddr()+", "+s.GRPCAddr())
 	}
+	s.logListeners()
 	s.log.Info("switchyard serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "sources", len(s.cfg.Sources))
 }
 
