@@ -34,6 +34,7 @@ const (
 	RawRedis    = "raw-redis"
 	Single      = "single"
 	Tracing     = "tracing"
+	Secure      = "secure"
 	Fanout10    = "fanout10"
 	Latency     = "latency"
 	Isolation   = "isolation"
@@ -41,7 +42,7 @@ const (
 )
 
 // AllScenarios lists every scenario in running order.
-var AllScenarios = []string{RawGRPC, RawRedis, Single, Tracing, Fanout10, Latency, Isolation, Triggers10k}
+var AllScenarios = []string{RawGRPC, RawRedis, Single, Tracing, Secure, Fanout10, Latency, Isolation, Triggers10k}
 
 // Defaults of Options.
 const (
@@ -216,10 +217,13 @@ type ReportConfig struct {
 
 // Scenarios holds each scenario's figures (nil when not run).
 type Scenarios struct {
-	RawGRPC     *RawGRPCResult    `json:"raw-grpc,omitempty"`
-	RawRedis    *RawRedisResult   `json:"raw-redis,omitempty"`
-	Single      *ThroughputResult `json:"single,omitempty"`
-	Tracing     *TracingResult    `json:"tracing,omitempty"`
+	RawGRPC  *RawGRPCResult    `json:"raw-grpc,omitempty"`
+	RawRedis *RawRedisResult   `json:"raw-redis,omitempty"`
+	Single   *ThroughputResult `json:"single,omitempty"`
+	Tracing  *TracingResult    `json:"tracing,omitempty"`
+	// Secure is single (gRPC, and HTTP in Secure.HTTP) against a server
+	// with TLS and authentication on.
+	Secure      *ThroughputResult `json:"secure,omitempty"`
 	Fanout10    *ThroughputResult `json:"fanout10,omitempty"`
 	Triggers10k *ThroughputResult `json:"triggers10k,omitempty"`
 	Latency     []*LatencyResult  `json:"latency,omitempty"`
@@ -242,6 +246,7 @@ type env struct {
 	prefix  string // Redis key prefix of everything the benchmark writes
 	payload []byte
 	http    *http.Client
+	token   string // bearer token the HTTP publishers send, if any
 	drains  int
 }
 
@@ -341,6 +346,8 @@ func (e *env) runScenario(ctx context.Context, name string) error {
 		return e.single(ctx)
 	case Tracing:
 		return e.tracing(ctx)
+	case Secure:
+		return e.secure(ctx)
 	case Fanout10:
 		return e.fanout10(ctx)
 	case Triggers10k:
@@ -462,6 +469,16 @@ func (e *env) ratios() {
 			return 0
 		}
 		return round3(a / b)
+	}
+	if s.Single != nil && s.Secure != nil {
+		// What TLS and authentication cost: throughput and CPU per event
+		// against plaintext.
+		e.rep.Ratios["secure_vs_single"] = div(s.Secure.DeliveredPerS, s.Single.DeliveredPerS)
+		e.rep.Ratios["secure_server_cpu_vs_single"] = div(s.Secure.Usage.ServerUSPerOp, s.Single.Usage.ServerUSPerOp)
+		if s.Secure.HTTP != nil && s.Single.HTTP != nil {
+			e.rep.Ratios["secure_http_vs_single_http"] = div(s.Secure.HTTP.DeliveredPerS, s.Single.HTTP.DeliveredPerS)
+			e.rep.Ratios["secure_http_server_cpu_vs_single_http"] = div(s.Secure.HTTP.Usage.ServerUSPerOp, s.Single.HTTP.Usage.ServerUSPerOp)
+		}
 	}
 	if s.Single != nil && s.RawGRPC != nil {
 		e.rep.Ratios["single_vs_raw_grpc"] = div(s.Single.DeliveredPerS, s.RawGRPC.C128.CallsPerS)

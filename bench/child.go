@@ -22,7 +22,8 @@ const servingMsg = "switchyard serving"
 // target is the switchyard server under test.
 type target struct {
 	grpcAddr, httpAddr string
-	pid                int // 0 when the server is not our child
+	scheme             string // of the HTTP listener: "http" unless "https"
+	pid                int    // 0 when the server is not our child
 
 	cmd    *exec.Cmd
 	exited chan struct{}

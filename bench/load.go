@@ -163,7 +163,11 @@ func (e *env) batchPublisher(ctx context.Context, typ string, p int, st *pubStat
 // one structured-mode event at a time on a keep-alive connection.
 func (e *env) httpPublishers(ctx context.Context, typ string, st *pubStats) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	url := "http://" + e.tgt.httpAddr + "/events"
+	scheme := e.tgt.scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	url := scheme + "://" + e.tgt.httpAddr + "/events"
 	head := []byte(`{"specversion":"1.0","type":"` + typ + `","source":"/switchyard/bench","datacontenttype":"text/plain","data":"` +
 		string(e.payload) + `","id":"` + e.runID + "-h")
 	for w := range e.opt.HTTPClients {
@@ -192,6 +196,9 @@ func (e *env) httpPublisher(ctx context.Context, url string, head []byte, w int,
 			return
 		}
 		req.Header.Set("Content-Type", "application/cloudevents+json; charset=utf-8")
+		if e.token != "" {
+			req.Header.Set("Authorization", "Bearer "+e.token)
+		}
 		resp, err := e.http.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {

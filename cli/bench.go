@@ -54,6 +54,12 @@ Scenarios (they run in this order):
                second child server with tracing on (OTLP/gRPC to a receiver in
                the benchmark that counts spans, every publish sampled):
                delivered/s and server CPU per event side by side
+  secure       single's gRPC and HTTP variants against a second child server
+               with TLS on both listeners (a certificate made for the run)
+               and authentication on (publishers send an API key that the
+               bootstrap admin token created), its CPU per event beside
+               single's (ratios secure_*); its own key prefix; needs the
+               child server (no --server)
   fanout10     ten triggers matching every event
   latency      open loop at each --latency-rates rate, one trigger:
                scheduled send -> invoke p50/p99/p99.9
