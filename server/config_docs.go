@@ -17,6 +17,8 @@ max_event_bytes: 1048576
 shutdown_timeout: 20s
 log_level: ${LOG_LEVEL:-info}
 log_format: json
+# tls_cert_file: /etc/switchyard/tls/tls.crt   # TLS on both listeners; replaced files are served without a restart
+# tls_key_file: /etc/switchyard/tls/tls.key
 sources:
   - name: github
     kind: webhook
