@@ -408,6 +408,28 @@ func TestTLSConfigValidation(t *testing.T) {
 	}
 }
 
+// TestREADMETLSConfig: the README's TLS configuration is valid (with its
+// files in place) and shares one port.
+func TestREADMETLSConfig(t *testing.T) {
+	p := newPKI(t)
+	block := testenv.READMEBlock(t, "tls-config")
+	for path, file := range map[string]string{
+		"/etc/switchyard/tls/tls.crt": p.certFile, "/etc/switchyard/tls/tls.key": p.keyFile,
+		"/etc/switchyard/tls/clients.pem": p.ca.WriteCA(t, p.dir, "clients.pem"),
+	} {
+		require.Contains(t, block, path)
+		block = strings.ReplaceAll(block, path, file)
+	}
+	fc, err := parseFile([]byte(block), os.LookupEnv)
+	require.NoError(t, err)
+	var cfg Config
+	fc.Apply(&cfg)
+	require.NoError(t, Check(cfg))
+	require.True(t, cfg.TLS.Enabled())
+	require.Equal(t, ClientAuthRequire, cfg.TLS.ClientAuth)
+	require.True(t, sharedPort(cfg.HTTPAddr, cfg.GRPCAddr))
+}
+
 func writeTemp(t *testing.T, b []byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "f.pem")
