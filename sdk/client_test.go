@@ -428,6 +428,13 @@ func TestPublishServerErrors(t *testing.T) {
 			check: pushback(0, ""),
 		},
 		{
+			name:      "a message over the server's bound is invalid, not a pushback",
+			serverErr: status.Error(codes.ResourceExhausted, "grpc: received message larger than max (80000 vs. 69632)"),
+			code:      codes.ResourceExhausted,
+			msg:       "switchyard: invalid event: grpc: received message larger than max (80000 vs. 69632)",
+			check:     invalid(),
+		},
+		{
 			name: "invalid argument with bad request",
 			serverErr: statusWith(codes.InvalidArgument, "invalid events", &errdetails.BadRequest{
 				FieldViolations: []*errdetails.BadRequest_FieldViolation{
@@ -743,6 +750,8 @@ func TestIsRetryable(t *testing.T) {
 		{status.Error(codes.Canceled, "x"), false},
 		{status.Error(codes.Unavailable, "x"), true},
 		{status.Error(codes.ResourceExhausted, "x"), true},
+		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max (9 vs. 8)"), false},
+		{status.Error(codes.ResourceExhausted, "grpc: trying to send message larger than max (9 vs. 8)"), false},
 		{status.Error(codes.DeadlineExceeded, "x"), true},
 		{status.Error(codes.Aborted, "x"), true},
 		{status.Error(codes.InvalidArgument, "x"), false},

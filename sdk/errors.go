@@ -194,10 +194,22 @@ func IsRetryable(err error) bool {
 		return false
 	}
 	switch status.Code(err) {
-	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted, codes.DeadlineExceeded:
+	case codes.ResourceExhausted:
+		return !messageTooLarge(status.Convert(err))
+	case codes.Unavailable, codes.Aborted, codes.DeadlineExceeded:
 		return true
 	}
 	return false
+}
+
+// messageTooLarge reports gRPC's own refusal of a message over the
+// receiver's (or the sender's) size bound: RESOURCE_EXHAUSTED like a
+// pushback, but the same message can never pass, so it is invalid input.
+// gRPC says so only in its message.
+func messageTooLarge(st *status.Status) bool {
+	m := st.Message()
+	return st.Code() == codes.ResourceExhausted &&
+		(strings.HasPrefix(m, "grpc: received message larger than max") || strings.HasPrefix(m, "grpc: trying to send message larger than max"))
 }
 
 // callKind tells mapError which INVALID_ARGUMENT error type to build.
@@ -217,16 +229,21 @@ func mapError(err error, kind callKind) error {
 	if !ok {
 		return err
 	}
-	switch st.Code() {
-	case codes.ResourceExhausted:
+	switch {
+	case messageTooLarge(st):
+		if kind == triggerCall {
+			return &InvalidTriggerError{Err: err}
+		}
+		return &InvalidEventError{Err: err}
+	case st.Code() == codes.ResourceExhausted:
 		return pushback(st, err)
-	case codes.InvalidArgument:
+	case st.Code() == codes.InvalidArgument:
 		vs := violations(st)
 		if kind == triggerCall {
 			return &InvalidTriggerError{Violations: vs, Err: err}
 		}
 		return &InvalidEventError{Violations: vs, Err: err}
-	case codes.Unavailable:
+	case st.Code() == codes.Unavailable:
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/sdk"
 )
 
 // metricValue reads a gauge's or a counter's value.
@@ -64,6 +66,23 @@ func TestGRPCMessageSizeLimit(t *testing.T) {
 	st := status.Convert(err)
 	require.Equal(t, codes.ResourceExhausted, st.Code(), "%v", err)
 	require.Contains(t, st.Message(), strconv.Itoa(bound), "the message names the bound")
+
+	// The SDK takes it for invalid input, not for a pushback to retry.
+	c, err := sdk.New(sdk.Config{Address: s.GRPCAddr()})
+	require.NoError(t, err)
+	defer c.Close()
+	evs := make([]event.Event, 80)
+	for i := range evs {
+		evs[i] = event.New()
+		evs[i].SetID(strconv.Itoa(i))
+		evs[i].SetSource("/limits")
+		evs[i].SetType("t")
+		require.NoError(t, evs[i].SetData("application/octet-stream", make([]byte, 900)))
+	}
+	err = c.PublishBatch(context.Background(), evs)
+	var ie *sdk.InvalidEventError
+	require.ErrorAs(t, err, &ie)
+	require.False(t, sdk.IsRetryable(err))
 
 	// Within the message bound, an event over max_event_bytes is refused
 	// naming it (INVALID_ARGUMENT: not worth a retry).
