@@ -48,7 +48,8 @@
 //   - mTLS client certificates: the TLS handshake verifies the chain against
 //     the client CA (ConfigureServerTLS); the subject is the leaf's first
 //     URI SAN, else its common name, mapped to roles and scope by
-//     Config.Identities.
+//     Config.Identities. The CA file is read again when it changes
+//     (internal/tlsfiles), so a new client CA needs no restart.
 //   - The bootstrap admin token (SWITCHYARD_ADMIN_TOKEN or
 //     admin_token_file), compared in constant time, so a fresh install can
 //     create the first API keys.

@@ -1,52 +1,42 @@
 package auth
 
 import (
-	"crypto/sha256"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
-	"os"
 	"time"
+
+	"github.com/switchyard-io/switchyard/internal/tlsfiles"
 )
 
 // mtlsVerifier maps a verified client certificate to an identity.
 type mtlsVerifier struct {
-	pool *x509.CertPool
-	// anchors are the SHA-256 of the client CA certificates: a chain the
-	// TLS stack verified is taken only if it ends at one of them, so a
-	// listener whose TLS config trusts more CAs (say, for another purpose)
-	// does not widen who may authenticate here.
-	anchors map[[sha256.Size]byte]bool
-	static  map[string]StaticIdentity // method mtls, by subject
-	now     func() time.Time
+	// cas are the client CAs, read again when their file changes (a new
+	// CA takes effect for the next certificate, without a restart). A
+	// chain the TLS stack verified is taken only if it ends at one of
+	// them, so a listener whose TLS config trusts more CAs (say, for
+	// another purpose) does not widen who may authenticate here.
+	cas    *tlsfiles.CAPool
+	static map[string]StaticIdentity // method mtls, by subject
+	now    func() time.Time
 }
 
 func newMTLSVerifier(caFile string, static map[string]StaticIdentity) (*mtlsVerifier, error) {
-	raw, err := os.ReadFile(caFile)
+	cas, err := tlsfiles.NewCAPool(caFile)
 	if err != nil {
 		return nil, FieldErrors{{Path: "mtls.client_ca_file", Msg: err.Error()}}
 	}
-	m := &mtlsVerifier{pool: x509.NewCertPool(), anchors: map[[sha256.Size]byte]bool{}, static: static, now: time.Now}
-	for len(raw) > 0 {
-		var b *pem.Block
-		b, raw = pem.Decode(raw)
-		if b == nil {
-			break
+	return &mtlsVerifier{cas: cas, static: static, now: time.Now}, nil
+}
+
+// anchored reports whether root is one of the client CAs.
+func (m *mtlsVerifier) anchored(root *x509.Certificate) bool {
+	for _, c := range m.cas.Certificates() {
+		if bytes.Equal(c.Raw, root.Raw) {
+			return true
 		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, FieldErrors{{Path: "mtls.client_ca_file", Msg: err.Error()}}
-		}
-		m.pool.AddCert(c)
-		m.anchors[sha256.Sum256(c.Raw)] = true
 	}
-	if len(m.anchors) == 0 {
-		return nil, FieldErrors{{Path: "mtls.client_ca_file", Msg: caFile + " holds no PEM certificate"}}
-	}
-	return m, nil
+	return false
 }
 
 // CertificateSubject is the subject a client certificate proves: its first
@@ -67,7 +57,7 @@ func CertificateSubject(leaf *x509.Certificate) string {
 func (m *mtlsVerifier) verify(c Credentials) (*Identity, error) {
 	var leaf *x509.Certificate
 	for _, chain := range c.VerifiedChains {
-		if len(chain) > 0 && m.anchors[sha256.Sum256(chain[len(chain)-1].Raw)] {
+		if len(chain) > 0 && m.anchored(chain[len(chain)-1]) {
 			leaf = chain[0]
 			break
 		}
@@ -81,7 +71,7 @@ func (m *mtlsVerifier) verify(c Credentials) (*Identity, error) {
 			inter.AddCert(ic)
 		}
 		_, err := c.PeerCertificates[0].Verify(x509.VerifyOptions{
-			Roots: m.pool, Intermediates: inter, CurrentTime: m.now(),
+			Roots: m.cas.Pool(), Intermediates: inter, CurrentTime: m.now(),
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		})
 		if err != nil {
@@ -104,7 +94,7 @@ func (m *mtlsVerifier) verify(c Credentials) (*Identity, error) {
 // methods (bearer tokens) are on, so a client may connect without a
 // certificate; one it does present must verify.
 func (m *mtlsVerifier) configure(cfg *tls.Config, optional bool) {
-	cfg.ClientCAs = m.pool
+	cfg.ClientCAs = m.cas.Pool()
 	if optional {
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
 	} else {

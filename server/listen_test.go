@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/switchyard-io/switchyard/auth"
 	"github.com/switchyard-io/switchyard/internal/testenv"
 	"github.com/switchyard-io/switchyard/internal/testpki"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
@@ -62,6 +63,14 @@ func startListeners(t *testing.T, tweak func(*Config)) *Server {
 
 // withTLS serves p's certificate.
 func (p *pki) withTLS(c *Config) { c.TLS.CertFile, c.TLS.KeyFile = p.certFile, p.keyFile }
+
+// publishers maps certificate subjects to the publisher role: a client CA
+// turns authentication on, and a certificate's subject is an identity.
+func publishers(c *Config, subjects ...string) {
+	for _, s := range subjects {
+		c.Auth.Identities = append(c.Auth.Identities, auth.StaticIdentity{Subject: s, Method: auth.MethodMTLS, Roles: []auth.Role{auth.RolePublisher}})
+	}
+}
 
 // sharePort makes HTTP and gRPC share one port picked by the system.
 func sharePort(t *testing.T, c *Config) {
@@ -179,8 +188,11 @@ func TestTLSListenersRefusePlaintext(t *testing.T) {
 }
 
 // TestMTLSRefusesAnotherCA: with a client CA, a client certificate from
-// another CA fails the handshake on both listeners; with "require" so does
-// a client without a certificate, with "request" that one gets in.
+// another CA fails the handshake on both listeners, and one from the CA is
+// an identity (its subject, with the roles auth.identities gives it). With
+// "require" a client without a certificate fails the handshake too; with
+// "request" it connects, and without a bearer token is refused as
+// unauthenticated.
 func TestMTLSRefusesAnotherCA(t *testing.T) {
 	p := newPKI(t)
 	clients := testpki.NewCA(t, "client CA")
@@ -193,7 +205,10 @@ func TestMTLSRefusesAnotherCA(t *testing.T) {
 			s := startListeners(t, func(c *Config) {
 				p.withTLS(c)
 				c.TLS.ClientCAFile, c.TLS.ClientAuth = caFile, mode
+				publishers(c, "spiffe-publisher")
 			})
+			require.Equal(t, caFile, s.cfg.Auth.MTLS.ClientCAFile, "the client CA is auth's")
+			require.True(t, s.authn.Enabled())
 			https := "https://" + s.HTTPAddr()
 
 			st, _, msg := postEvent(httpClient(t, clientTLS(p.ca, good)), https)
@@ -212,9 +227,15 @@ func TestMTLSRefusesAnotherCA(t *testing.T) {
 				require.Zero(t, st, "without a certificate: %s", msg)
 				require.Equal(t, codes.Unavailable, status.Code(gerr), "%v", gerr)
 			} else {
-				require.Equal(t, http.StatusAccepted, st, "%s", msg)
-				require.NoError(t, gerr)
+				require.Equal(t, http.StatusUnauthorized, st, "%s", msg)
+				require.Equal(t, codes.Unauthenticated, status.Code(gerr), "%v", gerr)
 			}
+
+			// A certificate of the CA whose subject has no roles proves
+			// who it is, and may do nothing.
+			nobody := clients.Issue(t, "nobody")
+			st, _, msg = postEvent(httpClient(t, clientTLS(p.ca, nobody)), https)
+			require.Equal(t, http.StatusForbidden, st, "%s", msg)
 		})
 	}
 }
@@ -243,6 +264,7 @@ func TestTLSRotationWithoutRestart(t *testing.T) {
 		p.withTLS(c)
 		c.TLS.ClientCAFile = caFile
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		publishers(c, "client-1", "client-2")
 	})
 
 	tc := clientTLS(p.ca, oldClient)

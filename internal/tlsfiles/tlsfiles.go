@@ -197,8 +197,14 @@ func (r *Reloader) Err() error {
 // reloading it when it changes. Safe for concurrent use.
 type CAPool struct {
 	file string
-	pool atomic.Pointer[x509.CertPool]
+	cur  atomic.Pointer[caSet]
 	w    *watch
+}
+
+// caSet is one version of a bundle: its pool, and its certificates.
+type caSet struct {
+	pool  *x509.CertPool
+	certs []*x509.Certificate
 }
 
 // NewCAPool loads the PEM CA certificates in file; a file without any
@@ -215,7 +221,7 @@ func NewCAPool(file string, opts ...Option) (*CAPool, error) {
 
 func (p *CAPool) load(files [][]byte) error {
 	b := files[0]
-	pool := x509.NewCertPool()
+	set := &caSet{pool: x509.NewCertPool()}
 	n := 0
 	for len(b) > 0 {
 		var block *pem.Block
@@ -230,20 +236,29 @@ func (p *CAPool) load(files [][]byte) error {
 		if err != nil {
 			return fmt.Errorf("certificate %d: %w", n+1, err)
 		}
-		pool.AddCert(c)
+		set.pool.AddCert(c)
+		set.certs = append(set.certs, c)
 		n++
 	}
 	if n == 0 {
 		return errors.New("no PEM certificate found")
 	}
-	p.pool.Store(pool)
+	p.cur.Store(set)
 	return nil
 }
 
 // Pool returns the current pool. Do not modify it.
 func (p *CAPool) Pool() *x509.CertPool {
 	p.w.maybeReload()
-	return p.pool.Load()
+	return p.cur.Load().pool
+}
+
+// Certificates returns the current bundle's certificates, in file order
+// (to tell whether a verified chain ends at one of them). Do not modify
+// them.
+func (p *CAPool) Certificates() []*x509.Certificate {
+	p.w.maybeReload()
+	return p.cur.Load().certs
 }
 
 // Err returns why the latest change of the file could not be loaded, or

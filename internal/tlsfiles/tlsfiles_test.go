@@ -119,10 +119,14 @@ func TestCAPoolReloads(t *testing.T) {
 		return err == nil
 	}
 	require.False(t, verifies())
+	require.Len(t, p.Certificates(), 1)
+	require.True(t, p.Certificates()[0].Equal(one.Cert))
 	// A bundle of both.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "next.pem"), append(append([]byte{}, one.PEM...), two.PEM...), 0o600))
 	require.NoError(t, os.Rename(filepath.Join(dir, "next.pem"), file))
 	require.Eventually(t, verifies, 5*time.Second, fast)
+	require.Len(t, p.Certificates(), 2, "the certificates follow the pool")
+	require.True(t, p.Certificates()[1].Equal(two.Cert))
 
 	// Garbage does not replace the pool.
 	require.NoError(t, os.WriteFile(file, []byte("not PEM"), 0o600))
