@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/switchyard-io/switchyard/auth"
 	"github.com/switchyard-io/switchyard/internal/testpki"
 	"github.com/switchyard-io/switchyard/server"
 )
@@ -63,6 +65,67 @@ func TestServeCheckConfigTLS(t *testing.T) {
 	}
 }
 
+// TestClientTLSFlagsAgainstMTLS is the acceptance test of the listeners'
+// mTLS with the CLI's client flags: a client certificate from the client
+// CA is an identity (its roles from auth.identities), one from another CA
+// is refused, and so is plaintext; where certificates are only requested,
+// a bearer token over TLS works instead, and no credential at all is
+// unauthenticated.
+func TestClientTLSFlagsAgainstMTLS(t *testing.T) {
+	dir := t.TempDir()
+	serverCA, clients := testpki.NewCA(t, "server CA"), testpki.NewCA(t, "client CA")
+	cert, key := serverCA.Issue(t, "switchyard", "127.0.0.1").Write(t, dir, "server")
+	serverCAFile, clientCAFile := serverCA.WriteCA(t, dir, "server-ca.pem"), clients.WriteCA(t, dir, "clients.pem")
+	opsCert, opsKey := clients.Issue(t, "ops").Write(t, dir, "ops")
+	strangerCert, strangerKey := testpki.NewCA(t, "another CA").Issue(t, "ops").Write(t, dir, "stranger")
+	const adminToken = "an-admin-token-of-at-least-32-characters"
+
+	for _, mode := range []string{server.ClientAuthRequire, server.ClientAuthRequest} {
+		t.Run(mode, func(t *testing.T) {
+			srv, err := server.New(t.Context(), server.Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+				TLS: server.TLSConfig{CertFile: cert, KeyFile: key, ClientCAFile: clientCAFile, ClientAuth: mode},
+				Auth: auth.Config{AdminToken: adminToken, Identities: []auth.StaticIdentity{
+					{Subject: "ops", Method: auth.MethodMTLS, Roles: []auth.Role{auth.RoleViewer}}}},
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Serve()
+			t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+			list := func(args ...string) result {
+				return runCLI(t, "", append([]string{"trigger", "list", "-o", "json", "--timeout", "5s", "--server", srv.GRPCAddr()}, args...)...)
+			}
+
+			r := list("--tls-ca", serverCAFile, "--tls-cert", opsCert, "--tls-key", opsKey)
+			if r.e != nil || strings.TrimSpace(r.out) != "[]" {
+				t.Fatalf("the client CA's certificate: err %v, out %q", r.e, r.out)
+			}
+			r = list("--tls-ca", serverCAFile, "--tls-cert", strangerCert, "--tls-key", strangerKey)
+			if r.e == nil {
+				t.Fatal("a certificate from another CA was accepted")
+			}
+			if r = list(); r.e == nil {
+				t.Fatal("plaintext was accepted")
+			}
+			r = list("--tls-ca", serverCAFile, "--token", adminToken)
+			switch mode {
+			case server.ClientAuthRequire:
+				if r.e == nil {
+					t.Fatal("a token without the required certificate was accepted")
+				}
+			case server.ClientAuthRequest:
+				if r.e != nil {
+					t.Fatalf("a token over TLS, no certificate: %v", r.e)
+				}
+				r = list("--tls-ca", serverCAFile)
+				if r.e == nil || !strings.Contains(r.e.Error(), "UNAUTHENTICATED") {
+					t.Fatalf("no credential at all: %v", r.e)
+				}
+			}
+		})
+	}
+}
+
 // TestHealthOverTLS: health asks an https:// readiness URL, trusting
 // --tls-ca and presenting --tls-cert when the server requires one.
 func TestHealthOverTLS(t *testing.T) {
@@ -72,7 +135,7 @@ func TestHealthOverTLS(t *testing.T) {
 	caFile := ca.WriteCA(t, dir, "ca.pem")
 	clientCert, clientKey := ca.Issue(t, "probe").Write(t, dir, "probe")
 	srv, err := server.New(t.Context(), server.Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-		TLS:    server.TLSConfig{CertFile: cert, KeyFile: key, ClientCAFile: caFile},
+		TLS:    server.TLSConfig{CertFile: cert, KeyFile: key, ClientCAFile: caFile, ClientAuth: server.ClientAuthRequire},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
