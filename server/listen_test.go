@@ -388,6 +388,32 @@ func TestSharedPort(t *testing.T) {
 	}
 }
 
+// TestSharedPortIdentities: on a shared port, client certificates are
+// identities for gRPC calls (served through net/http) and HTTP requests
+// alike.
+func TestSharedPortIdentities(t *testing.T) {
+	p := newPKI(t)
+	clients := testpki.NewCA(t, "client CA")
+	publisher := clients.Issue(t, "publisher-1")
+	s := startListeners(t, func(c *Config) {
+		sharePort(t, c)
+		p.withTLS(c)
+		c.TLS.ClientCAFile = clients.WriteCA(t, p.dir, "clients.pem")
+		publishers(c, "publisher-1")
+	})
+	_, err := grpcPublish(grpcConn(t, s.GRPCAddr(), credentials.NewTLS(clientTLS(p.ca, publisher))))
+	require.NoError(t, err)
+	st, _, msg := postEvent(httpClient(t, clientTLS(p.ca, publisher)), "https://"+s.HTTPAddr())
+	require.Equal(t, http.StatusAccepted, st, "%s", msg)
+
+	// Without a certificate (only requested, as API keys are accepted too)
+	// and without a token: unauthenticated, on both protocols.
+	_, err = grpcPublish(grpcConn(t, s.GRPCAddr(), credentials.NewTLS(clientTLS(p.ca, nil))))
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	st, _, msg = postEvent(httpClient(t, clientTLS(p.ca, nil)), "https://"+s.HTTPAddr())
+	require.Equal(t, http.StatusUnauthorized, st, "%s", msg)
+}
+
 // TestSharedPortNeedsAPort: port 0 on both addresses picks a port for each
 // listener (what every test and the benchmark rely on).
 func TestSharedPortNeedsAPort(t *testing.T) {
