@@ -484,3 +484,21 @@ func writeTemp(t *testing.T, b []byte) string {
 	require.NoError(t, os.WriteFile(path, b, 0o600))
 	return path
 }
+
+// FuzzIsGRPCContentType: the shared port's dispatch reads a header; whatever
+// it holds, gRPC is chosen only for application/grpc and its +format forms.
+func FuzzIsGRPCContentType(f *testing.F) {
+	for _, s := range []string{"application/grpc", "application/grpc+proto", "application/GRPC; charset=x", "application/grpc-web",
+		"application/grpc-web+proto", "application/cloudevents+json", "", ";", "application/grpc+", "text/plain"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		if !isGRPCContentType(ct) {
+			return
+		}
+		mt := strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
+		if mt != "application/grpc" && !strings.HasPrefix(mt, "application/grpc+") {
+			t.Fatalf("%q taken for gRPC", ct)
+		}
+	})
+}
