@@ -414,6 +414,34 @@ func TestSharedPortIdentities(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, st, "%s", msg)
 }
 
+// TestClientCAIsAuthentications: one client CA serves the handshake and
+// authentication, whichever key names it; authentication on, the
+// listeners' default addresses are every interface's.
+func TestClientCAIsAuthentications(t *testing.T) {
+	p := newPKI(t)
+	caFile := p.ca.WriteCA(t, p.dir, "clients.pem")
+
+	c := Config{}
+	p.withTLS(&c)
+	c.TLS.ClientCAFile = caFile
+	c.setDefaults()
+	require.Equal(t, caFile, c.Auth.MTLS.ClientCAFile)
+	require.True(t, c.Auth.Enabled())
+	require.Equal(t, DefaultHTTPAddr, c.HTTPAddr)
+	require.NoError(t, c.Validate())
+
+	c = Config{}
+	p.withTLS(&c)
+	c.Auth.MTLS.ClientCAFile = caFile
+	c.setDefaults()
+	require.Equal(t, caFile, c.TLS.ClientCAFile, "the listeners ask for auth's client certificates")
+
+	c = Config{}
+	c.Auth.MTLS.ClientCAFile = caFile
+	c.setDefaults()
+	require.ErrorContains(t, c.Validate(), "auth.mtls.client_ca_file: client certificates need TLS on the listeners")
+}
+
 // TestSharedPortNeedsAPort: port 0 on both addresses picks a port for each
 // listener (what every test and the benchmark rely on).
 func TestSharedPortNeedsAPort(t *testing.T) {

@@ -104,6 +104,7 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	c.linkClientCAs() // a listener client CA turns authentication on
 	if c.Auth.KeyPrefix == "" {
 		c.Auth.KeyPrefix = c.Router.Prefix // auth's own default is the store's, "sy"
 	}
@@ -122,7 +123,6 @@ func (c *Config) setDefaults() {
 	}
 	c.Limits = c.Limits.WithDefaults()
 	c.Transport.setDefaults()
-	c.linkClientCAs()
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
