@@ -80,17 +80,13 @@ func configKeys(t *testing.T) []string {
 }
 
 // pendingKeys are the configuration keys the chart renders for features
-// other branches are adding to the server (listener TLS, HA Redis). While
+// other branches are adding to the server (HA Redis). While
 // the server does not know one, the check of a rendering that uses it drops
 // it (logged); the default values never render them.
 var pendingKeys = map[string]string{
-	"tls_cert_file":      "listener TLS",
-	"tls_key_file":       "listener TLS",
-	"tls_client_ca_file": "listener TLS",
-	"tls_client_auth":    "listener TLS",
-	"ack_after":          "HA Redis",
-	"ack_timeout":        "HA Redis",
-	"shutdown_delay":     "HA Redis",
+	"ack_after":      "HA Redis",
+	"ack_timeout":    "HA Redis",
+	"shutdown_delay": "HA Redis",
 }
 
 // secrets stands for the Secrets of the release's namespace: name → key → value.
