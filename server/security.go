@@ -118,6 +118,7 @@ var securityChecks = []func(Config) SecuritySetting{
 // applied), the ones that are off included.
 func SecurityReport(cfg Config) []SecuritySetting {
 	cfg.setDefaults()
+	cfg.Auth.SetDefaults() // the report shows effective values (revocation delay…)
 	out := make([]SecuritySetting, 0, len(securityChecks))
 	for _, check := range securityChecks {
 		out = append(out, check(cfg))

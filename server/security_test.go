@@ -230,6 +230,9 @@ func TestConfigFileAuth(t *testing.T) {
 	if !byName["authentication"].On || !byName["api keys"].On || byName["listener tls"].On {
 		t.Fatalf("report with authentication: %+v", report)
 	}
+	if !strings.Contains(byName["api keys"].Detail, "refused within 1s") {
+		t.Fatalf("api keys: the effective revocation delay, got %+v", byName["api keys"])
+	}
 	if !strings.Contains(byName["listeners"].Detail, DefaultHTTPAddr) {
 		t.Fatalf("listeners: %+v", byName["listeners"])
 	}
