@@ -30,6 +30,7 @@ const (
 	DefaultDrainTimeout       = 15 * time.Second
 	DefaultTriggerSyncTimeout = 5 * time.Second
 	DefaultHeartbeatInterval  = time.Second
+	DefaultAckTimeout         = time.Second
 	// MissedHeartbeats is how many heartbeat intervals an instance may stay
 	// silent before the others count it as gone: not waited for, and
 	// removed from the registry.
@@ -87,6 +88,15 @@ type Config struct {
 	// gets its attempts as messages on one long-lived stream, which costs
 	// both sides far less per event (see router/delivery/stream.go).
 	UnaryInvoke bool
+	// AckReplicas is how many Redis replicas must have a publish's events
+	// (Redis WAIT on the connection that wrote them) before the publisher
+	// is answered; 0 answers once the master has them. See
+	// store.Durability.
+	AckReplicas int
+	// AckTimeout bounds that wait (DefaultAckTimeout); a publish whose
+	// replicas did not confirm in time is answered ErrUnavailable, its
+	// events kept.
+	AckTimeout time.Duration
 	// Outbound is how targets are reached: the egress guard, TLS to
 	// targets, the secrets triggers may name (see delivery.Outbound). It
 	// configures the router's own invoker and the Policy that the API
@@ -152,6 +162,9 @@ func (c *Config) setDefaults() {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -182,6 +195,9 @@ func (c Config) Validate() error {
 	}
 	if c.FanoutBatch < 0 || c.ClaimBatch < 0 || c.MaxBatchEvents < 0 || c.DLQMaxEntries < 0 {
 		errs = append(errs, fmt.Errorf("batch sizes and caps must not be negative"))
+	}
+	if c.AckReplicas < 0 || c.AckTimeout < 0 {
+		errs = append(errs, fmt.Errorf("ack replicas and ack timeout must not be negative"))
 	}
 	errs = append(errs, c.Outbound.Validate())
 	return errors.Join(errs...)

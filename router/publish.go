@@ -311,7 +311,7 @@ func (r *Router) commit(batch []*appendReq) {
 		if req.direct == "" {
 			req.done <- logErr
 		} else {
-			req.done <- directErr
+			req.done <- triggerErr(directErr, req.direct)
 		}
 	}
 	// After the answers: handing out an expired lease may wait for the
@@ -328,8 +328,12 @@ func (r *Router) commit(batch []*appendReq) {
 // once it has answered the publishers, and the write's error.
 func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Item) (map[string]store.ClaimResult, map[string]*dispatcher, error) {
 	claims, ds := r.commitClaims(direct)
+	// On Redis Cluster the triggers' writes are one transaction per hash
+	// slot, and with --ack-after replicas=N a write may land unconfirmed:
+	// what landed is queued and its claims start, whatever err says about
+	// the rest (each publisher is answered for its own trigger).
 	held, claimed, claimErr, err := r.store.AddAndClaim(ctx, direct, time.Now(), claims)
-	if err != nil {
+	if len(held) == 0 && err != nil {
 		return nil, nil, err
 	}
 	if claimErr != nil && r.intakeCtx.Err() == nil {
@@ -347,7 +351,20 @@ func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Ite
 		}
 	}
 	r.queued(ctx, held, nil, settled)
-	return claimed, ds, nil
+	return claimed, ds, err
+}
+
+// triggerErr returns the part of a direct commit's error that concerns
+// trigger's write (see store.TriggerErrors).
+func triggerErr(err error, trigger string) error {
+	var te store.TriggerErrors
+	if errors.As(err, &te) {
+		if e := te.For(trigger); e != nil {
+			return fmt.Errorf("queue: %w", e)
+		}
+		return nil
+	}
+	return err
 }
 
 // commitClaims picks the direct triggers whose dispatcher on this instance

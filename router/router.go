@@ -83,6 +83,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		dispatchers: map[string]*dispatcher{},
 		watchKick:   make(chan struct{}, 1),
 	}
+	r.store.SetDurability(store.Durability{Replicas: cfg.AckReplicas, Timeout: cfg.AckTimeout})
 	r.cluster = newCluster(r.store, cfg)
 	var nonce [6]byte
 	_, _ = rand.Read(nonce[:])

@@ -104,7 +104,6 @@ func (r *Router) trimDLQs(ctx context.Context) {
 // checkPeers records whether another instance listens for wake-ups; they are
 // published only then.
 func (r *Router) checkPeers(ctx context.Context) {
-	ch := r.store.Keys().WakeChannel()
-	n, err := r.store.Client().PubSubNumSub(ctx, ch).Result()
-	r.peers.Store(err != nil || n[ch] > 1)
+	n, err := r.store.Subscribers(ctx, r.store.Keys().WakeChannel())
+	r.peers.Store(err != nil || n > 1)
 }

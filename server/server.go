@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -65,9 +66,12 @@ type Config struct {
 	// InsecureNoAuth lets a server without authentication listen beyond
 	// loopback (--insecure-no-auth). It then logs a warning every minute.
 	InsecureNoAuth bool
-	// RedisURL is the Redis to use (redis:// or rediss://); empty starts the
-	// embedded in-process store.
+	// RedisURL is the Redis to use (see ParseRedisURL: one server, Redis
+	// Cluster or Sentinel); empty starts the embedded in-process store.
 	RedisURL string
+	// RedisCluster reads a redis:// or rediss:// RedisURL as the nodes of a
+	// Redis Cluster (as redis+cluster:// is read).
+	RedisCluster bool
 	// Limits bound ingested events (1 MiB per event, 16 MiB and 1000
 	// events per batch by default; MaxBatchEvents is Router.MaxBatchEvents).
 	Limits cloudevent.Limits
@@ -79,6 +83,10 @@ type Config struct {
 	Transport TransportLimits
 	// ShutdownTimeout bounds the whole graceful shutdown.
 	ShutdownTimeout time.Duration
+	// ShutdownDelay is how long a shutdown keeps serving after /readyz and
+	// the gRPC health service turned unready, so that load balancers stop
+	// sending requests before the listeners close (0: none).
+	ShutdownDelay time.Duration
 	// Router configures the engine.
 	Router router.Config
 	// Sources are the connectors to run (the configuration file's `sources:`).
@@ -146,9 +154,12 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		if _, err := ParseRedisURL(c.RedisURL, c.RedisCluster); err != nil {
 			errs = append(errs, fmt.Errorf("redis url: %w", err))
 		}
+	}
+	if c.ShutdownDelay < 0 {
+		errs = append(errs, errors.New("shutdown delay must not be negative"))
 	}
 	if c.Limits.MaxEventBytes < 0 || c.Limits.MaxBatchBytes < 0 {
 		errs = append(errs, errors.New("size limits must not be negative"))
@@ -232,7 +243,7 @@ type Server struct {
 	authn  *auth.Authenticator
 	warner *insecureWarner
 	mini   *miniredis.Miniredis
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	router *router.Router
 	grpc   *grpc.Server
 	health *health.Server
@@ -245,6 +256,8 @@ type Server struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 	quit   chan struct{} // closed on shutdown: stops the readiness loop
+	// draining is set when a shutdown begins: /readyz answers 503 from then on.
+	draining atomic.Bool
 }
 
 // New connects to the store (or starts the embedded one), binds both
@@ -258,23 +271,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.checkVolatile(); err != nil {
 		return nil, fmt.Errorf("config: %w", Check(cfg)) // with the sources' field errors, if any
 	}
-	var opt *redis.Options
+	var target RedisTarget
 	if cfg.RedisURL == "" {
 		s.mini = miniredis.NewMiniRedis()
 		if err := s.mini.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}
 		s.log.Warn(EmbeddedNotice, "store", "embedded", "addr", s.mini.Addr())
-		opt = &redis.Options{Addr: s.mini.Addr()}
+		target = RedisTarget{Kind: RedisSingle, Single: &redis.Options{Addr: s.mini.Addr()}}
 	} else {
 		var err error
-		if opt, err = redis.ParseURL(cfg.RedisURL); err != nil {
+		if target, err = ParseRedisURL(cfg.RedisURL, cfg.RedisCluster); err != nil {
 			return nil, err
 		}
 	}
-	opt.PoolSize = max(opt.PoolSize, 64)
-	opt.MaxRetries = 2
-	s.rdb = redis.NewClient(opt)
+	s.rdb = newRedisClient(target)
 	fail := func(err error) (*Server, error) {
 		if s.authn != nil {
 			_ = s.authn.Close()
@@ -332,7 +343,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.router = r
 	if cfg.RedisURL != "" {
-		s.log.Info("store: redis", "addr", opt.Addr, "db", opt.DB)
+		s.log.Info("store: redis", target.describe()...)
 	}
 
 	if err := s.listen(); err != nil {
@@ -481,6 +492,12 @@ func (s *Server) Serve() {
 // ready answers /readyz: 200 when the router is ready (router.Ready: one
 // PING and the state its loops keep), else 503 with the reason.
 func (s *Server) ready(w http.ResponseWriter, req *http.Request) {
+	if s.draining.Load() {
+		p := probStopping
+		p.Detail = "the server is shutting down"
+		writeProblem(w, p)
+		return
+	}
 	ctx, cancel := context.WithTimeout(req.Context(), time.Second)
 	defer cancel()
 	if err := s.router.Ready(ctx); err != nil {
@@ -528,16 +545,22 @@ func (s *Server) watchReadiness() {
 	}
 }
 
-// Shutdown stops in two phases: stop accepting (health NOT_SERVING, HTTP and
-// gRPC stop taking requests and finish those in progress), then drain the
-// router's attempts and close the store. Bounded by ShutdownTimeout.
+// Shutdown stops in two phases: stop accepting (/readyz and the health
+// service report unready at once, the listeners keep serving for
+// ShutdownDelay, then HTTP and gRPC stop taking requests and finish those in
+// progress), then drain the router's attempts and close the store. Bounded
+// by ShutdownTimeout.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
 		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 		defer cancel()
 		close(s.quit)
+		// Unready first, then serve on for ShutdownDelay, so that load
+		// balancers stop routing here before the listeners close.
+		s.draining.Store(true)
 		s.health.Shutdown()
+		s.delayShutdown(ctx)
 		var errs []error
 		if s.runner != nil { // sources first: they finish their batch and ack or nack it
 			errs = append(errs, s.runner.Stop(ctx))

@@ -192,17 +192,3 @@ func (s *Store) PurgeDLQAll(ctx context.Context, trigger string) (int64, error) 
 	}
 	return n.Val(), nil
 }
-
-// DLQTriggers lists the triggers that have a dead-letter queue, including
-// deleted triggers whose dead letters remain.
-func (s *Store) DLQTriggers(ctx context.Context) ([]string, error) {
-	pat := s.keys.p + ":{t:*}:dlq"
-	var out []string
-	iter := s.rdb.Scan(ctx, 0, pat, 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		name := strings.TrimSuffix(strings.TrimPrefix(k, s.keys.p+":{t:"), "}:dlq")
-		out = append(out, name)
-	}
-	return out, iter.Err()
-}

@@ -23,11 +23,14 @@ type LogRecord struct {
 }
 
 // AppendLog appends batches of records in one MULTI/EXEC transaction: every
-// record is stored or none is. It returns once Redis has them.
+// record is stored or none is. It returns once Redis has them (and, with a
+// Durability asking for replicas, once they have them too: a
+// *ReplicationError says they did not confirm in time, the records stored).
 func (s *Store) AppendLog(ctx context.Context, batches ...[]LogRecord) error {
 	key := s.keys.Log()
 	counts := map[string]int64{}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	return s.acceptTx(ctx, key, func(p redis.Pipeliner) {
+		clear(counts)
 		for _, b := range batches {
 			for _, r := range b {
 				p.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"e", r.Event, "t", strings.Join(r.Triggers, ",")}})
@@ -39,9 +42,7 @@ func (s *Store) AppendLog(ctx context.Context, batches ...[]LogRecord) error {
 		for t, n := range counts {
 			p.HIncrBy(ctx, s.keys.Admitted(), t, n)
 		}
-		return nil
 	})
-	return err
 }
 
 // Admitted returns, per trigger, the events accepted but not yet fanned out.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +24,9 @@ type Item struct {
 // Enqueue queues items for each trigger (trigger name → items) in one
 // pipeline. It returns, per trigger, the number of events the queue holds.
 func (s *Store) Enqueue(ctx context.Context, batches map[string][]Item) (map[string]int64, error) {
+	if s.dur.Replicas > 0 && s.cluster() != nil {
+		return s.enqueueWait(ctx, batches)
+	}
 	type res struct {
 		trigger string
 		cmd     *redis.Cmd
@@ -51,28 +56,79 @@ func (s *Store) Enqueue(ctx context.Context, batches map[string][]Item) (map[str
 	return held, nil
 }
 
+// enqueueWait is Enqueue on a cluster whose writes wait for replicas: each
+// slot's scripts run on a connection of their own to the slot's master,
+// followed by a WAIT there. On one server (or behind Sentinel) the fan-out
+// needs no WAIT of its own: a replica receives the master's writes in
+// order, so one that has the log's acknowledgement has the queues' writes
+// made before it; on a cluster the log and the queues are on different
+// masters, and the log is acknowledged only once the queues' replicas have
+// the events.
+func (s *Store) enqueueWait(ctx context.Context, batches map[string][]Item) (map[string]int64, error) {
+	names := make([]string, 0, len(batches))
+	for t := range batches {
+		names = append(names, t)
+	}
+	held := make(map[string]int64, len(names))
+	var mu sync.Mutex
+	failed := s.perSlot(s.bySlot(names), func(group []string) error {
+		m, err := s.master(ctx, s.keys.Queue(group[0]).Ready)
+		if err != nil {
+			return err
+		}
+		conn := m.Conn()
+		defer conn.Close()
+		run := func() ([]*redis.Cmd, error) {
+			cmds := make([]*redis.Cmd, len(group))
+			_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i, trig := range group {
+					args := make([]any, 0, 1+2*len(batches[trig]))
+					args = append(args, 0)
+					for _, it := range batches[trig] {
+						args = append(args, it.ID, it.Event)
+					}
+					cmds[i] = enqueueScript.EvalSha(ctx, p, s.keys.Queue(trig).all(), args...)
+				}
+				return nil
+			})
+			return cmds, err
+		}
+		cmds, err := run()
+		if err != nil && isNoScript(err) {
+			for _, sc := range allScripts {
+				if lerr := sc.Load(ctx, m).Err(); lerr != nil {
+					return errors.Join(err, lerr)
+				}
+			}
+			cmds, err = run()
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		for i, c := range cmds {
+			if v, _ := c.Slice(); len(v) == 2 {
+				held[group[i]] = toInt64(v[1])
+			}
+		}
+		mu.Unlock()
+		return s.wait(ctx, conn)
+	})
+	if len(failed) > 0 {
+		return nil, fmt.Errorf("enqueue: %w", TriggerErrors(failed))
+	}
+	return held, nil
+}
+
 // Add queues items whose ids are new (unique, never queued before: the
 // caller made them) for each trigger, one MULTI/EXEC per trigger's hash slot.
 // It skips Enqueue's duplicate check, and keeps the event bodies out of Lua,
 // whose string copies cost more than the writes themselves. It returns, per
-// trigger, the number of events the queue holds.
+// trigger, the number of events the queue holds. See AddAndClaim for its
+// errors.
 func (s *Store) Add(ctx context.Context, batches map[string][]Item) (map[string]int64, error) {
-	lens := make(map[string]*redis.IntCmd, len(batches))
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for trig, items := range batches {
-			w := s.addCmds(ctx, p, trig, items)
-			lens[trig] = w[len(w)-1].(*redis.IntCmd)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	held := make(map[string]int64, len(lens))
-	for t, c := range lens {
-		held[t] = c.Val()
-	}
-	return held, nil
+	held, _, _, err := s.AddAndClaim(ctx, batches, time.Time{}, nil)
+	return held, err
 }
 
 // addCmds queues the writes of Add for one trigger on p; the last command
@@ -103,43 +159,80 @@ type ClaimRequest struct {
 // AddAndClaim queues items as Add does and, in the same transaction, claims
 // for the triggers in claims as Claim does: an idle trigger's first attempt
 // leaves with the write that made its event durable, instead of one round
-// trip later. err reports the write alone (nil: every item is queued);
-// claimErr a claim that failed after it, whose trigger's queue then waits
-// for an ordinary Claim. Without claims it is Add.
+// trip later.
+//
+// err reports the write alone: nil when every item is queued. The writes of
+// triggers in different hash slots (Redis Cluster) are separate
+// transactions; when only some of them fail, err is a TriggerErrors naming
+// those. A *ReplicationError (alone or in TriggerErrors) says the items are
+// queued but not confirmed by the replicas the store's Durability asks.
+// held and claimed cover every trigger whose items are queued. claimErr
+// reports a claim that failed after its write, whose trigger's queue then
+// waits for an ordinary Claim.
 func (s *Store) AddAndClaim(ctx context.Context, batches map[string][]Item, now time.Time, claims map[string]ClaimRequest) (held map[string]int64, claimed map[string]ClaimResult, claimErr, err error) {
-	if len(claims) == 0 {
-		held, err = s.Add(ctx, batches)
-		return held, nil, nil, err
+	names := make([]string, 0, len(batches))
+	for t := range batches {
+		names = append(names, t)
 	}
+	groups := s.bySlot(names)
+	held = make(map[string]int64, len(names))
+	claimed = map[string]ClaimResult{}
+	var mu sync.Mutex
+	var claimErrs []error
+	failed := s.perSlot(groups, func(group []string) error {
+		h, c, cerr, err := s.addAndClaim(ctx, group, batches, now, claims)
+		mu.Lock()
+		defer mu.Unlock()
+		maps.Copy(held, h)
+		maps.Copy(claimed, c)
+		if cerr != nil {
+			claimErrs = append(claimErrs, cerr)
+		}
+		return err
+	})
+	claimErr = errors.Join(claimErrs...)
+	switch {
+	case len(failed) == 0:
+		return held, claimed, claimErr, nil
+	case len(groups) == 1:
+		return held, claimed, claimErr, failed[names[0]]
+	}
+	return held, claimed, claimErr, TriggerErrors(failed)
+}
+
+// addAndClaim is AddAndClaim for triggers of one hash slot: one transaction.
+func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[string][]Item, now time.Time, claims map[string]ClaimRequest) (held map[string]int64, claimed map[string]ClaimResult, claimErr, err error) {
 	// The claims run inside the transaction, after the writes: a claim's
 	// error (NOSCRIPT) is its own reply and leaves the writes' outcome
 	// clear, and go-redis never resends a transaction whose reply it lost
 	// (a resent RPUSH would queue an id twice).
 	var hlens []*redis.IntCmd
 	var writes []redis.Cmder
-	scripts := make(map[string]*redis.Cmd, len(claims))
-	order := make([]string, 0, len(batches))
-	_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for trig, items := range batches {
-			order = append(order, trig)
-			w := s.addCmds(ctx, p, trig, items)
+	var scripts map[string]*redis.Cmd
+	txErr := s.acceptTx(ctx, s.keys.Queue(group[0]).Ready, func(p redis.Pipeliner) {
+		hlens, writes, scripts = hlens[:0], writes[:0], map[string]*redis.Cmd{}
+		for _, trig := range group {
+			w := s.addCmds(ctx, p, trig, batches[trig])
 			writes = append(writes, w...)
 			hlens = append(hlens, w[len(w)-1].(*redis.IntCmd))
 		}
-		for trig, c := range claims {
-			if _, ok := batches[trig]; ok {
+		for _, trig := range group {
+			if c, ok := claims[trig]; ok {
 				scripts[trig] = claimScript.EvalSha(ctx, p, s.keys.Queue(trig).all(), claimArgs(now, c.Want, c.Limit, c.Lease)...)
 			}
 		}
-		return nil
 	})
 	for _, w := range writes {
 		if werr := w.Err(); werr != nil {
 			return nil, nil, nil, fmt.Errorf("queue: %w", werr)
 		}
 	}
-	held = make(map[string]int64, len(order))
-	for i, trig := range order {
+	// The writes landed; txErr is then a claim's error (handled below) or
+	// the replicas' answer.
+	var repl *ReplicationError
+	errors.As(txErr, &repl)
+	held = make(map[string]int64, len(group))
+	for i, trig := range group {
 		held[trig] = hlens[i].Val()
 	}
 	claimed = make(map[string]ClaimResult, len(scripts))
@@ -161,6 +254,9 @@ func (s *Store) AddAndClaim(ctx context.Context, batches map[string][]Item, now 
 			}
 		}
 		errs = append(errs, fmt.Errorf("claim %s: %w", trig, cerr))
+	}
+	if repl != nil {
+		return held, claimed, errors.Join(errs...), fmt.Errorf("queue: %w", repl)
 	}
 	return held, claimed, errors.Join(errs...), nil
 }

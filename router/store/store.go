@@ -16,6 +16,7 @@ import (
 type Store struct {
 	rdb  redis.UniversalClient
 	keys Keys
+	dur  Durability
 }
 
 // New returns a Store using rdb with keys under prefix (DefaultPrefix if empty).
