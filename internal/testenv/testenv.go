@@ -1,7 +1,8 @@
 // Package testenv gives tests the stores they run against: the embedded
-// miniredis and the real Redis on this machine (REDIS_URL, default
-// redis://127.0.0.1:6379/0), each with a private key prefix so tests never
-// see each other's keys.
+// miniredis, the real Redis on this machine (REDIS_URL, default
+// redis://127.0.0.1:6379/0) and a Redis Cluster of three masters with a
+// replica each, started once per test package (SharedCluster; Main stops
+// it), each with a private key prefix so tests never see each other's keys.
 package testenv
 
 import (
@@ -19,7 +20,7 @@ import (
 // Backend is one Redis to run a test against.
 type Backend struct {
 	Name   string
-	Client *redis.Client
+	Client redis.UniversalClient
 	// URL reaches the same server (for child processes).
 	URL string
 	// Prefix is a key prefix private to this test.
@@ -55,22 +56,33 @@ func PrefixT(t testing.TB) string {
 		}
 		c := redis.NewClient(opt)
 		defer c.Close()
-		deletePrefix(c, prefix)
+		DeletePrefix(c, prefix)
 	})
 	return prefix
 }
 
-// deletePrefix deletes every key under prefix, as far as c can.
-func deletePrefix(c *redis.Client, prefix string) {
+// DeletePrefix deletes every key under prefix, as far as c can (on a
+// cluster, on every master), one key at a time: they may be in different
+// hash slots.
+func DeletePrefix(c redis.UniversalClient, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
+	del := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		for _, k := range keys {
+			c.Del(ctx, k)
+		}
+		return nil
 	}
-	for _, k := range keys {
-		c.Del(ctx, k)
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		_ = c.ForEachMaster(ctx, del)
+	case *redis.Client:
+		_ = del(ctx, c)
 	}
 }
 
@@ -90,7 +102,7 @@ func Real(t testing.TB) Backend {
 	}
 	prefix := Prefix()
 	t.Cleanup(func() {
-		deletePrefix(c, prefix)
+		DeletePrefix(c, prefix)
 		_ = c.Close()
 	})
 	return Backend{Name: "redis", Client: c, URL: RedisURL(), Prefix: prefix}
@@ -105,16 +117,46 @@ func Embedded(t testing.TB) Backend {
 	return Backend{Name: "embedded", Client: c, URL: "redis://" + m.Addr() + "/0", Prefix: Prefix(), Mini: m}
 }
 
+// Cluster connects to the package's shared Redis Cluster (started by the
+// first call, stopped by Main) with a private key prefix whose keys are
+// deleted when the test ends.
+func Cluster(t testing.TB) Backend {
+	t.Helper()
+	rc := SharedCluster(t)
+	c := rc.Client()
+	prefix := Prefix()
+	t.Cleanup(func() {
+		DeletePrefix(c, prefix)
+		_ = c.Close()
+	})
+	return Backend{Name: "cluster", Client: c, URL: rc.URL(), Prefix: prefix}
+}
+
 // Each runs fn as a subtest against the embedded store and the real Redis.
 func Each(t *testing.T, fn func(t *testing.T, b Backend)) {
 	t.Helper()
-	for _, name := range []string{"embedded", "redis"} {
+	each(t, fn, "embedded", "redis")
+}
+
+// All runs fn as a subtest against the embedded store, the real Redis and
+// the shared Redis Cluster (the package's TestMain must call Main).
+func All(t *testing.T, fn func(t *testing.T, b Backend)) {
+	t.Helper()
+	each(t, fn, "embedded", "redis", "cluster")
+}
+
+func each(t *testing.T, fn func(t *testing.T, b Backend), names ...string) {
+	t.Helper()
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			var b Backend
-			if name == "embedded" {
+			switch name {
+			case "embedded":
 				b = Embedded(t)
-			} else {
+			case "redis":
 				b = Real(t)
+			default:
+				b = Cluster(t)
 			}
 			fn(t, b)
 		})

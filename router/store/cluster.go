@@ -73,6 +73,16 @@ func (e TriggerErrors) Error() string {
 	return strings.Join(parts, "; ")
 }
 
+// Unwrap returns every trigger's error (errors.Is and errors.As look into
+// them).
+func (e TriggerErrors) Unwrap() []error {
+	out := make([]error, 0, len(e))
+	for _, err := range e {
+		out = append(out, err)
+	}
+	return out
+}
+
 // For returns the error of trigger's write (nil when it landed).
 func (e TriggerErrors) For(trigger string) error { return e[trigger] }
 

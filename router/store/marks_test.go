@@ -13,7 +13,7 @@ import (
 )
 
 func TestMarks(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		m := s.Marks("hooks")

@@ -94,7 +94,7 @@ func FuzzParseNotice(f *testing.F) {
 // where none of that name is stored; changes carry the version they made,
 // announce it on the config channel and return the registry.
 func TestEpochRestoreAndRegistry(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		keys := s.Keys()
@@ -144,9 +144,7 @@ func TestEpochRestoreAndRegistry(t *testing.T) {
 
 		// The store loses everything; the first restore founds a new
 		// epoch with its triggers, later ones find it.
-		all, err := b.Client.Keys(ctx, b.Prefix+":*").Result()
-		require.NoError(t, err)
-		require.NoError(t, b.Client.Del(ctx, all...).Err())
+		testenv.DeletePrefix(b.Client, b.Prefix)
 		ver, err := s.CurrentVersion(ctx)
 		require.NoError(t, err)
 		require.Equal(t, store.Version{}, ver)

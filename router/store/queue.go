@@ -191,6 +191,9 @@ func (s *Store) AddAndClaim(ctx context.Context, batches map[string][]Item, now 
 		return err
 	})
 	claimErr = errors.Join(claimErrs...)
+	if len(held) == 0 {
+		held, claimed = nil, nil
+	}
 	switch {
 	case len(failed) == 0:
 		return held, claimed, claimErr, nil

@@ -15,7 +15,7 @@ import (
 )
 
 func TestQueueLifecycle(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		require.NoError(t, s.LoadScripts(ctx))
@@ -90,7 +90,7 @@ func TestQueueLifecycle(t *testing.T) {
 }
 
 func TestBreakerOpensAndProbes(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		now := time.Now()
@@ -124,7 +124,7 @@ func TestBreakerOpensAndProbes(t *testing.T) {
 }
 
 func TestConcurrentTriggerWritesDoNotConflict(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		// No epoch yet: no instance founded one (or the store lost it).
@@ -165,7 +165,7 @@ func TestConcurrentTriggerWritesDoNotConflict(t *testing.T) {
 }
 
 func TestAddAndOrphans(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		require.NoError(t, s.LoadScripts(ctx))
@@ -232,7 +232,7 @@ func TestAddAndOrphans(t *testing.T) {
 // leave Redis's listpack encoding at the first claim (see wideLua) and that
 // their sentinel never shows in a count, a lease time or a claim limit.
 func TestInFlightKeysStayWide(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		now := time.Now()
@@ -289,7 +289,7 @@ func TestInFlightKeysStayWide(t *testing.T) {
 // sees the slots they freed, and is limited as a Claim is; a stale ack
 // frees nothing.
 func TestAckAndClaim(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		now := time.Now()
@@ -332,7 +332,7 @@ func TestAckAndClaim(t *testing.T) {
 // see its items, are limited as a Claim is, and a trigger without a claim
 // is only written.
 func TestAddAndClaim(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		now := time.Now()
@@ -374,7 +374,7 @@ func TestAddAndClaim(t *testing.T) {
 // TestAddAndClaimWriteFails: a write the store refuses, inside the
 // transaction or before it, is reported as the write's error, not as a claim's.
 func TestAddAndClaimWriteFails(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		// Another type at the events key: HSET fails inside EXEC.
@@ -398,7 +398,7 @@ func TestAddAndClaimWriteFails(t *testing.T) {
 // one step; a stale attempt still gets its letters (the replies came from a
 // run that happened); the DLQ's cap evicts the oldest entries and counts them.
 func TestAckWithLetters(t *testing.T) {
-	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
 		s := store.New(b.Client, b.Prefix)
 		now := time.Now()
