@@ -77,7 +77,11 @@ func event(id, typ string) *pb.CloudEvent {
 // A change applied on one instance routes on every other one as soon as the
 // call returned: each waits for the others' acknowledgements.
 func TestChangeIsLiveEverywhereOnReturn(t *testing.T) {
-	b := testenv.Real(t)
+	t.Run("redis", func(t *testing.T) { changeIsLiveEverywhere(t, testenv.Real(t)) })
+	t.Run("cluster", func(t *testing.T) { changeIsLiveEverywhere(t, testenv.Cluster(t)) })
+}
+
+func changeIsLiveEverywhere(t *testing.T, b testenv.Backend) {
 	rs := []*Router{startRouter(t, b.Client, b.Prefix, nil), startRouter(t, b.Client, b.Prefix, nil), startRouter(t, b.Client, b.Prefix, nil)}
 	for i := range 150 {
 		a := rs[i%3]
