@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/auth"
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 	"github.com/switchyard-io/switchyard/router/store"
 )
@@ -38,12 +39,19 @@ import (
 type FileConfig struct {
 	HTTPAddr string `json:"http_addr,omitempty" flag:"http-addr" doc:"Address of the HTTP listener: POST /events, /healthz, /readyz, /metrics and the push sources' endpoints (/webhooks/{name}, /s3/{name}). Port 0 picks a free port; the address bound is logged. The default is loopback while authentication is off, :8080 (every interface) with it; without authentication a non-loopback address is refused unless --insecure-no-auth. Equal to grpc_addr (with a port other than 0): one listener serves both, gRPC told apart by its content-type on HTTP/2 (over TLS, HTTP/1.1 and HTTP/2 by ALPN; without, gRPC with HTTP/2 prior knowledge)."`
 	GRPCAddr string `json:"grpc_addr,omitempty" flag:"grpc-addr" doc:"Address of the gRPC API (events, triggers, dead letters, sources, tokens, audit, health). Port 0 picks a free port. The default is loopback while authentication is off, :9090 (every interface) with it."`
-	RedisURL string `json:"redis_url,omitempty" flag:"redis-url" doc:"Redis holding all state (redis:// or rediss://, with user, password and database); the environment variable SWITCHYARD_REDIS_URL takes precedence. Empty: the embedded in-process store, which keeps everything in memory (a restart loses it) and refuses sources that confirm what they read unless allow_volatile_sources is set."`
+	RedisURL string `json:"redis_url,omitempty" flag:"redis-url" doc:"Redis holding all state: one server (redis://[user:password@]host:port/db, rediss:// for TLS), a Redis Cluster (redis+cluster://[user:password@]h1:p1,h2:p2,…, rediss+cluster:// for TLS; any reachable nodes find the rest) or a master behind Sentinel (redis+sentinel://[user:password@]s1:p1,s2:p2,…/master-name[/db], rediss+sentinel:// for TLS; user and password are the master's, the sentinels' own go in the options sentinel_username and sentinel_password); go-redis options (dial_timeout, pool_size, …) as query parameters. The environment variable SWITCHYARD_REDIS_URL takes precedence. Empty: the embedded in-process store, which keeps everything in memory (a restart loses it) and refuses sources that confirm what they read unless allow_volatile_sources is set."`
+
+	// Redis deployment and durability (server/redis.go).
+	RedisCluster bool   `json:"redis_cluster,omitempty" flag:"redis-cluster" doc:"Read a redis:// or rediss:// redis_url as the nodes of a Redis Cluster, as redis+cluster:// is read."`
+	AckAfter     string `json:"ack_after,omitempty" flag:"ack-after" doc:"When a publish is answered: write (once the Redis master has its events; a failover before its replicas have them loses them) or replicas=N (once N replicas have them too, by Redis WAIT on the connection that wrote them; a publish they do not confirm within ack_timeout is answered 503 with Retry-After, and its events may still be delivered)."`
+	AckTimeout   string `json:"ack_timeout,omitempty" flag:"ack-timeout" type:"duration" doc:"How long a publish waits for the replicas ack_after asks for."`
+
 	// KeyPrefix is restricted (see validKeyPrefix) because it is pasted
 	// into every Redis key, beside the braces that pick hash slots.
 	KeyPrefix       string `json:"key_prefix,omitempty" flag:"key-prefix" doc:"Prefix of every Redis key: instances sharing a Redis and a prefix are one cluster. 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit."`
 	MaxEventBytes   int64  `json:"max_event_bytes,omitempty" flag:"max-event-bytes" doc:"Largest accepted event in bytes: HTTP 413 beyond; over gRPC an event beyond is refused with INVALID_ARGUMENT naming it."`
 	MaxBatchBytes   int64  `json:"max_batch_bytes,omitempty" flag:"max-batch-bytes" doc:"Largest accepted batch request body in bytes (a batch also holds at most 1000 events, counted while decoding). A gRPC message may hold the larger of max_batch_bytes and max_event_bytes plus 64 KiB; a larger one is refused with RESOURCE_EXHAUSTED naming that bound, before it is decoded."`
+	ShutdownDelay   string `json:"shutdown_delay,omitempty" flag:"shutdown-delay" type:"duration" doc:"How long a shutdown keeps serving after /readyz and the gRPC health service turned unready, before the listeners close: long enough for load balancers to notice (a few of their probe intervals)."`
 	ShutdownTimeout string `json:"shutdown_timeout,omitempty" flag:"shutdown-timeout" type:"duration" doc:"Bound of the graceful shutdown: sources finish their batch, listeners stop taking requests, attempts in flight drain."`
 	LogLevel        string `json:"log_level,omitempty" flag:"log-level" doc:"debug, info, warn or error."`
 	LogFormat       string `json:"log_format,omitempty" flag:"log-format" doc:"json or text (logs go to standard error)."`
@@ -71,6 +79,7 @@ func DefaultFileConfig() FileConfig {
 		MaxEventBytes: cloudevent.DefaultMaxEventBytes, MaxBatchBytes: cloudevent.DefaultMaxBatchBytes,
 		ShutdownTimeout: DefaultShutdownTimeout.String(), LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
 		MaxConnections: DefaultMaxConnections, MaxConcurrentStreams: DefaultMaxConcurrentStreams, HTTPBodyTimeout: DefaultBodyTimeout.String(),
+		AckAfter: AckAfterWrite, AckTimeout: router.DefaultAckTimeout.String(), ShutdownDelay: "0s",
 	}
 }
 
@@ -141,6 +150,19 @@ func parseFile(raw []byte, lookup func(string) (string, bool)) (FileConfig, erro
 		if d, err := time.ParseDuration(fc.HTTPBodyTimeout); err != nil || d <= 0 {
 			errs = append(errs, fmt.Errorf("http_body_timeout: want a positive duration (30s), got %q", fc.HTTPBodyTimeout))
 		}
+	}
+	for key, d := range map[string]string{"ack_timeout": fc.AckTimeout, "shutdown_delay": fc.ShutdownDelay} {
+		if d == "" {
+			continue
+		}
+		if v, err := time.ParseDuration(d); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		} else if v < 0 {
+			errs = append(errs, fmt.Errorf("%s: must not be negative", key))
+		}
+	}
+	if _, err := ParseAckAfter(fc.AckAfter); err != nil {
+		errs = append(errs, fmt.Errorf("ack_after: %w", err))
 	}
 	if fc.LogLevel != "" {
 		if _, err := ParseLogLevel(fc.LogLevel); err != nil {
@@ -261,6 +283,16 @@ func (fc FileConfig) Apply(cfg *Config) {
 	}
 	if cfg.RedisURL == "" {
 		cfg.RedisURL = fc.RedisURL
+	}
+	cfg.RedisCluster = cfg.RedisCluster || fc.RedisCluster
+	if cfg.AckAfter == "" {
+		cfg.AckAfter = fc.AckAfter
+	}
+	if cfg.Router.AckTimeout == 0 && fc.AckTimeout != "" {
+		cfg.Router.AckTimeout, _ = time.ParseDuration(fc.AckTimeout)
+	}
+	if cfg.ShutdownDelay == 0 && fc.ShutdownDelay != "" {
+		cfg.ShutdownDelay, _ = time.ParseDuration(fc.ShutdownDelay)
 	}
 	if cfg.Router.Prefix == "" {
 		cfg.Router.Prefix = fc.KeyPrefix

@@ -67,11 +67,21 @@ func ParseRedisURL(raw string, cluster bool) (RedisTarget, error) {
 	case kind != RedisCluster && kind != RedisSentinel:
 		return RedisTarget{}, fmt.Errorf("scheme %q: want redis, rediss, redis+cluster, rediss+cluster, redis+sentinel or rediss+sentinel", scheme)
 	}
-	u, err := url.Parse(base + "://" + rest)
+	// The host list is split off before url.Parse, which takes one host.
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority, tail := rest[:end], rest[end:]
+	userinfo, hosts := "", authority
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		userinfo, hosts = authority[:i+1], authority[i+1:]
+	}
+	addrs, err := splitHosts(hosts, kind)
 	if err != nil {
 		return RedisTarget{}, err
 	}
-	addrs, err := splitHosts(u.Host, kind)
+	u, err := url.Parse(base + "://" + userinfo + "placeholder" + tail)
 	if err != nil {
 		return RedisTarget{}, err
 	}
@@ -199,4 +209,26 @@ func (t RedisTarget) describe() []any {
 	default:
 		return []any{"kind", RedisSingle, "addr", t.Single.Addr, "db", t.Single.DB, "tls", t.Single.TLSConfig != nil}
 	}
+}
+
+// Values of --ack-after.
+const (
+	AckAfterWrite    = "write"
+	ackAfterReplicas = "replicas="
+)
+
+// ParseAckAfter parses --ack-after: "write" (a publish is answered once the
+// Redis master has its events: 0) or "replicas=N" (once N replicas have
+// them too, by Redis WAIT: N, at least 1).
+func ParseAckAfter(s string) (int, error) {
+	if s == "" || s == AckAfterWrite {
+		return 0, nil
+	}
+	if n, ok := strings.CutPrefix(s, ackAfterReplicas); ok {
+		v, err := strconv.Atoi(n)
+		if err == nil && v >= 1 && v <= 64 && strconv.Itoa(v) == n {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("want %q or %q with N from 1 to 64, got %q", AckAfterWrite, ackAfterReplicas+"N", s)
 }

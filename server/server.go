@@ -72,6 +72,10 @@ type Config struct {
 	// RedisCluster reads a redis:// or rediss:// RedisURL as the nodes of a
 	// Redis Cluster (as redis+cluster:// is read).
 	RedisCluster bool
+	// AckAfter says when a publish is answered (ParseAckAfter): "write"
+	// (the default) once the Redis master has its events, "replicas=N" once
+	// N replicas have them too. It sets Router.AckReplicas.
+	AckAfter string
 	// Limits bound ingested events (1 MiB per event, 16 MiB and 1000
 	// events per batch by default; MaxBatchEvents is Router.MaxBatchEvents).
 	Limits cloudevent.Limits
@@ -143,6 +147,9 @@ func (c *Config) setDefaults() {
 	if c.Connectors == nil {
 		c.Connectors = connectors.Default
 	}
+	if n, err := ParseAckAfter(c.AckAfter); err == nil && n > 0 {
+		c.Router.AckReplicas = n
+	}
 }
 
 // Validate reports every invalid field.
@@ -157,6 +164,11 @@ func (c Config) Validate() error {
 		if _, err := ParseRedisURL(c.RedisURL, c.RedisCluster); err != nil {
 			errs = append(errs, fmt.Errorf("redis url: %w", err))
 		}
+	}
+	if n, err := ParseAckAfter(c.AckAfter); err != nil {
+		errs = append(errs, fmt.Errorf("ack after: %w", err))
+	} else if n > 0 && c.RedisURL == "" {
+		errs = append(errs, errors.New("ack after: the embedded store has no replicas to wait for; give a redis_url"))
 	}
 	if c.ShutdownDelay < 0 {
 		errs = append(errs, errors.New("shutdown delay must not be negative"))
