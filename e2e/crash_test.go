@@ -122,14 +122,20 @@ func TestCrashBeforeDeliveryLosesNothing(t *testing.T) {
 		name     string
 		triggers int
 	}{{"one trigger, queued directly", 1}, {"two triggers, through the ingest log", 2}} {
-		t.Run(tc.name, func(t *testing.T) { crashTest(t, tc.triggers) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Run("redis", func(t *testing.T) {
+				testenv.Real(t) // fails clearly when Redis is down
+				crashTest(t, tc.triggers, testenv.RedisURL(), testenv.PrefixT(t))
+			})
+			t.Run("cluster", func(t *testing.T) {
+				b := testenv.Cluster(t)
+				crashTest(t, tc.triggers, b.URL, b.Prefix)
+			})
+		})
 	}
 }
 
-func crashTest(t *testing.T, triggers int) {
-	redisURL := testenv.RedisURL()
-	testenv.Real(t) // fails clearly when Redis is down
-	prefix := testenv.PrefixT(t)
+func crashTest(t *testing.T, triggers int, redisURL, prefix string) {
 	counters := make([]*counter, triggers)
 	fnAddrs := make([]string, triggers)
 	for i := range counters {

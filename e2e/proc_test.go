@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchyard-io/switchyard/internal/testenv"
 )
 
 var binary string
@@ -35,7 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build switchyard:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := testenv.Main(m) // stops the Redis Cluster tests shared
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
