@@ -102,6 +102,20 @@ func (p *RedisProc) Start() error {
 	}
 }
 
+// StartReplicaOf starts the process again (after Kill) as a replica of
+// master (host:port), as Sentinel would reconfigure it, without waiting
+// for Sentinel to notice it is back.
+func (p *RedisProc) StartReplicaOf(master string) error {
+	host, port, err := net.SplitHostPort(master)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.args = append(p.args, "--replicaof", host, port)
+	p.mu.Unlock()
+	return p.Start()
+}
+
 // Kill stops the process with SIGKILL and waits for it to be gone.
 func (p *RedisProc) Kill() {
 	p.mu.Lock()
@@ -254,4 +268,187 @@ func Main(m *testing.M) int {
 		shared.cluster.Stop()
 	}
 	return code
+}
+
+// StartSentinel starts a Redis Sentinel on a free port in dir, monitoring
+// master (host:port) as name with the given quorum, counting the master
+// down after 2.5 s without answer: longer than a client's retries of one
+// command (a few dial attempts, a few backoffs), so that a client sees the
+// outage rather than riding it out.
+func StartSentinel(dir, name, master string, quorum int) (*RedisProc, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	host, mport, err := net.SplitHostPort(master)
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nlogfile %s\n"+
+		"sentinel monitor %s %s %s %d\nsentinel down-after-milliseconds %s 2500\n"+
+		"sentinel failover-timeout %s 10000\nsentinel parallel-syncs %s 1\n",
+		port, dir, filepath.Join(dir, "sentinel.log"), name, host, mport, quorum, name, name, name)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		return nil, err
+	}
+	p := &RedisProc{Port: port, Dir: dir, args: []string{conf, "--sentinel"}}
+	if err := p.Start(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// RedisSentinelGroup is a master, one replica and three sentinels watching
+// them, on loopback ports.
+type RedisSentinelGroup struct {
+	Name      string
+	Nodes     []*RedisProc // the master first, then the replica (the roles change with failovers)
+	Sentinels []*RedisProc
+}
+
+// URL is the group's redis+sentinel:// URL.
+func (g *RedisSentinelGroup) URL() string {
+	addrs := make([]string, len(g.Sentinels))
+	for i, s := range g.Sentinels {
+		addrs[i] = s.Addr()
+	}
+	return "redis+sentinel://" + strings.Join(addrs, ",") + "/" + g.Name
+}
+
+// Master asks the first sentinel that answers for the master's address.
+func (g *RedisSentinelGroup) Master(ctx context.Context) (string, error) {
+	var last error
+	for _, s := range g.Sentinels {
+		c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+		addr, err := c.GetMasterAddrByName(ctx, g.Name).Result()
+		_ = c.Close()
+		if err == nil && len(addr) == 2 {
+			return net.JoinHostPort(addr[0], addr[1]), nil
+		}
+		last = err
+	}
+	return "", fmt.Errorf("no sentinel names the master: %w", last)
+}
+
+// Node returns the data node listening on addr.
+func (g *RedisSentinelGroup) Node(addr string) *RedisProc {
+	for _, n := range g.Nodes {
+		if n.Addr() == addr {
+			return n
+		}
+	}
+	return nil
+}
+
+// Stop kills every process.
+func (g *RedisSentinelGroup) Stop() {
+	for _, p := range append(g.Sentinels, g.Nodes...) {
+		p.Kill()
+	}
+}
+
+// StartSentinelGroup starts a master, a replica of it and three sentinels
+// (quorum 2) in dir, and waits until the sentinels know the replica and
+// each other, so that a failover can happen.
+func StartSentinelGroup(dir string) (*RedisSentinelGroup, error) {
+	g := &RedisSentinelGroup{Name: "sy-master"}
+	fail := func(err error) (*RedisSentinelGroup, error) {
+		g.Stop()
+		return nil, err
+	}
+	sub := func(name string) (string, error) {
+		d := filepath.Join(dir, name)
+		return d, os.MkdirAll(d, 0o755)
+	}
+	d, err := sub("master")
+	if err != nil {
+		return fail(err)
+	}
+	m, err := StartRedisProc(d)
+	if err != nil {
+		return fail(err)
+	}
+	g.Nodes = append(g.Nodes, m)
+	if d, err = sub("replica"); err != nil {
+		return fail(err)
+	}
+	r, err := StartRedisProc(d, "--replicaof", "127.0.0.1", strconv.Itoa(m.Port))
+	if err != nil {
+		return fail(err)
+	}
+	g.Nodes = append(g.Nodes, r)
+	for i := range 3 {
+		if d, err = sub("sentinel" + strconv.Itoa(i)); err != nil {
+			return fail(err)
+		}
+		s, err := StartSentinel(d, g.Name, m.Addr(), 2)
+		if err != nil {
+			return fail(err)
+		}
+		g.Sentinels = append(g.Sentinels, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.WaitReady(ctx); err != nil {
+		return fail(err)
+	}
+	return g, nil
+}
+
+// WaitReplica waits until the master the sentinels name has a replica in
+// sync.
+func (g *RedisSentinelGroup) WaitReplica(ctx context.Context) error {
+	_, err := g.waitReplica(ctx)
+	return err
+}
+
+func (g *RedisSentinelGroup) waitReplica(ctx context.Context) (string, error) {
+	var last string
+	for {
+		master, err := g.Master(ctx)
+		if err != nil {
+			last = err.Error()
+		} else if repl, err := nodeInfo(ctx, master, "info", "replication"); err != nil || !strings.Contains(repl, "connected_slaves:1") || !strings.Contains(repl, "state=online") {
+			last = master + ": " + repl
+		} else {
+			return master, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("no replica in sync: %s", last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// WaitReady waits until the master has a replica in sync and every
+// sentinel knows that replica and the two other sentinels.
+func (g *RedisSentinelGroup) WaitReady(ctx context.Context) error {
+	var last string
+	for {
+		ok := true
+		if _, err := g.waitReplica(ctx); err != nil {
+			return err
+		}
+		for _, s := range g.Sentinels {
+			if !ok {
+				break
+			}
+			c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+			m, err := c.Master(ctx, g.Name).Result()
+			_ = c.Close()
+			if err != nil || m["num-slaves"] != "1" || m["num-other-sentinels"] != "2" || m["flags"] != "master" {
+				ok, last = false, fmt.Sprintf("sentinel %s: %v %v", s.Addr(), m, err)
+			}
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sentinel group not ready: %s", last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
