@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -104,6 +105,10 @@ type Options struct {
 	RegistrationTimeout time.Duration
 	// Executable is the switchyard binary to start (os.Executable() when empty).
 	Executable string
+	// AckAfter is the child server's --ack-after ("" or "write", or
+	// "replicas=N": the benchmark then starts N replicas of its Redis for
+	// the run, so that each mode's cost shows in the same scenarios).
+	AckAfter string
 	// ServerArgs are added to the child's serve command line.
 	ServerArgs []string
 	// Out receives one human line per figure and the JSON report as the
@@ -177,6 +182,11 @@ func (o *Options) validate() error {
 	if _, err := redis.ParseURL(o.RedisURL); err != nil {
 		errs = append(errs, fmt.Errorf("redis url: %w", err))
 	}
+	if n, err := ackReplicas(o.AckAfter); err != nil {
+		errs = append(errs, err)
+	} else if n > 0 && o.Server != "" {
+		errs = append(errs, errors.New("--ack-after configures the child server: not with --server"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -213,6 +223,10 @@ type ReportConfig struct {
 	GoVersion    string `json:"go_version"`
 	RedisVersion string `json:"redis_version,omitempty"`
 	LoadAvg      string `json:"loadavg_start,omitempty"`
+	// AckAfter is the child server's --ack-after; Replicas how many
+	// replicas of Redis the benchmark started for it.
+	AckAfter string `json:"ack_after"`
+	Replicas int    `json:"redis_replicas_started,omitempty"`
 }
 
 // Scenarios holds each scenario's figures (nil when not run).
@@ -297,6 +311,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer e.sinkU.stop()
 
 	needServer := slices.ContainsFunc(o.Scenarios, func(s string) bool { return s != RawGRPC && s != RawRedis })
+	e.rep.Config.AckAfter = cmp.Or(o.AckAfter, "write")
+	if n, _ := ackReplicas(o.AckAfter); n > 0 && needServer {
+		e.logf("starting %d replica(s) of %s for --ack-after %s", n, ropt.Addr, o.AckAfter)
+		rs, err := startReplicas(ctx, ropt.Addr, n)
+		if err != nil {
+			return nil, fmt.Errorf("--ack-after %s: %w", o.AckAfter, err)
+		}
+		defer rs.stop()
+		e.rep.Config.Replicas = n
+	}
 	if needServer {
 		if err := e.connect(ctx); err != nil {
 			e.cleanupRedis()
@@ -401,8 +425,12 @@ func (e *env) connect(ctx context.Context) error {
 func (e *env) childArgs(prefix string) []string {
 	// --log-level info, not warn: the "switchyard serving" line with the
 	// addresses is logged at info; startChild drops the other info lines.
-	return append([]string{"serve", "--redis-url", e.opt.RedisURL, "--key-prefix", prefix,
+	args := append([]string{"serve", "--redis-url", e.opt.RedisURL, "--key-prefix", prefix,
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--log-level", "info", "--log-format", "json"}, e.opt.ServerArgs...)
+	if e.opt.AckAfter != "" {
+		args = append(args, "--ack-after", e.opt.AckAfter)
+	}
+	return args
 }
 
 // disconnect stops the child (letting it write a profile) and drops every

@@ -68,6 +68,7 @@ Scenarios (they run in this order):
 
 Speed is measured here, never asserted: the figures depend on the machine.`,
 		Example: `  switchyard bench --duration 5s --scenarios single,latency
+  switchyard bench --duration 5s --scenarios single,latency --ack-after replicas=1
   switchyard bench --server 127.0.0.1:9090 --server-http 127.0.0.1:8080`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -103,6 +104,7 @@ Speed is measured here, never asserted: the figures depend on the machine.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.RedisURL, "redis-url", bench.DefaultRedisURL, "Redis to use (a real Redis: the benchmark measures its CPU)")
+	f.StringVar(&o.AckAfter, "ack-after", "", "the child server's --ack-after: write (default) or replicas=N, for which the benchmark starts N replicas of its Redis; compare a run with each")
 	f.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "measured time per scenario (and per variant within one)")
 	f.DurationVar(&o.Warmup, "warmup", bench.DefaultWarmup, "unmeasured time before each measurement")
 	f.IntVar(&o.Payload, "payload", bench.DefaultPayload, "bytes of event data")
