@@ -32,7 +32,10 @@ wait_for() { # wait_for NAME CMD...
 log "services"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Redis: every store test and the end-to-end tests.
+# Redis: every store test and the end-to-end tests. The tests start their
+# own Redis Cluster (six redis-server processes joined by redis-cli --cluster
+# create, once per test package) and Sentinel groups (redis-server
+# --sentinel) on spare loopback ports from these binaries.
 need_pkg redis-server redis-server
 need_pkg redis-cli redis-tools
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
