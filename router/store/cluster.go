@@ -205,15 +205,23 @@ func (s *Store) txWait(ctx context.Context, m *redis.Client, fn func(p redis.Pip
 	conn := m.Conn()
 	defer conn.Close()
 	cmds, err := conn.TxPipelined(ctx, func(p redis.Pipeliner) error { fn(p); return nil })
-	if err != nil {
-		for _, c := range cmds {
-			if isRedirect(c.Err()) {
-				return c.Err()
-			}
+	// The transaction ran when any of its commands succeeded (a refused or
+	// lost one leaves an error on each): then its writes are waited for,
+	// even when one command failed on its own (a claim's NOSCRIPT).
+	executed := false
+	for _, c := range cmds {
+		if isRedirect(c.Err()) {
+			return c.Err()
 		}
+		executed = executed || c.Err() == nil
+	}
+	if !executed {
 		return err
 	}
-	return s.wait(ctx, conn)
+	if werr := s.wait(ctx, conn); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // wait WAITs on conn for the replicas the store's durability asks.

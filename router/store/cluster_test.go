@@ -350,3 +350,23 @@ func TestDurability(t *testing.T) {
 		})
 	}
 }
+
+// TestDurabilityWhenAClaimFails: a claim that fails inside the
+// transaction (the server lost its scripts) does not skip the wait for the
+// replicas of the writes before it.
+func TestDurabilityWhenAClaimFails(t *testing.T) {
+	b := testenv.Cluster(t)
+	ctx := t.Context()
+	s := New(b.Client, b.Prefix)
+	cc := b.Client.(*redis.ClusterClient)
+	require.NoError(t, cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return n.ScriptFlush(ctx).Err() }))
+	s.SetDurability(Durability{Replicas: 2, Timeout: 50 * time.Millisecond})
+	held, claimed, claimErr, err := s.AddAndClaim(ctx, map[string][]Item{"t": {{ID: "1-x.1", Event: []byte("e")}}}, time.Now(),
+		map[string]ClaimRequest{"t": {Want: 1, Limit: 1, Lease: time.Minute}})
+	var re *ReplicationError
+	require.ErrorAs(t, err, &re, "the wait ran: one replica, two asked")
+	require.Equal(t, 1, re.Got)
+	require.NoError(t, claimErr, "the claim ran again once the scripts were loaded")
+	require.EqualValues(t, 1, held["t"])
+	require.Len(t, claimed["t"].Items, 1)
+}
