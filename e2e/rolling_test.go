@@ -65,7 +65,7 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 	fnAddr := freeAddr(t)
 	c := &counter{seen: map[string]int{}, delay: 5 * time.Millisecond}
 	serveFunction(t, fnAddr, c.handle)
-	args := []string{"--redis-url", testenv.RedisURL(), "--key-prefix", prefix, "--shutdown-delay", "300ms", "--lease-grace", "1s"}
+	args := []string{"--redis-url", testenv.RedisURL(), "--key-prefix", prefix, "--shutdown-delay", "1s", "--lease-grace", "1s"}
 	procs := []*proc{startServe(t, args...), startServe(t, args...), startServe(t, args...)}
 	applyTrigger(t, procs[0].GRPC, fmt.Sprintf(`
 name: rolling

@@ -22,7 +22,7 @@ import (
 // delay, and only then closes the listeners.
 func TestShutdownTurnsUnreadyFirst(t *testing.T) {
 	b := testenv.Embedded(t)
-	e := startServer(t, b, func(c *server.Config) { c.ShutdownDelay = 400 * time.Millisecond })
+	e := startServer(t, b, func(c *server.Config) { c.ShutdownDelay = 2 * time.Second })
 	cc, err := grpc.NewClient(e.srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	defer cc.Close()
@@ -43,17 +43,18 @@ func TestShutdownTurnsUnreadyFirst(t *testing.T) {
 	go func() { done <- e.srv.Shutdown(context.Background()) }()
 	testenv.Eventually(t, 5*time.Second, func() bool { c, _ := get(); return c == http.StatusServiceUnavailable }, "/readyz unready")
 	unready := time.Since(start)
-	// Still serving: the health service answers NOT_SERVING, ingest answers.
-	hr, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{})
-	require.NoError(t, err)
-	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, hr.GetStatus())
+	// Still serving: ingest answers, the health service says NOT_SERVING.
 	resp, err := http.Post(e.http+"/events", "application/cloudevents+json",
 		strings.NewReader(`{"specversion":"1.0","id":"late","source":"/s","type":"t"}`))
 	require.NoError(t, err, "the listener is open during the delay")
 	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	hr, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, hr.GetStatus())
 	require.NoError(t, <-done)
-	require.GreaterOrEqual(t, time.Since(start), 400*time.Millisecond, "the listeners closed after the delay")
-	require.Less(t, unready, 400*time.Millisecond, "unready before the delay ran out")
+	require.GreaterOrEqual(t, time.Since(start), 2*time.Second, "the listeners closed after the delay")
+	require.Less(t, unready, time.Second, "unready before the delay ran out")
 	_, err = http.Get(e.http + "/readyz")
 	require.Error(t, err, "closed after the delay")
 }
