@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -99,4 +101,12 @@ delivery: {max_concurrency: 8, timeout: 2s, initial_backoff: 50ms, max_backoff: 
 	t.Logf("rolling restart of 3 instances: %d accepted, %d delivered, %d duplicates; %d publishes refused with Retry-After, %d failed (connection refused while an instance restarted)",
 		len(acked), c.unique(), c.duplicates(), ld.retry.Load(), ld.failed.Load())
 	require.Zero(t, ld.bad503.Load(), "every 503 carries Retry-After")
+	// Every attempt in flight at a SIGTERM finished before its instance
+	// exited: none was left to run out its lease (a failed attempt).
+	out, err := run(t, nil, "trigger", "stats", "rolling", "-o", "json", "--server", procs[0].GRPC)
+	require.NoError(t, err)
+	var st map[string]any
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(out)), &st))
+	require.Contains(t, st, "failed_attempts")
+	require.EqualValues(t, 0, st["failed_attempts"], "no attempt failed (none expired with a stopped instance): %s", out)
 }
