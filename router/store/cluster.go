@@ -282,11 +282,17 @@ func (s *Store) DLQTriggers(ctx context.Context) ([]string, error) {
 		return scan(ctx, s.rdb)
 	}
 	var mu sync.Mutex
+	seen := map[string]bool{} // a stream being migrated is on two masters
 	var out []string
 	err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 		names, err := scan(ctx, m)
 		mu.Lock()
-		out = append(out, names...)
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
 		mu.Unlock()
 		return err
 	})
