@@ -164,6 +164,8 @@ README's Tracing section.`,
 	f.DurationVar(&cfg.Router.HeartbeatInterval, "heartbeat-interval", 0, "how often this instance renews its entry in the registry of instances; one silent for 3 intervals counts as gone; use the same on every instance (default 1s)")
 	f.BoolVar(&cfg.Router.UnaryInvoke, "unary-invoke", false, "call gRPC functions with unary FunctionService/Invoke only, never on an InvokeStream")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound of the graceful shutdown (default 20s)")
+	f.StringSliceVar(&cfg.Router.Metrics.HistogramTriggers, "metrics-trigger-histograms", nil, "triggers (at most 100, comma-separated) that get attempt-duration and publish-to-invoke histograms of their own in /metrics; the others share aggregate ones")
+	f.DurationVar(&cfg.Router.Metrics.StoreReadTTL, "metrics-store-read-ttl", 0, "how long one batched read of every trigger's queue figures answers /metrics scrapes (default 5s)")
 	f.StringVar(&logLevel, "log-level", server.DefaultLogLevel, "debug, info, warn or error")
 	f.StringVar(&logFmt, "log-format", server.DefaultLogFormat, "json or text")
 	f.BoolVar(&cfg.AllowVolatileSources, "allow-volatile-sources", false, "run sources that confirm what they read on the embedded store, accepting that a restart loses what they confirmed but did not deliver")

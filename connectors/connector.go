@@ -40,6 +40,11 @@ type Message struct {
 	// Position describes where the source is after this message (an LSN, an
 	// offset, a stream id); it is shown as the source's checkpoint.
 	Position string
+	// Backlog is how many messages the external system still holds for
+	// this source after this one, when it says (BacklogKnown): a JetStream
+	// consumer's pending count, say. It is exported as a metric.
+	Backlog      int64
+	BacklogKnown bool
 }
 
 // Checkpoints is durable storage for sources whose external system does not

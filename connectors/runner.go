@@ -96,6 +96,16 @@ type Status struct {
 	Position        string // the last acknowledged position
 	Reconnects      int64
 	PausedForReason string
+	// Lag is how long before its acceptance the newest event of the last
+	// accepted batch happened, by its `time` attribute (the system's own
+	// clock: a commit time for CDC, a message's stored time for queues);
+	// LagKnown is false until an event with a time was accepted.
+	Lag      time.Duration
+	LagKnown bool
+	// Backlog is what the last accepted message said the external system
+	// still holds for the source (Message.Backlog), when it said.
+	Backlog      int64
+	BacklogKnown bool
 }
 
 // Runner drives sources: one goroutine each.
@@ -363,11 +373,20 @@ func (r *Runner) publish(ctx context.Context, s *running, batch []*Message) {
 		switch {
 		case err == nil:
 			r.ack(s, batch, nil)
+			now := time.Now()
+			last := batch[len(batch)-1]
+			newest, timed := newestTime(events)
 			s.set(func(st *Status) {
-				st.State, st.Events, st.LastEvent = StateRunning, st.Events+int64(len(batch)), time.Now()
+				st.State, st.Events, st.LastEvent = StateRunning, st.Events+int64(len(batch)), now
 				st.PausedForReason = ""
-				if p := batch[len(batch)-1].Position; p != "" {
+				if p := last.Position; p != "" {
 					st.Position = p
+				}
+				if timed {
+					st.Lag, st.LagKnown = max(0, now.Sub(newest)), true
+				}
+				if last.BacklogKnown {
+					st.Backlog, st.BacklogKnown = last.Backlog, true
 				}
 			})
 			return
@@ -408,4 +427,22 @@ func (r *Runner) ack(s *running, batch []*Message, err error) {
 			s.log.Warn("acknowledge at source failed (the event may be redelivered)", "event_id", m.Event.GetId(), "err", aerr)
 		}
 	}
+}
+
+// newestTime returns the latest `time` attribute of the events, if any has one.
+func newestTime(events []*pb.CloudEvent) (time.Time, bool) {
+	var newest time.Time
+	for _, ev := range events {
+		a := ev.GetAttributes()["time"]
+		var t time.Time
+		if ts := a.GetCeTimestamp(); ts != nil {
+			t = ts.AsTime()
+		} else if s := a.GetCeString(); s != "" {
+			t, _ = time.Parse(time.RFC3339Nano, s)
+		}
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	return newest, !newest.IsZero()
 }

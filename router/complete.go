@@ -89,17 +89,17 @@ func (d *dispatcher) record(batch []outcome) (refilled bool) {
 			} else {
 				lettered = append(lettered, d.refusedLetters(o, t, now))
 			}
-			r.metrics.deliveries.WithLabelValues(d.name, "ack").Inc()
+			d.series.add(cAck, 1)
 			continue
 		}
 		rt, dl := d.decide(o, t, now)
 		if rt != nil {
 			retries = append(retries, *rt)
-			r.metrics.deliveries.WithLabelValues(d.name, "retry").Inc()
+			d.series.add(cRetry, 1)
 		}
 		if dl != nil {
 			deads = append(deads, *dl)
-			r.metrics.deliveries.WithLabelValues(d.name, "dead").Inc()
+			d.series.add(cDead, 1)
 		}
 	}
 	if len(retries) == 0 && len(deads) == 0 && len(lettered) == 0 {
@@ -158,9 +158,7 @@ func (d *dispatcher) refill(acks []store.AttemptRef, done int) (recorded, claime
 	ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
 	res, stale, acked, err := r.store.AckAndClaim(ctx, d.name, acks, time.Now(), req.Want, req.Limit, req.Lease)
 	cancel()
-	if stale > 0 {
-		r.metrics.staleAcks.Add(float64(stale))
-	}
+	d.series.add(cStale, float64(stale))
 	if err != nil {
 		// The claim loop claims again; the acks are recorded as usual
 		// unless they were.
@@ -192,9 +190,7 @@ func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker,
 		if err != nil {
 			return err
 		}
-		if stale > 0 {
-			d.r.metrics.staleAcks.Add(float64(stale))
-		}
+		d.series.add(cStale, float64(stale))
 		if evicted > 0 {
 			d.r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", d.name, "evicted", evicted)
 		}
@@ -205,9 +201,7 @@ func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker,
 		if err != nil {
 			return err
 		}
-		if stale > 0 {
-			d.r.metrics.staleAcks.Add(float64(stale))
-		}
+		d.series.add(cStale, float64(stale))
 		*acks = nil
 	}
 	if len(*retries) > 0 {
@@ -278,8 +272,8 @@ func (d *dispatcher) refusedLetters(o outcome, t *trigger.Trigger, now time.Time
 		d.r.log.Warn("function reply refused and dead-lettered; the event is acknowledged",
 			"event_id", ev.GetId(), "event_source", ev.GetSource(), "trigger", d.name, "trace_id", traceID, "attempt", o.item.Attempt,
 			"reply_id", rf.event.GetId(), "reply_type", rf.event.GetType(), "reason", reason, "detail", detail)
-		d.r.metrics.repliesRefused.WithLabelValues(d.name, reason).Inc()
-		d.r.metrics.deadLettered.WithLabelValues(d.name, reason).Inc()
+		d.series.replyRefused(reason)
+		d.series.deadLetter(reason)
 	}
 	return la
 }
@@ -347,7 +341,7 @@ func (d *dispatcher) decide(o outcome, t *trigger.Trigger, now time.Time) (*stor
 	hist.TraceId = traceID
 	b, _ := proto.Marshal(hist)
 	log.Warn("event dead-lettered", "reason", reason.String(), "detail", detail)
-	d.r.metrics.deadLettered.WithLabelValues(d.name, strings.TrimPrefix(reason.String(), "DEAD_LETTER_REASON_")).Inc()
+	d.series.deadLetter(strings.TrimPrefix(reason.String(), "DEAD_LETTER_REASON_"))
 	return nil, &store.Dead{AttemptRef: ref, Letter: b, Failed: !o.noTry, Health: !o.noTry && o.res.Health}
 }
 

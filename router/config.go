@@ -105,6 +105,8 @@ type Config struct {
 	// Tracing traces publishes and delivery attempts with OpenTelemetry
 	// (see tracing.go); the zero value is off and costs nothing.
 	Tracing Tracing
+	// Metrics configures the Prometheus metrics (see MetricsConfig).
+	Metrics MetricsConfig
 	// Logger receives JSON logs (slog.Default when nil).
 	Logger *slog.Logger
 }
@@ -168,6 +170,7 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Metrics.setDefaults()
 }
 
 // prefixRE is what a key prefix may look like: no braces (a brace would move
@@ -199,6 +202,6 @@ func (c Config) Validate() error {
 	if c.AckReplicas < 0 || c.AckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ack replicas and ack timeout must not be negative"))
 	}
-	errs = append(errs, c.Outbound.Validate())
+	errs = append(errs, c.Outbound.Validate(), c.Metrics.Validate())
 	return errors.Join(errs...)
 }

@@ -30,6 +30,7 @@ type dispatcher struct {
 	stopOnce sync.Once
 	loopDone chan struct{}
 
+	series   *triggerSeries           // the trigger's metrics
 	ep       atomic.Pointer[endpoint] // the delivery endpoint of trig (see endpoint.go)
 	inflight atomic.Int64
 	compMu   sync.Mutex
@@ -71,7 +72,7 @@ func (o *outcome) event() *pb.CloudEvent {
 
 func newDispatcher(r *Router, t *trigger.Trigger) *dispatcher {
 	d := &dispatcher{
-		r: r, name: t.Name(),
+		r: r, name: t.Name(), series: r.metrics.track(t.Name()),
 		wakeCh:   make(chan struct{}, 1),
 		doneCh:   make(chan struct{}),
 		loopDone: make(chan struct{}),
@@ -303,10 +304,11 @@ func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 		ctx, span = r.tr.startAttempt(ctx, d.name, it, a)
 	}
 	res := r.invoker.Invoke(ctx, a)
+	firstWait := time.Duration(-1) // not a first attempt
 	if !born.IsZero() && it.Attempt == 1 && it.History == nil {
-		r.metrics.publishToInvoke.Observe(res.Start.Sub(born).Seconds())
+		firstWait = max(0, res.Start.Sub(born))
 	}
-	r.metrics.attemptDuration.WithLabelValues(d.name).Observe(res.Duration.Seconds())
+	r.metrics.observeAttempt(ctx, d.series, res.Duration, firstWait)
 	if res.Verdict == delivery.Ack && len(res.Replies) > 0 {
 		refused, err := r.publishReplies(ctx, o.event(), res.Replies)
 		if err != nil {

@@ -33,10 +33,10 @@ func (f *fakeInvoker) Close() error { return nil }
 func testDispatcher(t *testing.T, target trigger.Target, res delivery.Result) (*dispatcher, *fakeInvoker) {
 	t.Helper()
 	inv := &fakeInvoker{res: res}
-	r := &Router{log: slog.New(slog.DiscardHandler), metrics: newMetrics(), invoker: inv, attemptCtx: context.Background()}
+	r := &Router{log: slog.New(slog.DiscardHandler), metrics: newMetrics(MetricsConfig{}), invoker: inv, attemptCtx: context.Background()}
 	tr, err := trigger.Compile(trigger.Spec{Name: "t", Target: target})
 	require.NoError(t, err)
-	d := &dispatcher{r: r, name: "t", results: make(chan outcome, 1)}
+	d := &dispatcher{r: r, name: "t", series: r.metrics.track("t"), results: make(chan outcome, 1)}
 	d.trig.Store(tr)
 	return d, inv
 }

@@ -85,6 +85,7 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 			fromLog := make(map[string]int64, len(batches))
 			for t, items := range batches {
 				fromLog[t] = int64(len(items))
+				r.metrics.trigger(t).add(cEnqueued, float64(len(items)))
 			}
 			r.queued(wctx, held, fromLog, nil)
 			cancel()

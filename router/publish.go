@@ -104,6 +104,10 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 	}
 	if err := r.admit(snap, res.Triggers); err != nil {
 		r.metrics.publishRefused.WithLabelValues("pushback").Add(float64(len(events)))
+		var pe *PushbackError
+		if errors.As(err, &pe) {
+			r.metrics.trigger(pe.Trigger).add(cPushback, float64(len(events)))
+		}
 		return PublishResult{}, err
 	}
 	direct := soleTrigger(res.Triggers)
@@ -349,6 +353,9 @@ func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Ite
 			}
 			settled[t] = true
 		}
+	}
+	for t, items := range direct {
+		r.metrics.trigger(t).add(cEnqueued, float64(len(items)))
 	}
 	r.queued(ctx, held, nil, settled)
 	return claimed, ds, err

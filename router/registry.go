@@ -335,6 +335,9 @@ func (r *Router) reconcile(s *snapshot, names []string) {
 		case running:
 			d.stop()
 			delete(r.dispatchers, name)
+			// The trigger is gone: so are its series (its gauges
+			// disappear with it from the view, see queueCollector).
+			r.metrics.forget(name)
 		}
 	}
 	if names != nil {

@@ -75,7 +75,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		log:         cfg.Logger,
 		store:       store.New(rdb, cfg.Prefix),
 		invoker:     invoker,
-		metrics:     newMetrics(),
+		metrics:     newMetrics(cfg.Metrics),
 		tr:          newTracer(cfg.Tracing),
 		depth:       map[string]depth{},
 		appendCh:    make(chan *appendReq, 4096),
@@ -85,6 +85,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 	}
 	r.store.SetDurability(store.Durability{Replicas: cfg.AckReplicas, Timeout: cfg.AckTimeout})
 	r.cluster = newCluster(r.store, cfg)
+	r.metrics.reg.MustRegister(newQueueCollector(r, cfg.Metrics.StoreReadTTL))
 	var nonce [6]byte
 	_, _ = rand.Read(nonce[:])
 	r.idNonce = hex.EncodeToString(nonce[:])

@@ -329,6 +329,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
+	s.rdb.AddHook(r.RedisHook())
+	r.Registry().MustRegister(newSourceCollector(func() *connectors.Runner { return s.runner }))
 	cmux := connectors.NewMux()
 	if len(cfg.Sources) > 0 {
 		rc := connectors.RunnerConfig{Logger: s.log}
@@ -453,7 +455,8 @@ func (s *Server) newHTTP(r *router.Router, authn *auth.Authenticator, cmux *conn
 	mux.Handle("/events", &ingestHandler{r: r, lim: s.cfg.Limits})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", s.ready)
-	mux.Handle("/metrics", promhttp.HandlerFor(r.Registry(), promhttp.HandlerOpts{}))
+	// OpenMetrics when the scraper asks for it: only it carries exemplars.
+	mux.Handle("/metrics", promhttp.HandlerFor(r.Registry(), promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.Handle("/", cmux) // push sources: /webhooks/{name}, /s3/{name}, …
 	h := authhttp.Middleware(authn, httpPolicy(), mux)
 	if s.traces != nil {

@@ -196,6 +196,9 @@ func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 	return &connectors.Message{
 		Event:    ev,
 		Position: strconv.FormatUint(md.Sequence.Stream, 10),
+		// The consumer's pending count: messages of the stream it has not
+		// delivered yet.
+		Backlog: int64(md.NumPending), BacklogKnown: true,
 		Ack: func(_ context.Context, err error) error {
 			if err != nil {
 				// The delay keeps the message from going to a pull request
