@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,7 +34,7 @@ type queueCollector struct {
 	readDur time.Duration
 
 	ready, delayed, inflight, deadLetters, oldest, breaker *prometheus.Desc
-	maxConc, budget, maxQueue                              *prometheus.Desc
+	maxConc, budget                                        *prometheus.Desc
 	triggers, storeUp, readSeconds, instReady              *prometheus.Desc
 }
 
@@ -54,7 +55,6 @@ func newQueueCollector(r *Router, ttl time.Duration) *queueCollector {
 		oldest:      d("switchyard_trigger_oldest_ready_age_seconds", "Age of the event at the head of the ready queue (since its acceptance, or its replay); 0 when none waits.", trig),
 		breaker:     d("switchyard_trigger_breaker_state", "Circuit breaker state: 0 closed, 1 half-open (a probe may run), 2 open (no attempts).", trig),
 		maxConc:     d("switchyard_trigger_max_concurrency", "The trigger's max_concurrency: attempts allowed in flight across every instance.", trig),
-		maxQueue:    d("switchyard_trigger_max_queue", "The trigger's max_queue: undelivered events beyond which publishes are pushed back.", trig),
 		budget:      d("switchyard_trigger_age_budget_seconds", "The trigger's max_event_age: an event accepted longer ago is dead-lettered instead of attempted.", trig),
 		triggers:    d("switchyard_triggers", "Triggers in this instance's view.", nil),
 		storeUp:     d("switchyard_store_up", "1 when the last batched read of the queues' figures succeeded, else 0.", nil),
@@ -65,7 +65,7 @@ func newQueueCollector(r *Router, ttl time.Duration) *queueCollector {
 
 // Describe implements prometheus.Collector.
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.ready, c.delayed, c.inflight, c.deadLetters, c.oldest, c.breaker, c.maxConc, c.maxQueue, c.budget, c.triggers, c.storeUp, c.readSeconds, c.instReady} {
+	for _, d := range []*prometheus.Desc{c.ready, c.delayed, c.inflight, c.deadLetters, c.oldest, c.breaker, c.maxConc, c.budget, c.triggers, c.storeUp, c.readSeconds, c.instReady} {
 		ch <- d
 	}
 }
@@ -81,10 +81,16 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.storeUp, boolGauge(readErr == nil))
 	gauge(c.readSeconds, readDur.Seconds())
 	gauge(c.instReady, boolGauge(c.r.health.err() == nil))
-	for name, t := range snap.triggers {
-		pol := t.Spec.Delivery
+	// In name order: the registry sorts each family's series, which costs
+	// little when they come sorted.
+	names := make([]string, 0, len(snap.triggers))
+	for n := range snap.triggers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		pol := snap.triggers[name].Spec.Delivery
 		gauge(c.maxConc, float64(pol.MaxConcurrency), name)
-		gauge(c.maxQueue, float64(pol.MaxQueue), name)
 		gauge(c.budget, pol.MaxEventAge.Seconds(), name)
 	}
 	now := time.Now()
@@ -117,6 +123,7 @@ func (c *queueCollector) read(snap *snapshot) ([]store.QueueGauges, time.Duratio
 	for n := range snap.triggers {
 		names = append(names, n)
 	}
+	slices.Sort(names) // the figures come back in name order (see Collect)
 	ctx, cancel := context.WithTimeout(context.Background(), storeReadTimeout)
 	defer cancel()
 	start := time.Now()

@@ -47,13 +47,28 @@ func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
-// failed reports whether err says Redis failed: not a missing key, not an
-// answer the store expects (a script it reloads by itself, a consumer group
-// that exists already), not the caller giving up or closing the client.
+// failed reports whether err says the store failed: the connection (lost,
+// refused, timed out) or the server refusing work in a state an operator
+// must hear of (out of memory, a replica, loading, a cluster or failover in
+// trouble). Not a missing key, not an answer the store expects or handles
+// (a script it reloads, a group that exists, a handshake option an older
+// server does not know), not the caller giving up or closing the client.
 func failed(ctx context.Context, err error) bool {
 	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, redis.ErrClosed) || ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return false
 	}
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return true // no answer from the server
+	}
 	msg := err.Error()
-	return !strings.HasPrefix(msg, "NOSCRIPT") && !strings.HasPrefix(msg, "BUSYGROUP")
+	for _, p := range refusals {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
+
+// refusals are the error replies of a server that refuses work for now.
+var refusals = []string{"OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY ", "NOREPLICAS", "MISCONF", "NOAUTH", "WRONGPASS"}

@@ -65,8 +65,10 @@ func (s *Store) gaugeChunk(ctx context.Context, triggers []string) ([]QueueGauge
 			cmds[i] = gaugeCmds{
 				ready: p.LLen(ctx, q.Ready),
 				// The in-flight ZSET holds a sentinel member scored +inf
-				// (see wideLua): counting scores below +inf skips it.
-				inflight: p.ZCount(ctx, q.InFlight, "-inf", "(+inf"),
+				// (see wideLua): counting finite scores (lease deadlines in
+				// unix ms) skips it. A finite bound rather than "(+inf",
+				// which the embedded store reads as inclusive.
+				inflight: p.ZCount(ctx, q.InFlight, "-inf", "1e300"),
 				delayed:  p.ZCard(ctx, q.Delayed),
 				dlq:      p.XLen(ctx, q.DLQ),
 				head:     p.LIndex(ctx, q.Ready, 0),
