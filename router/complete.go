@@ -128,7 +128,9 @@ func (d *dispatcher) record(batch []outcome) (refilled bool) {
 			return
 		}
 		wait = nextBackoff(wait)
-		r.log.Warn("record outcomes", "trigger", d.name, "err", err, "retry_in", wait)
+		if r.logAllowed(d.name, "record", "", "record outcomes") {
+			r.log.Warn("record outcomes", "trigger", d.name, "err", err, "retry_in", wait)
+		}
 		backoffSleep(r.attemptCtx, wait)
 	}
 }
@@ -192,7 +194,9 @@ func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker,
 		}
 		d.series.add(cStale, float64(stale))
 		if evicted > 0 {
-			d.r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", d.name, "evicted", evicted)
+			if d.r.logAllowed(d.name, "evicted", "", "dead-letter queue full: oldest entries evicted") {
+				d.r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", d.name, "evicted", evicted)
+			}
 		}
 		*lettered = nil
 	}
@@ -216,7 +220,9 @@ func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker,
 			return err
 		}
 		if evicted > 0 {
-			d.r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", d.name, "evicted", evicted)
+			if d.r.logAllowed(d.name, "evicted", "", "dead-letter queue full: oldest entries evicted") {
+				d.r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", d.name, "evicted", evicted)
+			}
 		}
 		*deads = nil
 	}
@@ -269,9 +275,11 @@ func (d *dispatcher) refusedLetters(o outcome, t *trigger.Trigger, now time.Time
 		})
 		la.Letters = append(la.Letters, store.Letter{Event: body, Letter: letter})
 		reason := strings.TrimPrefix(rf.reason.String(), "DEAD_LETTER_REASON_")
-		d.r.log.Warn("function reply refused and dead-lettered; the event is acknowledged",
-			"event_id", ev.GetId(), "event_source", ev.GetSource(), "trigger", d.name, "trace_id", traceID, "attempt", o.item.Attempt,
-			"reply_id", rf.event.GetId(), "reply_type", rf.event.GetType(), "reason", reason, "detail", detail)
+		if d.r.logAllowed(d.name, "refused", reason, "function reply refused and dead-lettered; the event is acknowledged") {
+			d.r.log.Warn("function reply refused and dead-lettered; the event is acknowledged",
+				"event_id", ev.GetId(), "event_source", ev.GetSource(), "trigger", d.name, "trace_id", traceID, "attempt", o.item.Attempt,
+				"reply_id", rf.event.GetId(), "reply_type", rf.event.GetType(), "reason", reason, "detail", detail)
+		}
 		d.series.replyRefused(reason)
 		d.series.deadLetter(reason)
 	}
@@ -329,7 +337,9 @@ func (d *dispatcher) decide(o outcome, t *trigger.Trigger, now time.Time) (*stor
 				break
 			}
 			b, _ := proto.Marshal(hist)
-			log.Info("attempt failed; retry scheduled", "code", o.res.Code, "message", o.res.Message, "retry_at", due)
+			if d.r.logAllowed(d.name, "retry", o.res.Code, "attempt failed; retry scheduled") {
+				log.Info("attempt failed; retry scheduled", "code", o.res.Code, "message", o.res.Message, "retry_at", due)
+			}
 			return &store.Retry{AttemptRef: ref, Due: due, History: b, Health: o.res.Health}, nil
 		}
 	}
@@ -340,7 +350,9 @@ func (d *dispatcher) decide(o outcome, t *trigger.Trigger, now time.Time) (*stor
 	hist.DeadTime = timestamppb.New(now)
 	hist.TraceId = traceID
 	b, _ := proto.Marshal(hist)
-	log.Warn("event dead-lettered", "reason", reason.String(), "detail", detail)
+	if d.r.logAllowed(d.name, "dead", reason.String(), "event dead-lettered") {
+		log.Warn("event dead-lettered", "reason", reason.String(), "detail", detail)
+	}
 	d.series.deadLetter(strings.TrimPrefix(reason.String(), "DEAD_LETTER_REASON_"))
 	return nil, &store.Dead{AttemptRef: ref, Letter: b, Failed: !o.noTry, Health: !o.noTry && o.res.Health}
 }

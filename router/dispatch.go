@@ -214,7 +214,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 		gen := r.depthGen(d.name)
 		res, err := r.store.Claim(ctx, d.name, time.Now(), req.Want, req.Limit, req.Lease)
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && r.logAllowed(d.name, "claim", "", "claim") {
 				r.log.Warn("claim", "trigger", d.name, "err", err)
 			}
 			return time.Now().Add(time.Second)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-io/switchyard/internal/logging"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -33,7 +34,7 @@ func (f *fakeInvoker) Close() error { return nil }
 func testDispatcher(t *testing.T, target trigger.Target, res delivery.Result) (*dispatcher, *fakeInvoker) {
 	t.Helper()
 	inv := &fakeInvoker{res: res}
-	r := &Router{log: slog.New(slog.DiscardHandler), metrics: newMetrics(MetricsConfig{}), invoker: inv, attemptCtx: context.Background()}
+	r := &Router{log: slog.New(slog.DiscardHandler), metrics: newMetrics(MetricsConfig{}), logLimit: logging.NewLimiter(0, 0), invoker: inv, attemptCtx: context.Background()}
 	tr, err := trigger.Compile(trigger.Spec{Name: "t", Target: target})
 	require.NoError(t, err)
 	d := &dispatcher{r: r, name: "t", series: r.metrics.track("t"), results: make(chan outcome, 1)}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-io/switchyard/internal/logging"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/store"
 )
@@ -28,6 +29,8 @@ type Router struct {
 	invoker delivery.Invoker
 	metrics *metrics
 	tr      *tracer // nil when tracing is off
+	// logLimit rate-limits lines repeated per event (see loglimit.go).
+	logLimit *logging.Limiter
 
 	snap      atomic.Pointer[snapshot] // triggers and their index
 	reloadMu  sync.Mutex               // serialises changes of snap
@@ -77,6 +80,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		invoker:     invoker,
 		metrics:     newMetrics(cfg.Metrics),
 		tr:          newTracer(cfg.Tracing),
+		logLimit:    logging.NewLimiter(0, 0),
 		depth:       map[string]depth{},
 		appendCh:    make(chan *appendReq, 4096),
 		workers:     newWorkers(),

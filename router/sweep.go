@@ -29,6 +29,7 @@ func (r *Router) sweepLoop(ctx context.Context) {
 		} else {
 			r.checkPeers(ctx)
 		}
+		r.flushSuppressed()
 		if time.Since(lastTrim) > time.Minute {
 			lastTrim = time.Now()
 			r.trimDLQs(ctx)
