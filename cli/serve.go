@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchyard-io/switchyard/internal/logging"
 	"github.com/switchyard-io/switchyard/internal/telemetry"
 	"github.com/switchyard-io/switchyard/server"
 )
@@ -197,11 +198,13 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return nil, invalidf("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	// Lines logged with a call's or a span's context carry its request,
+	// trace and span ids (logging.Handler).
 	switch strings.ToLower(format) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(logging.NewHandler(slog.NewJSONHandler(os.Stderr, opts))), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(logging.NewHandler(slog.NewTextHandler(os.Stderr, opts))), nil
 	}
 	return nil, invalidf("--log-format: want json or text, got %q", format)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard-io/switchyard/connectors"
 )
@@ -27,6 +28,7 @@ type fakeSource struct {
 	connects atomic.Int64
 	failRead atomic.Int64 // the next N reads return ErrNotConnected
 	closed   atomic.Int64
+	backlog  bool // messages tell how many are left in the queue
 }
 
 func (f *fakeSource) Connect(context.Context) error { f.connects.Add(1); return nil }
@@ -41,8 +43,9 @@ func (f *fakeSource) Read(ctx context.Context) (*connectors.Message, error) {
 		if len(f.queue) > 0 {
 			ev := f.queue[0]
 			f.queue = f.queue[1:]
+			left := int64(len(f.queue))
 			f.mu.Unlock()
-			return &connectors.Message{Event: ev, Position: "pos-" + ev.GetId(), Ack: func(_ context.Context, err error) error {
+			return &connectors.Message{Event: ev, Position: "pos-" + ev.GetId(), Backlog: left, BacklogKnown: f.backlog, Ack: func(_ context.Context, err error) error {
 				f.mu.Lock()
 				defer f.mu.Unlock()
 				if err != nil {
@@ -222,5 +225,33 @@ func TestSpecConfirmsAndRisks(t *testing.T) {
 	// An undeclared connector is assumed to confirm.
 	if r := risks[2]; r.Name != "e" || !strings.Contains(r.Loses, "does not declare") {
 		t.Fatalf("undeclared: %+v", r)
+	}
+}
+
+// The status tells how far behind its system's clock the source runs (by
+// the newest accepted event's time) and, when the source says, what is left
+// to read.
+func TestRunnerStatusLagAndBacklog(t *testing.T) {
+	stamped := func(id string, at time.Time) *pb.CloudEvent {
+		e := ev(id)
+		e.Attributes = map[string]*pb.CloudEventAttributeValue{"time": {Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(at)}}}
+		return e
+	}
+	old := time.Now().Add(-time.Hour)
+	src := &fakeSource{backlog: true, queue: []*pb.CloudEvent{stamped("a", old.Add(-time.Minute)), stamped("b", old), ev("c")}}
+	r := runWith(t, src, &pickySink{})
+	waitFor(t, func() bool { return r.Status()[0].Events == 3 })
+	st := r.Status()[0]
+	if !st.LagKnown || st.Lag < time.Hour || st.Lag > 2*time.Hour {
+		t.Fatalf("lag %s (known %v), want about an hour: the newest event with a time", st.Lag, st.LagKnown)
+	}
+	if !st.BacklogKnown || st.Backlog != 0 {
+		t.Fatalf("backlog %d (known %v), want 0 after the last message", st.Backlog, st.BacklogKnown)
+	}
+
+	plain := runWith(t, &fakeSource{queue: []*pb.CloudEvent{ev("x")}}, &pickySink{})
+	waitFor(t, func() bool { return plain.Status()[0].Events == 1 })
+	if st := plain.Status()[0]; st.LagKnown || st.BacklogKnown {
+		t.Fatalf("status %+v: no time, no backlog said", st)
 	}
 }

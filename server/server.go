@@ -27,6 +27,7 @@ import (
 	"github.com/switchyard-io/switchyard/auth/authgrpc"
 	"github.com/switchyard-io/switchyard/auth/authhttp"
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/internal/logging"
 	"github.com/switchyard-io/switchyard/internal/telemetry"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
@@ -141,6 +142,8 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	// Lines logged with a call's or a span's context carry its ids.
+	c.Logger = logging.Wrap(c.Logger)
 	if c.Router.Logger == nil {
 		c.Router.Logger = c.Logger
 	}
@@ -382,8 +385,8 @@ func (s *Server) newGRPC(r *router.Router, authn *auth.Authenticator, audit *aut
 	policy := grpcPolicy()
 	au := &auditor{a: audit, v: authn, log: s.log}
 	opts := append(s.grpcOptions(),
-		grpc.ChainUnaryInterceptor(recoverUnary(s.log), au.unary(), authgrpc.UnaryInterceptor(authn, policy), captureUnary),
-		grpc.ChainStreamInterceptor(recoverStream(s.log), au.stream(), authgrpc.StreamInterceptor(authn, policy), captureStream))
+		grpc.ChainUnaryInterceptor(requestIDUnary(s.log), recoverUnary(s.log), au.unary(), authgrpc.UnaryInterceptor(authn, policy), captureUnary),
+		grpc.ChainStreamInterceptor(requestIDStream(s.log), recoverStream(s.log), au.stream(), authgrpc.StreamInterceptor(authn, policy), captureStream))
 	if s.traces != nil {
 		opts = append(opts, grpcTracing(s.traces))
 	}
@@ -458,7 +461,8 @@ func (s *Server) newHTTP(r *router.Router, authn *auth.Authenticator, cmux *conn
 	// OpenMetrics when the scraper asks for it: only it carries exemplars.
 	mux.Handle("/metrics", promhttp.HandlerFor(r.Registry(), promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.Handle("/", cmux) // push sources: /webhooks/{name}, /s3/{name}, …
-	h := authhttp.Middleware(authn, httpPolicy(), mux)
+	// The request id first: a refused call has one too.
+	h := withRequestID(s.log, authhttp.Middleware(authn, httpPolicy(), mux))
 	if s.traces != nil {
 		h = httpTracing(s.traces, h) // POST /events only, refusals included
 	}
@@ -628,7 +632,7 @@ func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				log.Error("panic in gRPC handler", "method", info.FullMethod, "panic", p)
+				log.ErrorContext(ctx, "panic in gRPC handler", "method", info.FullMethod, "panic", p)
 				err = status.Errorf(codes.Internal, "internal error")
 			}
 		}()
@@ -640,7 +644,7 @@ func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				log.Error("panic in gRPC handler", "method", info.FullMethod, "panic", p)
+				log.ErrorContext(ss.Context(), "panic in gRPC handler", "method", info.FullMethod, "panic", p)
 				err = status.Errorf(codes.Internal, "internal error")
 			}
 		}()
