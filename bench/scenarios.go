@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -271,10 +273,15 @@ type ThroughputResult struct {
 	SettleS             float64 `json:"settle_s,omitempty"`
 	RegistrationError   string  `json:"registration_error,omitempty"`
 	DeletionS           float64 `json:"deletion_s,omitempty"`
-	Publishers          int     `json:"publishers"`
-	Batch               int     `json:"batch"`
-	Accepted            int64   `json:"accepted"`
-	AcceptedPerS        float64 `json:"accepted_per_s"`
+	// MetricsBytes and MetricsScrapeS are the size of GET /metrics and how
+	// long it took, with the triggers registered (triggers10k; the first
+	// scrape, which reads every queue's figures from the store).
+	MetricsBytes   int64   `json:"metrics_bytes,omitempty"`
+	MetricsScrapeS float64 `json:"metrics_scrape_s,omitempty"`
+	Publishers     int     `json:"publishers"`
+	Batch          int     `json:"batch"`
+	Accepted       int64   `json:"accepted"`
+	AcceptedPerS   float64 `json:"accepted_per_s"`
 	// Delivered counts invocations at the sink (deliveries: with fanout10
 	// ten per event).
 	Delivered          int64   `json:"delivered"`
@@ -499,8 +506,17 @@ func (e *env) triggers10k(ctx context.Context) error {
 	if r.SettleS > 0 {
 		e.printf("%-12s server settled %.1f s after registration", Triggers10k, r.SettleS)
 	}
+	if e.tgt.httpAddr != "" {
+		if n, d, err := e.scrapeMetrics(ctx); err != nil {
+			e.logf("triggers10k: GET /metrics: %v", err)
+		} else {
+			r.MetricsBytes, r.MetricsScrapeS = n, round3(d.Seconds())
+			e.printf("%-12s GET /metrics with %d triggers: %.1f MiB (%.0f bytes per trigger) in %.0f ms", Triggers10k, registered, float64(n)/(1<<20), float64(n)/float64(registered), d.Seconds()*1000)
+		}
+	}
 	m := e.measure(ctx, names[:1], e.grpcPublishers(typeOf(0)))
 	m.Triggers, m.RegistrationS, m.RegistrationPerS, m.RegistrationRetries, m.SettleS, m.RegistrationError = registered, r.RegistrationS, r.RegistrationPerS, r.RegistrationRetries, r.SettleS, r.RegistrationError
+	m.MetricsBytes, m.MetricsScrapeS = r.MetricsBytes, r.MetricsScrapeS
 	r = m
 	e.rep.Scenarios.Triggers10k = r
 	e.printThroughput(Triggers10k, r)
@@ -792,4 +808,26 @@ func (e *env) isolation(ctx context.Context) error {
 	e.printf("%-12s B backlog %d (accepted %d, %d blocked at its sink, pushbacks %d); server RSS %.1f → %.1f MiB (max %.1f, growth %.1f MiB)",
 		Isolation, res.BBacklogEnd, res.BAccepted, res.BBlockedAtSink, res.BPushbacks, res.RSSStartMiB, res.RSSEndMiB, res.RSSMaxMiB, res.RSSGrowthMiB)
 	return ctx.Err()
+}
+
+// scrapeMetrics reads the server's /metrics once (uncompressed, as the
+// server writes it) and returns its size and how long it took.
+func (e *env) scrapeMetrics(ctx context.Context) (int64, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+e.tgt.httpAddr+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	start := time.Now()
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	d := time.Since(start)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %s", resp.Status)
+	}
+	return n, d, err
 }

@@ -79,3 +79,40 @@ func TestRunSmoke(t *testing.T) {
 		t.Errorf("keys left under %s: %v %v", rep.Config.KeyPrefix, keys, err)
 	}
 }
+
+// The triggers10k scenario, shrunk to a few triggers, prints the size of
+// /metrics and how long its scrape took, and reports them.
+func TestTriggersScenarioScrapesMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the real Redis; skipped with -short")
+	}
+	be := testenv.Real(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := server.New(ctx, server.Config{
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", RedisURL: be.URL,
+		Router: router.Config{Prefix: be.Prefix},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Serve()
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	var out, log bytes.Buffer
+	rep, err := Run(ctx, Options{
+		RedisURL: be.URL, Server: srv.GRPCAddr(), ServerHTTP: srv.HTTPAddr(),
+		Duration: 200 * time.Millisecond, Warmup: 100 * time.Millisecond,
+		Scenarios: []string{Triggers10k}, Triggers: 20, Out: &out, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\nlog:\n%s", err, log.String())
+	}
+	r := rep.Scenarios.Triggers10k
+	if r == nil || r.MetricsBytes <= 0 || r.MetricsScrapeS <= 0 {
+		t.Fatalf("no /metrics figures: %+v\nlog:\n%s", r, log.String())
+	}
+	if !strings.Contains(out.String(), "GET /metrics with 20 triggers: ") {
+		t.Errorf("not printed:\n%s", out.String())
+	}
+}
