@@ -141,3 +141,19 @@ if [ $# -eq 0 ]; then
     go test -shuffle=on -count=1 ./...
   )
 fi
+
+# The alerting rules and the Grafana dashboard are checked by a module of its
+# own too (Prometheus' rule and PromQL parsers would bring their large module
+# into the main go.mod), against a real server built from this tree: it
+# requires this module through `replace ../..`, and tidy keeps its
+# requirements in step with this module's.
+if [ $# -eq 0 ]; then
+  log "alerting rules and dashboard (deploy/monitoring)"
+  (
+    cd deploy/monitoring
+    go mod tidy
+    go vet ./...
+    "$(go env GOPATH)/bin/staticcheck" ./...
+    go test -race -shuffle=on -count=1 ./...
+  )
+fi
