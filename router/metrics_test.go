@@ -389,3 +389,51 @@ func TestScrapeWith10kTriggers(t *testing.T) {
 	t.Logf("again within the read's TTL: %d bytes in %s", len(body), el)
 	require.Less(t, el, bound)
 }
+
+// With tracing on, the latency histograms' exemplars are the trace and span
+// of the delivery attempt.
+func TestExemplarsAreTheAttemptsSpan(t *testing.T) {
+	inv := invokerFunc(func(context.Context, *delivery.Attempt) delivery.Result {
+		return delivery.Result{Verdict: delivery.Ack, Start: time.Now(), Duration: time.Millisecond}
+	})
+	r, rec, _ := recordedRouter(t, inv)
+	_, err := r.Publish(t.Context(), []*pb.CloudEvent{event("ex-1", "order")})
+	require.NoError(t, err)
+	var deliver trace.SpanContext
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		for _, s := range rec.Ended() {
+			if s.Name() == "deliver orders" {
+				deliver = s.SpanContext()
+				return true
+			}
+		}
+		return false
+	}, "the attempt's span ended")
+	mfs, err := r.Registry().Gather()
+	require.NoError(t, err)
+	found := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != "switchyard_attempt_duration_seconds" && mf.GetName() != "switchyard_publish_to_invoke_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			exs := m.GetHistogram().GetExemplars() // native histograms keep theirs here
+			for _, b := range m.GetHistogram().GetBucket() {
+				if b.GetExemplar() != nil {
+					exs = append(exs, b.GetExemplar())
+				}
+			}
+			for _, ex := range exs {
+				l := map[string]string{}
+				for _, p := range ex.GetLabel() {
+					l[p.GetName()] = p.GetValue()
+				}
+				require.Equal(t, deliver.TraceID().String(), l["trace_id"], mf.GetName())
+				require.Equal(t, deliver.SpanID().String(), l["span_id"], mf.GetName())
+				found[mf.GetName()] = true
+			}
+		}
+	}
+	require.True(t, found["switchyard_attempt_duration_seconds"])
+	require.True(t, found["switchyard_publish_to_invoke_seconds"])
+}
