@@ -67,7 +67,7 @@ target: "h:1"
 				`line 6: target.http: unknown field; want one of grpc, url`,
 				`line 10: filter.all[1].cesl: unknown field`,
 				`line 12: name: want a string, got 42 (quote it: "42")`,
-				`line 13: target: want a mapping (grpc, url, tls, auth), got "h:1"`,
+				`line 13: target: want a mapping (grpc, url, pull, tls, auth), got "h:1"`,
 			},
 		},
 		"json object": {

@@ -36,6 +36,8 @@ func ToProto(s Spec) *switchyardv1.Trigger {
 		t.Target.Kind = &switchyardv1.Target_Grpc{Grpc: s.Target.GRPC}
 	case s.Target.URL != "":
 		t.Target.Kind = &switchyardv1.Target_Url{Url: s.Target.URL}
+	case s.Target.IsPull():
+		t.Target.Kind = &switchyardv1.Target_Pull{Pull: &switchyardv1.PullTarget{}}
 	}
 	if c := s.Target.TLS; c != nil {
 		t.Target.Tls = &switchyardv1.TargetTLS{CaFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile, ServerName: c.ServerName}
@@ -89,6 +91,9 @@ func FromProto(t *switchyardv1.Trigger) Spec {
 
 func targetFromProto(p *switchyardv1.Target) Target {
 	t := Target{GRPC: p.GetGrpc(), URL: p.GetUrl()}
+	if p.GetPull() != nil {
+		t.Pull = &PullTarget{}
+	}
 	if c := p.GetTls(); c != nil {
 		t.TLS = &TargetTLS{CAFile: c.GetCaFile(), CertFile: c.GetCertFile(), KeyFile: c.GetKeyFile(), ServerName: c.GetServerName()}
 	}

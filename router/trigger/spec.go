@@ -96,14 +96,17 @@ func (e EventScope) conditions() []filter.Spec {
 	return out
 }
 
-// Target is a function endpoint: exactly one of GRPC and URL is set. See
-// target.go for its TLS and credential settings.
+// Target is where a trigger's events go: exactly one of GRPC, URL and Pull
+// is set. See target.go for the TLS and credential settings of GRPC and URL.
 type Target struct {
 	// GRPC is the host:port of a switchyard.function.v1.FunctionService
 	// server, reached in plaintext, or grpcs://host:port for TLS.
 	GRPC string `json:"grpc,omitempty"`
 	// URL is an http or https URL that receives CloudEvents binary-mode POSTs.
 	URL string `json:"url,omitempty"`
+	// Pull, set (`pull: {}`), makes consumers pull the events over the
+	// PullService instead (see PullTarget).
+	Pull *PullTarget `json:"pull,omitempty"`
 	// TLS configures a grpcs:// or https:// target; nil takes the server's
 	// defaults.
 	TLS *TargetTLS `json:"tls,omitempty"`

@@ -45,6 +45,21 @@ type TargetAuth struct {
 	SigningSecret string `json:"signing_secret,omitempty"`
 }
 
+// PullTarget is the target of a pull trigger: nothing is pushed, the
+// events wait in the trigger's queue until consumers pull them
+// (switchyard.v1.PullService). Several consumers compete for the events; the
+// delivery policy applies as to a pushed trigger, timeout being the lease a
+// consumer holds an event for before it is handed to another. It has no
+// settings yet: a struct, so that options can come without changing the
+// file format.
+type PullTarget struct{}
+
+// PullRedacted is how a pull target renders (Redacted, dead letters, logs).
+const PullRedacted = "pull"
+
+// IsPull reports whether the target is a pull target.
+func (t Target) IsPull() bool { return t.Pull != nil }
+
 // Secure reports whether the target is reached over TLS (grpcs://, https://).
 func (t Target) Secure() bool {
 	if t.GRPC != "" {
@@ -56,6 +71,9 @@ func (t Target) Secure() bool {
 // Address returns the host:port the target connects to (an URL's default
 // port filled in), or "" for an invalid target.
 func (t Target) Address() string {
+	if t.IsPull() {
+		return ""
+	}
 	if t.GRPC != "" {
 		return strings.TrimPrefix(t.GRPC, GRPCSPrefix)
 	}
@@ -79,6 +97,9 @@ func (t Target) Address() string {
 // replaced by Redaction. A URL that does not parse renders as
 // "(invalid URL)".
 func (t Target) Redacted() string {
+	if t.IsPull() && t.GRPC == "" && t.URL == "" {
+		return PullRedacted
+	}
 	if t.GRPC != "" {
 		if strings.HasPrefix(t.GRPC, GRPCSPrefix) {
 			return t.GRPC
@@ -141,12 +162,28 @@ func (t Target) validate() FieldErrors {
 	add := func(path, format string, a ...any) {
 		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, a...)})
 	}
+	kinds := 0
+	for _, set := range []bool{t.GRPC != "", t.URL != "", t.IsPull()} {
+		if set {
+			kinds++
+		}
+	}
 	switch {
-	case t.GRPC == "" && t.URL == "":
-		add("target", "one of target.grpc or target.url is required")
+	case kinds == 0:
+		add("target", "one of target.grpc, target.url or target.pull is required")
 		return errs
-	case t.GRPC != "" && t.URL != "":
-		add("target", "set only one of target.grpc and target.url")
+	case kinds > 1:
+		add("target", "set only one of target.grpc, target.url and target.pull")
+		return errs
+	case t.IsPull():
+		// Consumers connect to Switchyard: there is nothing to reach, so
+		// nothing to secure or authenticate on the way out.
+		if t.TLS != nil {
+			add("target.tls", "does not apply to a pull target: consumers connect to Switchyard")
+		}
+		if t.Auth != nil {
+			add("target.auth", "does not apply to a pull target: consumers authenticate to Switchyard (role consumer)")
+		}
 		return errs
 	case t.GRPC != "":
 		hp := strings.TrimPrefix(t.GRPC, GRPCSPrefix)
@@ -245,6 +282,9 @@ type Policy struct {
 
 // check applies p to a target that passed validate.
 func (p Policy) check(t Target) FieldErrors {
+	if t.IsPull() {
+		return nil // nothing leaves the server
+	}
 	var errs FieldErrors
 	path := "target.url"
 	if t.GRPC != "" {

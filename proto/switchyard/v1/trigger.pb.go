@@ -381,6 +381,7 @@ type Target struct {
 	//
 	//	*Target_Grpc
 	//	*Target_Url
+	//	*Target_Pull
 	Kind isTarget_Kind `protobuf_oneof:"kind"`
 	// Transport security settings of a grpcs:// or https:// target; unset
 	// fields take the server's defaults.
@@ -447,6 +448,15 @@ func (x *Target) GetUrl() string {
 	return ""
 }
 
+func (x *Target) GetPull() *PullTarget {
+	if x != nil {
+		if x, ok := x.Kind.(*Target_Pull); ok {
+			return x.Pull
+		}
+	}
+	return nil
+}
+
 func (x *Target) GetTls() *TargetTLS {
 	if x != nil {
 		return x.Tls
@@ -477,9 +487,56 @@ type Target_Url struct {
 	Url string `protobuf:"bytes,2,opt,name=url,proto3,oneof"`
 }
 
+type Target_Pull struct {
+	// Nothing is pushed: the events wait in the trigger's queue until
+	// consumers pull them (PullService). tls and auth do not apply.
+	Pull *PullTarget `protobuf:"bytes,5,opt,name=pull,proto3,oneof"`
+}
+
 func (*Target_Grpc) isTarget_Kind() {}
 
 func (*Target_Url) isTarget_Kind() {}
+
+func (*Target_Pull) isTarget_Kind() {}
+
+// PullTarget makes a trigger's consumers pull its events (PullService). It
+// has no settings yet; the delivery policy applies as to any trigger
+// (timeout is the lease).
+type PullTarget struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullTarget) Reset() {
+	*x = PullTarget{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullTarget) ProtoMessage() {}
+
+func (x *PullTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullTarget.ProtoReflect.Descriptor instead.
+func (*PullTarget) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{4}
+}
 
 // TargetTLS configures TLS to a target. Paths are on the Switchyard
 // server's file system; the files are read again when they change.
@@ -502,7 +559,7 @@ type TargetTLS struct {
 
 func (x *TargetTLS) Reset() {
 	*x = TargetTLS{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +571,7 @@ func (x *TargetTLS) String() string {
 func (*TargetTLS) ProtoMessage() {}
 
 func (x *TargetTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[4]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +584,7 @@ func (x *TargetTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetTLS.ProtoReflect.Descriptor instead.
 func (*TargetTLS) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TargetTLS) GetCaFile() string {
@@ -574,7 +631,7 @@ type TargetAuth struct {
 
 func (x *TargetAuth) Reset() {
 	*x = TargetAuth{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +643,7 @@ func (x *TargetAuth) String() string {
 func (*TargetAuth) ProtoMessage() {}
 
 func (x *TargetAuth) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +656,7 @@ func (x *TargetAuth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetAuth.ProtoReflect.Descriptor instead.
 func (*TargetAuth) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TargetAuth) GetBearerSecret() string {
@@ -648,7 +705,7 @@ type DeliveryPolicy struct {
 
 func (x *DeliveryPolicy) Reset() {
 	*x = DeliveryPolicy{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +717,7 @@ func (x *DeliveryPolicy) String() string {
 func (*DeliveryPolicy) ProtoMessage() {}
 
 func (x *DeliveryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +730,7 @@ func (x *DeliveryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryPolicy.ProtoReflect.Descriptor instead.
 func (*DeliveryPolicy) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeliveryPolicy) GetTimeout() *durationpb.Duration {
@@ -750,7 +807,7 @@ type CreateTriggerRequest struct {
 
 func (x *CreateTriggerRequest) Reset() {
 	*x = CreateTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +819,7 @@ func (x *CreateTriggerRequest) String() string {
 func (*CreateTriggerRequest) ProtoMessage() {}
 
 func (x *CreateTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +832,7 @@ func (x *CreateTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTriggerRequest.ProtoReflect.Descriptor instead.
 func (*CreateTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateTriggerRequest) GetTrigger() *Trigger {
@@ -801,7 +858,7 @@ type CreateTriggerResponse struct {
 
 func (x *CreateTriggerResponse) Reset() {
 	*x = CreateTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +870,7 @@ func (x *CreateTriggerResponse) String() string {
 func (*CreateTriggerResponse) ProtoMessage() {}
 
 func (x *CreateTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +883,7 @@ func (x *CreateTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTriggerResponse.ProtoReflect.Descriptor instead.
 func (*CreateTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateTriggerResponse) GetTrigger() *Trigger {
@@ -854,7 +911,7 @@ type ApplyTriggerRequest struct {
 
 func (x *ApplyTriggerRequest) Reset() {
 	*x = ApplyTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +923,7 @@ func (x *ApplyTriggerRequest) String() string {
 func (*ApplyTriggerRequest) ProtoMessage() {}
 
 func (x *ApplyTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +936,7 @@ func (x *ApplyTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyTriggerRequest.ProtoReflect.Descriptor instead.
 func (*ApplyTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{9}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ApplyTriggerRequest) GetTrigger() *Trigger {
@@ -909,7 +966,7 @@ type ApplyTriggerResponse struct {
 
 func (x *ApplyTriggerResponse) Reset() {
 	*x = ApplyTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +978,7 @@ func (x *ApplyTriggerResponse) String() string {
 func (*ApplyTriggerResponse) ProtoMessage() {}
 
 func (x *ApplyTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +991,7 @@ func (x *ApplyTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyTriggerResponse.ProtoReflect.Descriptor instead.
 func (*ApplyTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{10}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ApplyTriggerResponse) GetTrigger() *Trigger {
@@ -976,7 +1033,7 @@ type GetTriggerRequest struct {
 
 func (x *GetTriggerRequest) Reset() {
 	*x = GetTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1045,7 @@ func (x *GetTriggerRequest) String() string {
 func (*GetTriggerRequest) ProtoMessage() {}
 
 func (x *GetTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1058,7 @@ func (x *GetTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerRequest.ProtoReflect.Descriptor instead.
 func (*GetTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{11}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTriggerRequest) GetName() string {
@@ -1022,7 +1079,7 @@ type GetTriggerResponse struct {
 
 func (x *GetTriggerResponse) Reset() {
 	*x = GetTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1091,7 @@ func (x *GetTriggerResponse) String() string {
 func (*GetTriggerResponse) ProtoMessage() {}
 
 func (x *GetTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1104,7 @@ func (x *GetTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerResponse.ProtoReflect.Descriptor instead.
 func (*GetTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{12}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetTriggerResponse) GetTrigger() *Trigger {
@@ -1066,7 +1123,7 @@ type ListTriggersRequest struct {
 
 func (x *ListTriggersRequest) Reset() {
 	*x = ListTriggersRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1135,7 @@ func (x *ListTriggersRequest) String() string {
 func (*ListTriggersRequest) ProtoMessage() {}
 
 func (x *ListTriggersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1148,7 @@ func (x *ListTriggersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTriggersRequest.ProtoReflect.Descriptor instead.
 func (*ListTriggersRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{13}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{14}
 }
 
 // ListTriggersResponse holds every trigger.
@@ -1105,7 +1162,7 @@ type ListTriggersResponse struct {
 
 func (x *ListTriggersResponse) Reset() {
 	*x = ListTriggersResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1174,7 @@ func (x *ListTriggersResponse) String() string {
 func (*ListTriggersResponse) ProtoMessage() {}
 
 func (x *ListTriggersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1187,7 @@ func (x *ListTriggersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTriggersResponse.ProtoReflect.Descriptor instead.
 func (*ListTriggersResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{14}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListTriggersResponse) GetTriggers() []*Trigger {
@@ -1153,7 +1210,7 @@ type UpdateTriggerRequest struct {
 
 func (x *UpdateTriggerRequest) Reset() {
 	*x = UpdateTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1222,7 @@ func (x *UpdateTriggerRequest) String() string {
 func (*UpdateTriggerRequest) ProtoMessage() {}
 
 func (x *UpdateTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1235,7 @@ func (x *UpdateTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTriggerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{15}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateTriggerRequest) GetTrigger() *Trigger {
@@ -1211,7 +1268,7 @@ type UpdateTriggerResponse struct {
 
 func (x *UpdateTriggerResponse) Reset() {
 	*x = UpdateTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1280,7 @@ func (x *UpdateTriggerResponse) String() string {
 func (*UpdateTriggerResponse) ProtoMessage() {}
 
 func (x *UpdateTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1293,7 @@ func (x *UpdateTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTriggerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{16}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateTriggerResponse) GetTrigger() *Trigger {
@@ -1266,7 +1323,7 @@ type DeleteTriggerRequest struct {
 
 func (x *DeleteTriggerRequest) Reset() {
 	*x = DeleteTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1335,7 @@ func (x *DeleteTriggerRequest) String() string {
 func (*DeleteTriggerRequest) ProtoMessage() {}
 
 func (x *DeleteTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1348,7 @@ func (x *DeleteTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTriggerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{17}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteTriggerRequest) GetName() string {
@@ -1324,7 +1381,7 @@ type DeleteTriggerResponse struct {
 
 func (x *DeleteTriggerResponse) Reset() {
 	*x = DeleteTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1393,7 @@ func (x *DeleteTriggerResponse) String() string {
 func (*DeleteTriggerResponse) ProtoMessage() {}
 
 func (x *DeleteTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1406,7 @@ func (x *DeleteTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTriggerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{18}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteTriggerResponse) GetKeptEvents() int64 {
@@ -1377,7 +1434,7 @@ type GetTriggerStatsRequest struct {
 
 func (x *GetTriggerStatsRequest) Reset() {
 	*x = GetTriggerStatsRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1446,7 @@ func (x *GetTriggerStatsRequest) String() string {
 func (*GetTriggerStatsRequest) ProtoMessage() {}
 
 func (x *GetTriggerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +1459,7 @@ func (x *GetTriggerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetTriggerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{19}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetTriggerStatsRequest) GetName() string {
@@ -1423,7 +1480,7 @@ type GetTriggerStatsResponse struct {
 
 func (x *GetTriggerStatsResponse) Reset() {
 	*x = GetTriggerStatsResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1492,7 @@ func (x *GetTriggerStatsResponse) String() string {
 func (*GetTriggerStatsResponse) ProtoMessage() {}
 
 func (x *GetTriggerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1505,7 @@ func (x *GetTriggerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetTriggerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{20}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetTriggerStatsResponse) GetStats() []*TriggerStats {
@@ -1498,14 +1555,20 @@ type TriggerStats struct {
 	// whose messages give the same figure).
 	Undelivered int64 `protobuf:"varint,16,opt,name=undelivered,proto3" json:"undelivered,omitempty"`
 	// The trigger's max_queue.
-	MaxQueue      int64 `protobuf:"varint,17,opt,name=max_queue,json=maxQueue,proto3" json:"max_queue,omitempty"`
+	MaxQueue int64 `protobuf:"varint,17,opt,name=max_queue,json=maxQueue,proto3" json:"max_queue,omitempty"`
+	// Pull triggers: consumers connected, across all instances (PullService
+	// streams open, each renewed every few seconds).
+	Consumers int32 `protobuf:"varint,18,opt,name=consumers,proto3" json:"consumers,omitempty"`
+	// Pull triggers: events leased to consumers now, across all instances
+	// (the in_flight of a pull trigger).
+	Leased        int64 `protobuf:"varint,19,opt,name=leased,proto3" json:"leased,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TriggerStats) Reset() {
 	*x = TriggerStats{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1580,7 @@ func (x *TriggerStats) String() string {
 func (*TriggerStats) ProtoMessage() {}
 
 func (x *TriggerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1593,7 @@ func (x *TriggerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerStats.ProtoReflect.Descriptor instead.
 func (*TriggerStats) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{21}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TriggerStats) GetName() string {
@@ -1652,6 +1715,20 @@ func (x *TriggerStats) GetMaxQueue() int64 {
 	return 0
 }
 
+func (x *TriggerStats) GetConsumers() int32 {
+	if x != nil {
+		return x.Consumers
+	}
+	return 0
+}
+
+func (x *TriggerStats) GetLeased() int64 {
+	if x != nil {
+		return x.Leased
+	}
+	return 0
+}
+
 var File_switchyard_v1_trigger_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_trigger_proto_rawDesc = "" +
@@ -1694,13 +1771,16 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vSuffixEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc6\x01\n" +
 	"\x06Target\x12\x14\n" +
 	"\x04grpc\x18\x01 \x01(\tH\x00R\x04grpc\x12\x12\n" +
-	"\x03url\x18\x02 \x01(\tH\x00R\x03url\x12*\n" +
+	"\x03url\x18\x02 \x01(\tH\x00R\x03url\x12/\n" +
+	"\x04pull\x18\x05 \x01(\v2\x19.switchyard.v1.PullTargetH\x00R\x04pull\x12*\n" +
 	"\x03tls\x18\x03 \x01(\v2\x18.switchyard.v1.TargetTLSR\x03tls\x12-\n" +
 	"\x04auth\x18\x04 \x01(\v2\x19.switchyard.v1.TargetAuthR\x04authB\x06\n" +
-	"\x04kind\"}\n" +
+	"\x04kind\"\f\n" +
+	"\n" +
+	"PullTarget\"}\n" +
 	"\tTargetTLS\x12\x17\n" +
 	"\aca_file\x18\x01 \x01(\tR\x06caFile\x12\x1b\n" +
 	"\tcert_file\x18\x02 \x01(\tR\bcertFile\x12\x19\n" +
@@ -1757,7 +1837,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x16GetTriggerStatsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"L\n" +
 	"\x17GetTriggerStatsResponse\x121\n" +
-	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xb7\x05\n" +
+	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xed\x05\n" +
 	"\fTriggerStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06queued\x18\x02 \x01(\x03R\x06queued\x128\n" +
@@ -1777,7 +1857,9 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x14consecutive_failures\x18\x0e \x01(\x03R\x13consecutiveFailures\x12H\n" +
 	"\x12breaker_retry_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x10breakerRetryTime\x12 \n" +
 	"\vundelivered\x18\x10 \x01(\x03R\vundelivered\x12\x1b\n" +
-	"\tmax_queue\x18\x11 \x01(\x03R\bmaxQueue*|\n" +
+	"\tmax_queue\x18\x11 \x01(\x03R\bmaxQueue\x12\x1c\n" +
+	"\tconsumers\x18\x12 \x01(\x05R\tconsumers\x12\x16\n" +
+	"\x06leased\x18\x13 \x01(\x03R\x06leased*|\n" +
 	"\fBreakerState\x12\x1d\n" +
 	"\x19BREAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14BREAKER_STATE_CLOSED\x10\x01\x12\x16\n" +
@@ -1806,88 +1888,90 @@ func file_switchyard_v1_trigger_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_v1_trigger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_switchyard_v1_trigger_proto_goTypes = []any{
 	(BreakerState)(0),               // 0: switchyard.v1.BreakerState
 	(*Trigger)(nil),                 // 1: switchyard.v1.Trigger
 	(*EventScope)(nil),              // 2: switchyard.v1.EventScope
 	(*Filter)(nil),                  // 3: switchyard.v1.Filter
 	(*Target)(nil),                  // 4: switchyard.v1.Target
-	(*TargetTLS)(nil),               // 5: switchyard.v1.TargetTLS
-	(*TargetAuth)(nil),              // 6: switchyard.v1.TargetAuth
-	(*DeliveryPolicy)(nil),          // 7: switchyard.v1.DeliveryPolicy
-	(*CreateTriggerRequest)(nil),    // 8: switchyard.v1.CreateTriggerRequest
-	(*CreateTriggerResponse)(nil),   // 9: switchyard.v1.CreateTriggerResponse
-	(*ApplyTriggerRequest)(nil),     // 10: switchyard.v1.ApplyTriggerRequest
-	(*ApplyTriggerResponse)(nil),    // 11: switchyard.v1.ApplyTriggerResponse
-	(*GetTriggerRequest)(nil),       // 12: switchyard.v1.GetTriggerRequest
-	(*GetTriggerResponse)(nil),      // 13: switchyard.v1.GetTriggerResponse
-	(*ListTriggersRequest)(nil),     // 14: switchyard.v1.ListTriggersRequest
-	(*ListTriggersResponse)(nil),    // 15: switchyard.v1.ListTriggersResponse
-	(*UpdateTriggerRequest)(nil),    // 16: switchyard.v1.UpdateTriggerRequest
-	(*UpdateTriggerResponse)(nil),   // 17: switchyard.v1.UpdateTriggerResponse
-	(*DeleteTriggerRequest)(nil),    // 18: switchyard.v1.DeleteTriggerRequest
-	(*DeleteTriggerResponse)(nil),   // 19: switchyard.v1.DeleteTriggerResponse
-	(*GetTriggerStatsRequest)(nil),  // 20: switchyard.v1.GetTriggerStatsRequest
-	(*GetTriggerStatsResponse)(nil), // 21: switchyard.v1.GetTriggerStatsResponse
-	(*TriggerStats)(nil),            // 22: switchyard.v1.TriggerStats
-	nil,                             // 23: switchyard.v1.Filter.AttributesEntry
-	nil,                             // 24: switchyard.v1.Filter.PrefixEntry
-	nil,                             // 25: switchyard.v1.Filter.SuffixEntry
-	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
+	(*PullTarget)(nil),              // 5: switchyard.v1.PullTarget
+	(*TargetTLS)(nil),               // 6: switchyard.v1.TargetTLS
+	(*TargetAuth)(nil),              // 7: switchyard.v1.TargetAuth
+	(*DeliveryPolicy)(nil),          // 8: switchyard.v1.DeliveryPolicy
+	(*CreateTriggerRequest)(nil),    // 9: switchyard.v1.CreateTriggerRequest
+	(*CreateTriggerResponse)(nil),   // 10: switchyard.v1.CreateTriggerResponse
+	(*ApplyTriggerRequest)(nil),     // 11: switchyard.v1.ApplyTriggerRequest
+	(*ApplyTriggerResponse)(nil),    // 12: switchyard.v1.ApplyTriggerResponse
+	(*GetTriggerRequest)(nil),       // 13: switchyard.v1.GetTriggerRequest
+	(*GetTriggerResponse)(nil),      // 14: switchyard.v1.GetTriggerResponse
+	(*ListTriggersRequest)(nil),     // 15: switchyard.v1.ListTriggersRequest
+	(*ListTriggersResponse)(nil),    // 16: switchyard.v1.ListTriggersResponse
+	(*UpdateTriggerRequest)(nil),    // 17: switchyard.v1.UpdateTriggerRequest
+	(*UpdateTriggerResponse)(nil),   // 18: switchyard.v1.UpdateTriggerResponse
+	(*DeleteTriggerRequest)(nil),    // 19: switchyard.v1.DeleteTriggerRequest
+	(*DeleteTriggerResponse)(nil),   // 20: switchyard.v1.DeleteTriggerResponse
+	(*GetTriggerStatsRequest)(nil),  // 21: switchyard.v1.GetTriggerStatsRequest
+	(*GetTriggerStatsResponse)(nil), // 22: switchyard.v1.GetTriggerStatsResponse
+	(*TriggerStats)(nil),            // 23: switchyard.v1.TriggerStats
+	nil,                             // 24: switchyard.v1.Filter.AttributesEntry
+	nil,                             // 25: switchyard.v1.Filter.PrefixEntry
+	nil,                             // 26: switchyard.v1.Filter.SuffixEntry
+	(*timestamppb.Timestamp)(nil),   // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 28: google.protobuf.Duration
 }
 var file_switchyard_v1_trigger_proto_depIdxs = []int32{
 	3,  // 0: switchyard.v1.Trigger.filter:type_name -> switchyard.v1.Filter
 	4,  // 1: switchyard.v1.Trigger.target:type_name -> switchyard.v1.Target
-	7,  // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
-	26, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
-	26, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
+	8,  // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
+	27, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
+	27, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 5: switchyard.v1.Trigger.scope:type_name -> switchyard.v1.EventScope
-	23, // 6: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
-	24, // 7: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
-	25, // 8: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
+	24, // 6: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
+	25, // 7: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
+	26, // 8: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
 	3,  // 9: switchyard.v1.Filter.all:type_name -> switchyard.v1.Filter
 	3,  // 10: switchyard.v1.Filter.any:type_name -> switchyard.v1.Filter
 	3,  // 11: switchyard.v1.Filter.not:type_name -> switchyard.v1.Filter
-	5,  // 12: switchyard.v1.Target.tls:type_name -> switchyard.v1.TargetTLS
-	6,  // 13: switchyard.v1.Target.auth:type_name -> switchyard.v1.TargetAuth
-	27, // 14: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
-	27, // 15: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
-	27, // 16: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
-	27, // 17: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
-	27, // 18: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
-	1,  // 19: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 20: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 21: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 22: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 23: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 24: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
-	1,  // 25: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 26: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	22, // 27: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
-	27, // 28: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
-	0,  // 29: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
-	26, // 30: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
-	8,  // 31: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
-	10, // 32: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
-	12, // 33: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
-	14, // 34: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
-	16, // 35: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
-	18, // 36: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
-	20, // 37: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
-	9,  // 38: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
-	11, // 39: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
-	13, // 40: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
-	15, // 41: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
-	17, // 42: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
-	19, // 43: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
-	21, // 44: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
-	38, // [38:45] is the sub-list for method output_type
-	31, // [31:38] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	5,  // 12: switchyard.v1.Target.pull:type_name -> switchyard.v1.PullTarget
+	6,  // 13: switchyard.v1.Target.tls:type_name -> switchyard.v1.TargetTLS
+	7,  // 14: switchyard.v1.Target.auth:type_name -> switchyard.v1.TargetAuth
+	28, // 15: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
+	28, // 16: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
+	28, // 17: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
+	28, // 18: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
+	28, // 19: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
+	1,  // 20: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 21: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 22: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 23: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 24: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 25: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
+	1,  // 26: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 27: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	23, // 28: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
+	28, // 29: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
+	0,  // 30: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
+	27, // 31: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
+	9,  // 32: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
+	11, // 33: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
+	13, // 34: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
+	15, // 35: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
+	17, // 36: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
+	19, // 37: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
+	21, // 38: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
+	10, // 39: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
+	12, // 40: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
+	14, // 41: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
+	16, // 42: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
+	18, // 43: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
+	20, // 44: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
+	22, // 45: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
+	39, // [39:46] is the sub-list for method output_type
+	32, // [32:39] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_trigger_proto_init() }
@@ -1898,6 +1982,7 @@ func file_switchyard_v1_trigger_proto_init() {
 	file_switchyard_v1_trigger_proto_msgTypes[3].OneofWrappers = []any{
 		(*Target_Grpc)(nil),
 		(*Target_Url)(nil),
+		(*Target_Pull)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1905,7 +1990,7 @@ func file_switchyard_v1_trigger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_v1_trigger_proto_rawDesc), len(file_switchyard_v1_trigger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
