@@ -220,6 +220,9 @@ func (r *Router) admit(snap *snapshot, matched [][]string) error {
 		rate = d.drain.perSecond(time.Now())
 	}
 	r.mu.Unlock()
+	if rate == 0 {
+		rate = r.pullDrainRate(pe.Trigger)
+	}
 	pe.RetryAfter = pushbackDelay(pe.Undelivered, pe.MaxQueue, need, rate)
 	return pe
 }

@@ -322,6 +322,12 @@ func (r *Router) reconcile(s *snapshot, names []string) {
 	}
 	apply := func(name string) {
 		t, live := s.triggers[name]
+		if live && t.Spec.Target.IsPull() {
+			live = false // consumers claim its events (pull.go): no dispatcher
+		}
+		// Consumers look at the change: a deleted trigger, or one no
+		// longer pull, ends them.
+		defer r.pokePull(name)
 		d, running := r.dispatchers[name]
 		switch {
 		case live && running:
@@ -370,4 +376,5 @@ func (r *Router) wake(name string) {
 	if d != nil {
 		d.poke()
 	}
+	r.pokePull(name)
 }

@@ -52,6 +52,7 @@ type Router struct {
 
 	mu          sync.Mutex
 	dispatchers map[string]*dispatcher
+	pulls       pullHubs // consumers of pull triggers (pull.go)
 	stopping    atomic.Bool
 
 	intakeCtx    context.Context // cancelled first on shutdown: fan-out, claims

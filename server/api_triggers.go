@@ -154,7 +154,15 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 		if err != nil {
 			return nil, StatusFor(err)
 		}
-		out.Stats = append(out.Stats, triggerStats(n, qs, admitted[n], s.r.Trigger(n), now))
+		st := triggerStats(n, qs, admitted[n], s.r.Trigger(n), now)
+		if t := s.r.Trigger(n); t != nil && t.Spec.Target.IsPull() {
+			consumers, err := s.r.Store().CountConsumers(ctx, n, now)
+			if err != nil {
+				return nil, StatusFor(err)
+			}
+			st.Consumers, st.Leased = int32(consumers), qs.InFlight
+		}
+		out.Stats = append(out.Stats, st)
 	}
 	return out, nil
 }

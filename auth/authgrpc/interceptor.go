@@ -63,6 +63,10 @@ func DefaultPolicy() Policy {
 			pb.DeadLetterService_PurgeDeadLetters_FullMethodName:   auth.PermDeadLettersWrite,
 
 			pb.SourceService_ListSources_FullMethodName: auth.PermSourcesRead,
+
+			// The handler also checks the trigger it names against the
+			// caller's trigger scope (AllowTrigger).
+			pb.PullService_Pull_FullMethodName: auth.PermConsume,
 		},
 		Public: map[string]bool{HealthCheck: true, HealthWatch: true, HealthList: true},
 	}
