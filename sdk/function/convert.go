@@ -11,6 +11,12 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
+// FromProto converts an event of the CloudEvents protobuf format into the
+// sdk-go event a Handler receives: every attribute and extension intact, the
+// data byte-exact. Consumers that pull events (sdk.Client.Subscribe) decode
+// them with it too.
+func FromProto(in *pb.CloudEvent) (event.Event, error) { return fromProto(in) }
+
 // fromProto converts an event of the CloudEvents protobuf format into an
 // sdk-go event, keeping the data byte-exact.
 //
