@@ -371,7 +371,8 @@ the age of the oldest of them), IN_FLIGHT (attempts running / max_concurrency),
 waiting for a scheduled retry (RETRIES), or accepted and not yet fanned out to
 the queue (rarely more than a moment). DLQ entries in the dead-letter queue,
 BREAKER circuit breaker state, DELIVERED events acknowledged, FAILED failed
-attempts, DEAD events moved to the dead-letter queue.`,
+attempts, DEAD events moved to the dead-letter queue, CONSUMERS the consumers
+connected to a pull trigger (its IN_FLIGHT are the events leased to them).`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeTriggerNames(&opts),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -592,6 +593,8 @@ type statsView struct {
 	FailedAttempts      int64  `json:"failed_attempts"`
 	DeadLettered        int64  `json:"dead_lettered"`
 	DeadLettersEvicted  int64  `json:"dead_letters_evicted"`
+	Consumers           int32  `json:"consumers"`
+	Leased              int64  `json:"leased"`
 }
 
 func newStatsView(s *switchyardv1.TriggerStats) statsView {
@@ -612,6 +615,8 @@ func newStatsView(s *switchyardv1.TriggerStats) statsView {
 		FailedAttempts:      s.GetFailedAttempts(),
 		DeadLettered:        s.GetDeadLettered(),
 		DeadLettersEvicted:  s.GetDeadLettersEvicted(),
+		Consumers:           s.GetConsumers(),
+		Leased:              s.GetLeased(),
 	}
 	if t := s.GetBreakerRetryTime(); t != nil {
 		v.BreakerRetryTime = t.AsTime().UTC().Format(time.RFC3339Nano)
@@ -654,7 +659,7 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 		}
 		return writeYAML(w, views)
 	}
-	tab := newTable(w, "NAME", "UNDELIVERED", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD")
+	tab := newTable(w, "NAME", "UNDELIVERED", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD", "CONSUMERS")
 	for _, s := range stats {
 		oldest := "-"
 		if s.GetQueued() > 0 || s.GetOldestAge().AsDuration() > 0 {
@@ -670,7 +675,8 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 			breakerName(s.GetBreaker()),
 			strconv.FormatInt(s.GetDelivered(), 10),
 			strconv.FormatInt(s.GetFailedAttempts(), 10),
-			strconv.FormatInt(s.GetDeadLettered(), 10))
+			strconv.FormatInt(s.GetDeadLettered(), 10),
+			strconv.Itoa(int(s.GetConsumers())))
 	}
 	return tab.flush()
 }

@@ -608,7 +608,8 @@ func sampleStats() []*switchyardv1.TriggerStats {
 			ConsecutiveFailures: 5, BreakerRetryTime: timestamppb.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)),
 		},
 		{Name: "orders", MaxQueue: 10, MaxConcurrency: 8, Breaker: switchyardv1.BreakerState_BREAKER_STATE_CLOSED, Delivered: 7, Enqueued: 7},
-		{Name: "x", Undelivered: 3, MaxQueue: 3, Queued: 2, OldestAge: durationpb.New(300 * time.Millisecond), InFlight: 1, MaxConcurrency: 1, Breaker: switchyardv1.BreakerState_BREAKER_STATE_HALF_OPEN},
+		{Name: "x", Undelivered: 3, MaxQueue: 3, Queued: 2, OldestAge: durationpb.New(300 * time.Millisecond), InFlight: 1, MaxConcurrency: 1, Breaker: switchyardv1.BreakerState_BREAKER_STATE_HALF_OPEN,
+			Consumers: 2, Leased: 1},
 	}
 }
 
@@ -617,10 +618,10 @@ func TestPrintStatsTable(t *testing.T) {
 	if err := printStats(&b, formatTable, sampleStats(), false); err != nil {
 		t.Fatal(err)
 	}
-	want := "NAME     UNDELIVERED   QUEUED   OLDEST   IN_FLIGHT   RETRIES   DLQ   BREAKER     DELIVERED   FAILED   DEAD\n" +
-		"audit    1310/100000   1234     1m35s    64/64       12        3     open        100000      57       4\n" +
-		"orders   0/10          0        -        0/8         0         0     closed      7           0        0\n" +
-		"x        3/3           2        300ms    1/1         0         0     half-open   0           0        0\n"
+	want := "NAME     UNDELIVERED   QUEUED   OLDEST   IN_FLIGHT   RETRIES   DLQ   BREAKER     DELIVERED   FAILED   DEAD   CONSUMERS\n" +
+		"audit    1310/100000   1234     1m35s    64/64       12        3     open        100000      57       4      0\n" +
+		"orders   0/10          0        -        0/8         0         0     closed      7           0        0      0\n" +
+		"x        3/3           2        300ms    1/1         0         0     half-open   0           0        0      2\n"
 	if b.String() != want {
 		t.Errorf("stats table:\n%s\nwant:\n%s", b.String(), want)
 	}
