@@ -68,7 +68,7 @@ func (c *SubscriberConfig) setDefaults() {
 func (c SubscriberConfig) Validate() error {
 	var errs []error
 	if c.Client == nil {
-		errs = append(errs, errors.New("Client is required"))
+		errs = append(errs, errors.New("the Client is required"))
 	}
 	if c.NackDelay < 0 {
 		errs = append(errs, errors.New("NackDelay must not be negative"))
