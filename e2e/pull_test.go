@@ -93,7 +93,9 @@ delivery: {timeout: 2s, initial_backoff: 50ms, max_backoff: 500ms, max_attempts:
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- c.Subscribe(ctx, "jobs", h, sdk.SubscribeOptions{Concurrency: 4, DrainTimeout: time.Second}) }()
+		go func() {
+			done <- c.Subscribe(ctx, "jobs", h, sdk.SubscribeOptions{Concurrency: 4, DrainTimeout: time.Second})
+		}()
 		t.Cleanup(func() { cancel(); <-done; _ = c.Close() })
 	}
 
