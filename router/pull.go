@@ -528,7 +528,7 @@ func (c *Consumer) Answer(answers []Answer) (stale int) {
 	}
 	c.mu.Unlock()
 	if stale > 0 {
-		c.r.metrics.staleAcks.Add(float64(stale))
+		c.hub.rec.series.add(cStale, float64(stale))
 	}
 	c.release(released)
 	c.hub.record(c.r, outs)
@@ -708,11 +708,11 @@ func (h *pullHub) handBack(r *Router, held []*pullLease) {
 		if rt != nil {
 			rt.Due = now // the consumer went away: nothing says the event is at fault
 			retries = append(retries, *rt)
-			r.metrics.deliveries.WithLabelValues(h.name, "retry").Inc()
+			h.rec.series.add(cRetry, 1)
 		}
 		if dl != nil {
 			deads = append(deads, *dl)
-			r.metrics.deliveries.WithLabelValues(h.name, "dead").Inc()
+			h.rec.series.add(cDead, 1)
 		}
 	}
 	var wait time.Duration

@@ -345,6 +345,11 @@ func (r *Router) reconcile(s *snapshot, names []string) {
 			// disappear with it from the view, see queueCollector).
 			r.metrics.forget(name)
 		}
+		if _, exists := s.triggers[name]; !exists {
+			// A pull trigger has no dispatcher, yet its consumers'
+			// outcomes counted under its name.
+			r.metrics.forget(name)
+		}
 	}
 	if names != nil {
 		for _, n := range names {

@@ -177,7 +177,11 @@ func TestTimeoutIsRetriedThenDeadLettered(t *testing.T) {
 	dl := deadLetters(t, e.client, "hang")[0]
 	require.Len(t, dl.GetAttempts(), 2)
 	require.Equal(t, "DEADLINE_EXCEEDED", dl.GetAttempts()[0].GetCode())
-	require.EqualValues(t, 2, calls.Load())
+	// Each attempt was given up at its deadline; on a loaded machine an
+	// attempt can time out before its call reaches the function, so the
+	// function saw one or two of them, never more.
+	require.LessOrEqual(t, calls.Load(), int64(2))
+	require.GreaterOrEqual(t, calls.Load(), int64(1))
 }
 
 func TestQueueFullPushesBack(t *testing.T) {
