@@ -183,8 +183,15 @@ func TestLaggingAndDeadInstances(t *testing.T) {
 	keys := store.NewKeys(b.Prefix)
 	now, err := b.Client.Time(t.Context()).Result()
 	require.NoError(t, err)
-	require.NoError(t, b.Client.ZAdd(t.Context(), keys.Members(), redis.Z{Member: "ghost", Score: float64(now.Add(-10 * time.Second).UnixMilli())}).Err())
-	require.NoError(t, b.Client.HSet(t.Context(), keys.Served(), "ghost", "e 0").Err())
+	// Both entries at once, as an instance's heartbeat writes them: a
+	// heartbeat between two separate writes would remove the member and
+	// leave the served entry to be written after it.
+	_, err = b.Client.TxPipelined(t.Context(), func(p redis.Pipeliner) error {
+		p.ZAdd(t.Context(), keys.Members(), redis.Z{Member: "ghost", Score: float64(now.Add(-10 * time.Second).UnixMilli())})
+		p.HSet(t.Context(), keys.Served(), "ghost", "e 0")
+		return nil
+	})
+	require.NoError(t, err)
 	_, lagging, err = a.PutTrigger(t.Context(), testTrigger("lag", "lag-2"), store.PutApply, 0)
 	require.NoError(t, err)
 	require.Empty(t, lagging)
