@@ -21,6 +21,10 @@ const (
 	TypeDuration   FieldType = "duration"
 	TypeStringList FieldType = "list of strings"
 	TypeStringMap  FieldType = "map of strings"
+	// TypeSecretName is a string naming a secret the server holds
+	// (internal/secrets): the field carries the name, never the value.
+	// Broker targets take their credentials this way.
+	TypeSecretName FieldType = "secret name"
 )
 
 // Field documents and types one configuration field of a connector.
@@ -241,27 +245,59 @@ type Config struct {
 // fields, missing required fields and values of the wrong type are errors
 // naming the field under path (e.g. "sources[2].fields").
 func (s Spec) Build(path string, raw map[string]any) (Config, error) {
+	c, problems := CheckFields(s.Fields, raw)
 	var errs []error
+	for _, p := range problems {
+		if p.Unknown {
+			errs = append(errs, fmt.Errorf("%s.%s: unknown field of connector %q (%s)", path, p.Field, s.Kind, p.Msg))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s.%s: %s", path, p.Field, p.Msg))
+	}
+	return c, errors.Join(errs...)
+}
+
+// FieldProblem is one field CheckFields refused.
+type FieldProblem struct {
+	// Field is the field's name.
+	Field string
+	// Unknown is set for a field the list does not declare; Msg then
+	// lists the known ones.
+	Unknown bool
+	// Msg says what is wrong.
+	Msg string
+}
+
+// CheckFields validates raw values against a list of fields, as Spec.Build
+// does for a source, and returns them typed with the defaults filled in.
+// Every problem is reported, unknown fields first (sorted), then the
+// declared fields in their order. Broker targets validate their fields
+// with it too.
+func CheckFields(fields []Field, raw map[string]any) (Config, []FieldProblem) {
+	var problems []FieldProblem
 	c := Config{values: map[string]any{}}
 	known := map[string]Field{}
-	for _, f := range s.Fields {
+	names := make([]string, 0, len(fields))
+	for _, f := range fields {
 		known[f.Name] = f
+		names = append(names, f.Name)
 	}
+	sort.Strings(names)
+	var unknown []string
 	for k := range raw {
 		if _, ok := known[k]; !ok {
-			names := make([]string, 0, len(known))
-			for n := range known {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			errs = append(errs, fmt.Errorf("%s.%s: unknown field of connector %q (known: %s)", path, k, s.Kind, strings.Join(names, ", ")))
+			unknown = append(unknown, k)
 		}
 	}
-	for _, f := range s.Fields {
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		problems = append(problems, FieldProblem{Field: k, Unknown: true, Msg: "known: " + strings.Join(names, ", ")})
+	}
+	for _, f := range fields {
 		v, ok := raw[f.Name]
 		if !ok || v == nil {
 			if f.Required {
-				errs = append(errs, fmt.Errorf("%s.%s: required: %s", path, f.Name, f.Doc))
+				problems = append(problems, FieldProblem{Field: f.Name, Msg: "required: " + f.Doc})
 				continue
 			}
 			v = f.Default
@@ -271,17 +307,17 @@ func (s Spec) Build(path string, raw map[string]any) (Config, error) {
 		}
 		cv, err := convert(f, v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s.%s: %w", path, f.Name, err))
+			problems = append(problems, FieldProblem{Field: f.Name, Msg: err.Error()})
 			continue
 		}
 		c.values[f.Name] = cv
 	}
-	return c, errors.Join(errs...)
+	return c, problems
 }
 
 func convert(f Field, v any) (any, error) {
 	switch f.Type {
-	case TypeString:
+	case TypeString, TypeSecretName:
 		if s, ok := v.(string); ok {
 			return s, nil
 		}

@@ -1,0 +1,37 @@
+package all_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/switchyard-io/switchyard/targets"
+	_ "github.com/switchyard-io/switchyard/targets/all"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/targets from the target specs")
+
+// TestDocs fails when a target kind's reference page differs from what its
+// spec generates. Regenerate with: go test ./targets/all -run TestDocs -update
+func TestDocs(t *testing.T) {
+	dir := filepath.Join("..", "..", "docs", "targets")
+	specs := targets.Default.List()
+	if len(specs) != 5 {
+		t.Fatalf("want the 5 built-in kinds registered, got %d", len(specs))
+	}
+	for _, s := range specs {
+		path := filepath.Join(dir, s.Kind+".md")
+		want := s.Markdown()
+		if *update {
+			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != want {
+			t.Errorf("%s is stale or missing: run go test ./targets/all -run TestDocs -update", path)
+		}
+	}
+}
