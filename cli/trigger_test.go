@@ -255,7 +255,7 @@ func TestTriggerApplyValidatesClientSide(t *testing.T) {
 		good := writeFile(t, "good.yaml", "name: good\ntarget: {grpc: 'fn:7070'}\n")
 		bad := writeFile(t, "bad.yaml", "name: bad\ntarget: {}\n")
 		r := runCLI(t, "", "trigger", "apply", "-f", good, "-f", bad, "--server", addr)
-		if r.e == nil || !strings.Contains(r.e.Error(), bad+`:2: target: one of target.grpc, target.url or target.pull is required`) {
+		if r.e == nil || !strings.Contains(r.e.Error(), bad+`:2: target: one of target.grpc, target.url, target.pull or target.publish is required`) {
 			t.Errorf("err = %v", r.e)
 		}
 		if n := fake.callCount(); n != 0 {

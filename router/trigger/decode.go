@@ -415,6 +415,12 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 		d.duration(n, path, v)
 		return
 	}
+	if v.Type() == publishType {
+		if p, ok := d.publish(n, path); ok {
+			v.Set(reflect.ValueOf(p))
+		}
+		return
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		d.object(n, path, v)

@@ -67,7 +67,7 @@ target: "h:1"
 				`line 6: target.http: unknown field; want one of grpc, url`,
 				`line 10: filter.all[1].cesl: unknown field`,
 				`line 12: name: want a string, got 42 (quote it: "42")`,
-				`line 13: target: want a mapping (grpc, url, pull, tls, auth), got "h:1"`,
+				`line 13: target: want a mapping (grpc, url, pull, publish, tls, auth), got "h:1"`,
 			},
 		},
 		"json object": {
@@ -249,6 +249,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("a: &a [1,2]\nb: *a\nfilter: {all: [{not: {cel: x}}]}\n"))
 	f.Add([]byte("{name: a, delivery: {timeout: 1e400}}"))
 	f.Add([]byte("- name: x\n  target: {url: 'http://a'}\n- 3\n"))
+	f.Add([]byte("name: p\ntarget:\n  publish: {kind: amqp, exchange: orders, mandatory: false, n: .nan, l: [a, 1, {b: 2.5}]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, errs := Decode(data)
 		lines := bytes.Count(data, []byte("\n")) + bytes.Count(data, []byte("\r")) + 2

@@ -3,6 +3,7 @@ package trigger
 import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/filter"
@@ -38,6 +39,8 @@ func ToProto(s Spec) *switchyardv1.Trigger {
 		t.Target.Kind = &switchyardv1.Target_Url{Url: s.Target.URL}
 	case s.Target.IsPull():
 		t.Target.Kind = &switchyardv1.Target_Pull{Pull: &switchyardv1.PullTarget{}}
+	case s.Target.Publish != nil:
+		t.Target.Kind = &switchyardv1.Target_Publish{Publish: publishToProto(*s.Target.Publish)}
 	}
 	if c := s.Target.TLS; c != nil {
 		t.Target.Tls = &switchyardv1.TargetTLS{CaFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile, ServerName: c.ServerName}
@@ -93,6 +96,9 @@ func targetFromProto(p *switchyardv1.Target) Target {
 	t := Target{GRPC: p.GetGrpc(), URL: p.GetUrl()}
 	if p.GetPull() != nil {
 		t.Pull = &PullTarget{}
+	}
+	if pt := p.GetPublish(); pt != nil {
+		t.Publish = &PublishTarget{Kind: pt.GetKind(), Fields: pt.GetFields().AsMap()}
 	}
 	if c := p.GetTls(); c != nil {
 		t.TLS = &TargetTLS{CAFile: c.GetCaFile(), CertFile: c.GetCertFile(), KeyFile: c.GetKeyFile(), ServerName: c.GetServerName()}
@@ -162,4 +168,17 @@ func filterFromProto(f *switchyardv1.Filter) filter.Spec {
 		s.Not = &n
 	}
 	return s
+}
+
+// publishToProto converts a publish target; a field value that a
+// google.protobuf.Struct cannot hold (none that decoding produces) is left
+// out, and Validate then reports it missing or the problem of its absence.
+func publishToProto(p PublishTarget) *switchyardv1.PublishTarget {
+	fields := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	for k, v := range p.Fields {
+		if pv, err := structpb.NewValue(v); err == nil {
+			fields.Fields[k] = pv
+		}
+	}
+	return &switchyardv1.PublishTarget{Kind: p.Kind, Fields: fields}
 }

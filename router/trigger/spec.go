@@ -96,8 +96,9 @@ func (e EventScope) conditions() []filter.Spec {
 	return out
 }
 
-// Target is where a trigger's events go: exactly one of GRPC, URL and Pull
-// is set. See target.go for the TLS and credential settings of GRPC and URL.
+// Target is where a trigger's events go: exactly one of GRPC, URL, Pull
+// and Publish is set. See target.go for the TLS and credential settings of
+// GRPC and URL, publish.go for Publish.
 type Target struct {
 	// GRPC is the host:port of a switchyard.function.v1.FunctionService
 	// server, reached in plaintext, or grpcs://host:port for TLS.
@@ -107,6 +108,9 @@ type Target struct {
 	// Pull, set (`pull: {}`), makes consumers pull the events over the
 	// PullService instead (see PullTarget).
 	Pull *PullTarget `json:"pull,omitempty"`
+	// Publish, set, publishes the events to a broker or a database table
+	// (see PublishTarget) instead of invoking a function.
+	Publish *PublishTarget `json:"publish,omitempty"`
 	// TLS configures a grpcs:// or https:// target; nil takes the server's
 	// defaults.
 	TLS *TargetTLS `json:"tls,omitempty"`

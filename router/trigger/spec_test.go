@@ -116,6 +116,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`[{"name":"a","filter":{"not":{"cesql":"EXISTS subject"}},"target":{"grpc":"h:1"},"delivery":{"timeout":3}}]`))
 	f.Add([]byte("name: t\ntarget: {grpc: 'grpcs://fn:443', tls: {ca_file: /ca.pem, cert_file: /c, key_file: /k, server_name: fn}, auth: {bearer_secret: TOK}}\n"))
 	f.Add([]byte(`{"name":"u","target":{"url":"https://u:p@fn/x?t=1","auth":{"signing_secret":"hooks","bearer_secret":"b"},"tls":{}}}`))
+	f.Add([]byte(`{"name":"p","target":{"publish":{"kind":"kafka","topic":"orders","brokers":["k:9092"],"tls":true}}}`))
+	f.Add([]byte("name: q\ntarget: {publish: {kind: sql, dialect: postgres, addr: 'db:5432', database: d, user: u, table: t, create_table: 1}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		specs, err := Parse(data)
 		if err != nil {

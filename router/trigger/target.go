@@ -69,9 +69,10 @@ func (t Target) Secure() bool {
 }
 
 // Address returns the host:port the target connects to (an URL's default
-// port filled in), or "" for an invalid target.
+// port filled in), or "" for an invalid target and a publish target (whose
+// kind may name several: see PublishTarget).
 func (t Target) Address() string {
-	if t.IsPull() {
+	if t.IsPull() || t.Publish != nil {
 		return ""
 	}
 	if t.GRPC != "" {
@@ -99,6 +100,9 @@ func (t Target) Address() string {
 func (t Target) Redacted() string {
 	if t.IsPull() && t.GRPC == "" && t.URL == "" {
 		return PullRedacted
+	}
+	if t.Publish != nil && t.GRPC == "" && t.URL == "" {
+		return t.Publish.redacted()
 	}
 	if t.GRPC != "" {
 		if strings.HasPrefix(t.GRPC, GRPCSPrefix) {
@@ -163,17 +167,17 @@ func (t Target) validate() FieldErrors {
 		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, a...)})
 	}
 	kinds := 0
-	for _, set := range []bool{t.GRPC != "", t.URL != "", t.IsPull()} {
+	for _, set := range []bool{t.GRPC != "", t.URL != "", t.IsPull(), t.Publish != nil} {
 		if set {
 			kinds++
 		}
 	}
 	switch {
 	case kinds == 0:
-		add("target", "one of target.grpc, target.url or target.pull is required")
+		add("target", "one of target.grpc, target.url, target.pull or target.publish is required")
 		return errs
 	case kinds > 1:
-		add("target", "set only one of target.grpc, target.url and target.pull")
+		add("target", "set only one of target.grpc, target.url, target.pull and target.publish")
 		return errs
 	case t.IsPull():
 		// Consumers connect to Switchyard: there is nothing to reach, so
@@ -185,6 +189,16 @@ func (t Target) validate() FieldErrors {
 			add("target.auth", "does not apply to a pull target: consumers authenticate to Switchyard (role consumer)")
 		}
 		return errs
+	case t.Publish != nil:
+		// A broker target takes its TLS from its kind's fields (amqps://,
+		// tls: true) and its credentials from its secret-name fields.
+		if t.TLS != nil {
+			add("target.tls", "does not apply to a publish target: its kind's fields choose TLS (see docs/targets)")
+		}
+		if t.Auth != nil {
+			add("target.auth", "does not apply to a publish target: its kind's fields name the secrets it authenticates with")
+		}
+		return append(errs, t.Publish.validate()...)
 	case t.GRPC != "":
 		hp := strings.TrimPrefix(t.GRPC, GRPCSPrefix)
 		if scheme, _, ok := strings.Cut(hp, "://"); ok {
@@ -284,6 +298,9 @@ type Policy struct {
 func (p Policy) check(t Target) FieldErrors {
 	if t.IsPull() {
 		return nil // nothing leaves the server
+	}
+	if t.Publish != nil {
+		return p.checkPublish(*t.Publish)
 	}
 	var errs FieldErrors
 	path := "target.url"

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -382,6 +383,7 @@ type Target struct {
 	//	*Target_Grpc
 	//	*Target_Url
 	//	*Target_Pull
+	//	*Target_Publish
 	Kind isTarget_Kind `protobuf_oneof:"kind"`
 	// Transport security settings of a grpcs:// or https:// target; unset
 	// fields take the server's defaults.
@@ -457,6 +459,15 @@ func (x *Target) GetPull() *PullTarget {
 	return nil
 }
 
+func (x *Target) GetPublish() *PublishTarget {
+	if x != nil {
+		if x, ok := x.Kind.(*Target_Publish); ok {
+			return x.Publish
+		}
+	}
+	return nil
+}
+
 func (x *Target) GetTls() *TargetTLS {
 	if x != nil {
 		return x.Tls
@@ -493,11 +504,20 @@ type Target_Pull struct {
 	Pull *PullTarget `protobuf:"bytes,5,opt,name=pull,proto3,oneof"`
 }
 
+type Target_Publish struct {
+	// A message broker or database table the events are published to
+	// instead of a function being invoked (docs/targets). tls and auth do
+	// not apply: the kind's fields choose TLS and name the secrets.
+	Publish *PublishTarget `protobuf:"bytes,6,opt,name=publish,proto3,oneof"`
+}
+
 func (*Target_Grpc) isTarget_Kind() {}
 
 func (*Target_Url) isTarget_Kind() {}
 
 func (*Target_Pull) isTarget_Kind() {}
+
+func (*Target_Publish) isTarget_Kind() {}
 
 // PullTarget makes a trigger's consumers pull its events (PullService). It
 // has no settings yet; the delivery policy applies as to any trigger
@@ -538,6 +558,63 @@ func (*PullTarget) Descriptor() ([]byte, []int) {
 	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{4}
 }
 
+// PublishTarget publishes a trigger's events to a broker: an AMQP exchange,
+// a NATS JetStream subject, a Redis stream, a SQL table or a Kafka topic.
+type PublishTarget struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The target kind: amqp, nats_jetstream, redis_streams, sql or kafka.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The kind's fields (docs/targets/<kind>.md), by name. They hold no
+	// credentials: fields ending in _secret name secrets the server holds.
+	Fields        *structpb.Struct `protobuf:"bytes,2,opt,name=fields,proto3" json:"fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishTarget) Reset() {
+	*x = PublishTarget{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishTarget) ProtoMessage() {}
+
+func (x *PublishTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishTarget.ProtoReflect.Descriptor instead.
+func (*PublishTarget) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PublishTarget) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PublishTarget) GetFields() *structpb.Struct {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
 // TargetTLS configures TLS to a target. Paths are on the Switchyard
 // server's file system; the files are read again when they change.
 type TargetTLS struct {
@@ -559,7 +636,7 @@ type TargetTLS struct {
 
 func (x *TargetTLS) Reset() {
 	*x = TargetTLS{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +648,7 @@ func (x *TargetTLS) String() string {
 func (*TargetTLS) ProtoMessage() {}
 
 func (x *TargetTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[5]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +661,7 @@ func (x *TargetTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetTLS.ProtoReflect.Descriptor instead.
 func (*TargetTLS) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TargetTLS) GetCaFile() string {
@@ -631,7 +708,7 @@ type TargetAuth struct {
 
 func (x *TargetAuth) Reset() {
 	*x = TargetAuth{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +720,7 @@ func (x *TargetAuth) String() string {
 func (*TargetAuth) ProtoMessage() {}
 
 func (x *TargetAuth) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[6]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +733,7 @@ func (x *TargetAuth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetAuth.ProtoReflect.Descriptor instead.
 func (*TargetAuth) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TargetAuth) GetBearerSecret() string {
@@ -705,7 +782,7 @@ type DeliveryPolicy struct {
 
 func (x *DeliveryPolicy) Reset() {
 	*x = DeliveryPolicy{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +794,7 @@ func (x *DeliveryPolicy) String() string {
 func (*DeliveryPolicy) ProtoMessage() {}
 
 func (x *DeliveryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[7]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +807,7 @@ func (x *DeliveryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryPolicy.ProtoReflect.Descriptor instead.
 func (*DeliveryPolicy) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeliveryPolicy) GetTimeout() *durationpb.Duration {
@@ -807,7 +884,7 @@ type CreateTriggerRequest struct {
 
 func (x *CreateTriggerRequest) Reset() {
 	*x = CreateTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +896,7 @@ func (x *CreateTriggerRequest) String() string {
 func (*CreateTriggerRequest) ProtoMessage() {}
 
 func (x *CreateTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[8]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +909,7 @@ func (x *CreateTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTriggerRequest.ProtoReflect.Descriptor instead.
 func (*CreateTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateTriggerRequest) GetTrigger() *Trigger {
@@ -858,7 +935,7 @@ type CreateTriggerResponse struct {
 
 func (x *CreateTriggerResponse) Reset() {
 	*x = CreateTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +947,7 @@ func (x *CreateTriggerResponse) String() string {
 func (*CreateTriggerResponse) ProtoMessage() {}
 
 func (x *CreateTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +960,7 @@ func (x *CreateTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTriggerResponse.ProtoReflect.Descriptor instead.
 func (*CreateTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{9}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateTriggerResponse) GetTrigger() *Trigger {
@@ -911,7 +988,7 @@ type ApplyTriggerRequest struct {
 
 func (x *ApplyTriggerRequest) Reset() {
 	*x = ApplyTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1000,7 @@ func (x *ApplyTriggerRequest) String() string {
 func (*ApplyTriggerRequest) ProtoMessage() {}
 
 func (x *ApplyTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1013,7 @@ func (x *ApplyTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyTriggerRequest.ProtoReflect.Descriptor instead.
 func (*ApplyTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{10}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ApplyTriggerRequest) GetTrigger() *Trigger {
@@ -966,7 +1043,7 @@ type ApplyTriggerResponse struct {
 
 func (x *ApplyTriggerResponse) Reset() {
 	*x = ApplyTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1055,7 @@ func (x *ApplyTriggerResponse) String() string {
 func (*ApplyTriggerResponse) ProtoMessage() {}
 
 func (x *ApplyTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1068,7 @@ func (x *ApplyTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyTriggerResponse.ProtoReflect.Descriptor instead.
 func (*ApplyTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{11}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ApplyTriggerResponse) GetTrigger() *Trigger {
@@ -1033,7 +1110,7 @@ type GetTriggerRequest struct {
 
 func (x *GetTriggerRequest) Reset() {
 	*x = GetTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1122,7 @@ func (x *GetTriggerRequest) String() string {
 func (*GetTriggerRequest) ProtoMessage() {}
 
 func (x *GetTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1135,7 @@ func (x *GetTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerRequest.ProtoReflect.Descriptor instead.
 func (*GetTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{12}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetTriggerRequest) GetName() string {
@@ -1079,7 +1156,7 @@ type GetTriggerResponse struct {
 
 func (x *GetTriggerResponse) Reset() {
 	*x = GetTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1168,7 @@ func (x *GetTriggerResponse) String() string {
 func (*GetTriggerResponse) ProtoMessage() {}
 
 func (x *GetTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1181,7 @@ func (x *GetTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerResponse.ProtoReflect.Descriptor instead.
 func (*GetTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{13}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetTriggerResponse) GetTrigger() *Trigger {
@@ -1123,7 +1200,7 @@ type ListTriggersRequest struct {
 
 func (x *ListTriggersRequest) Reset() {
 	*x = ListTriggersRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1212,7 @@ func (x *ListTriggersRequest) String() string {
 func (*ListTriggersRequest) ProtoMessage() {}
 
 func (x *ListTriggersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1225,7 @@ func (x *ListTriggersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTriggersRequest.ProtoReflect.Descriptor instead.
 func (*ListTriggersRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{14}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{15}
 }
 
 // ListTriggersResponse holds every trigger.
@@ -1162,7 +1239,7 @@ type ListTriggersResponse struct {
 
 func (x *ListTriggersResponse) Reset() {
 	*x = ListTriggersResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1251,7 @@ func (x *ListTriggersResponse) String() string {
 func (*ListTriggersResponse) ProtoMessage() {}
 
 func (x *ListTriggersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1264,7 @@ func (x *ListTriggersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTriggersResponse.ProtoReflect.Descriptor instead.
 func (*ListTriggersResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{15}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListTriggersResponse) GetTriggers() []*Trigger {
@@ -1210,7 +1287,7 @@ type UpdateTriggerRequest struct {
 
 func (x *UpdateTriggerRequest) Reset() {
 	*x = UpdateTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1299,7 @@ func (x *UpdateTriggerRequest) String() string {
 func (*UpdateTriggerRequest) ProtoMessage() {}
 
 func (x *UpdateTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1312,7 @@ func (x *UpdateTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTriggerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{16}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateTriggerRequest) GetTrigger() *Trigger {
@@ -1268,7 +1345,7 @@ type UpdateTriggerResponse struct {
 
 func (x *UpdateTriggerResponse) Reset() {
 	*x = UpdateTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1357,7 @@ func (x *UpdateTriggerResponse) String() string {
 func (*UpdateTriggerResponse) ProtoMessage() {}
 
 func (x *UpdateTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1370,7 @@ func (x *UpdateTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTriggerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{17}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateTriggerResponse) GetTrigger() *Trigger {
@@ -1323,7 +1400,7 @@ type DeleteTriggerRequest struct {
 
 func (x *DeleteTriggerRequest) Reset() {
 	*x = DeleteTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1412,7 @@ func (x *DeleteTriggerRequest) String() string {
 func (*DeleteTriggerRequest) ProtoMessage() {}
 
 func (x *DeleteTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1425,7 @@ func (x *DeleteTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTriggerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{18}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteTriggerRequest) GetName() string {
@@ -1381,7 +1458,7 @@ type DeleteTriggerResponse struct {
 
 func (x *DeleteTriggerResponse) Reset() {
 	*x = DeleteTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1470,7 @@ func (x *DeleteTriggerResponse) String() string {
 func (*DeleteTriggerResponse) ProtoMessage() {}
 
 func (x *DeleteTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1483,7 @@ func (x *DeleteTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTriggerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{19}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteTriggerResponse) GetKeptEvents() int64 {
@@ -1434,7 +1511,7 @@ type GetTriggerStatsRequest struct {
 
 func (x *GetTriggerStatsRequest) Reset() {
 	*x = GetTriggerStatsRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1523,7 @@ func (x *GetTriggerStatsRequest) String() string {
 func (*GetTriggerStatsRequest) ProtoMessage() {}
 
 func (x *GetTriggerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1536,7 @@ func (x *GetTriggerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetTriggerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{20}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetTriggerStatsRequest) GetName() string {
@@ -1480,7 +1557,7 @@ type GetTriggerStatsResponse struct {
 
 func (x *GetTriggerStatsResponse) Reset() {
 	*x = GetTriggerStatsResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1569,7 @@ func (x *GetTriggerStatsResponse) String() string {
 func (*GetTriggerStatsResponse) ProtoMessage() {}
 
 func (x *GetTriggerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1582,7 @@ func (x *GetTriggerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetTriggerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{21}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetTriggerStatsResponse) GetStats() []*TriggerStats {
@@ -1568,7 +1645,7 @@ type TriggerStats struct {
 
 func (x *TriggerStats) Reset() {
 	*x = TriggerStats{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[22]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1657,7 @@ func (x *TriggerStats) String() string {
 func (*TriggerStats) ProtoMessage() {}
 
 func (x *TriggerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[22]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1670,7 @@ func (x *TriggerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerStats.ProtoReflect.Descriptor instead.
 func (*TriggerStats) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{22}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TriggerStats) GetName() string {
@@ -1733,7 +1810,7 @@ var File_switchyard_v1_trigger_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\n" +
-	"\x1bswitchyard/v1/trigger.proto\x12\rswitchyard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x03\n" +
+	"\x1bswitchyard/v1/trigger.proto\x12\rswitchyard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x03\n" +
 	"\aTrigger\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06filter\x18\x02 \x01(\v2\x15.switchyard.v1.FilterR\x06filter\x12-\n" +
@@ -1771,16 +1848,20 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vSuffixEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc6\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x02\n" +
 	"\x06Target\x12\x14\n" +
 	"\x04grpc\x18\x01 \x01(\tH\x00R\x04grpc\x12\x12\n" +
 	"\x03url\x18\x02 \x01(\tH\x00R\x03url\x12/\n" +
-	"\x04pull\x18\x05 \x01(\v2\x19.switchyard.v1.PullTargetH\x00R\x04pull\x12*\n" +
+	"\x04pull\x18\x05 \x01(\v2\x19.switchyard.v1.PullTargetH\x00R\x04pull\x128\n" +
+	"\apublish\x18\x06 \x01(\v2\x1c.switchyard.v1.PublishTargetH\x00R\apublish\x12*\n" +
 	"\x03tls\x18\x03 \x01(\v2\x18.switchyard.v1.TargetTLSR\x03tls\x12-\n" +
 	"\x04auth\x18\x04 \x01(\v2\x19.switchyard.v1.TargetAuthR\x04authB\x06\n" +
 	"\x04kind\"\f\n" +
 	"\n" +
-	"PullTarget\"}\n" +
+	"PullTarget\"T\n" +
+	"\rPublishTarget\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12/\n" +
+	"\x06fields\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06fields\"}\n" +
 	"\tTargetTLS\x12\x17\n" +
 	"\aca_file\x18\x01 \x01(\tR\x06caFile\x12\x1b\n" +
 	"\tcert_file\x18\x02 \x01(\tR\bcertFile\x12\x19\n" +
@@ -1888,7 +1969,7 @@ func file_switchyard_v1_trigger_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_v1_trigger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_switchyard_v1_trigger_proto_goTypes = []any{
 	(BreakerState)(0),               // 0: switchyard.v1.BreakerState
 	(*Trigger)(nil),                 // 1: switchyard.v1.Trigger
@@ -1896,82 +1977,86 @@ var file_switchyard_v1_trigger_proto_goTypes = []any{
 	(*Filter)(nil),                  // 3: switchyard.v1.Filter
 	(*Target)(nil),                  // 4: switchyard.v1.Target
 	(*PullTarget)(nil),              // 5: switchyard.v1.PullTarget
-	(*TargetTLS)(nil),               // 6: switchyard.v1.TargetTLS
-	(*TargetAuth)(nil),              // 7: switchyard.v1.TargetAuth
-	(*DeliveryPolicy)(nil),          // 8: switchyard.v1.DeliveryPolicy
-	(*CreateTriggerRequest)(nil),    // 9: switchyard.v1.CreateTriggerRequest
-	(*CreateTriggerResponse)(nil),   // 10: switchyard.v1.CreateTriggerResponse
-	(*ApplyTriggerRequest)(nil),     // 11: switchyard.v1.ApplyTriggerRequest
-	(*ApplyTriggerResponse)(nil),    // 12: switchyard.v1.ApplyTriggerResponse
-	(*GetTriggerRequest)(nil),       // 13: switchyard.v1.GetTriggerRequest
-	(*GetTriggerResponse)(nil),      // 14: switchyard.v1.GetTriggerResponse
-	(*ListTriggersRequest)(nil),     // 15: switchyard.v1.ListTriggersRequest
-	(*ListTriggersResponse)(nil),    // 16: switchyard.v1.ListTriggersResponse
-	(*UpdateTriggerRequest)(nil),    // 17: switchyard.v1.UpdateTriggerRequest
-	(*UpdateTriggerResponse)(nil),   // 18: switchyard.v1.UpdateTriggerResponse
-	(*DeleteTriggerRequest)(nil),    // 19: switchyard.v1.DeleteTriggerRequest
-	(*DeleteTriggerResponse)(nil),   // 20: switchyard.v1.DeleteTriggerResponse
-	(*GetTriggerStatsRequest)(nil),  // 21: switchyard.v1.GetTriggerStatsRequest
-	(*GetTriggerStatsResponse)(nil), // 22: switchyard.v1.GetTriggerStatsResponse
-	(*TriggerStats)(nil),            // 23: switchyard.v1.TriggerStats
-	nil,                             // 24: switchyard.v1.Filter.AttributesEntry
-	nil,                             // 25: switchyard.v1.Filter.PrefixEntry
-	nil,                             // 26: switchyard.v1.Filter.SuffixEntry
-	(*timestamppb.Timestamp)(nil),   // 27: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 28: google.protobuf.Duration
+	(*PublishTarget)(nil),           // 6: switchyard.v1.PublishTarget
+	(*TargetTLS)(nil),               // 7: switchyard.v1.TargetTLS
+	(*TargetAuth)(nil),              // 8: switchyard.v1.TargetAuth
+	(*DeliveryPolicy)(nil),          // 9: switchyard.v1.DeliveryPolicy
+	(*CreateTriggerRequest)(nil),    // 10: switchyard.v1.CreateTriggerRequest
+	(*CreateTriggerResponse)(nil),   // 11: switchyard.v1.CreateTriggerResponse
+	(*ApplyTriggerRequest)(nil),     // 12: switchyard.v1.ApplyTriggerRequest
+	(*ApplyTriggerResponse)(nil),    // 13: switchyard.v1.ApplyTriggerResponse
+	(*GetTriggerRequest)(nil),       // 14: switchyard.v1.GetTriggerRequest
+	(*GetTriggerResponse)(nil),      // 15: switchyard.v1.GetTriggerResponse
+	(*ListTriggersRequest)(nil),     // 16: switchyard.v1.ListTriggersRequest
+	(*ListTriggersResponse)(nil),    // 17: switchyard.v1.ListTriggersResponse
+	(*UpdateTriggerRequest)(nil),    // 18: switchyard.v1.UpdateTriggerRequest
+	(*UpdateTriggerResponse)(nil),   // 19: switchyard.v1.UpdateTriggerResponse
+	(*DeleteTriggerRequest)(nil),    // 20: switchyard.v1.DeleteTriggerRequest
+	(*DeleteTriggerResponse)(nil),   // 21: switchyard.v1.DeleteTriggerResponse
+	(*GetTriggerStatsRequest)(nil),  // 22: switchyard.v1.GetTriggerStatsRequest
+	(*GetTriggerStatsResponse)(nil), // 23: switchyard.v1.GetTriggerStatsResponse
+	(*TriggerStats)(nil),            // 24: switchyard.v1.TriggerStats
+	nil,                             // 25: switchyard.v1.Filter.AttributesEntry
+	nil,                             // 26: switchyard.v1.Filter.PrefixEntry
+	nil,                             // 27: switchyard.v1.Filter.SuffixEntry
+	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),         // 29: google.protobuf.Struct
+	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
 }
 var file_switchyard_v1_trigger_proto_depIdxs = []int32{
 	3,  // 0: switchyard.v1.Trigger.filter:type_name -> switchyard.v1.Filter
 	4,  // 1: switchyard.v1.Trigger.target:type_name -> switchyard.v1.Target
-	8,  // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
-	27, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
-	27, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
+	9,  // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
+	28, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
+	28, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 5: switchyard.v1.Trigger.scope:type_name -> switchyard.v1.EventScope
-	24, // 6: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
-	25, // 7: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
-	26, // 8: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
+	25, // 6: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
+	26, // 7: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
+	27, // 8: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
 	3,  // 9: switchyard.v1.Filter.all:type_name -> switchyard.v1.Filter
 	3,  // 10: switchyard.v1.Filter.any:type_name -> switchyard.v1.Filter
 	3,  // 11: switchyard.v1.Filter.not:type_name -> switchyard.v1.Filter
 	5,  // 12: switchyard.v1.Target.pull:type_name -> switchyard.v1.PullTarget
-	6,  // 13: switchyard.v1.Target.tls:type_name -> switchyard.v1.TargetTLS
-	7,  // 14: switchyard.v1.Target.auth:type_name -> switchyard.v1.TargetAuth
-	28, // 15: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
-	28, // 16: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
-	28, // 17: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
-	28, // 18: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
-	28, // 19: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
-	1,  // 20: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 21: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 22: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 23: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 24: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 25: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
-	1,  // 26: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 27: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	23, // 28: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
-	28, // 29: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
-	0,  // 30: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
-	27, // 31: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
-	9,  // 32: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
-	11, // 33: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
-	13, // 34: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
-	15, // 35: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
-	17, // 36: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
-	19, // 37: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
-	21, // 38: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
-	10, // 39: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
-	12, // 40: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
-	14, // 41: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
-	16, // 42: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
-	18, // 43: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
-	20, // 44: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
-	22, // 45: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
-	39, // [39:46] is the sub-list for method output_type
-	32, // [32:39] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	6,  // 13: switchyard.v1.Target.publish:type_name -> switchyard.v1.PublishTarget
+	7,  // 14: switchyard.v1.Target.tls:type_name -> switchyard.v1.TargetTLS
+	8,  // 15: switchyard.v1.Target.auth:type_name -> switchyard.v1.TargetAuth
+	29, // 16: switchyard.v1.PublishTarget.fields:type_name -> google.protobuf.Struct
+	30, // 17: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
+	30, // 18: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
+	30, // 19: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
+	30, // 20: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
+	30, // 21: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
+	1,  // 22: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 23: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 24: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 25: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 26: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 27: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
+	1,  // 28: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 29: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	24, // 30: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
+	30, // 31: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
+	0,  // 32: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
+	28, // 33: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
+	10, // 34: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
+	12, // 35: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
+	14, // 36: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
+	16, // 37: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
+	18, // 38: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
+	20, // 39: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
+	22, // 40: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
+	11, // 41: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
+	13, // 42: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
+	15, // 43: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
+	17, // 44: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
+	19, // 45: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
+	21, // 46: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
+	23, // 47: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
+	41, // [41:48] is the sub-list for method output_type
+	34, // [34:41] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_trigger_proto_init() }
@@ -1983,6 +2068,7 @@ func file_switchyard_v1_trigger_proto_init() {
 		(*Target_Grpc)(nil),
 		(*Target_Url)(nil),
 		(*Target_Pull)(nil),
+		(*Target_Publish)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1990,7 +2076,7 @@ func file_switchyard_v1_trigger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_v1_trigger_proto_rawDesc), len(file_switchyard_v1_trigger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
