@@ -402,6 +402,16 @@ func (c Config) StringMap(name string) map[string]string {
 	return m
 }
 
+// Map returns a copy of the fields' typed values (defaults included), for
+// callers that need to compare two configurations.
+func (c Config) Map() map[string]any {
+	out := make(map[string]any, len(c.values))
+	for k, v := range c.values {
+		out[k] = v
+	}
+	return out
+}
+
 // NewConfig builds a Config directly from typed values (for tests and
 // programmatic use); it applies no defaults.
 func NewConfig(values map[string]any) Config { return Config{values: values} }

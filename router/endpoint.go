@@ -32,6 +32,10 @@ func (d *dispatcher) endpoint(t *trigger.Trigger) *endpoint {
 func newEndpoint(t *trigger.Trigger) *endpoint {
 	tg := t.Spec.Target
 	e := &endpoint{t: t, ep: &delivery.Endpoint{Display: tg.Redacted()}}
+	if p := tg.Publish; p != nil {
+		e.ep.Publish = delivery.NewPublish(p.Kind, p.Fields)
+		return e
+	}
 	if tg.GRPC != "" {
 		e.grpc = tg.Address()
 	}

@@ -2,11 +2,13 @@ package router
 
 import (
 	"context"
+	"reflect"
 	"slices"
 
 	"google.golang.org/protobuf/proto"
 
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/store"
 	"github.com/switchyard-io/switchyard/router/trigger"
@@ -331,10 +333,14 @@ func (r *Router) reconcile(s *snapshot, names []string) {
 		d, running := r.dispatchers[name]
 		switch {
 		case live && running:
-			if d.trig.Swap(t) != t { // a changed policy may free slots
+			if old := d.trig.Swap(t); old != t { // a changed policy may free slots
+				if !reflect.DeepEqual(old.Spec.Target, t.Spec.Target) {
+					r.forgetTarget(name, false)
+				}
 				d.poke()
 			}
 		case live:
+			r.forgetTarget(name, false)
 			d := newDispatcher(r, t)
 			r.dispatchers[name] = d
 			d.start()
@@ -344,6 +350,7 @@ func (r *Router) reconcile(s *snapshot, names []string) {
 			// The trigger is gone: so are its series (its gauges
 			// disappear with it from the view, see queueCollector).
 			r.metrics.forget(name)
+			r.forgetTarget(name, true)
 		}
 		if _, exists := s.triggers[name]; !exists {
 			// A pull trigger has no dispatcher, yet its consumers'
@@ -364,6 +371,15 @@ func (r *Router) reconcile(s *snapshot, names []string) {
 		if _, ok := s.triggers[name]; !ok {
 			apply(name)
 		}
+	}
+}
+
+// forgetTarget tells the invoker that a trigger's target changed or the
+// trigger is gone, so that a broker publisher no trigger uses any more is
+// closed (see delivery.TargetForgetter).
+func (r *Router) forgetTarget(name string, gone bool) {
+	if f, ok := r.invoker.(delivery.TargetForgetter); ok {
+		f.ForgetTrigger(name, gone)
 	}
 }
 

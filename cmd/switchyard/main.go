@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/cli"
 	_ "github.com/switchyard-io/switchyard/connectors/all" // every built-in connector
+	_ "github.com/switchyard-io/switchyard/targets/all"    // every built-in broker target kind
 )
 
 func main() {

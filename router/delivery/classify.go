@@ -9,6 +9,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/switchyard-io/switchyard/targets"
 )
 
 // Verdict is what happens to an event after an attempt.
@@ -110,6 +112,51 @@ func ClassifyHTTP(status int) (v Verdict, health bool) {
 		return Retry, status != http.StatusNotImplemented
 	}
 	return DeadNow, false
+}
+
+// ClassifyPublish maps the failure of a publish to a broker target
+// (targets.Failure) to a verdict, and says whether it speaks of the
+// target's health (counted by the circuit breaker).
+func ClassifyPublish(f targets.Failure) (v Verdict, health bool) {
+	switch f {
+	case targets.Unreachable:
+		// No connection: the broker is down, restarting or cut off. The
+		// event is fine; the next attempt may find the broker back.
+		return Retry, true
+	case targets.Timeout:
+		// No confirmation in time: the broker is slow or the link stalled.
+		// It may have stored the event (at least once; kinds that can
+		// deduplicate do).
+		return Retry, true
+	case targets.Unavailable:
+		// The broker answered that it cannot take the event now (no
+		// leader, no quorum, a negative confirm, a deadlock): transient.
+		return Retry, true
+	case targets.Misconfigured:
+		// A secret missing or malformed, a kind this program lacks: the
+		// operator fixes it, and the breaker holds the queue meanwhile.
+		return Retry, true
+	case targets.Unauthorized:
+		// Credentials refused, or no right to write there: configuration,
+		// and every retry would be refused alike (as PERMISSION_DENIED).
+		return DeadNow, true
+	case targets.NotFound:
+		// The exchange, subject, table or topic does not exist, or nothing
+		// is bound to receive the message: a wrong target, as
+		// UNIMPLEMENTED is for a function. The breaker counts it, so a
+		// mistyped exchange does not drain the whole queue into the DLQ.
+		return DeadNow, true
+	case targets.Rejected:
+		// The broker refuses this event (a constraint, a size, a value a
+		// column cannot hold): retrying sends the same event again.
+		return DeadNow, false
+	case targets.Duplicate:
+		// The broker already holds this event: an earlier attempt
+		// succeeded and its answer was lost.
+		return Ack, false
+	}
+	// An unclassified error: retried, within the policy's limits.
+	return Retry, false
 }
 
 // RetryInfoDelay returns the delay a gRPC status asks for in a

@@ -125,6 +125,8 @@ type Targets struct {
 	// without a defined outcome (see warnOutcome).
 	outcomeWarned sync.Map
 
+	pubs publishers // broker targets (see publish.go)
+
 	base       context.Context // streams live under it
 	cancelBase context.CancelFunc
 	wg         sync.WaitGroup // stream goroutines
@@ -159,6 +161,15 @@ func NewTargets(cfg TargetsConfig) *Targets {
 func (t *Targets) Invoke(ctx context.Context, a *Attempt) Result {
 	start := time.Now()
 	var r Result
+	if a.Endpoint != nil && a.Endpoint.Publish != nil {
+		r = t.invokePublish(ctx, a, a.Endpoint.Publish)
+		r.Start, r.Duration = start, time.Since(start)
+		if r.Verdict == DeadNow && r.Reason == switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_UNSPECIFIED {
+			r.Reason = switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE
+		}
+		r.Message = Truncate(r.Message, MaxMessage)
+		return r
+	}
 	p, fail := t.prepare(a, start)
 	switch {
 	case fail != nil:
@@ -310,9 +321,10 @@ func (t *Targets) invokeHTTP(ctx context.Context, a *Attempt, p *prepared) Resul
 }
 
 // Close implements Invoker. Attempts still running on a stream fail with
-// CANCELLED.
+// CANCELLED; broker publishers are closed.
 func (t *Targets) Close() error {
 	t.closeStreams()
+	t.pubs.closeAll()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var errs []error

@@ -90,6 +90,9 @@ type Endpoint struct {
 	SigningSecret string
 	// Display is the target as logs and dead letters may show it (redacted).
 	Display string
+	// Publish is set for a broker target (see publish.go); the fields
+	// above then do not apply.
+	Publish *Publish
 
 	prep atomic.Pointer[prepared]
 }
