@@ -280,9 +280,15 @@ func classifyDial(err error) error {
 	return targets.Fail(targets.FailureOf(err), err)
 }
 
-// classifyAMQP classifies an AMQP reply code (AMQP 0-9-1 §1.2 constants).
+// classifyAMQP classifies an AMQP reply code the broker sent (AMQP 0-9-1
+// §1.2 constants), or an error amqp091 raised itself.
 func classifyAMQP(e *amqp091.Error) error {
 	err := fmt.Errorf("%d %s", e.Code, e.Reason)
+	if !e.Server {
+		// amqp091 reports a failed read or write of the connection as a
+		// 501 frame error of its own making: the broker went away.
+		return targets.Fail(targets.Unreachable, fmt.Errorf("connection lost: %s", e.Reason))
+	}
 	switch e.Code {
 	case amqp091.NotFound: // no such exchange (or vhost)
 		return targets.Fail(targets.NotFound, err)
