@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"sync"
 	"syscall"
@@ -32,7 +31,6 @@ import (
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
-	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/trigger"
 	"github.com/switchyard-io/switchyard/sdk"
 	"github.com/switchyard-io/switchyard/server"
@@ -268,16 +266,6 @@ func requireSame(t *testing.T, sent []*pb.CloudEvent, got func(id string) (map[s
 	}
 }
 
-// ids returns the sorted ids of events.
-func ids(evs []*pb.CloudEvent) []string {
-	out := make([]string, 0, len(evs))
-	for _, ev := range evs {
-		out = append(out, ev.GetId())
-	}
-	sort.Strings(out)
-	return out
-}
-
 // process is a broker the test runs and stops by pid.
 type process struct {
 	t    *testing.T
@@ -320,4 +308,3 @@ func (m secretMap) Lookup(name string) ([]byte, error) {
 	return []byte(v), nil
 }
 
-var _ = delivery.ClassifyPublish

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
-	"github.com/nats-io/nats.go/jetstream"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -177,7 +176,6 @@ func TestNATSStoppedMidRunLosesNothing(t *testing.T) {
 	info, err := s.Info(context.Background())
 	require.NoError(t, err)
 	require.EqualValues(t, 10, info.State.Msgs)
-	_ = jetstream.StreamConfig{}
 }
 
 func TestRabbitMQCutOffMidRunLosesNothing(t *testing.T) {

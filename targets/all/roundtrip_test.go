@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -49,8 +48,7 @@ func fromSink(s *sink) func(string) (map[string]string, bool) {
 func TestRoundTripAMQP(t *testing.T) {
 	ex, queue := "sy-rt-"+suffix(), "sy-rt-"+suffix()
 	declareExchange(t, ex)
-	back, s := reader(t, "amqp", map[string]any{"queue": queue, "declare": true, "bindings": []any{ex + ":order.created"}})
-	_ = back
+	_, s := reader(t, "amqp", map[string]any{"queue": queue, "declare": true, "bindings": []any{ex + ":order.created"}})
 	out := publisher(t, fmt.Sprintf(`{kind: amqp, exchange: %q, routing_key: order.created}`, ex))
 	sent := roundTripEvents("amqp-" + suffix())
 	for _, ev := range sent {
@@ -208,4 +206,3 @@ func createStream(t *testing.T, url, name string, subjects ...string) {
 	})
 }
 
-var _ = pb.CloudEvent{}
