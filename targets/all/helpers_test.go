@@ -307,4 +307,3 @@ func (m secretMap) Lookup(name string) ([]byte, error) {
 	}
 	return []byte(v), nil
 }
-

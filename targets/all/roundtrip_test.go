@@ -205,4 +205,3 @@ func createStream(t *testing.T, url, name string, subjects ...string) {
 		}
 	})
 }
-
