@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
@@ -70,6 +72,11 @@ type pubEntry struct {
 	build    sync.Mutex // held while the publisher is built
 	pub      targets.Publisher
 	scrub    []*secretCache
+	// forbidden is set when the egress guard refused the publisher's
+	// latest dial, cleared when a dial succeeds: clients that retry dials
+	// themselves (franz-go, nats.go) report a timeout or "no servers", not
+	// the refusal.
+	forbidden atomic.Pointer[egress.ForbiddenError]
 }
 
 // publishers holds the shared publishers of a Targets.
@@ -217,10 +224,10 @@ func (t *Targets) invokePublish(ctx context.Context, a *Attempt, pe *Publish) Re
 	}
 	defer t.pubs.release(e)
 	if err := t.buildPublisher(ctx, e, pe, values, caches); err != nil {
-		return t.publishFailure(ctx, err, caches)
+		return t.publishFailure(ctx, e, err, caches)
 	}
 	if err := e.pub.Publish(ctx, a.Event); err != nil {
-		return t.publishFailure(ctx, err, caches)
+		return t.publishFailure(ctx, e, err, caches)
 	}
 	return Result{Verdict: Ack, Code: "OK"}
 }
@@ -233,8 +240,18 @@ func (t *Targets) buildPublisher(ctx context.Context, e *pubEntry, pe *Publish, 
 	if e.pub != nil {
 		return nil
 	}
+	guard := t.out.Guard // nil dials plainly
 	env := targets.Env{
-		Dial: t.out.Guard.DialContext, // a nil guard dials plainly
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			c, err := guard.DialContext(ctx, network, address)
+			var fe *egress.ForbiddenError
+			if errors.As(err, &fe) {
+				e.forbidden.Store(fe)
+			} else if err == nil {
+				e.forbidden.Store(nil)
+			}
+			return c, err
+		},
 		Secret: func(name string) (string, error) {
 			v, ok := values[name]
 			if !ok {
@@ -270,13 +287,16 @@ func (t *Targets) brokerTLS(host string) *tls.Config {
 }
 
 // publishFailure turns a failed publish into a Result.
-func (t *Targets) publishFailure(ctx context.Context, err error, caches []*secretCache) Result {
+func (t *Targets) publishFailure(ctx context.Context, e *pubEntry, err error, caches []*secretCache) Result {
 	msg := err.Error()
 	for _, sc := range caches {
 		msg = sc.scrub(msg)
 	}
 	var fe *egress.ForbiddenError
 	if errors.As(err, &fe) {
+		return forbiddenResult(fe.Error())
+	}
+	if fe := e.forbidden.Load(); fe != nil {
 		return forbiddenResult(fe.Error())
 	}
 	if strings.Contains(msg, egress.ErrForbidden.Error()) || strings.HasPrefix(msg, "egress: ") || strings.Contains(msg, ": egress: ") {

@@ -96,6 +96,9 @@ func New(_ context.Context, c targets.Config, env targets.Env) (targets.Publishe
 			cc.TLSConfig = env.TLS(host)
 		}
 		cc.DialFunc = env.Dial
+		// The egress guard resolves the name itself, at dial time: pgx
+		// would otherwise resolve it first and dial the addresses.
+		cc.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
 		cc.ConnectTimeout = 10 * time.Second
 		cc.RuntimeParams = map[string]string{"application_name": "switchyard"}
 		pc.MaxConns = 16
