@@ -16,11 +16,12 @@ var update = flag.Bool("update", false, "rewrite docs/targets from the target sp
 // spec generates. Regenerate with: go test ./targets/all -run TestDocs -update
 func TestDocs(t *testing.T) {
 	dir := filepath.Join("..", "..", "docs", "targets")
-	specs := targets.Default.List()
-	if len(specs) != 5 {
-		t.Fatalf("want the 5 built-in kinds registered, got %d", len(specs))
-	}
-	for _, s := range specs {
+	// The built-in kinds (tests of this package register others).
+	for _, kind := range []string{"amqp", "kafka", "nats_jetstream", "redis_streams", "sql"} {
+		s, ok := targets.Default.Lookup(kind)
+		if !ok {
+			t.Fatalf("target kind %s is not registered by targets/all", kind)
+		}
 		path := filepath.Join(dir, s.Kind+".md")
 		want := s.Markdown()
 		if *update {
