@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/switchyard-io/switchyard/targets"
 )
 
 func TestClassifyCode(t *testing.T) {
@@ -72,6 +74,29 @@ func TestCodeName(t *testing.T) {
 	for c, want := range map[codes.Code]string{codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.OK: "OK", codes.InvalidArgument: "INVALID_ARGUMENT", codes.Unavailable: "UNAVAILABLE", codes.Canceled: "CANCELLED", codes.ResourceExhausted: "RESOURCE_EXHAUSTED"} {
 		if got := CodeName(c); got != want {
 			t.Errorf("%v: %q", c, got)
+		}
+	}
+}
+
+func TestClassifyPublish(t *testing.T) {
+	cases := map[targets.Failure]struct {
+		v      Verdict
+		health bool
+	}{
+		targets.Unreachable:   {Retry, true},
+		targets.Timeout:       {Retry, true},
+		targets.Unavailable:   {Retry, true},
+		targets.Misconfigured: {Retry, true},
+		targets.Unauthorized:  {DeadNow, true},
+		targets.NotFound:      {DeadNow, true},
+		targets.Rejected:      {DeadNow, false},
+		targets.Duplicate:     {Ack, false},
+		targets.Failure(99):   {Retry, false},
+	}
+	for f, want := range cases {
+		v, health := ClassifyPublish(f)
+		if v != want.v || health != want.health {
+			t.Errorf("%s: got %s/%v, want %s/%v", f, v, health, want.v, want.health)
 		}
 	}
 }
