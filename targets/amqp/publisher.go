@@ -66,6 +66,9 @@ func display(c targets.Config) string {
 // maxIdleChannels bounds the channels kept open between publishes.
 const maxIdleChannels = 64
 
+// dialTimeout bounds connecting to the broker, handshakes included.
+const dialTimeout = 10 * time.Second
+
 // publisher publishes on one connection, opened on first use and again
 // after it is lost.
 type publisher struct {
@@ -77,10 +80,12 @@ type publisher struct {
 	mandatory  bool
 	persistent bool
 
-	mu   sync.Mutex
-	conn *amqp091.Connection
-	idle []*confirmChannel
-	shut bool
+	dial    func(ctx context.Context, network, address string) (net.Conn, error)
+	dialing chan struct{} // held (one slot) while a connection is dialed
+	mu      sync.Mutex    // guards conn, idle and shut; never held across I/O
+	conn    *amqp091.Connection
+	idle    []*confirmChannel
+	shut    bool
 }
 
 // confirmChannel is a channel in confirm mode with its returns and close
@@ -98,18 +103,6 @@ func New(_ context.Context, c targets.Config, env targets.Env) (targets.Publishe
 		Heartbeat:  10 * time.Second,
 		Locale:     "en_US",
 		Properties: amqp091.Table{"connection_name": "switchyard"},
-		Dial: func(network, addr string) (net.Conn, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			conn, err := env.Dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			// As amqp091's own dialer does: the handshake must not stall
-			// forever; the library clears the deadline once it is open.
-			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-			return conn, nil
-		},
 	}
 	if user := c.String(fieldUser); user != "" {
 		var pw string
@@ -127,7 +120,7 @@ func New(_ context.Context, c targets.Config, env targets.Env) (targets.Publishe
 		cfg.TLSClientConfig = env.TLS(u.Host)
 	}
 	return &publisher{
-		uri: c.String(fieldURL), cfg: cfg,
+		uri: c.String(fieldURL), cfg: cfg, dial: env.Dial, dialing: make(chan struct{}, 1),
 		exchange: c.String(fieldExchange), key: c.String(fieldRoutingKey), keyAttr: c.String(fieldRoutingKeyAttribute),
 		mandatory: c.Bool(fieldMandatory), persistent: c.Bool(fieldPersistent),
 	}, nil
@@ -135,7 +128,7 @@ func New(_ context.Context, c targets.Config, env targets.Env) (targets.Publishe
 
 // Publish implements targets.Publisher.
 func (p *publisher) Publish(ctx context.Context, ev *pb.CloudEvent) error {
-	cc, err := p.channel()
+	cc, err := p.channel(ctx)
 	if err != nil {
 		return err
 	}
@@ -173,38 +166,88 @@ func (p *publisher) Publish(ctx context.Context, ev *pb.CloudEvent) error {
 }
 
 // channel returns an idle confirm channel or opens one, connecting first
-// when there is no live connection.
-func (p *publisher) channel() (*confirmChannel, error) {
+// when there is no live connection. One publish dials at a time; the others
+// wait for it within their own deadline.
+func (p *publisher) channel(ctx context.Context) (*confirmChannel, error) {
+	if cc, conn, err := p.idleChannel(); cc != nil || err != nil {
+		return cc, err
+	} else if conn != nil {
+		return p.open(conn)
+	}
+	select {
+	case p.dialing <- struct{}{}:
+	case <-ctx.Done():
+		return nil, targets.Failf(targets.Timeout, "waiting for the connection to the broker: %v", context.Cause(ctx))
+	}
+	defer func() { <-p.dialing }()
+	if cc, conn, err := p.idleChannel(); cc != nil || err != nil { // another publish connected meanwhile
+		return cc, err
+	} else if conn != nil {
+		return p.open(conn)
+	}
+	// Dialed within the attempt's deadline (at most dialTimeout), through
+	// the egress guard; the deadline also bounds the TLS and AMQP
+	// handshakes, and amqp091 clears it once the connection is open.
+	cfg := p.cfg
+	cfg.Dial = func(network, addr string) (net.Conn, error) {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+		conn, err := p.dial(dctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		deadline, _ := dctx.Deadline()
+		_ = conn.SetDeadline(deadline)
+		return conn, nil
+	}
+	conn, err := amqp091.DialConfig(p.uri, cfg)
+	if err != nil {
+		return nil, classifyDial(err)
+	}
+	p.mu.Lock()
+	if p.shut {
+		p.mu.Unlock()
+		_ = conn.Close()
+		return nil, targets.Failf(targets.Unreachable, "publisher closed")
+	}
+	p.conn = conn
+	p.mu.Unlock()
+	return p.open(conn)
+}
+
+// idleChannel returns an idle channel of the live connection, or the live
+// connection to open one on, or neither when there is none.
+func (p *publisher) idleChannel() (*confirmChannel, *amqp091.Connection, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.shut {
-		return nil, targets.Failf(targets.Unreachable, "publisher closed")
+		return nil, nil, targets.Failf(targets.Unreachable, "publisher closed")
 	}
 	for len(p.idle) > 0 {
 		cc := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
 		if !cc.ch.IsClosed() && !cc.conn.IsClosed() {
-			return cc, nil
+			return cc, nil, nil
 		}
 	}
-	if p.conn == nil || p.conn.IsClosed() {
-		conn, err := amqp091.DialConfig(p.uri, p.cfg)
-		if err != nil {
-			return nil, classifyDial(err)
-		}
-		p.conn = conn
+	if p.conn != nil && !p.conn.IsClosed() {
+		return nil, p.conn, nil
 	}
-	ch, err := p.conn.Channel()
+	return nil, nil, nil
+}
+
+// open opens a channel in confirm mode on conn.
+func (p *publisher) open(conn *amqp091.Connection) (*confirmChannel, error) {
+	ch, err := conn.Channel()
 	if err != nil {
-		_ = p.conn.Close()
-		p.conn = nil
+		_ = conn.Close() // the next publish dials again
 		return nil, classifyDial(err)
 	}
 	if err := ch.Confirm(false); err != nil {
 		_ = ch.Close()
 		return nil, classifyDial(err)
 	}
-	cc := &confirmChannel{ch: ch, conn: p.conn, returns: make(chan amqp091.Return, 1), closed: make(chan *amqp091.Error, 1)}
+	cc := &confirmChannel{ch: ch, conn: conn, returns: make(chan amqp091.Return, 1), closed: make(chan *amqp091.Error, 1)}
 	ch.NotifyReturn(cc.returns)
 	ch.NotifyClose(cc.closed)
 	return cc, nil
