@@ -69,7 +69,7 @@ func TestPublishTargetFieldsValidatedWithTheirPaths(t *testing.T) {
 		},
 		"publish beside grpc": {
 			file: "name: a\ntarget: {grpc: 'h:1', publish: {kind: kafka, topic: t}}\n",
-			want: []string{"target: set only one of target.grpc, target.url and target.publish"},
+			want: []string{"target: set only one of target.grpc, target.url, target.pull and target.publish"},
 		},
 		"wildcard subject": {
 			file: "name: a\ntarget: {publish: {kind: nats_jetstream, subject: 'orders.>'}}\n",
