@@ -6,6 +6,7 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
 )
@@ -57,12 +58,15 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 // celFilter matches when a CEL program evaluates to true.
 type celFilter struct {
 	prg cel.Program
+	// src and path (the expression and "filter.all[1].cel") and whether
+	// the expression reads data are for Explain.
+	src, path string
+	readsData bool
 }
 
 // Match implements Filter.
 func (f *celFilter) Match(in *Input) bool {
-	in.act.in = in // also covers a zero or copied Input
-	out, _, err := f.prg.Eval(&in.act)
+	out, err := f.eval(in)
 	if err != nil {
 		return false
 	}
@@ -70,8 +74,16 @@ func (f *celFilter) Match(in *Input) bool {
 	return ok && bool(b)
 }
 
+// eval evaluates the program against the event: Match and Explain both
+// decide from its result, so they cannot disagree.
+func (f *celFilter) eval(in *Input) (ref.Val, error) {
+	in.act.in = in // also covers a zero or copied Input
+	out, _, err := f.prg.Eval(&in.act)
+	return out, err
+}
+
 // compileCEL parses, type-checks and plans a CEL expression.
-func compileCEL(src string) (f Filter, errs []exprError) {
+func compileCEL(src, path string) (f Filter, errs []exprError) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, errs = nil, []exprError{{msg: fmt.Sprintf("internal CEL compiler error: %v", r)}}
@@ -114,7 +126,15 @@ func compileCEL(src string) (f Filter, errs []exprError) {
 	if err != nil {
 		return nil, []exprError{{msg: err.Error()}}
 	}
-	return &celFilter{prg: prg}, nil
+	f = &celFilter{prg: prg, src: src, path: path}
+	if rep := ast.NativeRep(); rep != nil {
+		for _, r := range rep.ReferenceMap() {
+			if r != nil && r.Name == celVarData {
+				f.(*celFilter).readsData = true
+			}
+		}
+	}
+	return f, nil
 }
 
 // celActivation resolves the CEL variables against an Input, computing the

@@ -24,22 +24,30 @@ import (
 // LIKE 'eu-%'", "NOT EXISTS tenant OR tenant <> 'x'".
 type cesqlFilter struct {
 	expr cesql.Expression
+	// src and path (the expression and "filter.cesql") are for Explain.
+	src, path string
 }
 
 // Match implements Filter.
-func (f *cesqlFilter) Match(in *Input) (ok bool) {
-	defer func() {
-		// sdk-go's evaluator is not ours; a panic in it is a non-match.
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	v, err := f.expr.Evaluate(*in.sdkEvent())
+func (f *cesqlFilter) Match(in *Input) bool {
+	v, err := f.eval(in)
 	if err != nil {
 		return false
 	}
 	b, isBool := v.(bool)
 	return isBool && b
+}
+
+// eval evaluates the expression against the event's attributes: Match and
+// Explain both decide from its result, so they cannot disagree.
+func (f *cesqlFilter) eval(in *Input) (v any, err error) {
+	defer func() {
+		// sdk-go's evaluator is not ours; a panic in it is a non-match.
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("CESQL evaluator failed: %v", r)
+		}
+	}()
+	return f.expr.Evaluate(*in.sdkEvent())
 }
 
 // cesqlMu serializes CESQL parsing: the ANTLR runtime that sdk-go's parser
@@ -68,7 +76,7 @@ const maxExprErrors = 5
 // and our own error listeners, then checked (functions, integer literals,
 // result type), and only a clean expression is handed to parser.Parse to
 // build the evaluable tree.
-func compileCESQL(src string) (Filter, []exprError) {
+func compileCESQL(src, path string) (Filter, []exprError) {
 	if strings.TrimSpace(src) == "" {
 		return nil, []exprError{{msg: "expression is empty"}}
 	}
@@ -96,7 +104,7 @@ func compileCESQL(src string) (Filter, []exprError) {
 	if err != nil {
 		return nil, []exprError{{msg: err.Error()}}
 	}
-	return &cesqlFilter{expr: expr}, nil
+	return &cesqlFilter{expr: expr, src: src, path: path}, nil
 }
 
 // parseCESQLTree runs the generated lexer and parser over src, reporting

@@ -66,20 +66,20 @@ func (c *compiler) compile(s Spec, path string, depth int) Filter {
 	// Cheapest conditions first: a conjunction stops at the first miss.
 	var parts []Filter
 	if conds := c.attrConds(s.Attributes, path+".attributes", false); len(conds) > 0 {
-		parts = append(parts, &exactFilter{conds: conds})
+		parts = append(parts, &exactFilter{conds: conds, path: path + ".attributes"})
 	}
 	if conds := c.attrConds(s.Prefix, path+".prefix", true); len(conds) > 0 {
-		parts = append(parts, &prefixFilter{conds: conds})
+		parts = append(parts, &prefixFilter{conds: conds, path: path + ".prefix"})
 	}
 	if conds := c.attrConds(s.Suffix, path+".suffix", true); len(conds) > 0 {
-		parts = append(parts, &suffixFilter{conds: conds})
+		parts = append(parts, &suffixFilter{conds: conds, path: path + ".suffix"})
 	}
 	if s.Not != nil {
 		if sub := c.compile(*s.Not, path+".not", depth+1); sub != nil {
-			if inner, ok := sub.(notFilter); ok {
+			if inner, ok := sub.(*notFilter); ok {
 				parts = append(parts, inner.sub) // not(not(x)) is x
 			} else {
-				parts = append(parts, notFilter{sub: sub})
+				parts = append(parts, &notFilter{sub: sub, path: path + ".not"})
 			}
 		}
 	}
@@ -87,14 +87,14 @@ func (c *compiler) compile(s Spec, path string, depth int) Filter {
 		f := c.compile(sub, path+".all["+strconv.Itoa(i)+"]", depth+1)
 		switch f := f.(type) {
 		case nil, matchAll:
-		case allFilter:
-			parts = append(parts, f...) // flatten nested conjunctions
+		case *allFilter:
+			parts = append(parts, f.parts...) // flatten nested conjunctions
 		default:
 			parts = append(parts, f)
 		}
 	}
 	if len(s.Any) > 0 {
-		var alts anyFilter
+		alts := &anyFilter{path: path + ".any"}
 		matchesAll := false
 		for i, sub := range s.Any {
 			f := c.compile(sub, path+".any["+strconv.Itoa(i)+"]", depth+1)
@@ -102,17 +102,17 @@ func (c *compiler) compile(s Spec, path string, depth int) Filter {
 			case nil:
 			case matchAll:
 				matchesAll = true
-			case anyFilter:
-				alts = append(alts, f...) // flatten nested disjunctions
+			case *anyFilter:
+				alts.alts = append(alts.alts, f.alts...) // flatten nested disjunctions
 			default:
-				alts = append(alts, f)
+				alts.alts = append(alts.alts, f)
 			}
 		}
 		switch {
 		case matchesAll:
-		case len(alts) == 1:
-			parts = append(parts, alts[0])
-		case len(alts) > 1:
+		case len(alts.alts) == 1:
+			parts = append(parts, alts.alts[0])
+		case len(alts.alts) > 1:
 			parts = append(parts, alts)
 		}
 	}
@@ -132,7 +132,7 @@ func (c *compiler) compile(s Spec, path string, depth int) Filter {
 	case 1:
 		return parts[0]
 	}
-	return allFilter(parts)
+	return &allFilter{parts: parts, path: path}
 }
 
 // attrConds checks the attribute names (and, for prefix and suffix, the
@@ -182,12 +182,12 @@ func attrRank(name string) int {
 
 // expression checks the size of a CESQL or CEL expression and compiles it,
 // reporting its problems under path.
-func (c *compiler) expression(src, path string, compile func(string) (Filter, []exprError)) Filter {
+func (c *compiler) expression(src, path string, compile func(src, path string) (Filter, []exprError)) Filter {
 	if len(src) > MaxExpressionBytes {
 		c.fail(path, 0, 0, "expression is %d bytes long; the maximum is %d", len(src), MaxExpressionBytes)
 		return nil
 	}
-	f, errs := compile(src)
+	f, errs := compile(src, path)
 	for _, e := range errs {
 		c.fail(path, e.line, e.column, "%s", e.msg)
 	}

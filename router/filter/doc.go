@@ -95,6 +95,17 @@
 // however many filters are evaluated against it. Inputs can be pooled with
 // Reset.
 //
+// # Explaining a verdict
+//
+// Explain evaluates a compiled filter against an event on a path of its
+// own (matching pays nothing for it) and returns an Explanation: the
+// verdict, always Match's, and every condition with its own verdict, its
+// path in the trigger ("filter.all[1].cel"), the attribute value against
+// the expected one, or the expression's value or evaluation error (with how
+// CEL saw the data when that explains a miss). And and AttributePrefixes
+// compose filters that keep their own paths: router/trigger adds a
+// trigger's event scope ("scope.sources") this way.
+//
 // # The index
 //
 // Index holds the compiled filters of many named entries (triggers). It

@@ -9,6 +9,7 @@ type attrCond struct {
 // canonical string form equals the value.
 type exactFilter struct {
 	conds []attrCond
+	path  string // "filter.attributes", for Explain
 }
 
 // Match implements Filter.

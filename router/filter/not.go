@@ -1,11 +1,13 @@
 package filter
 
-// notFilter matches when its sub-filter does not.
+// notFilter matches when its sub-filter does not. path is the `not` it was
+// compiled from ("filter.all[0].not"), for Explain.
 type notFilter struct {
-	sub Filter
+	sub  Filter
+	path string
 }
 
 // Match implements Filter.
-func (f notFilter) Match(in *Input) bool {
+func (f *notFilter) Match(in *Input) bool {
 	return !f.sub.Match(in)
 }

@@ -6,6 +6,7 @@ import "strings"
 // canonical string form starts with the (non-empty) value.
 type prefixFilter struct {
 	conds []attrCond
+	path  string // "filter.prefix", for Explain
 }
 
 // Match implements Filter.

@@ -6,6 +6,7 @@ import "strings"
 // canonical string form ends with the (non-empty) value.
 type suffixFilter struct {
 	conds []attrCond
+	path  string // "filter.suffix", for Explain
 }
 
 // Match implements Filter.
