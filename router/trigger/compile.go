@@ -12,11 +12,13 @@ import (
 type Trigger struct {
 	// Spec is the trigger as stored, defaults applied.
 	Spec Spec
-	// Match is the filter the router matches with: Spec.Filter with
-	// Spec.Scope's conditions added to its top-level conjunction (so an
-	// exact type or source in Spec.Filter still indexes the trigger).
+	// Match is the filter the router matches with, as a spec: Spec.Filter
+	// with Spec.Scope's conditions added to its top-level conjunction (so
+	// an exact type or source in Spec.Filter still indexes the trigger).
 	Match filter.Spec
-	// Filter is Match compiled.
+	// Filter is Match compiled: the scope's conditions (explained at
+	// "scope.sources" and "scope.types", evaluated first since they cost
+	// a prefix test) and Spec.Filter compiled.
 	Filter filter.Filter
 	// Generation is the stored generation this was compiled from.
 	Generation int64
@@ -39,12 +41,19 @@ func Compile(s Spec) (*Trigger, error) {
 	t := &Trigger{Spec: s, Match: s.Filter, Filter: f}
 	if !s.Scope.IsEmpty() {
 		// Added at the top level rather than wrapping the filter in a new
-		// "all", so a filter nested to the limit still compiles.
+		// "all", so a filter nested to the limit still indexes.
 		t.Match.All = append(slices.Clone(s.Filter.All), s.Scope.conditions()...)
-		var err error
-		if t.Filter, err = filter.Compile(t.Match); err != nil {
-			return nil, FieldErrors{{Path: "scope", Msg: err.Error()}}
-		}
+		t.Filter = filter.And(
+			filter.AttributePrefixes("scope.sources", "source", s.Scope.Sources...),
+			filter.AttributePrefixes("scope.types", "type", s.Scope.Types...),
+			f)
 	}
 	return t, nil
+}
+
+// Explain evaluates the trigger's filter, its scope included, against the
+// event held by in: the verdict the router reaches and the reasons (see
+// filter.Explain).
+func (t *Trigger) Explain(in *filter.Input) filter.Explanation {
+	return filter.Explain(t.Filter, in)
 }

@@ -10,7 +10,11 @@
 // A Spec is plain data. Compile turns a valid Spec into a Trigger whose filter
 // is compiled once; the router holds compiled triggers only. CompileWith also
 // applies a server's Policy (egress allowlist, TLS required, secrets it
-// holds), for triggers being applied through the API.
+// holds), for triggers being applied through the API. Trigger.Explain says
+// why its filter, scope included, matches an event or not (paths such as
+// "filter.all[1].cel" and "scope.sources"); ExplanationToProto carries that
+// over the API. Diff lists the fields two versions of a trigger differ in,
+// for a dry-run apply.
 //
 // A target's credentials are names of secrets held by the server, never the
 // secrets; a target renders redacted (Target.Redacted, also String), so

@@ -7,6 +7,7 @@
 package switchyardv1
 
 import (
+	pb "github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -877,7 +878,13 @@ func (x *DeliveryPolicy) GetDeadLetterMaxAge() *durationpb.Duration {
 type CreateTriggerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The trigger; name required, output-only fields ignored.
-	Trigger       *Trigger `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	Trigger *Trigger `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	// Check the request as a real one is checked (validation, defaults, the
+	// server's target policy, authorization, the caller's scope, a trigger
+	// of that name existing) and answer what would be stored, storing
+	// nothing and telling no instance. The audit log records the call, its
+	// detail saying it was a dry run.
+	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -919,6 +926,13 @@ func (x *CreateTriggerRequest) GetTrigger() *Trigger {
 	return nil
 }
 
+func (x *CreateTriggerRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // CreateTriggerResponse is the stored trigger.
 type CreateTriggerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -929,8 +943,11 @@ type CreateTriggerResponse struct {
 	// stored, and they route by it once they installed it. Empty when every
 	// live instance serves it, so a publish on any of them routes by it.
 	LaggingInstances []string `protobuf:"bytes,2,rep,name=lagging_instances,json=laggingInstances,proto3" json:"lagging_instances,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// True when the request was a dry run: trigger is what would have been
+	// stored, and nothing was.
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateTriggerResponse) Reset() {
@@ -977,11 +994,21 @@ func (x *CreateTriggerResponse) GetLaggingInstances() []string {
 	return nil
 }
 
+func (x *CreateTriggerResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // ApplyTriggerRequest creates or replaces a trigger.
 type ApplyTriggerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The trigger; name required.
-	Trigger       *Trigger `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	Trigger *Trigger `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	// Answer what would be stored, and whether it would be created or
+	// changed, storing nothing (see CreateTriggerRequest.dry_run).
+	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1023,6 +1050,13 @@ func (x *ApplyTriggerRequest) GetTrigger() *Trigger {
 	return nil
 }
 
+func (x *ApplyTriggerRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // ApplyTriggerResponse is the stored trigger.
 type ApplyTriggerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1037,8 +1071,14 @@ type ApplyTriggerResponse struct {
 	// stored, and they route by it once they installed it. Empty when every
 	// live instance serves it, so a publish on any of them routes by it.
 	LaggingInstances []string `protobuf:"bytes,4,rep,name=lagging_instances,json=laggingInstances,proto3" json:"lagging_instances,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// True when the request was a dry run: trigger, created and changed say
+	// what would have happened, and nothing was stored.
+	DryRun bool `protobuf:"varint,5,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// In a dry run, the trigger stored now, when there is one (redacted as
+	// trigger is), to compare with trigger. Unset otherwise.
+	Previous      *Trigger `protobuf:"bytes,6,opt,name=previous,proto3" json:"previous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApplyTriggerResponse) Reset() {
@@ -1095,6 +1135,20 @@ func (x *ApplyTriggerResponse) GetChanged() bool {
 func (x *ApplyTriggerResponse) GetLaggingInstances() []string {
 	if x != nil {
 		return x.LaggingInstances
+	}
+	return nil
+}
+
+func (x *ApplyTriggerResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ApplyTriggerResponse) GetPrevious() *Trigger {
+	if x != nil {
+		return x.Previous
 	}
 	return nil
 }
@@ -1281,8 +1335,11 @@ type UpdateTriggerRequest struct {
 	Trigger *Trigger `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
 	// When non-zero, the update applies only if the stored generation equals it.
 	ExpectedGeneration int64 `protobuf:"varint,2,opt,name=expected_generation,json=expectedGeneration,proto3" json:"expected_generation,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Answer what would be stored, storing nothing (see
+	// CreateTriggerRequest.dry_run).
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateTriggerRequest) Reset() {
@@ -1329,6 +1386,13 @@ func (x *UpdateTriggerRequest) GetExpectedGeneration() int64 {
 	return 0
 }
 
+func (x *UpdateTriggerRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // UpdateTriggerResponse is the stored trigger.
 type UpdateTriggerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1339,8 +1403,14 @@ type UpdateTriggerResponse struct {
 	// stored, and they route by it once they installed it. Empty when every
 	// live instance serves it, so a publish on any of them routes by it.
 	LaggingInstances []string `protobuf:"bytes,2,rep,name=lagging_instances,json=laggingInstances,proto3" json:"lagging_instances,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// True when the request was a dry run: trigger is what would have been
+	// stored, and nothing was.
+	DryRun bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// In a dry run, the trigger stored now (redacted as trigger is), to
+	// compare with trigger. Unset otherwise.
+	Previous      *Trigger `protobuf:"bytes,4,opt,name=previous,proto3" json:"previous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateTriggerResponse) Reset() {
@@ -1383,6 +1453,20 @@ func (x *UpdateTriggerResponse) GetTrigger() *Trigger {
 func (x *UpdateTriggerResponse) GetLaggingInstances() []string {
 	if x != nil {
 		return x.LaggingInstances
+	}
+	return nil
+}
+
+func (x *UpdateTriggerResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *UpdateTriggerResponse) GetPrevious() *Trigger {
+	if x != nil {
+		return x.Previous
 	}
 	return nil
 }
@@ -1806,11 +1890,386 @@ func (x *TriggerStats) GetLeased() int64 {
 	return 0
 }
 
+// TestFilterRequest names the trigger to test, or carries one, and the
+// events to test it with.
+type TestFilterRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trigger whose filter is tested.
+	//
+	// Types that are valid to be assigned to Subject:
+	//
+	//	*TestFilterRequest_Name
+	//	*TestFilterRequest_Trigger
+	Subject isTestFilterRequest_Subject `protobuf_oneof:"subject"`
+	// The events, at most as many as a PublishBatch holds (1000 by
+	// default), each a valid CloudEvent (INVALID_ARGUMENT naming
+	// "events[3].source" otherwise).
+	Events        []*pb.CloudEvent `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestFilterRequest) Reset() {
+	*x = TestFilterRequest{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestFilterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestFilterRequest) ProtoMessage() {}
+
+func (x *TestFilterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestFilterRequest.ProtoReflect.Descriptor instead.
+func (*TestFilterRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TestFilterRequest) GetSubject() isTestFilterRequest_Subject {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *TestFilterRequest) GetName() string {
+	if x != nil {
+		if x, ok := x.Subject.(*TestFilterRequest_Name); ok {
+			return x.Name
+		}
+	}
+	return ""
+}
+
+func (x *TestFilterRequest) GetTrigger() *Trigger {
+	if x != nil {
+		if x, ok := x.Subject.(*TestFilterRequest_Trigger); ok {
+			return x.Trigger
+		}
+	}
+	return nil
+}
+
+func (x *TestFilterRequest) GetEvents() []*pb.CloudEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type isTestFilterRequest_Subject interface {
+	isTestFilterRequest_Subject()
+}
+
+type TestFilterRequest_Name struct {
+	// A stored trigger, as the router matches with it (its scope
+	// included).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3,oneof"`
+}
+
+type TestFilterRequest_Trigger struct {
+	// A trigger that need not be stored, validated as an apply validates
+	// it (without the server's target policy: only the filter matters
+	// here). The caller's event scope is added as a create by the caller
+	// would add it, so the answer shows what the caller's trigger would
+	// match; a scope wider than the caller's is PERMISSION_DENIED.
+	Trigger *Trigger `protobuf:"bytes,2,opt,name=trigger,proto3,oneof"`
+}
+
+func (*TestFilterRequest_Name) isTestFilterRequest_Subject() {}
+
+func (*TestFilterRequest_Trigger) isTestFilterRequest_Subject() {}
+
+// TestFilterResponse holds one result per event, in the request's order.
+type TestFilterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trigger tested, as the server holds it (or would): defaults and
+	// scope applied, its target redacted.
+	Trigger *Trigger `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	// One per event, in order.
+	Results       []*FilterResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestFilterResponse) Reset() {
+	*x = TestFilterResponse{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestFilterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestFilterResponse) ProtoMessage() {}
+
+func (x *TestFilterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestFilterResponse.ProtoReflect.Descriptor instead.
+func (*TestFilterResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *TestFilterResponse) GetTrigger() *Trigger {
+	if x != nil {
+		return x.Trigger
+	}
+	return nil
+}
+
+func (x *TestFilterResponse) GetResults() []*FilterResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// FilterResult is the verdict of a trigger's filter on one event.
+type FilterResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the trigger matches the event: what routing decides.
+	Matched bool `protobuf:"varint,1,opt,name=matched,proto3" json:"matched,omitempty"`
+	// The top-level conditions of the filter (all of which must hold), in
+	// evaluation order, each with its verdict; every one is evaluated, so
+	// all the reasons of a miss show. Empty for an empty filter.
+	Clauses       []*FilterClause `protobuf:"bytes,2,rep,name=clauses,proto3" json:"clauses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilterResult) Reset() {
+	*x = FilterResult{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilterResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilterResult) ProtoMessage() {}
+
+func (x *FilterResult) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilterResult.ProtoReflect.Descriptor instead.
+func (*FilterResult) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *FilterResult) GetMatched() bool {
+	if x != nil {
+		return x.Matched
+	}
+	return false
+}
+
+func (x *FilterResult) GetClauses() []*FilterClause {
+	if x != nil {
+		return x.Clauses
+	}
+	return nil
+}
+
+// FilterClause is one condition of a filter evaluated against one event.
+type FilterClause struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the condition is in the trigger: "filter.attributes.type",
+	// "filter.all[1].cel", "filter.any", "scope.sources".
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// What it tests: attributes (exact value), prefix, suffix, prefixes (one
+	// of several prefixes: a scope), cesql, cel, all, any, not.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Whether the condition holds for the event.
+	Held bool `protobuf:"varint,3,opt,name=held,proto3" json:"held,omitempty"`
+	// The attribute an attributes, prefix, suffix or prefixes condition
+	// reads.
+	Attribute string `protobuf:"bytes,4,opt,name=attribute,proto3" json:"attribute,omitempty"`
+	// True when the event does not have that attribute.
+	Missing bool `protobuf:"varint,5,opt,name=missing,proto3" json:"missing,omitempty"`
+	// The value, prefix or suffix wanted.
+	Expected string `protobuf:"bytes,6,opt,name=expected,proto3" json:"expected,omitempty"`
+	// The prefixes a prefixes condition accepts.
+	Prefixes []string `protobuf:"bytes,7,rep,name=prefixes,proto3" json:"prefixes,omitempty"`
+	// The attribute's value (canonical string form), cut to 256 bytes.
+	Actual string `protobuf:"bytes,8,opt,name=actual,proto3" json:"actual,omitempty"`
+	// The CESQL or CEL expression.
+	Expression string `protobuf:"bytes,9,opt,name=expression,proto3" json:"expression,omitempty"`
+	// What the expression evaluated to, as a literal ("false", "\"eu-1\"").
+	Value string `protobuf:"bytes,10,opt,name=value,proto3" json:"value,omitempty"`
+	// Why the expression failed to evaluate (which does not match).
+	Error string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	// One sentence saying why the condition holds or not.
+	Reason string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The parts of an all, the alternatives of an any, the clauses of a
+	// not's negated filter.
+	Causes        []*FilterClause `protobuf:"bytes,13,rep,name=causes,proto3" json:"causes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilterClause) Reset() {
+	*x = FilterClause{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilterClause) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilterClause) ProtoMessage() {}
+
+func (x *FilterClause) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilterClause.ProtoReflect.Descriptor instead.
+func (*FilterClause) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *FilterClause) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FilterClause) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *FilterClause) GetHeld() bool {
+	if x != nil {
+		return x.Held
+	}
+	return false
+}
+
+func (x *FilterClause) GetAttribute() string {
+	if x != nil {
+		return x.Attribute
+	}
+	return ""
+}
+
+func (x *FilterClause) GetMissing() bool {
+	if x != nil {
+		return x.Missing
+	}
+	return false
+}
+
+func (x *FilterClause) GetExpected() string {
+	if x != nil {
+		return x.Expected
+	}
+	return ""
+}
+
+func (x *FilterClause) GetPrefixes() []string {
+	if x != nil {
+		return x.Prefixes
+	}
+	return nil
+}
+
+func (x *FilterClause) GetActual() string {
+	if x != nil {
+		return x.Actual
+	}
+	return ""
+}
+
+func (x *FilterClause) GetExpression() string {
+	if x != nil {
+		return x.Expression
+	}
+	return ""
+}
+
+func (x *FilterClause) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *FilterClause) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *FilterClause) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FilterClause) GetCauses() []*FilterClause {
+	if x != nil {
+		return x.Causes
+	}
+	return nil
+}
+
 var File_switchyard_v1_trigger_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\n" +
-	"\x1bswitchyard/v1/trigger.proto\x12\rswitchyard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x03\n" +
+	"\x1bswitchyard/v1/trigger.proto\x12\rswitchyard.v1\x1a\x10cloudevent.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x03\n" +
 	"\aTrigger\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06filter\x18\x02 \x01(\v2\x15.switchyard.v1.FilterR\x06filter\x12-\n" +
@@ -1882,32 +2341,40 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x0fmax_concurrency\x18\x06 \x01(\x05R\x0emaxConcurrency\x12\x1b\n" +
 	"\tmax_queue\x18\a \x01(\x03R\bmaxQueue\x125\n" +
 	"\x17dead_letter_max_entries\x18\b \x01(\x03R\x14deadLetterMaxEntries\x12H\n" +
-	"\x13dead_letter_max_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10deadLetterMaxAge\"H\n" +
+	"\x13dead_letter_max_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10deadLetterMaxAge\"a\n" +
 	"\x14CreateTriggerRequest\x120\n" +
-	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\"v\n" +
+	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\x8f\x01\n" +
 	"\x15CreateTriggerResponse\x120\n" +
 	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12+\n" +
-	"\x11lagging_instances\x18\x02 \x03(\tR\x10laggingInstances\"G\n" +
+	"\x11lagging_instances\x18\x02 \x03(\tR\x10laggingInstances\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"`\n" +
 	"\x13ApplyTriggerRequest\x120\n" +
-	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\"\xa9\x01\n" +
+	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xf6\x01\n" +
 	"\x14ApplyTriggerResponse\x120\n" +
 	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\x12\x18\n" +
 	"\achanged\x18\x03 \x01(\bR\achanged\x12+\n" +
-	"\x11lagging_instances\x18\x04 \x03(\tR\x10laggingInstances\"'\n" +
+	"\x11lagging_instances\x18\x04 \x03(\tR\x10laggingInstances\x12\x17\n" +
+	"\adry_run\x18\x05 \x01(\bR\x06dryRun\x122\n" +
+	"\bprevious\x18\x06 \x01(\v2\x16.switchyard.v1.TriggerR\bprevious\"'\n" +
 	"\x11GetTriggerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"F\n" +
 	"\x12GetTriggerResponse\x120\n" +
 	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\"\x15\n" +
 	"\x13ListTriggersRequest\"J\n" +
 	"\x14ListTriggersResponse\x122\n" +
-	"\btriggers\x18\x01 \x03(\v2\x16.switchyard.v1.TriggerR\btriggers\"y\n" +
+	"\btriggers\x18\x01 \x03(\v2\x16.switchyard.v1.TriggerR\btriggers\"\x92\x01\n" +
 	"\x14UpdateTriggerRequest\x120\n" +
 	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12/\n" +
-	"\x13expected_generation\x18\x02 \x01(\x03R\x12expectedGeneration\"v\n" +
+	"\x13expected_generation\x18\x02 \x01(\x03R\x12expectedGeneration\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\xc3\x01\n" +
 	"\x15UpdateTriggerResponse\x120\n" +
 	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12+\n" +
-	"\x11lagging_instances\x18\x02 \x03(\tR\x10laggingInstances\"@\n" +
+	"\x11lagging_instances\x18\x02 \x03(\tR\x10laggingInstances\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x122\n" +
+	"\bprevious\x18\x04 \x01(\v2\x16.switchyard.v1.TriggerR\bprevious\"@\n" +
 	"\x14DeleteTriggerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05purge\x18\x02 \x01(\bR\x05purge\"e\n" +
@@ -1940,12 +2407,40 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\vundelivered\x18\x10 \x01(\x03R\vundelivered\x12\x1b\n" +
 	"\tmax_queue\x18\x11 \x01(\x03R\bmaxQueue\x12\x1c\n" +
 	"\tconsumers\x18\x12 \x01(\x05R\tconsumers\x12\x16\n" +
-	"\x06leased\x18\x13 \x01(\x03R\x06leased*|\n" +
+	"\x06leased\x18\x13 \x01(\x03R\x06leased\"\x9f\x01\n" +
+	"\x11TestFilterRequest\x12\x14\n" +
+	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x122\n" +
+	"\atrigger\x18\x02 \x01(\v2\x16.switchyard.v1.TriggerH\x00R\atrigger\x125\n" +
+	"\x06events\x18\x03 \x03(\v2\x1d.io.cloudevents.v1.CloudEventR\x06eventsB\t\n" +
+	"\asubject\"}\n" +
+	"\x12TestFilterResponse\x120\n" +
+	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x125\n" +
+	"\aresults\x18\x02 \x03(\v2\x1b.switchyard.v1.FilterResultR\aresults\"_\n" +
+	"\fFilterResult\x12\x18\n" +
+	"\amatched\x18\x01 \x01(\bR\amatched\x125\n" +
+	"\aclauses\x18\x02 \x03(\v2\x1b.switchyard.v1.FilterClauseR\aclauses\"\xeb\x02\n" +
+	"\fFilterClause\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04held\x18\x03 \x01(\bR\x04held\x12\x1c\n" +
+	"\tattribute\x18\x04 \x01(\tR\tattribute\x12\x18\n" +
+	"\amissing\x18\x05 \x01(\bR\amissing\x12\x1a\n" +
+	"\bexpected\x18\x06 \x01(\tR\bexpected\x12\x1a\n" +
+	"\bprefixes\x18\a \x03(\tR\bprefixes\x12\x16\n" +
+	"\x06actual\x18\b \x01(\tR\x06actual\x12\x1e\n" +
+	"\n" +
+	"expression\x18\t \x01(\tR\n" +
+	"expression\x12\x14\n" +
+	"\x05value\x18\n" +
+	" \x01(\tR\x05value\x12\x14\n" +
+	"\x05error\x18\v \x01(\tR\x05error\x12\x16\n" +
+	"\x06reason\x18\f \x01(\tR\x06reason\x123\n" +
+	"\x06causes\x18\r \x03(\v2\x1b.switchyard.v1.FilterClauseR\x06causes*|\n" +
 	"\fBreakerState\x12\x1d\n" +
 	"\x19BREAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14BREAKER_STATE_CLOSED\x10\x01\x12\x16\n" +
 	"\x12BREAKER_STATE_OPEN\x10\x02\x12\x1b\n" +
-	"\x17BREAKER_STATE_HALF_OPEN\x10\x032\x8b\x05\n" +
+	"\x17BREAKER_STATE_HALF_OPEN\x10\x032\xde\x05\n" +
 	"\x0eTriggerService\x12Z\n" +
 	"\rCreateTrigger\x12#.switchyard.v1.CreateTriggerRequest\x1a$.switchyard.v1.CreateTriggerResponse\x12W\n" +
 	"\fApplyTrigger\x12\".switchyard.v1.ApplyTriggerRequest\x1a#.switchyard.v1.ApplyTriggerResponse\x12Q\n" +
@@ -1954,7 +2449,9 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\fListTriggers\x12\".switchyard.v1.ListTriggersRequest\x1a#.switchyard.v1.ListTriggersResponse\x12Z\n" +
 	"\rUpdateTrigger\x12#.switchyard.v1.UpdateTriggerRequest\x1a$.switchyard.v1.UpdateTriggerResponse\x12Z\n" +
 	"\rDeleteTrigger\x12#.switchyard.v1.DeleteTriggerRequest\x1a$.switchyard.v1.DeleteTriggerResponse\x12`\n" +
-	"\x0fGetTriggerStats\x12%.switchyard.v1.GetTriggerStatsRequest\x1a&.switchyard.v1.GetTriggerStatsResponseBFZDgithub.com/switchyard-io/switchyard/proto/switchyard/v1;switchyardv1b\x06proto3"
+	"\x0fGetTriggerStats\x12%.switchyard.v1.GetTriggerStatsRequest\x1a&.switchyard.v1.GetTriggerStatsResponse\x12Q\n" +
+	"\n" +
+	"TestFilter\x12 .switchyard.v1.TestFilterRequest\x1a!.switchyard.v1.TestFilterResponseBFZDgithub.com/switchyard-io/switchyard/proto/switchyard/v1;switchyardv1b\x06proto3"
 
 var (
 	file_switchyard_v1_trigger_proto_rawDescOnce sync.Once
@@ -1969,7 +2466,7 @@ func file_switchyard_v1_trigger_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_v1_trigger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_switchyard_v1_trigger_proto_goTypes = []any{
 	(BreakerState)(0),               // 0: switchyard.v1.BreakerState
 	(*Trigger)(nil),                 // 1: switchyard.v1.Trigger
@@ -1996,23 +2493,28 @@ var file_switchyard_v1_trigger_proto_goTypes = []any{
 	(*GetTriggerStatsRequest)(nil),  // 22: switchyard.v1.GetTriggerStatsRequest
 	(*GetTriggerStatsResponse)(nil), // 23: switchyard.v1.GetTriggerStatsResponse
 	(*TriggerStats)(nil),            // 24: switchyard.v1.TriggerStats
-	nil,                             // 25: switchyard.v1.Filter.AttributesEntry
-	nil,                             // 26: switchyard.v1.Filter.PrefixEntry
-	nil,                             // 27: switchyard.v1.Filter.SuffixEntry
-	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),         // 29: google.protobuf.Struct
-	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
+	(*TestFilterRequest)(nil),       // 25: switchyard.v1.TestFilterRequest
+	(*TestFilterResponse)(nil),      // 26: switchyard.v1.TestFilterResponse
+	(*FilterResult)(nil),            // 27: switchyard.v1.FilterResult
+	(*FilterClause)(nil),            // 28: switchyard.v1.FilterClause
+	nil,                             // 29: switchyard.v1.Filter.AttributesEntry
+	nil,                             // 30: switchyard.v1.Filter.PrefixEntry
+	nil,                             // 31: switchyard.v1.Filter.SuffixEntry
+	(*timestamppb.Timestamp)(nil),   // 32: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),         // 33: google.protobuf.Struct
+	(*durationpb.Duration)(nil),     // 34: google.protobuf.Duration
+	(*pb.CloudEvent)(nil),           // 35: io.cloudevents.v1.CloudEvent
 }
 var file_switchyard_v1_trigger_proto_depIdxs = []int32{
 	3,  // 0: switchyard.v1.Trigger.filter:type_name -> switchyard.v1.Filter
 	4,  // 1: switchyard.v1.Trigger.target:type_name -> switchyard.v1.Target
 	9,  // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
-	28, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
-	28, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
+	32, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
+	32, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 5: switchyard.v1.Trigger.scope:type_name -> switchyard.v1.EventScope
-	25, // 6: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
-	26, // 7: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
-	27, // 8: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
+	29, // 6: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
+	30, // 7: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
+	31, // 8: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
 	3,  // 9: switchyard.v1.Filter.all:type_name -> switchyard.v1.Filter
 	3,  // 10: switchyard.v1.Filter.any:type_name -> switchyard.v1.Filter
 	3,  // 11: switchyard.v1.Filter.not:type_name -> switchyard.v1.Filter
@@ -2020,43 +2522,53 @@ var file_switchyard_v1_trigger_proto_depIdxs = []int32{
 	6,  // 13: switchyard.v1.Target.publish:type_name -> switchyard.v1.PublishTarget
 	7,  // 14: switchyard.v1.Target.tls:type_name -> switchyard.v1.TargetTLS
 	8,  // 15: switchyard.v1.Target.auth:type_name -> switchyard.v1.TargetAuth
-	29, // 16: switchyard.v1.PublishTarget.fields:type_name -> google.protobuf.Struct
-	30, // 17: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
-	30, // 18: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
-	30, // 19: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
-	30, // 20: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
-	30, // 21: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
+	33, // 16: switchyard.v1.PublishTarget.fields:type_name -> google.protobuf.Struct
+	34, // 17: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
+	34, // 18: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
+	34, // 19: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
+	34, // 20: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
+	34, // 21: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
 	1,  // 22: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
 	1,  // 23: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
 	1,  // 24: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
 	1,  // 25: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 26: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 27: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
-	1,  // 28: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 29: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	24, // 30: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
-	30, // 31: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
-	0,  // 32: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
-	28, // 33: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
-	10, // 34: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
-	12, // 35: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
-	14, // 36: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
-	16, // 37: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
-	18, // 38: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
-	20, // 39: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
-	22, // 40: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
-	11, // 41: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
-	13, // 42: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
-	15, // 43: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
-	17, // 44: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
-	19, // 45: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
-	21, // 46: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
-	23, // 47: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
-	41, // [41:48] is the sub-list for method output_type
-	34, // [34:41] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	1,  // 26: switchyard.v1.ApplyTriggerResponse.previous:type_name -> switchyard.v1.Trigger
+	1,  // 27: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 28: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
+	1,  // 29: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 30: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 31: switchyard.v1.UpdateTriggerResponse.previous:type_name -> switchyard.v1.Trigger
+	24, // 32: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
+	34, // 33: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
+	0,  // 34: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
+	32, // 35: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
+	1,  // 36: switchyard.v1.TestFilterRequest.trigger:type_name -> switchyard.v1.Trigger
+	35, // 37: switchyard.v1.TestFilterRequest.events:type_name -> io.cloudevents.v1.CloudEvent
+	1,  // 38: switchyard.v1.TestFilterResponse.trigger:type_name -> switchyard.v1.Trigger
+	27, // 39: switchyard.v1.TestFilterResponse.results:type_name -> switchyard.v1.FilterResult
+	28, // 40: switchyard.v1.FilterResult.clauses:type_name -> switchyard.v1.FilterClause
+	28, // 41: switchyard.v1.FilterClause.causes:type_name -> switchyard.v1.FilterClause
+	10, // 42: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
+	12, // 43: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
+	14, // 44: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
+	16, // 45: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
+	18, // 46: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
+	20, // 47: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
+	22, // 48: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
+	25, // 49: switchyard.v1.TriggerService.TestFilter:input_type -> switchyard.v1.TestFilterRequest
+	11, // 50: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
+	13, // 51: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
+	15, // 52: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
+	17, // 53: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
+	19, // 54: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
+	21, // 55: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
+	23, // 56: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
+	26, // 57: switchyard.v1.TriggerService.TestFilter:output_type -> switchyard.v1.TestFilterResponse
+	50, // [50:58] is the sub-list for method output_type
+	42, // [42:50] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_trigger_proto_init() }
@@ -2070,13 +2582,17 @@ func file_switchyard_v1_trigger_proto_init() {
 		(*Target_Pull)(nil),
 		(*Target_Publish)(nil),
 	}
+	file_switchyard_v1_trigger_proto_msgTypes[24].OneofWrappers = []any{
+		(*TestFilterRequest_Name)(nil),
+		(*TestFilterRequest_Trigger)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_v1_trigger_proto_rawDesc), len(file_switchyard_v1_trigger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	TriggerService_UpdateTrigger_FullMethodName   = "/switchyard.v1.TriggerService/UpdateTrigger"
 	TriggerService_DeleteTrigger_FullMethodName   = "/switchyard.v1.TriggerService/DeleteTrigger"
 	TriggerService_GetTriggerStats_FullMethodName = "/switchyard.v1.TriggerService/GetTriggerStats"
+	TriggerService_TestFilter_FullMethodName      = "/switchyard.v1.TriggerService/TestFilter"
 )
 
 // TriggerServiceClient is the client API for TriggerService service.
@@ -65,6 +66,12 @@ type TriggerServiceClient interface {
 	DeleteTrigger(ctx context.Context, in *DeleteTriggerRequest, opts ...grpc.CallOption) (*DeleteTriggerResponse, error)
 	// GetTriggerStats reports queue and delivery figures for triggers.
 	GetTriggerStats(ctx context.Context, in *GetTriggerStatsRequest, opts ...grpc.CallOption) (*GetTriggerStatsResponse, error)
+	// TestFilter evaluates a trigger's filter, its event scope included,
+	// against events and says for each whether the trigger matches it and,
+	// when not, which clauses fail and why. Nothing is published, stored or
+	// changed. It needs triggers.read; a stored trigger outside the caller's
+	// scope answers NOT_FOUND as GetTrigger does.
+	TestFilter(ctx context.Context, in *TestFilterRequest, opts ...grpc.CallOption) (*TestFilterResponse, error)
 }
 
 type triggerServiceClient struct {
@@ -145,6 +152,16 @@ func (c *triggerServiceClient) GetTriggerStats(ctx context.Context, in *GetTrigg
 	return out, nil
 }
 
+func (c *triggerServiceClient) TestFilter(ctx context.Context, in *TestFilterRequest, opts ...grpc.CallOption) (*TestFilterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TestFilterResponse)
+	err := c.cc.Invoke(ctx, TriggerService_TestFilter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TriggerServiceServer is the server API for TriggerService service.
 // All implementations must embed UnimplementedTriggerServiceServer
 // for forward compatibility.
@@ -182,6 +199,12 @@ type TriggerServiceServer interface {
 	DeleteTrigger(context.Context, *DeleteTriggerRequest) (*DeleteTriggerResponse, error)
 	// GetTriggerStats reports queue and delivery figures for triggers.
 	GetTriggerStats(context.Context, *GetTriggerStatsRequest) (*GetTriggerStatsResponse, error)
+	// TestFilter evaluates a trigger's filter, its event scope included,
+	// against events and says for each whether the trigger matches it and,
+	// when not, which clauses fail and why. Nothing is published, stored or
+	// changed. It needs triggers.read; a stored trigger outside the caller's
+	// scope answers NOT_FOUND as GetTrigger does.
+	TestFilter(context.Context, *TestFilterRequest) (*TestFilterResponse, error)
 	mustEmbedUnimplementedTriggerServiceServer()
 }
 
@@ -212,6 +235,9 @@ func (UnimplementedTriggerServiceServer) DeleteTrigger(context.Context, *DeleteT
 }
 func (UnimplementedTriggerServiceServer) GetTriggerStats(context.Context, *GetTriggerStatsRequest) (*GetTriggerStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTriggerStats not implemented")
+}
+func (UnimplementedTriggerServiceServer) TestFilter(context.Context, *TestFilterRequest) (*TestFilterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TestFilter not implemented")
 }
 func (UnimplementedTriggerServiceServer) mustEmbedUnimplementedTriggerServiceServer() {}
 func (UnimplementedTriggerServiceServer) testEmbeddedByValue()                        {}
@@ -360,6 +386,24 @@ func _TriggerService_GetTriggerStats_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TriggerService_TestFilter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TestFilterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriggerServiceServer).TestFilter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriggerService_TestFilter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriggerServiceServer).TestFilter(ctx, req.(*TestFilterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TriggerService_ServiceDesc is the grpc.ServiceDesc for TriggerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -394,6 +438,10 @@ var TriggerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTriggerStats",
 			Handler:    _TriggerService_GetTriggerStats_Handler,
+		},
+		{
+			MethodName: "TestFilter",
+			Handler:    _TriggerService_TestFilter_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
