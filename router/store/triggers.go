@@ -11,7 +11,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 )
@@ -125,38 +124,24 @@ func (s *Store) PutTrigger(ctx context.Context, t *switchyardv1.Trigger, mode Pu
 				return PutResult{}, fmt.Errorf("stored trigger %q is corrupt: %w", t.GetName(), err)
 			}
 		}
-		switch {
-		case mode == PutCreate && old != nil:
-			return PutResult{}, fmt.Errorf("trigger %q: %w", t.GetName(), ErrExists)
-		case mode == PutUpdate && old == nil:
-			return PutResult{}, fmt.Errorf("trigger %q: %w", t.GetName(), ErrNotFound)
-		case expectedGen > 0 && (old == nil || old.GetGeneration() != expectedGen):
-			return PutResult{}, fmt.Errorf("trigger %q: expected generation %d: %w", t.GetName(), expectedGen, ErrConflict)
+		res, err := PlanPut(old, t, mode, expectedGen, time.Now())
+		if err != nil {
+			return PutResult{}, err
 		}
-		nt := proto.Clone(t).(*switchyardv1.Trigger)
-		now := timestamppb.New(time.Now().UTC())
-		res := PutResult{Trigger: nt, Changed: true}
-		if old != nil {
-			nt.Generation, nt.CreateTime, nt.UpdateTime = old.GetGeneration(), old.GetCreateTime(), old.GetUpdateTime()
-			if proto.Equal(old, nt) {
-				// Nothing to write; the caller may still wait for the
-				// current version, which holds this trigger as it is.
-				v, m, err := s.SyncPoint(ctx)
-				if err != nil {
-					return PutResult{}, err
-				}
-				if v.Epoch == "" {
-					return PutResult{}, ErrNoEpoch
-				}
-				return PutResult{Trigger: old, Change: Change{Version: v, Members: m}}, nil
+		if !res.Changed {
+			// Nothing to write; the caller may still wait for the
+			// current version, which holds this trigger as it is.
+			v, m, err := s.SyncPoint(ctx)
+			if err != nil {
+				return PutResult{}, err
 			}
-			nt.Generation = old.GetGeneration() + 1
-			nt.UpdateTime = now
-		} else {
-			nt.Generation, nt.CreateTime, nt.UpdateTime = 1, now, now
-			res.Created = true
+			if v.Epoch == "" {
+				return PutResult{}, ErrNoEpoch
+			}
+			res.Change = Change{Version: v, Members: m}
+			return res, nil
 		}
-		b, err := proto.Marshal(nt)
+		b, err := proto.Marshal(res.Trigger)
 		if err != nil {
 			return PutResult{}, err
 		}
