@@ -25,7 +25,8 @@ const (
 	PermSetHops Permission = "events.set_hops"
 	// PermConsume pulls events of the triggers the identity may see.
 	PermConsume Permission = "events.consume"
-	// PermTriggersRead lists and gets triggers and their stats.
+	// PermTriggersRead lists and gets triggers and their stats, and tests
+	// their filters against events.
 	PermTriggersRead Permission = "triggers.read"
 	// PermTriggersWrite creates, applies, updates and deletes triggers.
 	PermTriggersWrite Permission = "triggers.write"

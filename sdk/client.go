@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	format "github.com/cloudevents/sdk-go/binding/format/protobuf/v2"
@@ -30,6 +31,9 @@ type Client struct {
 	sources  switchyardv1.SourceServiceClient
 	tokens   switchyardv1.TokenServiceClient
 	audit    switchyardv1.AuditServiceClient
+	// dryRunChecked is set once the server proved it supports dry runs
+	// (see DryRunApplyTrigger).
+	dryRunChecked atomic.Bool
 }
 
 // New validates cfg (see [Config.Validate]), applies its defaults and

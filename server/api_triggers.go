@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 type triggerService struct {
 	switchyardv1.UnimplementedTriggerServiceServer
 	r *router.Router
+	// maxTestEvents bounds the events of one TestFilter (a batch's bound).
+	maxTestEvents int
 }
 
 // normalize validates t, against the server's policy too (egress guard,
@@ -34,47 +37,72 @@ func normalize(t *switchyardv1.Trigger, pol trigger.Policy) (*switchyardv1.Trigg
 }
 
 // put stores the trigger and returns once every live instance serves it,
-// or names those that lag (see router.PutTrigger).
-func (s *triggerService) put(ctx context.Context, t *switchyardv1.Trigger, mode store.PutMode, gen int64) (store.PutResult, []string, error) {
+// or names those that lag (see router.PutTrigger). A dry run goes through
+// the very same checks (validation, defaults, the server's policy,
+// authorization, the caller's scope, the stored trigger) and stops short
+// of the store's write: it returns what would be stored and the trigger
+// stored now, writes nothing and tells no instance.
+func (s *triggerService) put(ctx context.Context, t *switchyardv1.Trigger, mode store.PutMode, gen int64, dryRun bool) (res store.PutResult, previous *switchyardv1.Trigger, lagging []string, err error) {
 	if err := allowNewTrigger(ctx, t.GetName(), mode == store.PutUpdate); err != nil {
-		return store.PutResult{}, nil, err
+		return store.PutResult{}, nil, nil, err
 	}
 	nt, err := normalize(t, s.r.TriggerPolicy())
 	if err != nil {
-		return store.PutResult{}, nil, err
+		return store.PutResult{}, nil, nil, err
 	}
-	if err := scopeTrigger(ctx, nt); err != nil {
-		return store.PutResult{}, nil, err
+	if err := scopeTrigger(ctx, nt, auth.PermTriggersWrite); err != nil {
+		return store.PutResult{}, nil, nil, err
 	}
-	res, lagging, err := s.r.PutTrigger(ctx, nt, mode, gen)
+	if dryRun {
+		res, previous, err = s.r.Store().PreviewPut(ctx, nt, mode, gen)
+		if err != nil {
+			return res, nil, nil, StatusFor(err)
+		}
+		noteDetail(ctx, "dry run: %s, nothing stored", dryRunOutcome(res))
+		return res, previous, nil, nil
+	}
+	res, lagging, err = s.r.PutTrigger(ctx, nt, mode, gen)
 	if err != nil {
-		return res, nil, StatusFor(err)
+		return res, nil, nil, StatusFor(err)
 	}
-	return res, lagging, nil
+	return res, nil, lagging, nil
+}
+
+// dryRunOutcome says what a previewed put would do, for the audit record.
+func dryRunOutcome(res store.PutResult) string {
+	switch {
+	case res.Created:
+		return "would create it"
+	case res.Changed:
+		return fmt.Sprintf("would replace it (generation %d)", res.Trigger.GetGeneration())
+	}
+	return "unchanged"
 }
 
 func (s *triggerService) CreateTrigger(ctx context.Context, req *switchyardv1.CreateTriggerRequest) (*switchyardv1.CreateTriggerResponse, error) {
-	res, lagging, err := s.put(ctx, req.GetTrigger(), store.PutCreate, 0)
+	res, _, lagging, err := s.put(ctx, req.GetTrigger(), store.PutCreate, 0, req.GetDryRun())
 	if err != nil {
 		return nil, err
 	}
-	return &switchyardv1.CreateTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), LaggingInstances: lagging}, nil
+	return &switchyardv1.CreateTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), LaggingInstances: lagging, DryRun: req.GetDryRun()}, nil
 }
 
 func (s *triggerService) ApplyTrigger(ctx context.Context, req *switchyardv1.ApplyTriggerRequest) (*switchyardv1.ApplyTriggerResponse, error) {
-	res, lagging, err := s.put(ctx, req.GetTrigger(), store.PutApply, 0)
+	res, previous, lagging, err := s.put(ctx, req.GetTrigger(), store.PutApply, 0, req.GetDryRun())
 	if err != nil {
 		return nil, err
 	}
-	return &switchyardv1.ApplyTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), Created: res.Created, Changed: res.Changed, LaggingInstances: lagging}, nil
+	return &switchyardv1.ApplyTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), Created: res.Created, Changed: res.Changed,
+		LaggingInstances: lagging, DryRun: req.GetDryRun(), Previous: trigger.RedactProto(previous)}, nil
 }
 
 func (s *triggerService) UpdateTrigger(ctx context.Context, req *switchyardv1.UpdateTriggerRequest) (*switchyardv1.UpdateTriggerResponse, error) {
-	res, lagging, err := s.put(ctx, req.GetTrigger(), store.PutUpdate, req.GetExpectedGeneration())
+	res, previous, lagging, err := s.put(ctx, req.GetTrigger(), store.PutUpdate, req.GetExpectedGeneration(), req.GetDryRun())
 	if err != nil {
 		return nil, err
 	}
-	return &switchyardv1.UpdateTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), LaggingInstances: lagging}, nil
+	return &switchyardv1.UpdateTriggerResponse{Trigger: trigger.RedactProto(res.Trigger), LaggingInstances: lagging,
+		DryRun: req.GetDryRun(), Previous: trigger.RedactProto(previous)}, nil
 }
 
 func (s *triggerService) GetTrigger(ctx context.Context, req *switchyardv1.GetTriggerRequest) (*switchyardv1.GetTriggerResponse, error) {

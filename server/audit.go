@@ -51,6 +51,7 @@ type auditCall struct {
 	target string
 	detail string // what an accepted call did ("purged 3")
 	denied error  // the refusal behind an answer that hides it (NOT_FOUND)
+	dryRun bool   // the request asked for a dry run: its record says so, refused or not
 }
 
 type auditKey struct{}
@@ -94,6 +95,13 @@ func targetOf(req any) string {
 	return ""
 }
 
+// isDryRun reports whether an admin request asks for a dry run (trigger
+// changes, dead-letter replays), which changes nothing.
+func isDryRun(req any) bool {
+	r, ok := req.(interface{ GetDryRun() bool })
+	return ok && r.GetDryRun()
+}
+
 // auditor writes the records of admin actions. Its interceptors go before
 // the authentication interceptors (so refusals are seen) and its capture
 // interceptors after them (to learn who called).
@@ -109,7 +117,7 @@ func (au *auditor) unary() grpc.UnaryServerInterceptor {
 		if !ok {
 			return h(ctx, req)
 		}
-		call := &auditCall{target: targetOf(req)}
+		call := &auditCall{target: targetOf(req), dryRun: isDryRun(req)}
 		resp, err := h(context.WithValue(ctx, auditKey{}, call), req)
 		au.record(ctx, call, info.FullMethod, action, err)
 		return resp, err
@@ -130,6 +138,7 @@ func (au *auditor) stream() grpc.StreamServerInterceptor {
 				return err
 			}
 			call.target = targetOf(ps.first)
+			call.dryRun = isDryRun(ps.first)
 			ps.req = ps.first
 		}
 		err := h(srv, ps)
@@ -206,8 +215,12 @@ func (au *auditor) record(ctx context.Context, call *auditCall, method, action s
 	}
 	r := auth.RecordFor(id, action, call.target, outcome)
 	r.Method = method
-	if r.Outcome == auth.OutcomeOK {
+	switch {
+	case r.Outcome == auth.OutcomeOK:
 		r.Detail = call.detail
+	case call.dryRun:
+		// A refused dry run would otherwise read as a refused change.
+		r.Detail = "dry run: " + r.Detail
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()

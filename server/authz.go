@@ -83,9 +83,10 @@ func visibleTriggers(ctx context.Context, names []string) []string {
 // scope: where the caller's scope restricts event sources (or types), the
 // trigger's scope must too, within the caller's, so the trigger can never
 // receive events the caller could not publish. A dimension the request
-// leaves empty takes the caller's prefixes; a wider one is refused. t is
-// the normalized trigger, changed in place.
-func scopeTrigger(ctx context.Context, t *switchyardv1.Trigger) error {
+// leaves empty takes the caller's prefixes; a wider one is refused, naming
+// perm (triggers.write for a change, triggers.read for a filter test of a
+// trigger the caller sends). t is the normalized trigger, changed in place.
+func scopeTrigger(ctx context.Context, t *switchyardv1.Trigger, perm auth.Permission) error {
 	id := caller(ctx)
 	if id == nil {
 		return authgrpc.Status(auth.ErrPermissionDenied)
@@ -99,7 +100,7 @@ func scopeTrigger(ctx context.Context, t *switchyardv1.Trigger) error {
 		want.Types = id.Scope.Types
 	}
 	if !id.Covers(want) {
-		err := &auth.DeniedError{Subject: id.Subject, Permission: auth.PermTriggersWrite, Field: "trigger.scope",
+		err := &auth.DeniedError{Subject: id.Subject, Permission: perm, Field: "trigger.scope",
 			Value: strings.Join(append(append([]string{}, sc.GetSources()...), sc.GetTypes()...), ",")}
 		noteDenied(ctx, err)
 		return authgrpc.Status(err)
@@ -229,7 +230,14 @@ func allowNewTrigger(ctx context.Context, name string, update bool) error {
 	if name == "" || update {
 		return allowTriggers(ctx, auth.PermTriggersWrite, name)
 	}
-	if err := caller(ctx).AllowTrigger(auth.PermTriggersWrite, name); err != nil {
+	return allowTriggerName(ctx, auth.PermTriggersWrite, name)
+}
+
+// allowTriggerName checks perm on a trigger the request carries rather
+// than names: one outside the caller's scope is PERMISSION_DENIED naming
+// "trigger.name".
+func allowTriggerName(ctx context.Context, perm auth.Permission, name string) error {
+	if err := caller(ctx).AllowTrigger(perm, name); err != nil {
 		noteDenied(ctx, err)
 		var de *auth.DeniedError
 		if errors.As(err, &de) && de.Field == "trigger" {

@@ -392,7 +392,7 @@ func (s *Server) newGRPC(r *router.Router, authn *auth.Authenticator, audit *aut
 	}
 	s.grpc = grpc.NewServer(opts...)
 	switchyardv1.RegisterEventServiceServer(s.grpc, &eventService{r: r, maxEventBytes: int(s.cfg.Limits.MaxEventBytes)})
-	switchyardv1.RegisterTriggerServiceServer(s.grpc, &triggerService{r: r})
+	switchyardv1.RegisterTriggerServiceServer(s.grpc, &triggerService{r: r, maxTestEvents: s.cfg.Limits.MaxBatchEvents})
 	switchyardv1.RegisterDeadLetterServiceServer(s.grpc, &deadLetterService{r: r})
 	switchyardv1.RegisterPullServiceServer(s.grpc, &pullService{r: r, quit: s.quit, drain: pullDrain(s.cfg.ShutdownTimeout), log: s.log})
 	switchyardv1.RegisterSourceServiceServer(s.grpc, &sourceService{runner: func() *connectors.Runner { return s.runner }})

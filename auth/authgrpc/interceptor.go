@@ -55,6 +55,7 @@ func DefaultPolicy() Policy {
 			pb.TriggerService_GetTrigger_FullMethodName:      auth.PermTriggersRead,
 			pb.TriggerService_ListTriggers_FullMethodName:    auth.PermTriggersRead,
 			pb.TriggerService_GetTriggerStats_FullMethodName: auth.PermTriggersRead,
+			pb.TriggerService_TestFilter_FullMethodName:      auth.PermTriggersRead,
 
 			pb.DeadLetterService_ListDeadLetters_FullMethodName:    auth.PermDeadLettersRead,
 			pb.DeadLetterService_GetDeadLetter_FullMethodName:      auth.PermDeadLettersRead,
