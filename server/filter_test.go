@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -350,4 +351,33 @@ func TestDryRunChangesNothing(t *testing.T) {
 	require.Equal(t, auth.ActionTriggerApply+" ok dry run: would replace it (generation 2), nothing stored", dry[2])
 	require.True(t, strings.HasPrefix(dry[4], auth.ActionTriggerUpdate+" failed dry run: "), dry[4])
 	require.True(t, strings.HasPrefix(dry[8], auth.ActionTriggerApply+" denied dry run: "), dry[8])
+}
+
+// TestSDKFilterTestAndDryRun: the SDK's TestFilter, TestTriggerFilter and
+// DryRunApplyTrigger against a server.
+func TestSDKFilterTestAndDryRun(t *testing.T) {
+	e := startServer(t, testenv.Embedded(t), nil)
+	ctx := context.Background()
+	fn := startFunction(t, recorder(&received{}))
+	e.apply(t, fmt.Sprintf("name: big\nfilter: {cel: 'data.n > 1'}\ntarget: {grpc: %q}\n", fn))
+	evs := []event.Event{newEvent("1", "t")} // data {"n":1}
+	res, err := e.client.TestFilter(ctx, "big", evs)
+	require.NoError(t, err)
+	require.False(t, res.GetResults()[0].GetMatched())
+	require.Equal(t, "evaluated to false", res.GetResults()[0].GetClauses()[0].GetReason())
+	res, err = e.client.TestTriggerFilter(ctx, &switchyardv1.Trigger{Filter: &switchyardv1.Filter{Cel: "data.n == 1"},
+		Target: &switchyardv1.Target{Kind: &switchyardv1.Target_Grpc{Grpc: fn}}}, evs)
+	require.NoError(t, err)
+	require.True(t, res.GetResults()[0].GetMatched())
+	_, err = e.client.TestFilter(ctx, "nope", evs)
+	require.Equal(t, codes.NotFound, status.Code(err))
+
+	dry, err := e.client.DryRunApplyTrigger(ctx, &switchyardv1.Trigger{Name: "big", Description: "d", Filter: &switchyardv1.Filter{Cel: "data.n > 1"},
+		Target: &switchyardv1.Target{Kind: &switchyardv1.Target_Grpc{Grpc: fn}}})
+	require.NoError(t, err)
+	require.True(t, dry.GetDryRun() && dry.GetChanged())
+	got, err := e.client.GetTrigger(ctx, "big")
+	require.NoError(t, err)
+	require.Empty(t, got.GetDescription(), "nothing applied")
+	require.True(t, proto.Equal(got, dry.GetPrevious()))
 }
