@@ -152,11 +152,19 @@ func (t *triggerFiles) validate() error {
 	return invalidf("invalid triggers, nothing applied (%d %s):\n  %s", len(t.problems), noun, strings.Join(t.problems, "\n  "))
 }
 
+// Values of trigger apply --dry-run.
+const (
+	dryRunNone   = "none"
+	dryRunServer = "server"
+	dryRunClient = "client"
+)
+
 func newTriggerApplyCmd() *cobra.Command {
 	var (
 		opts   clientOptions
+		out    outputFormat
 		files  []string
-		dryRun bool
+		dryRun string
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
@@ -167,11 +175,25 @@ anything is wrong, every problem (an unknown key, a value of the wrong type,
 an invalid value, a name given twice) is printed as "FILE:LINE: path:
 problem" and nothing is sent. Each trigger is then
 applied and reported as "trigger/NAME created", "configured" (changed) or
-"unchanged".`,
+"unchanged".
+
+--dry-run asks the server what would change, and changes nothing: each
+trigger goes through the checks of a real apply (validation, the server's
+defaults and target policy, your permissions and scope) and is reported as
+created, configured (replaced) or unchanged, with the fields a replacement
+changes (BEFORE and AFTER as JSON values, "-" for unset). -o json prints
+each trigger as it would be stored, with its changes. --dry-run=client only
+validates the files, without contacting the server.`,
 		Example: `  switchyard trigger apply -f orders.yaml
+  switchyard trigger apply -f orders.yaml --dry-run
   switchyard trigger get orders -o yaml | switchyard trigger apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch dryRun {
+			case dryRunNone, dryRunServer, dryRunClient:
+			default:
+				return invalidf("--dry-run=%s: want server (the default) or client", dryRun)
+			}
 			if len(files) == 0 {
 				return invalidf("no trigger file: pass -f FILE (or -f - for standard input)")
 			}
@@ -183,58 +205,112 @@ applied and reported as "trigger/NAME created", "configured" (changed) or
 				return err
 			}
 			specs := tf.specs
-			out := cmd.OutOrStdout()
-			if dryRun {
+			w := cmd.OutOrStdout()
+			if dryRun == dryRunClient {
 				for _, l := range specs {
-					fmt.Fprintf(out, "trigger/%s valid (dry run)\n", l.spec.Name)
+					fmt.Fprintf(w, "trigger/%s valid (dry run)\n", l.spec.Name)
 				}
 				return nil
 			}
 			return opts.withClient(func(c *sdk.Client) error {
-				return applySpecs(cmd.Context(), c, specs, out, cmd.ErrOrStderr())
+				if dryRun == dryRunServer {
+					return dryRunSpecs(cmd.Context(), c, specs, out, w, cmd.ErrOrStderr())
+				}
+				return applySpecs(cmd.Context(), c, specs, out, w, cmd.ErrOrStderr())
 			})
 		},
 	}
 	clientFlags(cmd, &opts)
+	outputFlag(cmd, &out)
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "trigger file (YAML or JSON; - for standard input); repeatable")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate the files without contacting the server")
+	cmd.Flags().StringVar(&dryRun, "dry-run", dryRunNone, "show what would change without changing anything (server); client: only validate the files, offline")
+	cmd.Flags().Lookup("dry-run").NoOptDefVal = dryRunServer
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
 }
 
-// applySpecs applies validated specs one by one. With a single trigger its
-// error is returned as is; with several, failures are printed on errOut and
-// the others still applied, except when the server cannot be reached.
-func applySpecs(ctx context.Context, c *sdk.Client, specs []loadedSpec, out, errOut io.Writer) error {
+// applyOutcome is what trigger apply did (or, in a dry run, would do) to
+// one trigger: the -o json/yaml form.
+type applyOutcome struct {
+	Name string `json:"name"`
+	// Result is created, configured (replaced) or unchanged.
+	Result string `json:"result"`
+	DryRun bool   `json:"dry_run,omitempty"`
+	// Generation is the trigger's generation after the apply.
+	Generation int64 `json:"generation"`
+	// Changes are the fields that differ from the trigger stored before
+	// (every field set, for one created); values shown redacted.
+	Changes []trigger.FieldChange `json:"changes,omitempty"`
+	// Trigger is the trigger as stored (or as it would be), in the trigger
+	// file shape.
+	Trigger          trigger.Spec `json:"trigger"`
+	LaggingInstances []string     `json:"lagging_instances,omitempty"`
+}
+
+// resultOf names what an apply did.
+func resultOf(created, changed bool) string {
+	switch {
+	case created:
+		return "created"
+	case changed:
+		return "configured"
+	}
+	return "unchanged"
+}
+
+// applyEach applies (or previews) specs one by one with call. With a
+// single trigger its error is returned as is; with several, failures are
+// printed on errOut and the others still sent, except when the server
+// cannot be reached. It returns the outcomes of those that succeeded.
+// notDone ends the message of failures: "applied", "checked (dry run)".
+func applyEach(ctx context.Context, specs []loadedSpec, errOut io.Writer, notDone string, call func(loadedSpec) (applyOutcome, error)) ([]applyOutcome, error) {
+	var outcomes []applyOutcome
 	failed := 0
 	for i, l := range specs {
 		what := "trigger/" + l.spec.Name
-		resp, err := c.ApplyTrigger(ctx, trigger.ToProto(l.spec))
+		o, err := call(l)
 		if err != nil {
 			if len(specs) == 1 {
-				return serverError(what, err)
+				return nil, serverError(what, err)
 			}
-			if errors.Is(err, sdk.ErrUnavailable) || status.Code(err) == codes.DeadlineExceeded || ctx.Err() != nil {
-				return fmt.Errorf("%w\n%d of %d triggers not applied", serverError(what, err), len(specs)-i, len(specs))
+			if errors.Is(err, sdk.ErrUnavailable) || errors.Is(err, sdk.ErrDryRunUnsupported) || status.Code(err) == codes.DeadlineExceeded || ctx.Err() != nil {
+				return outcomes, fmt.Errorf("%w\n%d of %d triggers not %s", serverError(what, err), len(specs)-i, len(specs), notDone)
 			}
 			fmt.Fprintln(errOut, serverError(what, err))
 			failed++
 			continue
 		}
-		verb := "unchanged"
-		switch {
-		case resp.GetCreated():
-			verb = "created"
-		case resp.GetChanged():
-			verb = "configured"
-		}
-		fmt.Fprintf(out, "%s %s\n", what, verb)
-		warnLagging(errOut, what, resp.GetLaggingInstances())
+		outcomes = append(outcomes, o)
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d triggers not applied", failed, len(specs))
+		return outcomes, fmt.Errorf("%d of %d triggers not %s", failed, len(specs), notDone)
 	}
-	return nil
+	return outcomes, nil
+}
+
+// applySpecs applies validated specs one by one (see applyEach) and
+// reports each as "trigger/NAME created|configured|unchanged", or, with
+// -o json/yaml, their outcomes.
+func applySpecs(ctx context.Context, c *sdk.Client, specs []loadedSpec, format outputFormat, out, errOut io.Writer) error {
+	outcomes, err := applyEach(ctx, specs, errOut, "applied", func(l loadedSpec) (applyOutcome, error) {
+		resp, err := c.ApplyTrigger(ctx, trigger.ToProto(l.spec))
+		if err != nil {
+			return applyOutcome{}, err
+		}
+		o := applyOutcome{Name: l.spec.Name, Result: resultOf(resp.GetCreated(), resp.GetChanged()),
+			Generation: resp.GetTrigger().GetGeneration(), Trigger: trigger.FromProto(resp.GetTrigger()), LaggingInstances: resp.GetLaggingInstances()}
+		if format == formatTable {
+			fmt.Fprintf(out, "trigger/%s %s\n", o.Name, o.Result)
+		}
+		warnLagging(errOut, "trigger/"+o.Name, o.LaggingInstances)
+		return o, nil
+	})
+	if format != formatTable {
+		if perr := printOutcomes(out, format, outcomes); perr != nil {
+			return errors.Join(err, perr)
+		}
+	}
+	return err
 }
 
 // warnLagging tells on errOut which instances had not confirmed a change

@@ -311,7 +311,7 @@ delivery: {max_queue: -5}
 	})
 	t.Run("dry run", func(t *testing.T) {
 		r := runCLI(t, "name: a\ntarget: {grpc: 'fn:1'}\n---\nname: b\ntarget: {url: 'http://x/'}\n",
-			"trigger", "apply", "-f", "-", "--dry-run", "--server", closedAddr(t))
+			"trigger", "apply", "-f", "-", "--dry-run=client", "--server", closedAddr(t))
 		if r.e != nil || r.out != "trigger/a valid (dry run)\ntrigger/b valid (dry run)\n" {
 			t.Errorf("dry run: out %q, err %v", r.out, r.e)
 		}

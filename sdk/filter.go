@@ -38,6 +38,20 @@ func (c *Client) TestTriggerFilter(ctx context.Context, t *switchyardv1.Trigger,
 	return c.testFilter(ctx, &switchyardv1.TestFilterRequest{Subject: &switchyardv1.TestFilterRequest_Trigger{Trigger: t}}, evs)
 }
 
+// TestFilterProto sends a prepared TestFilter request: its events, in
+// the protobuf format, go as they are (the server validates them), for
+// tools that read events in the CloudEvents formats themselves. Errors
+// are as for TestFilter.
+func (c *Client) TestFilterProto(ctx context.Context, req *switchyardv1.TestFilterRequest) (*switchyardv1.TestFilterResponse, error) {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	resp, err := c.triggers.TestFilter(ctx, req)
+	if err != nil {
+		return nil, mapError(err, triggerCall)
+	}
+	return resp, nil
+}
+
 func (c *Client) testFilter(ctx context.Context, req *switchyardv1.TestFilterRequest, evs []event.Event) (*switchyardv1.TestFilterResponse, error) {
 	req.Events = make([]*pb.CloudEvent, len(evs))
 	for i := range evs {
@@ -47,13 +61,7 @@ func (c *Client) testFilter(ctx context.Context, req *switchyardv1.TestFilterReq
 		}
 		req.Events[i] = p
 	}
-	ctx, cancel := c.callContext(ctx)
-	defer cancel()
-	resp, err := c.triggers.TestFilter(ctx, req)
-	if err != nil {
-		return nil, mapError(err, triggerCall)
-	}
-	return resp, nil
+	return c.TestFilterProto(ctx, req)
 }
 
 // DryRunApplyTrigger asks what ApplyTrigger(t) would do, changing nothing:
