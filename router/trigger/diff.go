@@ -106,11 +106,14 @@ func walkJSON(v any, path string, out map[string]string) {
 			walkJSON(sub, path+"["+strconv.Itoa(i)+"]", out)
 		}
 	default:
-		b, err := json.Marshal(v)
-		if err != nil {
-			b = []byte(strconv.Quote(err.Error()))
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // "a > b", not "a \u003e b"
+		if err := enc.Encode(v); err != nil {
+			out[path] = strconv.Quote(err.Error())
+			return
 		}
-		out[path] = string(b)
+		out[path] = strings.TrimSuffix(b.String(), "\n")
 	}
 }
 

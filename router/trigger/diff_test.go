@@ -37,14 +37,14 @@ func TestDiff(t *testing.T) {
 		},
 		"fields added and removed, list indexes in numeric order": {
 			change: func(s *Spec) {
-				s.Filter.All[10] = filter.Spec{CEL: "true"}
+				s.Filter.All[10] = filter.Spec{CEL: "size(data) > 1 && true"}
 				s.Filter.All[2] = filter.Spec{CESQL: "TRUE"}
 				s.Target = Target{URL: "https://example.com/hook"}
 				s.Scope = EventScope{Sources: []string{"/a/"}}
 			},
 			want: []FieldChange{
 				{Path: "filter.all[2].cesql", After: `"TRUE"`},
-				{Path: "filter.all[10].cel", After: `"true"`},
+				{Path: "filter.all[10].cel", After: `"size(data) > 1 && true"`},
 				{Path: "scope.sources[0]", After: `"/a/"`},
 				{Path: "target.grpc", Before: `"127.0.0.1:7070"`},
 				{Path: "target.url", After: `"https://example.com/hook"`},
