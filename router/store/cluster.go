@@ -175,8 +175,8 @@ func isRedirect(err error) bool {
 // again on the slot's new master, up to three times.
 func (s *Store) acceptTx(ctx context.Context, key string, fn func(p redis.Pipeliner)) error {
 	if s.dur.Replicas <= 0 {
-		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error { fn(p); return nil })
-		return err
+		cmds, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error { fn(p); return nil })
+		return execErr(cmds, err)
 	}
 	var err error
 	for try := 0; try < 4; try++ {
@@ -216,7 +216,7 @@ func (s *Store) txWait(ctx context.Context, m *redis.Client, fn func(p redis.Pip
 		executed = executed || c.Err() == nil
 	}
 	if !executed {
-		return err
+		return execErr(cmds, err) // out of memory, say, rather than EXECABORT
 	}
 	if werr := s.wait(ctx, conn); werr != nil {
 		return werr

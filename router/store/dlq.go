@@ -173,22 +173,13 @@ func (s *Store) PurgeDLQ(ctx context.Context, trigger string, ids []string) (int
 	return s.rdb.XDel(ctx, s.keys.Queue(trigger).DLQ, valid...).Result()
 }
 
-// PurgeDLQBefore deletes dead letters that died before t.
+// PurgeDLQBefore deletes dead letters that died before t, a bounded number
+// per Redis call (see TrimDLQ).
 func (s *Store) PurgeDLQBefore(ctx context.Context, trigger string, t time.Time) (int64, error) {
-	return s.rdb.XTrimMinID(ctx, s.keys.Queue(trigger).DLQ, strconv.FormatInt(t.UnixMilli(), 10)).Result()
+	return s.trimDLQ(ctx, trigger, t, false)
 }
 
-// PurgeDLQAll deletes every dead letter of trigger.
+// PurgeDLQAll deletes every dead letter of trigger (see purgeAllScript).
 func (s *Store) PurgeDLQAll(ctx context.Context, trigger string) (int64, error) {
-	key := s.keys.Queue(trigger).DLQ
-	var n *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		n = p.XLen(ctx, key)
-		p.Del(ctx, key)
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	return n.Val(), nil
+	return s.run(ctx, s.oom(purgeAllScript), []string{s.keys.Queue(trigger).DLQ}).Int64()
 }

@@ -13,4 +13,8 @@ var (
 	// restarted without persistence) and the instances have not restored
 	// the triggers yet. Retry shortly.
 	ErrNoEpoch = errors.New("the store lost its data; the triggers are being restored")
+	// ErrFull means Redis refused to store more: it is out of memory
+	// (maxmemory with the noeviction policy). Reads, and the steps that
+	// settle events already stored, still run (see oom.go).
+	ErrFull = errors.New("store full")
 )

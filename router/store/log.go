@@ -29,7 +29,7 @@ type LogRecord struct {
 func (s *Store) AppendLog(ctx context.Context, batches ...[]LogRecord) error {
 	key := s.keys.Log()
 	counts := map[string]int64{}
-	return s.acceptTx(ctx, key, func(p redis.Pipeliner) {
+	return full(s.acceptTx(ctx, key, func(p redis.Pipeliner) {
 		clear(counts)
 		for _, b := range batches {
 			for _, r := range b {
@@ -42,7 +42,7 @@ func (s *Store) AppendLog(ctx context.Context, batches ...[]LogRecord) error {
 		for t, n := range counts {
 			p.HIncrBy(ctx, s.keys.Admitted(), t, n)
 		}
-	})
+	}))
 }
 
 // Admitted returns, per trigger, the events accepted but not yet fanned out.
@@ -141,12 +141,12 @@ func toRecords(msgs []redis.XMessage) []LogRecord {
 }
 
 // AckLog marks records fanned out and deletes them from the log, and takes
-// them off the admitted counts, in one transaction.
+// them off the admitted counts, in one script (atomic; it runs when Redis is
+// out of memory, since it only frees memory).
 func (s *Store) AckLog(ctx context.Context, recs []LogRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	key := s.keys.Log()
 	ids := make([]string, len(recs))
 	counts := map[string]int64{}
 	for i, r := range recs {
@@ -155,15 +155,7 @@ func (s *Store) AckLog(ctx context.Context, recs []LogRecord) error {
 			counts[t]++
 		}
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAck(ctx, key, LogGroup, ids...)
-		p.XDel(ctx, key, ids...)
-		for t, n := range counts {
-			p.HIncrBy(ctx, s.keys.Admitted(), t, -n)
-		}
-		return nil
-	})
-	return err
+	return s.ackLog(ctx, ids, counts)
 }
 
 // LogLength is the number of records not yet fanned out.

@@ -44,7 +44,7 @@ func (s *Store) Enqueue(ctx context.Context, batches map[string][]Item) (map[str
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("enqueue: %w", err)
+		return nil, full(fmt.Errorf("enqueue: %w", err))
 	}
 	held := make(map[string]int64, len(cmds))
 	for _, c := range cmds {
@@ -221,13 +221,13 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 		}
 		for _, trig := range group {
 			if c, ok := claims[trig]; ok {
-				scripts[trig] = claimScript.EvalSha(ctx, p, s.keys.Queue(trig).all(), claimArgs(now, c.Want, c.Limit, c.Lease)...)
+				scripts[trig] = s.oom(claimScript).EvalSha(ctx, p, s.keys.Queue(trig).all(), claimArgs(now, c.Want, c.Limit, c.Lease)...)
 			}
 		}
 	})
 	for _, w := range writes {
 		if werr := w.Err(); werr != nil {
-			return nil, nil, nil, fmt.Errorf("queue: %w", werr)
+			return nil, nil, nil, full(fmt.Errorf("queue: %w", werr))
 		}
 	}
 	// The writes landed; txErr is then a claim's error (handled below) or
@@ -313,7 +313,7 @@ const inlineBodies = 16
 func (s *Store) Claim(ctx context.Context, trigger string, now time.Time, want, limit int, lease time.Duration) (ClaimResult, error) {
 	var claim *redis.Cmd
 	s.transaction(ctx, func(p redis.Pipeliner) []*redis.Cmd {
-		claim = claimScript.EvalSha(ctx, p, s.keys.Queue(trigger).all(), claimArgs(now, want, limit, lease)...)
+		claim = s.oom(claimScript).EvalSha(ctx, p, s.keys.Queue(trigger).all(), claimArgs(now, want, limit, lease)...)
 		return []*redis.Cmd{claim}
 	})
 	v, err := claim.Slice()
@@ -334,8 +334,8 @@ func (s *Store) AckAndClaim(ctx context.Context, trigger string, refs []AttemptR
 	keys := s.keys.Queue(trigger).all()
 	var ack, claim *redis.Cmd
 	s.transaction(ctx, func(p redis.Pipeliner) []*redis.Cmd {
-		ack = ackScript.EvalSha(ctx, p, keys, ackArgs(refs)...)
-		claim = claimScript.EvalSha(ctx, p, keys, claimArgs(now, want, limit, lease)...)
+		ack = s.oom(ackScript).EvalSha(ctx, p, keys, ackArgs(refs)...)
+		claim = s.oom(claimScript).EvalSha(ctx, p, keys, claimArgs(now, want, limit, lease)...)
 		return []*redis.Cmd{ack, claim}
 	})
 	if aerr := ack.Err(); aerr != nil {
@@ -429,7 +429,7 @@ func (s *Store) claimed(ctx context.Context, trigger string, v []any) (ClaimResu
 		for _, o := range orphans {
 			args = append(args, o.ID, o.Attempt)
 		}
-		if err := s.run(ctx, orphanScript, s.keys.Queue(trigger).all(), args...).Err(); err != nil {
+		if err := s.run(ctx, s.oom(orphanScript), s.keys.Queue(trigger).all(), args...).Err(); err != nil {
 			return r, fmt.Errorf("claim %s: release orphans: %w", trigger, err)
 		}
 	}
@@ -448,7 +448,7 @@ type AttemptRef struct {
 // Ack completes attempts. stale counts those no longer current (their lease
 // was lost and the event rescheduled or redelivered elsewhere).
 func (s *Store) Ack(ctx context.Context, trigger string, refs []AttemptRef) (acked, stale int64, err error) {
-	v, err := s.run(ctx, ackScript, s.keys.Queue(trigger).all(), ackArgs(refs)...).Slice()
+	v, err := s.run(ctx, s.oom(ackScript), s.keys.Queue(trigger).all(), ackArgs(refs)...).Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("ack %s: %w", trigger, err)
 	}
@@ -492,7 +492,7 @@ func (s *Store) AckWithLetters(ctx context.Context, trigger string, capacity int
 	for _, a := range acks {
 		args = append(args, a.ID, a.Attempt)
 	}
-	v, err := s.run(ctx, ackLettersScript, s.keys.Queue(trigger).all(), args...).Slice()
+	v, err := s.run(ctx, s.oom(ackLettersScript), s.keys.Queue(trigger).all(), args...).Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("ack with dead letters %s: %w", trigger, err)
 	}
@@ -538,7 +538,7 @@ func (s *Store) ScheduleRetries(ctx context.Context, trigger string, now time.Ti
 	for _, r := range rs {
 		args = append(args, r.ID, r.Attempt, nowMS(r.Due), r.History, boolArg(r.Health))
 	}
-	n, err := s.run(ctx, retryScript, s.keys.Queue(trigger).all(), args...).Int64()
+	n, err := s.run(ctx, s.oom(retryScript), s.keys.Queue(trigger).all(), args...).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("schedule retries %s: %w", trigger, err)
 	}
@@ -564,7 +564,7 @@ func (s *Store) DeadLetter(ctx context.Context, trigger string, now time.Time, b
 	for _, d := range ds {
 		args = append(args, d.ID, d.Attempt, d.Letter, boolArg(d.Failed), boolArg(d.Health))
 	}
-	v, err := s.run(ctx, deadScript, s.keys.Queue(trigger).all(), args...).Slice()
+	v, err := s.run(ctx, s.oom(deadScript), s.keys.Queue(trigger).all(), args...).Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("dead-letter %s: %w", trigger, err)
 	}
@@ -645,17 +645,4 @@ func IDTime(id string) time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-// trimScript deletes dead letters older than ARGV[1] (a stream id) and
-// counts them. Returns the number deleted.
-var trimScript = redis.NewScript(`
-local n = redis.call('XTRIM', KEYS[8], 'MINID', ARGV[1])
-if n > 0 then redis.call('HINCRBY', KEYS[7], 'dlq_evicted', n) end
-return n
-`)
-
-// TrimDLQ evicts the trigger's dead letters older than before, counting them.
-func (s *Store) TrimDLQ(ctx context.Context, trigger string, before time.Time) (int64, error) {
-	return s.run(ctx, trimScript, s.keys.Queue(trigger).all(), strconv.FormatInt(before.UnixMilli(), 10)).Int64()
 }

@@ -9,6 +9,11 @@ import "github.com/redis/go-redis/v9"
 // An attempt is identified by (event id, attempt number): a script applies an
 // outcome only when the event's current attempt number is the one reported,
 // so a late answer from an instance that lost its lease changes nothing.
+//
+// The scripts that settle or move events already stored are oomScripts:
+// they declare allow-oom where the server takes script flags, so that they
+// run when Redis is out of memory (see oom.go). enqueueScript and the
+// replay scripts store new copies of events and stay refused then.
 
 // unpackLua calls a command with a list's elements as arguments, in chunks
 // that stay within Lua's stack limit. A chunk of pairs must have an even size.
@@ -109,7 +114,7 @@ return {n, redis.call('HLEN', KEYS[2])}
 // Returns {items, ready, next_due, next_lease, breaker_state, breaker_until,
 // held} where each item is {id, attempt, history, expired(0|1), since, body}
 // and body is the event, false when gone, or "" when not read.
-var claimScript = redis.NewScript(unpackLua + wideLua + `
+var claimScript = newOOMScript(unpackLua + wideLua + `
 local now = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -188,7 +193,7 @@ return {out, redis.call('LLEN', KEYS[1]), nd[2] or '', firstLease(), state, tost
 // orphanScript ends attempts (ARGV[2k], ARGV[2k+1] = id, attempt) whose
 // event body is gone (its queue was purged while the id waited): it drops
 // their lease and attempt count and counts them. Returns the number ended.
-var orphanScript = redis.NewScript(`
+var orphanScript = newOOMScript(`
 local n = 0
 for i = 2, #ARGV, 2 do
   if redis.call('HGET', KEYS[3], ARGV[i]) == ARGV[i+1] and redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
@@ -251,24 +256,10 @@ end
 
 // ackScript completes attempts (ARGV[2k], ARGV[2k+1] = id, attempt) and closes
 // the circuit breaker. Returns {acked, stale}.
-var ackScript = redis.NewScript(unpackLua + ackLua + `
+var ackScript = newOOMScript(unpackLua + ackLua + `
 local n, stale = ack(2)
 return {n, stale}
 `)
-
-// capDLQLua defines cap_dlq(cap), which keeps the dead-letter stream at
-// most cap entries long (0: unbounded), oldest evicted first, and counts what
-// it evicts. Returns the number evicted.
-const capDLQLua = `
-local function cap_dlq(cap)
-  local len = redis.call('XLEN', KEYS[8])
-  if cap <= 0 or len <= cap then return 0 end
-  local old = redis.call('XRANGE', KEYS[8], '-', '+', 'COUNT', len - cap)
-  for j = 1, #old do redis.call('XDEL', KEYS[8], old[j][1]) end
-  redis.call('HINCRBY', KEYS[7], 'dlq_evicted', #old)
-  return #old
-end
-`
 
 // ackLettersScript completes attempts whose function answered with reply
 // events Switchyard refused, and adds those replies to the dead-letter
@@ -279,7 +270,7 @@ end
 // longer current: the replies came from a run of the function that did
 // happen, and a duplicate letter (the event's next run refuses the same
 // reply) is better than a lost one. Returns {acked, stale, evicted}.
-var ackLettersScript = redis.NewScript(unpackLua + ackLua + capDLQLua + `
+var ackLettersScript = newOOMScript(unpackLua + ackLua + capDLQLua + `
 local l = tonumber(ARGV[2])
 for i = 3, 2 + 2 * l, 2 do
   redis.call('XADD', KEYS[8], '*', 'e', ARGV[i], 'd', ARGV[i+1])
@@ -310,7 +301,7 @@ end
 
 // retryScript schedules retries: ARGV[5..] are tuples of
 // (id, attempt, due ms, history, health 0|1). Returns the number scheduled.
-var retryScript = redis.NewScript(breakerFailLua + `
+var retryScript = newOOMScript(breakerFailLua + `
 local n = 0
 for i = 5, #ARGV, 5 do
   local id = ARGV[i]
@@ -332,7 +323,7 @@ return n
 // without the event). ARGV[5] caps the
 // stream's length; entries evicted to respect it are counted, never silent.
 // Returns {dead, evicted}.
-var deadScript = redis.NewScript(breakerFailLua + capDLQLua + `
+var deadScript = newOOMScript(breakerFailLua + capDLQLua + `
 local n, failed = 0, 0
 for i = 6, #ARGV, 5 do
   local id = ARGV[i]

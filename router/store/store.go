@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,9 +15,10 @@ import (
 // Store is Switchyard's state in one Redis (or Redis-compatible) server. It
 // is safe for concurrent use; it does not own the client.
 type Store struct {
-	rdb  redis.UniversalClient
-	keys Keys
-	dur  Durability
+	rdb   redis.UniversalClient
+	keys  Keys
+	dur   Durability
+	flags atomic.Bool // the server takes script flags (see oomScript)
 }
 
 // New returns a Store using rdb with keys under prefix (DefaultPrefix if empty).
@@ -30,14 +32,25 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 // Keys returns the key builder.
 func (s *Store) Keys() Keys { return s.keys }
 
-var allScripts = []*redis.Script{putScript, deleteScript, restoreScript, heartbeatScript, syncPointScript, trimScript, enqueueScript, claimScript, orphanScript, ackScript, ackLettersScript, retryScript, deadScript, peekScript, statsScript, replayScript, requeueScript}
+var allScripts = []*redis.Script{putScript, deleteScript, restoreScript, heartbeatScript, syncPointScript, enqueueScript, peekScript, statsScript, replayScript, requeueScript}
 
-// LoadScripts loads every Lua script into the server's script cache. The
-// store reloads them by itself when the server lost them (a restart), so this
-// only saves the first round trip and checks the server speaks Lua.
+// oomScripts run when Redis is out of memory (see oomScript).
+var oomScripts = []*oomScript{claimScript, orphanScript, ackScript, ackLettersScript, retryScript, deadScript, ackLogScript, capScript, trimScript, purgeAllScript}
+
+// LoadScripts loads every Lua script into the server's script cache, in
+// the variants the server runs (with script flags or without: see
+// oomScript). The store reloads them by itself when the server lost them (a
+// restart), so this only saves the first round trip and checks the server
+// speaks Lua.
 func (s *Store) LoadScripts(ctx context.Context) error {
+	s.flags.Store(s.probeFlags(ctx))
 	for _, sc := range allScripts {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("load script: %w", err)
+		}
+	}
+	for _, sc := range oomScripts {
+		if err := s.oom(sc).Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("load script: %w", err)
 		}
 	}
@@ -62,6 +75,13 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, keys []string, args .
 // an attempt): go-redis resends a plain command or pipeline after a lost
 // reply, never a transaction. When every call answered NOSCRIPT (the server
 // lost its scripts, so nothing ran) it loads them and runs fn once more.
+//
+// When Redis is out of memory it refuses every MULTI (see oom.go), and fn's
+// scripts, which settle or move events already stored, are what frees
+// memory: then fn runs once more as a plain pipeline. The price is that a
+// reply lost on the way back may have the pipeline resent, and a claim run
+// twice costs its events an attempt (their first leases expire); nothing is
+// lost, and only while Redis is full.
 func (s *Store) transaction(ctx context.Context, fn func(p redis.Pipeliner) []*redis.Cmd) {
 	var cmds []*redis.Cmd
 	exec := func() {
@@ -71,6 +91,12 @@ func (s *Store) transaction(ctx context.Context, fn func(p redis.Pipeliner) []*r
 		})
 	}
 	exec()
+	if refusedWhole(cmds) {
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			cmds = fn(p)
+			return nil
+		})
+	}
 	for _, c := range cmds {
 		if !isNoScript(c.Err()) {
 			return
@@ -83,6 +109,12 @@ func (s *Store) transaction(ctx context.Context, fn func(p redis.Pipeliner) []*r
 		return
 	}
 	exec()
+	if refusedWhole(cmds) {
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			cmds = fn(p)
+			return nil
+		})
+	}
 }
 
 // pipelined runs fn's commands in one pipeline; when a script was missing
