@@ -1,10 +1,12 @@
 package filter
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
@@ -17,6 +19,25 @@ import (
 // so a hostile expression (nested comprehensions over large data, ...)
 // cannot burn CPU.
 const CELCostLimit = 100_000
+
+// DefaultCELEventBudget bounds the CEL cost of one event across every CEL
+// filter evaluated on it (Input.SetCELBudget changes it). The cost limit of
+// each expression alone would let the total grow with the number of
+// triggers; the budget does not: the filters share one cost tracker per
+// event, each evaluation may spend at most what the budget has left, and
+// once it is spent the remaining CEL filters do not match. Ten expressions
+// at their own limit fit; ordinary filters cost tens of units each.
+const DefaultCELEventBudget = 10 * CELCostLimit
+
+// celTracker is the cost tracker every Input's is copied from: the default
+// cost model, no cost spent (a copy is cheaper than building one per event).
+var celTracker = func() *cost.Tracker {
+	t, err := cost.NewTracker(nil)
+	if err != nil {
+		panic(err) // no options: cannot fail
+	}
+	return t
+}()
 
 // Names of the CEL variables.
 const (
@@ -74,11 +95,43 @@ func (f *celFilter) Match(in *Input) bool {
 	return ok && bool(b)
 }
 
+// errCELBudget is eval's error once the event's CEL cost budget is spent.
+var errCELBudget = errors.New("the event's CEL cost budget is spent: the expression was not evaluated")
+
 // eval evaluates the program against the event: Match and Explain both
-// decide from its result, so they cannot disagree.
+// decide from its result, so they cannot disagree. The evaluation runs on
+// the Input's cost tracker, limited to CELCostLimit and to what the
+// event's budget has left.
 func (f *celFilter) eval(in *Input) (ref.Val, error) {
 	in.act.in = in // also covers a zero or copied Input
-	out, _, err := f.prg.Eval(&in.act)
+	if in.celExhausted {
+		return nil, errCELBudget
+	}
+	if in.celCost == nil {
+		in.celCost = &cost.Tracker{}
+		*in.celCost = *celTracker
+	}
+	budget := in.celBudget
+	if budget == 0 {
+		budget = DefaultCELEventBudget
+	}
+	spent := in.celCost.ActualCost()
+	if spent >= budget {
+		in.celExhausted = true
+		return nil, errCELBudget
+	}
+	in.celLimit = min(spent+CELCostLimit, budget)
+	in.celCost.Limit = &in.celLimit
+	frame, err := interpreter.NewExecutionFrame(&in.act)
+	if err != nil {
+		return nil, err
+	}
+	frame.SetCostTracker(in.celCost)
+	out, _, err := f.prg.Eval(frame)
+	frame.Close()
+	if err != nil && in.celLimit == budget && in.celCost.ActualCost() > budget {
+		in.celExhausted = true // stopped by the event's budget, not its own limit
+	}
 	return out, err
 }
 

@@ -91,6 +91,44 @@ func TestCELCostLimit(t *testing.T) {
 	require.Less(t, time.Since(start), 2*time.Second)
 }
 
+// The CEL filters evaluated on one event share its budget: adding filters
+// cannot raise the total past it. Once spent, the remaining CEL filters do
+// not match (their per-expression limit alone would let each spend
+// CELCostLimit), and the next event starts afresh.
+func TestCELEventBudget(t *testing.T) {
+	items := make([]string, 60)
+	for i := range items {
+		items[i] = fmt.Sprint(i)
+	}
+	ev := testEvent(withText("application/json", `{"items":[`+strings.Join(items, ",")+`]}`))
+	f := mustCompile(t, Spec{CEL: "data.items.all(x, data.items.exists(y, y == x))"})
+	in := NewInput(ev)
+	require.True(t, f.Match(in))
+	one := in.CELCost()
+	require.Greater(t, one, uint64(1000), "a quadratic walk over 60 items")
+	require.Less(t, one, uint64(CELCostLimit), "within the per-expression limit")
+	require.False(t, in.CELBudgetExhausted())
+
+	in.SetCELBudget(one*5 + one/2)
+	in.Reset(ev)
+	matched := 0
+	for range 50 { // fifty triggers with the same filter
+		if f.Match(in) {
+			matched++
+		}
+	}
+	require.Equal(t, 5, matched, "five evaluations fit the budget, the sixth is stopped by it")
+	require.True(t, in.CELBudgetExhausted())
+	require.LessOrEqual(t, in.CELCost(), one*5+one/2+one, "spending stops at the budget (the last evaluation is cut short)")
+
+	in.Reset(ev)
+	require.False(t, in.CELBudgetExhausted())
+	require.Zero(t, in.CELCost())
+	require.True(t, f.Match(in), "a new event has the whole budget")
+	cheap := mustCompile(t, Spec{CEL: "size(data.items) == 60"})
+	require.True(t, cheap.Match(in))
+}
+
 // TestInputDecodesOnce checks that the derived values are computed once per
 // event and dropped by Reset.
 func TestInputDecodesOnce(t *testing.T) {

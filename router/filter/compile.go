@@ -15,6 +15,16 @@ const (
 	// MaxExpressionBytes is the maximum length, in bytes, of one CESQL or
 	// CEL expression.
 	MaxExpressionBytes = 4096
+	// MaxExpressions is how many CESQL and CEL expressions one filter may
+	// hold, at every level together: each is compiled when the trigger is
+	// applied and may be evaluated for every event.
+	MaxExpressions = 16
+	// MaxNodes is how many filters one filter tree may hold: the top-level
+	// filter and every member of an all or any and every not.
+	MaxNodes = 256
+	// MaxConditions is how many attributes, prefix and suffix entries one
+	// filter tree may hold together.
+	MaxConditions = 1024
 	// maxErrors caps the problems one Compile call reports.
 	maxErrors = 100
 )
@@ -30,11 +40,17 @@ const rootPath = "filter"
 // Checked are: attribute names (CloudEvents names, [a-z0-9]+), prefix and
 // suffix values (non-empty), CESQL syntax, functions and result type, CEL
 // syntax and types (the result must be bool or dyn), expression sizes
-// (MaxExpressionBytes) and nesting depth (MaxDepth).
+// (MaxExpressionBytes), nesting depth (MaxDepth) and the size of the whole
+// filter (MaxExpressions, MaxNodes, MaxConditions; a filter over them is
+// not compiled, and each excess is reported at "filter").
 //
 // The empty Spec compiles to a Filter that matches every event.
 func Compile(s Spec) (Filter, error) {
 	c := &compiler{}
+	if c.checkSize(s); len(c.errs) > 0 {
+		// Too large to compile: compiling is the cost the caps bound.
+		return nil, joinErrors(c.errs)
+	}
 	f := c.compile(s, rootPath, 0)
 	if err := joinErrors(c.errs); err != nil {
 		return nil, err
@@ -53,6 +69,49 @@ func (c *compiler) fail(path string, line, column int, format string, args ...an
 		c.errs = append(c.errs, &CompileError{Path: path, Line: line, Column: column, Msg: fmt.Sprintf(format, args...)})
 	case len(c.errs) == maxErrors:
 		c.errs = append(c.errs, &CompileError{Path: rootPath, Msg: fmt.Sprintf("more than %d problems; stopped reporting", maxErrors)})
+	}
+}
+
+// filterSize counts what the size limits bound.
+type filterSize struct{ nodes, expressions, conditions int }
+
+// measure adds s's tree to z, down to MaxDepth (compile reports deeper
+// filters), stopping once a count passes its limit.
+func (z *filterSize) measure(s Spec, depth int) {
+	if depth > MaxDepth || z.nodes > MaxNodes || z.expressions > MaxExpressions || z.conditions > MaxConditions {
+		return
+	}
+	z.nodes++
+	z.conditions += len(s.Attributes) + len(s.Prefix) + len(s.Suffix)
+	if s.CESQL != "" {
+		z.expressions++
+	}
+	if s.CEL != "" {
+		z.expressions++
+	}
+	if s.Not != nil {
+		z.measure(*s.Not, depth+1)
+	}
+	for _, sub := range s.All {
+		z.measure(sub, depth+1)
+	}
+	for _, sub := range s.Any {
+		z.measure(sub, depth+1)
+	}
+}
+
+// checkSize reports each size limit the filter passes, naming it.
+func (c *compiler) checkSize(s Spec) {
+	var z filterSize
+	z.measure(s, 0)
+	if z.expressions > MaxExpressions {
+		c.fail(rootPath, 0, 0, "more than %d CESQL and CEL expressions: a trigger's filter holds at most %d (the limit on expressions per trigger)", MaxExpressions, MaxExpressions)
+	}
+	if z.nodes > MaxNodes {
+		c.fail(rootPath, 0, 0, "more than %d filters: a trigger's filter holds at most %d, itself and every all, any and not member counted (the limit on filter nodes)", MaxNodes, MaxNodes)
+	}
+	if z.conditions > MaxConditions {
+		c.fail(rootPath, 0, 0, "more than %d attributes, prefix and suffix entries: a trigger's filter holds at most %d (the limit on filter conditions)", MaxConditions, MaxConditions)
 	}
 }
 

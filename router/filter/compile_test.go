@@ -2,6 +2,7 @@ package filter
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -188,6 +189,60 @@ func TestCompileErrorCap(t *testing.T) {
 	errs := CompileErrors(err)
 	require.Len(t, errs, maxErrors+1)
 	require.Equal(t, "more than 100 problems; stopped reporting", errs[maxErrors].Msg)
+}
+
+// A filter over a size limit is refused before anything in it is
+// compiled, with the limit named at "filter"; one at the limit compiles.
+func TestCompileSizeLimits(t *testing.T) {
+	exprs := func(n int) Spec {
+		var s Spec
+		for i := range n {
+			s.All = append(s.All, Spec{CEL: fmt.Sprintf("size(id) > %d", i)})
+		}
+		return s
+	}
+	_, err := Compile(exprs(MaxExpressions))
+	require.NoError(t, err)
+	_, err = Compile(exprs(MaxExpressions + 1))
+	errs := CompileErrors(err)
+	require.Len(t, errs, 1)
+	require.Equal(t, "filter", errs[0].Path)
+	require.Contains(t, errs[0].Msg, "expressions per trigger")
+	require.Contains(t, errs[0].Msg, fmt.Sprint(MaxExpressions))
+
+	// Invalid expressions beyond the cap are not even looked at.
+	bad := exprs(MaxExpressions + 1)
+	bad.All[0].CEL = "nonsense("
+	require.Len(t, CompileErrors(mustFail(t, bad)), 1)
+
+	nodes := Spec{}
+	for range MaxNodes {
+		nodes.Any = append(nodes.Any, Spec{Attributes: map[string]string{"type": "x"}})
+	}
+	errs = CompileErrors(mustFail(t, nodes))
+	require.Len(t, errs, 1)
+	require.Contains(t, errs[0].Msg, "filter nodes")
+	nodes.Any = nodes.Any[:MaxNodes-1]
+	_, err = Compile(nodes)
+	require.NoError(t, err)
+
+	conds := Spec{Attributes: map[string]string{}, Prefix: map[string]string{}}
+	for i := range MaxConditions {
+		conds.Attributes[fmt.Sprintf("a%d", i)] = "v"
+	}
+	_, err = Compile(conds)
+	require.NoError(t, err)
+	conds.Prefix["source"] = "/x"
+	errs = CompileErrors(mustFail(t, conds))
+	require.Len(t, errs, 1)
+	require.Contains(t, errs[0].Msg, "filter conditions")
+}
+
+func mustFail(t *testing.T, s Spec) error {
+	t.Helper()
+	_, err := Compile(s)
+	require.Error(t, err)
+	return err
 }
 
 func TestValidAttributeName(t *testing.T) {

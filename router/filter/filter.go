@@ -3,6 +3,7 @@ package filter
 import (
 	"time"
 
+	"cel.dev/cel-go/common/cost"
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -48,6 +49,13 @@ type Input struct {
 	sdk   *event.Event      // CESQL's view of the event (attributes only)
 
 	act celActivation
+
+	// The CEL cost of this event so far, across every CEL filter (see
+	// CELEventBudget): celCost is nil until the first CEL evaluation.
+	celCost      *cost.Tracker
+	celLimit     uint64 // celCost.Limit points here
+	celBudget    uint64
+	celExhausted bool
 }
 
 // derived is a bit set of the derived values an Input has computed.
@@ -61,11 +69,29 @@ const (
 	haveSDK
 )
 
-// NewInput returns an Input holding ev.
+// NewInput returns an Input holding ev, with the default CEL budget.
 func NewInput(ev *pb.CloudEvent) *Input {
 	in := &Input{}
 	in.Reset(ev)
 	return in
+}
+
+// SetCELBudget sets the CEL cost that every CEL filter evaluated on this
+// Input may spend together, per event (0: DefaultCELEventBudget). It holds
+// until changed; Reset keeps it.
+func (in *Input) SetCELBudget(budget uint64) { in.celBudget = budget }
+
+// CELBudgetExhausted reports whether a CEL filter evaluated on the current
+// event stopped for want of budget (it did not match, nor did the CEL
+// filters evaluated after it).
+func (in *Input) CELBudgetExhausted() bool { return in.celExhausted }
+
+// CELCost is the CEL cost spent on the current event so far.
+func (in *Input) CELCost() uint64 {
+	if in.celCost == nil {
+		return 0
+	}
+	return in.celCost.ActualCost()
 }
 
 // Reset makes in hold ev, dropping every value derived from the previous
@@ -79,6 +105,10 @@ func (in *Input) Reset(ev *pb.CloudEvent) {
 	in.time = time.Time{}
 	in.sdk = nil
 	in.act.in = in
+	if in.celCost != nil {
+		*in.celCost = *celTracker // no cost spent on the new event
+	}
+	in.celExhausted = false
 }
 
 // Event returns the event that in holds.
