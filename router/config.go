@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/router/delivery"
+	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/store"
 )
 
@@ -34,7 +35,9 @@ const (
 	// MissedHeartbeats is how many heartbeat intervals an instance may stay
 	// silent before the others count it as gone: not waited for, and
 	// removed from the registry.
-	MissedHeartbeats = 3
+	MissedHeartbeats           = 3
+	DefaultMaxTriggers         = 50_000
+	DefaultMaxTriggersPerScope = 1_000
 	// HopsExtension counts how many function replies led to an event.
 	HopsExtension = "switchyardhops"
 )
@@ -70,6 +73,19 @@ type Config struct {
 	MaxHops int
 	// MaxBatchEvents bounds one PublishBatch.
 	MaxBatchEvents int
+	// FilterCostPerEvent bounds the CEL cost of matching one event against
+	// every trigger together (filter.DefaultCELEventBudget when 0): once
+	// spent, the CEL filters not yet evaluated for the event do not match
+	// it (counted in switchyard_filter_budget_exhausted_total). Each
+	// expression is also bounded alone (filter.CELCostLimit); the budget
+	// keeps the total from growing with the number of triggers.
+	FilterCostPerEvent uint64
+	// MaxTriggers caps the triggers the store holds; negative: no cap.
+	// Creating one more is refused (ReserveTrigger).
+	MaxTriggers int
+	// MaxTriggersPerScope caps the triggers under each trigger-name prefix
+	// that scopes a caller (a tenant); negative: no cap.
+	MaxTriggersPerScope int
 	// LogClaimIdle is how long a log record may stay unfinished by a fan-out
 	// consumer before another takes it over.
 	LogClaimIdle time.Duration
@@ -107,6 +123,11 @@ type Config struct {
 	Tracing Tracing
 	// Metrics configures the Prometheus metrics (see MetricsConfig).
 	Metrics MetricsConfig
+	// AllowEvictingRedis lets Start use a Redis whose maxmemory-policy
+	// evicts any key (allkeys-*), which deletes queues silently when
+	// memory runs out; without it Start refuses such a Redis
+	// (ErrEvictingStore).
+	AllowEvictingRedis bool
 	// Logger receives JSON logs (slog.Default when nil).
 	Logger *slog.Logger
 }
@@ -151,6 +172,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatchEvents == 0 {
 		c.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if c.MaxTriggers == 0 {
+		c.MaxTriggers = DefaultMaxTriggers
+	}
+	if c.MaxTriggersPerScope == 0 {
+		c.MaxTriggersPerScope = DefaultMaxTriggersPerScope
+	}
+	if c.FilterCostPerEvent == 0 {
+		c.FilterCostPerEvent = filter.DefaultCELEventBudget
 	}
 	if c.LogClaimIdle == 0 {
 		c.LogClaimIdle = DefaultLogClaimIdle

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-io/switchyard/internal/panics"
 )
 
 // Metrics stay bounded with many triggers: the series a trigger owns are
@@ -94,6 +96,7 @@ type metrics struct {
 	fannedOut      prometheus.Counter
 	droppedDeleted prometheus.Counter
 	redisErrors    prometheus.Counter
+	filterBudget   prometheus.Counter
 
 	// Per trigger, created on first use and deleted with the trigger
 	// (triggerSeries).
@@ -119,10 +122,12 @@ func newMetrics(cfg MetricsConfig) *metrics {
 		reg:            prometheus.NewRegistry(),
 		published:      prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_events_accepted_total", Help: "Events accepted (durable, or matching no trigger)."}),
 		unmatched:      prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_events_unmatched_total", Help: "Accepted events that matched no trigger."}),
-		publishRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_events_refused_total", Help: "Events refused at publish, by reason (invalid, pushback)."}, []string{"reason"}),
+		publishRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_events_refused_total", Help: "Events refused at publish, by reason (invalid, pushback, store_full)."}, []string{"reason"}),
 		fannedOut:      prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_events_fanned_out_total", Help: "Ingest log records queued for their triggers."}),
 		droppedDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_deliveries_dropped_deleted_trigger_total", Help: "Deliveries not queued because their trigger was deleted after the event was accepted."}),
 		redisErrors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_redis_errors_total", Help: "Redis commands and pipelines of this instance that failed (connection lost, timeout, refused), not counting a missing key or a reloaded script."}),
+		filterBudget: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_filter_budget_exhausted_total",
+			Help: "Events whose CEL filter cost budget ran out while matching: the CEL filters not evaluated by then did not match them."}),
 
 		enqueued:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_events_enqueued_total", Help: "Events this instance queued for the trigger (direct publishes and fan-out)."}, trig),
 		attempts:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_attempts_total", Help: "Delivery attempts by trigger and verdict: ack (delivered), retry (scheduled again), dead (dead-lettered)."}, []string{"trigger", "verdict"}),
@@ -141,7 +146,7 @@ func newMetrics(cfg MetricsConfig) *metrics {
 	for _, n := range cfg.HistogramTriggers {
 		m.histTriggers[n] = true
 	}
-	m.reg.MustRegister(m.published, m.unmatched, m.publishRefused, m.fannedOut, m.droppedDeleted, m.redisErrors,
+	m.reg.MustRegister(m.published, m.unmatched, m.publishRefused, m.fannedOut, m.droppedDeleted, m.redisErrors, m.filterBudget, panics.Collector(),
 		m.enqueued, m.attempts, m.deadLettered, m.repliesRefused, m.pushbacks, m.stale,
 		m.attemptDuration, m.publishToInvoke, m.trigAttemptDur, m.trigPublishInvoke,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

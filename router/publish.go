@@ -42,7 +42,8 @@ var inputPool = sync.Pool{New: func() any { return filter.NewInput(nil) }}
 // Publish accepts events atomically: it returns nil only once every event is
 // durable in the store (all of them or none). Errors: *InvalidEventsError
 // (nothing accepted), *PushbackError (a matching trigger's queue is full;
-// nothing accepted), ErrUnavailable, ErrStopping.
+// nothing accepted), ErrStoreFull (Redis is out of memory; nothing
+// accepted), ErrUnavailable, ErrStopping.
 func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ PublishResult, err error) {
 	if r.stopping.Load() {
 		return PublishResult{}, ErrStopping
@@ -84,10 +85,14 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 	snap := r.snap.Load()
 	res := PublishResult{Triggers: make([][]string, len(events))}
 	in := inputPool.Get().(*filter.Input)
+	in.SetCELBudget(r.cfg.FilterCostPerEvent)
 	for i, ev := range events {
 		in.Reset(ev)
 		res.Triggers[i] = snap.index.Match(in, nil)
 		res.Routed += len(res.Triggers[i])
+		if in.CELBudgetExhausted() {
+			r.filterBudgetSpent(ev)
+		}
 	}
 	in.Reset(nil)
 	inputPool.Put(in)
@@ -239,7 +244,11 @@ func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord, direct s
 	}
 	select {
 	case err := <-req.done:
-		if err != nil {
+		r.noteWrite(err)
+		switch {
+		case store.IsFull(err):
+			return fmt.Errorf("%w: %w", ErrStoreFull, err)
+		case err != nil:
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return nil

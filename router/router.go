@@ -49,6 +49,10 @@ type Router struct {
 	idSeq    atomic.Uint64 // numbers this instance's queue ids
 
 	peers atomic.Bool // other instances listen for wake-ups (checked each sweep)
+	full  fullness    // the store refused a write for want of memory
+
+	budgetLogged atomic.Int64        // unix ns of the last filter budget warning
+	reserved     triggerReservations // creates in progress (ReserveTrigger)
 
 	mu          sync.Mutex
 	dispatchers map[string]*dispatcher
@@ -117,6 +121,9 @@ func (r *Router) Start(ctx context.Context) error {
 	}
 	if err := r.store.LoadScripts(ctx); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err := r.checkMemoryPolicy(ctx); err != nil {
+		return err
 	}
 	if err := r.store.EnsureLogGroup(ctx); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)

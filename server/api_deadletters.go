@@ -129,11 +129,13 @@ func (s *deadLetterService) ListDeadLetters(ctx context.Context, req *switchyard
 	if req.GetPageSize() < 0 {
 		return nil, invalidField("page_size", "must not be negative, got %d", req.GetPageSize())
 	}
+	if req.GetPageSize() > maxPageSize {
+		return nil, invalidField("page_size", "at most %d (the dead-letter page size limit), got %d", maxPageSize, req.GetPageSize())
+	}
 	size := int(req.GetPageSize())
 	if size == 0 {
 		size = defaultPageSize
 	}
-	size = min(size, maxPageSize)
 	names, err := s.triggers(ctx, req.GetTrigger())
 	if err != nil {
 		return nil, err

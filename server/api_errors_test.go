@@ -167,6 +167,10 @@ func TestAPIRefusesInvalidTriggerNames(t *testing.T) {
 			_, err := dlq.ListDeadLetters(ctx, &switchyardv1.ListDeadLettersRequest{PageSize: -1})
 			return err
 		}, []string{"page_size"}},
+		"ListDeadLetters page size over the limit": {func() error {
+			_, err := dlq.ListDeadLetters(ctx, &switchyardv1.ListDeadLettersRequest{PageSize: 1001})
+			return err
+		}, []string{"page_size"}},
 		"GetDeadLetter trigger": {func() error {
 			_, err := dlq.GetDeadLetter(ctx, &switchyardv1.GetDeadLetterRequest{Id: "a}:x/1-0"})
 			return err

@@ -53,6 +53,21 @@ func (s *triggerService) put(ctx context.Context, t *switchyardv1.Trigger, mode 
 	if err := scopeTrigger(ctx, nt, auth.PermTriggersWrite); err != nil {
 		return store.PutResult{}, nil, nil, err
 	}
+	if mode != store.PutUpdate {
+		// Triggers are capped per server and, for a caller scoped to
+		// trigger-name prefixes (a tenant), per scope; the reservation
+		// holds until this create is stored and installed (a dry run
+		// checks the caps the same way and lets go at once).
+		var scopes []string
+		if id := caller(ctx); id != nil {
+			scopes = id.Scope.Triggers
+		}
+		release, err := s.r.ReserveTrigger(nt.GetName(), scopes)
+		if err != nil {
+			return store.PutResult{}, nil, nil, StatusFor(err)
+		}
+		defer release()
+	}
 	if dryRun {
 		res, previous, err = s.r.Store().PreviewPut(ctx, nt, mode, gen)
 		if err != nil {

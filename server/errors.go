@@ -51,10 +51,20 @@ var (
 	probPushback    = Problem{Type: "/problems/queue-full", Title: "Trigger queue full", Status: http.StatusTooManyRequests}
 	probUnavailable = Problem{Type: "/problems/store-unavailable", Title: "Store unavailable", Status: http.StatusServiceUnavailable}
 	probNotReady    = Problem{Type: "/problems/not-ready", Title: "Not ready", Status: http.StatusServiceUnavailable}
+	probStoreFull   = Problem{Type: "/problems/store-full", Title: "Store full", Status: http.StatusInsufficientStorage}
 	probStopping    = Problem{Type: "/problems/shutting-down", Title: "Shutting down", Status: http.StatusServiceUnavailable}
 	probMethod      = Problem{Type: "/problems/method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed}
 	probInternal    = Problem{Type: "/problems/internal", Title: "Internal error", Status: http.StatusInternalServerError}
 )
+
+// storeFullDetail is what a caller refused for want of memory in Redis
+// reads (HTTP 507, gRPC RESOURCE_EXHAUSTED with reason STORE_FULL); the
+// memory figures are for the operator (/readyz, the logs).
+const storeFullDetail = "store full: the event store is out of memory; nothing was accepted, retry once deliveries have freed memory"
+
+// storeFullRetry is the retry delay suggested to a caller refused for want
+// of memory: freeing it takes deliveries, not a moment.
+const storeFullRetry = 5 * time.Second
 
 // ceKindProblem maps a cloudevent error kind to its problem.
 func ceKindProblem(err error) Problem {
@@ -112,6 +122,11 @@ func ProblemFor(err error) Problem {
 		p := probStopping
 		p.Detail = "this instance is shutting down; retry on another"
 		p.RetryAfter = 1
+		return p
+	case errors.Is(err, router.ErrStoreFull), store.IsFull(err):
+		p := probStoreFull
+		p.Detail = storeFullDetail
+		p.RetryAfter = storeFullRetry.Seconds()
 		return p
 	case errors.Is(err, router.ErrUnavailable):
 		p := probUnavailable
@@ -182,7 +197,10 @@ func StatusFor(err error) error {
 	var pe *router.PushbackError
 	var ie *router.InvalidEventsError
 	var fe trigger.FieldErrors
+	var le *router.LimitError
 	switch {
+	case errors.As(err, &le):
+		return invalidField(le.Field, "%s", le.Msg)
 	case errors.As(err, &pe):
 		st := status.New(codes.ResourceExhausted, pe.Error())
 		st2, derr := st.WithDetails(
@@ -193,6 +211,10 @@ func StatusFor(err error) error {
 			st = st2
 		}
 		return st.Err()
+	case errors.Is(err, router.ErrStoreFull), store.IsFull(err):
+		return withDetails(codes.ResourceExhausted, storeFullDetail,
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(storeFullRetry)},
+			&errdetails.ErrorInfo{Reason: "STORE_FULL", Domain: "switchyard.io"})
 	case errors.Is(err, router.ErrStopping), errors.Is(err, router.ErrUnavailable):
 		st := status.New(codes.Unavailable, err.Error())
 		if st2, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)}); derr == nil {

@@ -530,6 +530,14 @@ func (s *Server) ready(w http.ResponseWriter, req *http.Request) {
 		writeProblem(w, p)
 		return
 	}
+	if err := s.router.StoreFull(ctx); err != nil {
+		p := probStoreFull
+		p.Status = http.StatusServiceUnavailable // not ready; publishing answers 507
+		p.Detail = err.Error()
+		p.RetryAfter = storeFullRetry.Seconds()
+		writeProblem(w, p)
+		return
+	}
 	_, _ = w.Write([]byte("ready\n"))
 }
 
