@@ -12,6 +12,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-io/switchyard/internal/panics"
 )
 
 // Sink accepts events durably: Publish returns nil only once every event is
@@ -197,7 +199,13 @@ func (r *Runner) Start() {
 	r.cancel = cancel
 	for _, s := range r.sources {
 		r.wg.Add(1)
-		go func() { defer r.wg.Done(); r.run(ctx, s) }()
+		go func() {
+			defer r.wg.Done()
+			// A panic (a source meeting input it cannot handle) closes the
+			// source, and it connects again after a pause: what it had
+			// read and not acknowledged is read again.
+			panics.Loop(ctx, s.log, "connectors.source", func(ctx context.Context) { r.run(ctx, s) })
+		}()
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/internal/panics"
 )
 
 // fakeSource is an in-memory source for the runner's pure logic: it hands
@@ -253,5 +254,35 @@ func TestRunnerStatusLagAndBacklog(t *testing.T) {
 	waitFor(t, func() bool { return plain.Status()[0].Events == 1 })
 	if st := plain.Status()[0]; st.LagKnown || st.BacklogKnown {
 		t.Fatalf("status %+v: no time, no backlog said", st)
+	}
+}
+
+// panickySource panics on its first read, as a source meeting input it
+// cannot handle would.
+type panickySource struct {
+	fakeSource
+	panicked atomic.Bool
+}
+
+func (p *panickySource) Read(ctx context.Context) (*connectors.Message, error) {
+	if p.panicked.CompareAndSwap(false, true) {
+		panic("a payload the decoder did not expect")
+	}
+	return p.fakeSource.Read(ctx)
+}
+
+// A source that panics is closed and connected again; the process goes on,
+// the panic is counted, and the events are read and stored after all.
+func TestRunnerSurvivesAPanickingSource(t *testing.T) {
+	before := panics.Count("connectors.source")
+	src := &panickySource{fakeSource: fakeSource{queue: []*pb.CloudEvent{ev("a"), ev("b")}}}
+	sink := &pickySink{}
+	runWith(t, src, sink)
+	waitFor(t, func() bool { src.mu.Lock(); defer src.mu.Unlock(); return len(src.acked) == 2 })
+	if got := panics.Count("connectors.source"); got != before+1 {
+		t.Fatalf("panics counted %v, want %v", got, before+1)
+	}
+	if src.connects.Load() != 2 || src.closed.Load() < 1 {
+		t.Fatalf("connects %d closes %d: the panicking source must be closed and connected again", src.connects.Load(), src.closed.Load())
 	}
 }

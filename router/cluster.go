@@ -184,7 +184,7 @@ func (c *cluster) beat(ctx context.Context) (store.Members, error) {
 // start runs run in a goroutine of the router's.
 func (c *cluster) start(r *Router) {
 	c.running.Store(true)
-	r.goLoop(c.run)
+	r.goLoop("router.cluster", c.run, nil)
 }
 
 // leave removes this instance from the registry once run returned (it

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/internal/panics"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 	"github.com/switchyard-io/switchyard/router/delivery"
@@ -54,7 +55,10 @@ func (d *dispatcher) completeLoop() {
 				break drain
 			}
 		}
-		refilled := d.record(batch)
+		var refilled bool
+		// A panic while recording leaves the batch unrecorded: its leases
+		// expire and the events are tried again. The books stay right.
+		panics.Run(d.log, "router.record", func() { refilled = d.record(batch) })
 		d.drain.add(len(batch), time.Now())
 		d.inflight.Add(-int64(len(batch)))
 		d.r.attempts.Add(-len(batch))
@@ -74,6 +78,7 @@ const completerIdle = 5 * time.Second
 // retried by whichever instance claims them next). It reports whether it
 // also refilled the slots the batch frees (see refill).
 func (d *dispatcher) record(batch []outcome) (refilled bool) {
+	panics.Hook("router.record")
 	r := d.r
 	t := d.trig.Load()
 	now := time.Now()

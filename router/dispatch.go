@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-io/switchyard/internal/panics"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -23,6 +25,7 @@ import (
 type dispatcher struct {
 	r    *Router
 	name string
+	log  *slog.Logger // the router's, with the trigger's name
 	trig atomic.Pointer[trigger.Trigger]
 
 	wakeCh   chan struct{}
@@ -72,7 +75,7 @@ func (o *outcome) event() *pb.CloudEvent {
 
 func newDispatcher(r *Router, t *trigger.Trigger) *dispatcher {
 	d := &dispatcher{
-		r: r, name: t.Name(), series: r.metrics.track(t.Name()),
+		r: r, name: t.Name(), series: r.metrics.track(t.Name()), log: r.log.With("trigger", t.Name()),
 		wakeCh:   make(chan struct{}, 1),
 		doneCh:   make(chan struct{}),
 		loopDone: make(chan struct{}),
@@ -88,7 +91,12 @@ func newDispatcher(r *Router, t *trigger.Trigger) *dispatcher {
 func (d *dispatcher) start() {
 	d.r.wg.Add(1)
 	d.r.claimLoops.Add(1)
-	go func() { defer d.r.wg.Done(); defer d.r.claimLoops.Done(); defer close(d.loopDone); d.loop() }()
+	go func() {
+		defer d.r.wg.Done()
+		defer d.r.claimLoops.Done()
+		defer close(d.loopDone)
+		panics.Loop(d.r.intakeCtx, d.log, "router.dispatch", func(context.Context) { d.loop() })
+	}()
 	d.poke()
 }
 
@@ -106,7 +114,11 @@ func (d *dispatcher) ensureCompleter() {
 	}
 	d.completing = true
 	d.r.wg.Add(1) // legal: the calling claim loop is counted in wg
-	go func() { defer d.r.wg.Done(); d.completeLoop() }()
+	go func() {
+		defer d.r.wg.Done()
+		// Restarted after a panic until it returns: attempts wait for it.
+		panics.Loop(context.Background(), d.log, "router.complete", func(context.Context) { d.completeLoop() })
+	}()
 }
 
 // completerDone ends the completer if no attempt is in flight (the claim
@@ -185,6 +197,7 @@ func (d *dispatcher) minClaim(t *trigger.Trigger) int {
 // claim starts as many attempts as there are free slots and work, and returns
 // when it should look again at the latest (zero: only when woken).
 func (d *dispatcher) claim(ctx context.Context) time.Time {
+	panics.Hook("router.dispatch")
 	r := d.r
 	lastReady := int64(-1)
 	for ctx.Err() == nil {
@@ -268,16 +281,31 @@ func (d *dispatcher) lost(it store.Claimed) {
 	}}
 }
 
-// attempt runs one attempt and hands its outcome to the completer.
+// attempt runs one attempt and hands its outcome to the completer. A panic
+// while running it (a bug meeting some event or answer) is recovered and
+// ends the attempt as a retryable failure, so the event is tried again and,
+// should it panic every time, dead-lettered after max_attempts: no event
+// can stop the process.
 func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
+	var o outcome
+	if panics.Run(d.log, "router.attempt", func() { o = d.run(t, it) }) {
+		d.log.Warn("attempt ended by a panic; it is retried", "queue_id", it.ID, "attempt", it.Attempt)
+		o = outcome{item: it, res: delivery.Result{Verdict: delivery.Retry, Code: "INTERNAL",
+			Message: "switchyard failed while running this attempt (logged with its stack); it is retried", Start: time.Now()}}
+	}
+	d.results <- o
+}
+
+// run runs one attempt and returns its outcome.
+func (d *dispatcher) run(t *trigger.Trigger, it store.Claimed) outcome {
+	panics.Hook("router.attempt")
 	r := d.r
 	o := outcome{item: it}
 	// Checked, not decoded: gRPC targets get the stored bytes as they are.
 	key, err := delivery.ScanEvent(it.Event)
 	if err != nil {
 		o.noTry, o.reason, o.detail = true, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_NON_RETRYABLE, "stored event is unreadable: "+err.Error()
-		d.results <- o
-		return
+		return o
 	}
 	pol := t.Spec.Delivery
 	born := it.Since
@@ -287,8 +315,7 @@ func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 	if !born.IsZero() && time.Since(born) > pol.MaxEventAge.Duration {
 		o.noTry, o.reason = true, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE
 		o.detail = "event older than max_event_age " + pol.MaxEventAge.String() + " before its attempt"
-		d.results <- o
-		return
+		return o
 	}
 	ep := d.endpoint(t)
 	a := &delivery.Attempt{
@@ -325,5 +352,5 @@ func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 		r.tr.endAttempt(span, t, it, a, res)
 	}
 	o.res = res
-	d.results <- o
+	return o
 }

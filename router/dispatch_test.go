@@ -37,7 +37,7 @@ func testDispatcher(t *testing.T, target trigger.Target, res delivery.Result) (*
 	r := &Router{log: slog.New(slog.DiscardHandler), metrics: newMetrics(MetricsConfig{}), logLimit: logging.NewLimiter(0, 0), invoker: inv, attemptCtx: context.Background()}
 	tr, err := trigger.Compile(trigger.Spec{Name: "t", Target: target})
 	require.NoError(t, err)
-	d := &dispatcher{r: r, name: "t", series: r.metrics.track("t"), results: make(chan outcome, 1)}
+	d := &dispatcher{r: r, name: "t", series: r.metrics.track("t"), log: r.log, results: make(chan outcome, 1)}
 	d.trig.Store(tr)
 	return d, inv
 }

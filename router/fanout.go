@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/switchyard-io/switchyard/internal/panics"
 	"github.com/switchyard-io/switchyard/router/store"
 )
 
@@ -61,6 +62,7 @@ func (r *Router) fanoutLoop(ctx context.Context) {
 // fanout queues one batch, retrying until it succeeds or ctx ends (the
 // records then stay pending in the log for a later takeover).
 func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
+	panics.Hook("router.fanout")
 	batches := map[string][]store.Item{}
 	gone := r.deletedTriggers(ctx, recs)
 	for _, rec := range recs {

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-io/switchyard/internal/panics"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -286,15 +287,29 @@ func (r *Router) appendLoop(ctx context.Context) {
 				break drain
 			}
 		}
-		r.commit(batch)
+		if panics.Run(r.log, "router.commit", func() { r.commit(batch) }) {
+			// Whoever was not answered yet learns that nothing is known
+			// of its write (it may have landed: a publisher that tries
+			// again may publish twice, as after a timeout).
+			for _, req := range batch {
+				select {
+				case req.done <- errCommitPanic:
+				default:
+				}
+			}
+		}
 	}
 }
+
+// errCommitPanic answers the publishers of a group commit that panicked.
+var errCommitPanic = errors.New("internal error while writing the events")
 
 // commit writes one group of publishes: the direct ones into their
 // triggers' queues (one script per trigger, each atomic), the rest into the
 // ingest log in one transaction. Each request learns whether its own write
 // landed.
 func (r *Router) commit(batch []*appendReq) {
+	panics.Hook("router.commit")
 	var logged [][]store.LogRecord
 	var direct map[string][]store.Item
 	for _, req := range batch {

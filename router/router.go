@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-io/switchyard/internal/logging"
+	"github.com/switchyard-io/switchyard/internal/panics"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/store"
 )
@@ -88,7 +89,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		logLimit:    logging.NewLimiter(0, 0),
 		depth:       map[string]depth{},
 		appendCh:    make(chan *appendReq, 4096),
-		workers:     newWorkers(),
+		workers:     newWorkers(cfg.Logger),
 		dispatchers: map[string]*dispatcher{},
 		watchKick:   make(chan struct{}, 1),
 	}
@@ -156,23 +157,25 @@ func (r *Router) Start(ctx context.Context) error {
 		// commitClaims), which Shutdown must not see after it waited for
 		// every claim loop.
 		r.claimLoops.Add(1)
-		r.goLoop(func(ctx context.Context) {
-			defer r.claimLoops.Done()
-			r.appendLoop(ctx)
-		})
+		r.goLoop("router.append", r.appendLoop, r.claimLoops.Done)
 	}
-	r.goLoop(func(ctx context.Context) { r.watchLoop(ctx, sub) })
+	r.goLoop("router.watch", func(ctx context.Context) { r.watchLoop(ctx, sub) }, nil)
 	r.cluster.start(r)
-	r.goLoop(r.fanoutLoop)
-	r.goLoop(r.sweepLoop)
+	r.goLoop("router.fanout", r.fanoutLoop, nil)
+	r.goLoop("router.sweep", r.sweepLoop, nil)
 	return nil
 }
 
-func (r *Router) goLoop(fn func(context.Context)) {
+// goLoop runs fn(intakeCtx) on a goroutine of its own until it returns,
+// restarting it after a panic (see panics.Loop); then calls exit, if any.
+func (r *Router) goLoop(where string, fn func(context.Context), exit func()) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		fn(r.intakeCtx)
+		if exit != nil {
+			defer exit()
+		}
+		panics.Loop(r.intakeCtx, r.log, where, fn)
 	}()
 }
 

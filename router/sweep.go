@@ -3,6 +3,8 @@ package router
 import (
 	"context"
 	"time"
+
+	"github.com/switchyard-io/switchyard/internal/panics"
 )
 
 // sweepLoop checks every trigger's queue each SweepInterval: it refreshes the
@@ -43,6 +45,7 @@ func (r *Router) sweepLoop(ctx context.Context) {
 }
 
 func (r *Router) sweep(ctx context.Context) {
+	panics.Hook("router.sweep")
 	snap := r.snap.Load()
 	names := make([]string, 0, len(snap.triggers))
 	for n := range snap.triggers {
@@ -85,7 +88,10 @@ func (r *Router) sweep(ctx context.Context) {
 }
 
 // trimDLQs evicts dead letters older than their trigger's
-// dead_letter_max_age (or DLQMaxAge), counting them.
+// dead_letter_max_age (or DLQMaxAge) and beyond its dead_letter_max_entries
+// (or DLQMaxEntries: a cap lowered since the last dead letter), counting
+// them. The store evicts in bounded steps, so a large eviction does not
+// hold Redis.
 func (r *Router) trimDLQs(ctx context.Context) {
 	for name, t := range r.snap.Load().triggers {
 		age := r.cfg.DLQMaxAge
@@ -98,6 +104,17 @@ func (r *Router) trimDLQs(ctx context.Context) {
 		}
 		if n > 0 {
 			r.log.Info("dead letters evicted by age", "trigger", name, "evicted", n, "max_age", age)
+		}
+		capacity := r.cfg.DLQMaxEntries
+		if c := t.Spec.Delivery.DeadLetterMaxEntries; c > 0 {
+			capacity = c
+		}
+		n, err = r.store.CapDLQ(ctx, name, capacity)
+		if err != nil {
+			return
+		}
+		if n > 0 {
+			r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", name, "evicted", n, "max_entries", capacity)
 		}
 	}
 }

@@ -1,8 +1,11 @@
 package router
 
 import (
+	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/switchyard-io/switchyard/internal/panics"
 )
 
 // workerIdle is how long an idle attempt worker waits for work before it exits.
@@ -17,10 +20,11 @@ type workers struct {
 	jobs chan func() // unbuffered: a send succeeds only into an idle worker
 	stop chan struct{}
 	wg   sync.WaitGroup
+	log  *slog.Logger
 }
 
-func newWorkers() *workers {
-	return &workers{jobs: make(chan func()), stop: make(chan struct{})}
+func newWorkers(log *slog.Logger) *workers {
+	return &workers{jobs: make(chan func()), stop: make(chan struct{}), log: log}
 }
 
 // run runs f on an idle worker, or on a new one. It must not be called
@@ -39,7 +43,9 @@ func (w *workers) loop(f func()) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		f()
+		// A job recovers its own panics (see dispatcher.attempt); this
+		// keeps the worker alive should one slip through.
+		panics.Run(w.log, "router.worker", f)
 		idle.Reset(workerIdle)
 		select {
 		case f = <-w.jobs:

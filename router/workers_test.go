@@ -7,7 +7,7 @@ import (
 )
 
 func TestWorkersRunEveryJobAndStop(t *testing.T) {
-	w := newWorkers()
+	w := newWorkers(nil)
 	var ran atomic.Int64
 	// Jobs one after another: later ones reuse the idle worker.
 	for range 100 {

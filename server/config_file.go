@@ -64,6 +64,9 @@ type FileConfig struct {
 	MaxConcurrentStreams int    `json:"max_concurrent_streams,omitempty" flag:"max-concurrent-streams" doc:"Calls in flight on one HTTP/2 connection (gRPC, and HTTP/2 on a TLS HTTP listener); clients queue the calls beyond it."`
 	HTTPBodyTimeout      string `json:"http_body_timeout,omitempty" flag:"http-body-timeout" type:"duration" doc:"Time an HTTP request's body may take to arrive, from the end of its headers (which must arrive within 10 s): a slower request is answered 408 and its connection closed. Bodies are read as they arrive, never allocated from the declared Content-Length."`
 	AllowVolatileSources bool   `json:"allow_volatile_sources,omitempty" flag:"allow-volatile-sources" doc:"Run sources on the embedded store although they confirm what they read (to the system they read, or by answering their caller) once it is accepted: a restart then loses every accepted event not yet delivered, and the start-up log names each such source and what it loses. Without it the server refuses to start (and --check-config fails). Ignored with a redis_url."`
+	AllowEvictingRedis   bool   `json:"allow_evicting_redis,omitempty" flag:"allow-evicting-redis" doc:"Start although the Redis's maxmemory-policy evicts any key (allkeys-*): when memory runs out it deletes queues, and the events in them, silently. Without it the server refuses to start on such a Redis. With noeviction (or a volatile-* policy) a full Redis makes publishing answer 507 while deliveries go on."`
+	MaxTriggers          int    `json:"max_triggers,omitempty" flag:"max-triggers" doc:"Most triggers the store holds; creating one more is refused (INVALID_ARGUMENT naming trigger.name). Negative: no limit."`
+	MaxTriggersPerScope  int    `json:"max_triggers_per_scope,omitempty" flag:"max-triggers-per-scope" doc:"Most triggers under each trigger-name prefix that scopes a caller (a tenant); creating one more through such a caller is refused. Negative: no limit."`
 	// Sources are documented per kind in docs/connectors.
 	Sources []connectors.SourceConfig `json:"sources,omitempty" type:"list" doc:"The sources (connectors) to run, each with a name (lower-case letters, digits, '-' and '_'), a kind and the kind's fields; see [docs/connectors](connectors/)."`
 	// Auth's keys are those of auth.Config; the README's Security section
@@ -80,6 +83,7 @@ func DefaultFileConfig() FileConfig {
 		ShutdownTimeout: DefaultShutdownTimeout.String(), LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
 		MaxConnections: DefaultMaxConnections, MaxConcurrentStreams: DefaultMaxConcurrentStreams, HTTPBodyTimeout: DefaultBodyTimeout.String(),
 		AckAfter: AckAfterWrite, AckTimeout: router.DefaultAckTimeout.String(), ShutdownDelay: "0s",
+		MaxTriggers: router.DefaultMaxTriggers, MaxTriggersPerScope: router.DefaultMaxTriggersPerScope,
 	}
 }
 
@@ -316,6 +320,13 @@ func (fc FileConfig) Apply(cfg *Config) {
 		cfg.Transport.BodyTimeout, _ = time.ParseDuration(fc.HTTPBodyTimeout)
 	}
 	cfg.AllowVolatileSources = cfg.AllowVolatileSources || fc.AllowVolatileSources
+	cfg.Router.AllowEvictingRedis = cfg.Router.AllowEvictingRedis || fc.AllowEvictingRedis
+	if cfg.Router.MaxTriggers == 0 {
+		cfg.Router.MaxTriggers = fc.MaxTriggers
+	}
+	if cfg.Router.MaxTriggersPerScope == 0 {
+		cfg.Router.MaxTriggersPerScope = fc.MaxTriggersPerScope
+	}
 	cfg.Sources = append(cfg.Sources, fc.Sources...)
 	if fc.Auth != nil {
 		// The flag and the environment win over the file.

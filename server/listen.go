@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/switchyard-io/switchyard/auth"
+	"github.com/switchyard-io/switchyard/internal/panics"
 	"github.com/switchyard-io/switchyard/internal/tlsfiles"
 )
 
@@ -370,6 +371,7 @@ func (s *Server) serveListeners() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer panics.Catch(s.log, "server.http.serve", nil)
 		if err := s.http.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)
 		}
@@ -380,6 +382,7 @@ func (s *Server) serveListeners() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer panics.Catch(s.log, "server.grpc.serve", nil)
 		if err := s.grpc.Serve(s.gl); err != nil {
 			s.log.Error("grpc server", "err", err)
 		}

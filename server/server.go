@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard-io/switchyard/auth/authhttp"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/internal/logging"
+	"github.com/switchyard-io/switchyard/internal/panics"
 	"github.com/switchyard-io/switchyard/internal/telemetry"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
@@ -467,7 +468,7 @@ func (s *Server) newHTTP(r *router.Router, authn *auth.Authenticator, cmux *conn
 	if s.traces != nil {
 		h = httpTracing(s.traces, h) // POST /events only, refusals included
 	}
-	s.http = &http.Server{Handler: h}
+	s.http = &http.Server{Handler: recoverHTTP(s.log, h)}
 	s.configureHTTP(s.http)
 }
 
@@ -490,7 +491,7 @@ func (s *Server) Serve() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.watchReadiness()
+		panics.Loop(context.Background(), s.log, "server.readiness", func(context.Context) { s.watchReadiness() })
 	}()
 	s.serveListeners()
 	if s.runner != nil {
@@ -637,11 +638,13 @@ func Run(ctx context.Context, cfg Config) error {
 	return s.Shutdown(context.Background())
 }
 
+// recoverUnary answers INTERNAL for a call whose handler panicked (counted
+// and logged with its stack, see internal/panics).
 func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
-			if p := recover(); p != nil {
-				log.ErrorContext(ctx, "panic in gRPC handler", "method", info.FullMethod, "panic", p)
+			if v := recover(); v != nil {
+				panics.RecordContext(ctx, log.With("method", info.FullMethod), "server.grpc", v)
 				err = status.Errorf(codes.Internal, "internal error")
 			}
 		}()
@@ -649,14 +652,38 @@ func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	}
 }
 
+// recoverStream is recoverUnary for streaming calls.
 func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 		defer func() {
-			if p := recover(); p != nil {
-				log.ErrorContext(ss.Context(), "panic in gRPC handler", "method", info.FullMethod, "panic", p)
+			if v := recover(); v != nil {
+				panics.RecordContext(ss.Context(), log.With("method", info.FullMethod), "server.grpc", v)
 				err = status.Errorf(codes.Internal, "internal error")
 			}
 		}()
 		return h(srv, ss)
 	}
+}
+
+// recoverHTTP answers 500 for a request whose handler panicked, counted and
+// logged with its stack (net/http would recover too, but silently to us,
+// and drop the connection without an answer). http.ErrAbortHandler, which
+// handlers panic with on purpose, passes on.
+func recoverHTTP(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel itself is the panic value
+				panic(v)
+			}
+			panics.RecordContext(req.Context(), log.With("path", req.URL.Path), "server.http", v)
+			p := probInternal
+			p.Detail = "internal error"
+			writeProblem(w, p)
+		}()
+		h.ServeHTTP(w, req)
+	})
 }

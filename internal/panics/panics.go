@@ -39,18 +39,27 @@ func Catch(log *slog.Logger, where string, then func(v any)) {
 	if v == nil {
 		return
 	}
-	record(log, where, v)
+	Record(log, where, v)
 	if then != nil {
 		then(v)
 	}
 }
 
-func record(log *slog.Logger, where string, v any) {
+// Record counts and logs a panic value that the caller recovered itself
+// (when it must look at the value before deciding to recover, as an HTTP
+// handler does with http.ErrAbortHandler).
+func Record(log *slog.Logger, where string, v any) {
+	RecordContext(context.Background(), log, where, v)
+}
+
+// RecordContext is Record for a panic while serving a call: the log line
+// carries what ctx holds for the logger (request id, trace).
+func RecordContext(ctx context.Context, log *slog.Logger, where string, v any) {
 	total.WithLabelValues(where).Inc()
 	if log == nil {
 		log = slog.Default()
 	}
-	log.Error("panic recovered", "where", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	log.ErrorContext(ctx, "panic recovered", "where", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 }
 
 // Run calls fn and reports whether it panicked (the panic recovered,

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/switchyard-io/switchyard/internal/panics"
 	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
 )
 
@@ -136,8 +137,12 @@ func (t *Targets) stream(gc *grpcConn) (*invokeStream, error) {
 	}
 	st.cur = s
 	t.wg.Add(3)
-	go func() { defer t.wg.Done(); s.sendLoop() }()
-	go func() { defer t.wg.Done(); s.watch(ctx) }()
+	// A panic in the sender or the watcher ends the stream (its calls
+	// fail and are retried, as when the function's connection drops);
+	// one in the receiver ends it with its calls failed the same way.
+	stop := func(any) { s.cancel() }
+	go func() { defer t.wg.Done(); defer panics.Catch(t.log, "delivery.stream.send", stop); s.sendLoop() }()
+	go func() { defer t.wg.Done(); defer panics.Catch(t.log, "delivery.stream.watch", stop); s.watch(ctx) }()
 	s.unimplemented = func() {
 		st.mu.Lock()
 		st.unsupported = time.Now().Add(unsupportedFor)
@@ -145,7 +150,7 @@ func (t *Targets) stream(gc *grpcConn) (*invokeStream, error) {
 		t.log.Info("gRPC target does not serve InvokeStream: attempts go as unary Invoke calls",
 			"target", target, "recheck_in", unsupportedFor.String())
 	}
-	go func() { defer t.wg.Done(); s.recvLoop() }()
+	go func() { defer t.wg.Done(); defer panics.Catch(t.log, "delivery.stream.end", stop); s.recvLoop() }()
 	return s, nil
 }
 
@@ -287,21 +292,40 @@ func (s *invokeStream) sendLoop() {
 // the calls left open.
 func (s *invokeStream) recvLoop() {
 	var err error
+	if panics.Run(s.log, "delivery.stream.recv", func() { err = s.receive() }) {
+		s.cancel()
+		err = status.Error(codes.Internal, "switchyard failed while reading the stream's answers (logged with its stack)")
+	}
+	s.end(err)
+}
+
+// receive hands answers to their callers until the stream ends, and
+// returns the error that ended it.
+func (s *invokeStream) receive() error {
 	for {
 		resp := &functionv1.InvokeStreamResponse{}
-		if err = s.st.RecvMsg(resp); err != nil {
-			break
+		if err := s.st.RecvMsg(resp); err != nil {
+			return err
 		}
-		s.mu.Lock()
-		for _, a := range resp.GetAnswers() {
-			if ch, open := s.pending[a.GetCall()]; open {
-				delete(s.pending, a.GetCall())
-				ch <- streamAnswer{resp: a} // buffered: never blocks
-			}
-		}
-		s.maybeHalfClose()
-		s.mu.Unlock()
+		s.answer(resp)
 	}
+}
+
+// answer hands one message's answers to their callers.
+func (s *invokeStream) answer(resp *functionv1.InvokeStreamResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock() // deferred: end takes the lock after a panic
+	for _, a := range resp.GetAnswers() {
+		if ch, open := s.pending[a.GetCall()]; open {
+			delete(s.pending, a.GetCall())
+			ch <- streamAnswer{resp: a} // buffered: never blocks
+		}
+	}
+	s.maybeHalfClose()
+}
+
+// end marks the stream ended by err and fails the calls left open.
+func (s *invokeStream) end(err error) {
 	end := err
 	switch {
 	case status.Code(err) == codes.Unimplemented:
