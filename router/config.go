@@ -38,8 +38,9 @@ const (
 	MissedHeartbeats           = 3
 	DefaultMaxTriggers         = 50_000
 	DefaultMaxTriggersPerScope = 1_000
-	// HopsExtension counts how many function replies led to an event.
-	HopsExtension = "switchyardhops"
+	// HopsExtension counts how many times an event passed through
+	// Switchyard: replies published, deliveries made (delivery.HopsExtension).
+	HopsExtension = delivery.HopsExtension
 )
 
 // Config configures a Router. Zero fields take the defaults above.
@@ -69,7 +70,9 @@ type Config struct {
 	DLQMaxEntries int64
 	// DLQMaxAge evicts (and counts) dead letters older than this.
 	DLQMaxAge time.Duration
-	// MaxHops refuses function replies whose hop count would exceed it.
+	// MaxHops is the loop guard: a function reply whose hop count would
+	// exceed it is refused, and a delivery whose hop count would exceed it
+	// is dead-lettered (HOP_LIMIT) without being sent.
 	MaxHops int
 	// MaxBatchEvents bounds one PublishBatch.
 	MaxBatchEvents int

@@ -1,7 +1,9 @@
 package router
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -272,6 +274,33 @@ func (d *dispatcher) begin(t *trigger.Trigger, items []store.Claimed) {
 	}
 }
 
+// hopsName is HopsExtension as it appears in a stored event: an event
+// without these bytes has no hop count, and is not decoded to learn it.
+var hopsName = []byte(HopsExtension)
+
+// hops returns the hop count o's delivery carries (the event's hop count
+// plus one), or false when the delivery would pass MaxHops, or the
+// event's count is unreadable: o is then a dead letter (HOP_LIMIT), not
+// sent. An event looping through an HTTP target that posts it back to
+// /events ends here.
+func (d *dispatcher) hops(o *outcome) (int, bool) {
+	n := 0
+	if bytes.Contains(o.item.Event, hopsName) {
+		h, err := Hops(o.event())
+		if err != nil {
+			o.noTry, o.reason, o.detail = true, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT, err.Error()
+			return 0, false
+		}
+		n = h
+	}
+	if limit := d.r.cfg.MaxHops; n >= limit {
+		o.noTry, o.reason = true, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT
+		o.detail = fmt.Sprintf("this delivery would be hop %d, over the hop limit of %d: the event's %s is %d (it came back through Switchyard that often: a loop?)", n+1, limit, HopsExtension, n)
+		return 0, false
+	}
+	return n + 1, true
+}
+
 // lost records an attempt whose instance disappeared mid-delivery.
 func (d *dispatcher) lost(it store.Claimed) {
 	d.results <- outcome{item: it, res: delivery.Result{
@@ -317,10 +346,15 @@ func (d *dispatcher) run(t *trigger.Trigger, it store.Claimed) outcome {
 		o.detail = "event older than max_event_age " + pol.MaxEventAge.String() + " before its attempt"
 		return o
 	}
+	hops, ok := d.hops(&o)
+	if !ok {
+		return o
+	}
 	ep := d.endpoint(t)
 	a := &delivery.Attempt{
 		Trigger: d.name, GRPC: ep.grpc, URL: t.Spec.Target.URL, Endpoint: ep.ep,
 		Raw: it.Event, Key: key, Number: it.Attempt, Round: replayRound(it), Timeout: pol.Timeout.Duration,
+		Hops: hops,
 	}
 	if a.GRPC == "" {
 		a.Event = o.event()

@@ -34,7 +34,7 @@ func (f *fakeInvoker) Close() error { return nil }
 func testDispatcher(t *testing.T, target trigger.Target, res delivery.Result) (*dispatcher, *fakeInvoker) {
 	t.Helper()
 	inv := &fakeInvoker{res: res}
-	r := &Router{log: slog.New(slog.DiscardHandler), metrics: newMetrics(MetricsConfig{}), logLimit: logging.NewLimiter(0, 0), invoker: inv, attemptCtx: context.Background()}
+	r := &Router{cfg: Config{MaxHops: DefaultMaxHops}, log: slog.New(slog.DiscardHandler), metrics: newMetrics(MetricsConfig{}), logLimit: logging.NewLimiter(0, 0), invoker: inv, attemptCtx: context.Background()}
 	tr, err := trigger.Compile(trigger.Spec{Name: "t", Target: target})
 	require.NoError(t, err)
 	d := &dispatcher{r: r, name: "t", series: r.metrics.track("t"), log: r.log, results: make(chan outcome, 1)}
@@ -102,4 +102,54 @@ func TestAttemptDecodesOnlyWhenNeeded(t *testing.T) {
 	d.attempt(d.trig.Load(), claimed(raw))
 	<-d.results
 	require.True(t, proto.Equal(ev, inv.got[0].Event))
+}
+
+// Every delivery carries the event's hop count plus one; one that would
+// pass MaxHops, or whose event's count is unreadable, is dead-lettered
+// (HOP_LIMIT) without being sent.
+func TestDeliveryHopCount(t *testing.T) {
+	withHops := func(v *pb.CloudEventAttributeValue) []byte {
+		ev := &pb.CloudEvent{Id: "e-1", Source: "/s", SpecVersion: "1.0", Type: "t"}
+		if v != nil {
+			ev.Attributes = map[string]*pb.CloudEventAttributeValue{HopsExtension: v}
+		}
+		raw, err := proto.Marshal(ev)
+		require.NoError(t, err)
+		return raw
+	}
+	ack := delivery.Result{Verdict: delivery.Ack, Start: time.Now()}
+	for name, tc := range map[string]struct {
+		raw  []byte
+		hops int // sent; 0: dead-lettered instead
+	}{
+		"no count":         {withHops(nil), 1},
+		"integer":          {withHops(hopsInt(3)), 4},
+		"string from HTTP": {withHops(hopsString("15")), DefaultMaxHops},
+		"at the limit":     {withHops(hopsInt(DefaultMaxHops)), 0},
+		"far over":         {withHops(hopsString("1000")), 0},
+		"unreadable":       {withHops(hopsString("-1")), 0},
+		"another type":     {withHops(&pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeBoolean{CeBoolean: true}}), 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, target := range []trigger.Target{{URL: "http://127.0.0.1:1/"}, {GRPC: "127.0.0.1:1"}} {
+				d, inv := testDispatcher(t, target, ack)
+				d.attempt(d.trig.Load(), claimed(tc.raw))
+				o := <-d.results
+				if tc.hops > 0 {
+					require.False(t, o.noTry)
+					require.Len(t, inv.got, 1)
+					require.Equal(t, tc.hops, inv.got[0].Hops)
+					continue
+				}
+				require.Empty(t, inv.got, "not sent")
+				require.True(t, o.noTry)
+				_, dl := d.decide(o, d.trig.Load(), time.Now())
+				require.NotNil(t, dl)
+				letter := &switchyardv1.DeadLetter{}
+				require.NoError(t, proto.Unmarshal(dl.Letter, letter))
+				require.Equal(t, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT, letter.GetReason())
+				require.Contains(t, letter.GetReasonDetail(), HopsExtension)
+			}
+		})
+	}
 }

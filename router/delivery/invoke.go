@@ -47,7 +47,14 @@ type Attempt struct {
 	Number int
 	// Round is the event's life: 0 until it is first dead-lettered, n after
 	// its n-th replay (InvokeRequest.round).
-	Round   int
+	Round int
+	// Hops is the hop count this delivery carries, the event's
+	// HopsExtension plus one (0: none to send). An HTTP delivery sends it
+	// as the ce-switchyardhops header, so that a target posting the event
+	// back into Switchyard's /events (a loop) hands on the count the loop
+	// guard stops at. A gRPC delivery sends the event as stored, and the
+	// function's replies get the count when they are published.
+	Hops    int
 	Timeout time.Duration
 	// Endpoint holds the target's TLS and credential settings (nil: none);
 	// the same pointer for every attempt of a trigger version (see
@@ -59,6 +66,14 @@ type Attempt struct {
 	// targets as headers.
 	Trace map[string]string
 }
+
+// HopsExtension is the CloudEvents extension attribute counting how many
+// times an event passed through Switchyard: replies published and
+// deliveries made (the loop guard).
+const HopsExtension = "switchyardhops"
+
+// hopsHeader is HopsExtension's header in HTTP binary mode.
+const hopsHeader = "Ce-Switchyardhops"
 
 // IdempotencyKey is the key sent with every attempt: source and id.
 func IdempotencyKey(ev *pb.CloudEvent) string { return ev.GetSource() + " " + ev.GetId() }
@@ -303,6 +318,9 @@ func (t *Targets) invokeHTTP(ctx context.Context, a *Attempt, p *prepared) Resul
 	req.Header.Set("Idempotency-Key", IdempotencyKey(a.Event))
 	for k, v := range a.Trace { // the attempt's span; ce-traceparent is the event's origin
 		req.Header.Set(k, v)
+	}
+	if a.Hops > 0 {
+		req.Header[hopsHeader] = []string{strconv.Itoa(a.Hops)}
 	}
 	p.authorize(req, a, body)
 	resp, err := p.client.Do(req)
