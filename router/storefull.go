@@ -43,18 +43,26 @@ func (r *Router) noteWrite(err error) {
 }
 
 // StoreFull returns nil unless the store refuses new events for want of
-// memory; then an error wrapping ErrStoreFull that says why. It asks the
-// server (INFO memory) when the server reports its memory, else it goes by
-// the last write of new events. Readiness checks use it.
+// memory; then an error wrapping ErrStoreFull that says why. Readiness
+// checks use it.
+//
+// Where the server reports its memory (INFO memory), it is full while its
+// used memory is over its limit, and also, once a write was refused, until
+// it is fullRoom below it: a request counts in Redis's memory while it is
+// read, so at the limit a large publish is refused while a small one still
+// fits, and a check on the limit alone would flap. Where it does not (the
+// embedded store), the last write of new events decides.
 func (r *Router) StoreFull(ctx context.Context) error {
 	m, err := r.store.Memory(ctx)
 	if err == nil && m.Known {
-		if !m.Full() {
-			r.full.since.Store(0)
-			return nil
+		used := m.Used - m.NotCounted
+		refused := r.full.since.Load() != 0
+		if m.Max > 0 && (used > m.Max || refused && used > m.Max-m.Max/fullRoom) {
+			return fmt.Errorf("%w: Redis uses %d bytes of its maxmemory %d (policy %s); publishing is refused until deliveries free memory",
+				ErrStoreFull, used, m.Max, m.Policy)
 		}
-		return fmt.Errorf("%w: Redis uses %d bytes of its maxmemory %d (policy %s); publishing is refused until deliveries free memory",
-			ErrStoreFull, m.Used-m.NotCounted, m.Max, m.Policy)
+		r.full.since.Store(0)
+		return nil
 	}
 	if since := r.full.since.Load(); since != 0 {
 		return fmt.Errorf("%w since %s: the store refused the last write for want of memory; publishing is refused until deliveries free memory",
@@ -62,6 +70,10 @@ func (r *Router) StoreFull(ctx context.Context) error {
 	}
 	return nil
 }
+
+// fullRoom: once a write was refused, the store counts as full until its
+// used memory is a fullRoom-th (2%) below maxmemory.
+const fullRoom = 50
 
 // checkMemoryPolicy refuses a Redis whose maxmemory-policy evicts keys,
 // unless the configuration allows it (then it warns).
