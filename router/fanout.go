@@ -82,6 +82,12 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 		// batch in progress completes.
 		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		held, err := r.store.Enqueue(wctx, batches)
+		if store.IsFull(err) {
+			// Redis is out of memory: queue anyway into queues that
+			// delivery has drained (nearly) empty, or the log could hold
+			// all the memory with nothing left to deliver.
+			held, err = r.store.EnqueueWhenFull(wctx, int64(r.cfg.FanoutBatch), batches)
+		}
 		if err == nil {
 			err = r.store.AckLog(wctx, recs)
 			fromLog := make(map[string]int64, len(batches))

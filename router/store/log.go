@@ -64,10 +64,10 @@ func (s *Store) Admitted(ctx context.Context) (map[string]int64, error) {
 // are fanned out like any other.
 func (s *Store) EnsureLogGroup(ctx context.Context) error {
 	err := s.rdb.XGroupCreateMkStream(ctx, s.keys.Log(), LogGroup, "0").Err()
-	if err != nil && strings.Contains(err.Error(), "BUSYGROUP") {
+	if err != nil && (strings.Contains(err.Error(), "BUSYGROUP") || IsFull(err) && s.logGroupExists(ctx)) {
 		return nil
 	}
-	return err
+	return full(err)
 }
 
 // IsNoGroup reports whether err says the log or its consumer group is gone.

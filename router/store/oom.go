@@ -119,7 +119,7 @@ func full(err error) error {
 // refusedWhole reports whether a transaction's commands were all refused
 // before running because Redis is out of memory (see the notes above): each
 // command answers OOM or EXECABORT, and nothing ran.
-func refusedWhole(cmds []*redis.Cmd) bool {
+func refusedWhole[C redis.Cmder](cmds []C) bool {
 	if len(cmds) == 0 {
 		return false
 	}
@@ -130,6 +130,36 @@ func refusedWhole(cmds []*redis.Cmd) bool {
 		}
 	}
 	return true
+}
+
+// readTx runs fn's reads in one MULTI/EXEC, so that they see one moment of
+// the store, and runs them again as a plain pipeline when Redis refused the
+// MULTI for want of memory (it then queues no command at all, reads
+// included). While Redis is full only deletions can come between the
+// pipeline's reads, which is what an instance that must read its triggers
+// to start, or keep its view, can live with.
+func (s *Store) readTx(ctx context.Context, fn func(p redis.Pipeliner) error) ([]redis.Cmder, error) {
+	cmds, err := s.rdb.TxPipelined(ctx, fn)
+	if err != nil && refusedWhole(cmds) {
+		cmds, err = s.rdb.Pipelined(ctx, fn)
+	}
+	return cmds, err
+}
+
+// logGroupExists reports whether the fan-out's consumer group exists (for
+// EnsureLogGroup, when Redis is out of memory and refuses to create it even
+// where it exists).
+func (s *Store) logGroupExists(ctx context.Context) bool {
+	groups, err := s.rdb.XInfoGroups(ctx, s.keys.Log()).Result()
+	if err != nil {
+		return false
+	}
+	for _, g := range groups {
+		if g.Name == LogGroup {
+			return true
+		}
+	}
+	return false
 }
 
 // MemoryState is what the server says about its memory limit.

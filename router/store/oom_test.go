@@ -63,6 +63,16 @@ func TestOutOfMemory(t *testing.T) {
 	require.ErrorIs(t, s.AppendLog(ctx, []store.LogRecord{{Event: body, Triggers: []string{"t"}}}), store.ErrFull)
 	_, err = s.Enqueue(ctx, map[string][]store.Item{"u": {{ID: "1-0", Event: body}}})
 	require.ErrorIs(t, err, store.ErrFull)
+	// The fan-out goes on into queues that are (nearly) empty, only.
+	held, err := s.EnqueueWhenFull(ctx, 5, map[string][]store.Item{"u": {{ID: "1-0", Event: body}}})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, held["u"])
+	_, err = s.EnqueueWhenFull(ctx, 5, map[string][]store.Item{"t": {{ID: "103-0", Event: body}}, "u": {{ID: "2-0", Event: body}}})
+	require.ErrorIs(t, err, store.ErrFull)
+	require.Contains(t, err.Error(), "the queues of t hold more than 5 events")
+	st, err := s.Stats(ctx, "u")
+	require.NoError(t, err)
+	require.EqualValues(t, 2, st.Ready, "u had room")
 
 	// Delivery goes on.
 	r, err := s.Claim(ctx, "t", now, 6, 100, lease)

@@ -23,9 +23,29 @@ type Item struct {
 
 // Enqueue queues items for each trigger (trigger name → items) in one
 // pipeline. It returns, per trigger, the number of events the queue holds.
+// When Redis is out of memory it fails with ErrFull.
 func (s *Store) Enqueue(ctx context.Context, batches map[string][]Item) (map[string]int64, error) {
+	return s.enqueue(ctx, enqueueScript, 0, batches)
+}
+
+// EnqueueWhenFull is Enqueue for when Redis is out of memory: it queues
+// items even then, but only into queues holding at most room events (its
+// script declares allow-oom), and fails with ErrFull naming the others,
+// whose items it leaves unqueued.
+//
+// Without it, an ingest log that filled Redis while the queues were
+// drained empty would stay full for good: publishing refused, nothing left
+// to deliver, and the fan-out refused as a writer of new copies. Queuing
+// into nearly empty queues lets delivery go on, and bounds how far past
+// maxmemory Redis goes: room events per trigger at a time, the log's copies
+// freed as each batch is acknowledged.
+func (s *Store) EnqueueWhenFull(ctx context.Context, room int64, batches map[string][]Item) (map[string]int64, error) {
+	return s.enqueue(ctx, s.oom(enqueueRoomScript), max(room, 1), batches)
+}
+
+func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batches map[string][]Item) (map[string]int64, error) {
 	if s.dur.Replicas > 0 && s.cluster() != nil {
-		return s.enqueueWait(ctx, batches)
+		return s.enqueueWait(ctx, sc, room, batches)
 	}
 	type res struct {
 		trigger string
@@ -36,22 +56,29 @@ func (s *Store) Enqueue(ctx context.Context, batches map[string][]Item) (map[str
 		cmds = cmds[:0]
 		for trig, items := range batches {
 			args := make([]any, 0, 1+2*len(items))
-			args = append(args, 0)
+			args = append(args, room)
 			for _, it := range items {
 				args = append(args, it.ID, it.Event)
 			}
-			cmds = append(cmds, res{trig, enqueueScript.EvalSha(ctx, p, s.keys.Queue(trig).all(), args...)})
+			cmds = append(cmds, res{trig, sc.EvalSha(ctx, p, s.keys.Queue(trig).all(), args...)})
 		}
 	})
 	if err != nil {
 		return nil, full(fmt.Errorf("enqueue: %w", err))
 	}
 	held := make(map[string]int64, len(cmds))
+	var crowded []string
 	for _, c := range cmds {
 		v, _ := c.cmd.Slice()
 		if len(v) == 2 {
 			held[c.trigger] = toInt64(v[1])
+			if toInt64(v[0]) < 0 {
+				crowded = append(crowded, c.trigger)
+			}
 		}
+	}
+	if len(crowded) > 0 {
+		return held, fmt.Errorf("%w: enqueue: the queues of %s hold more than %d events", ErrFull, strings.Join(crowded, ", "), room)
 	}
 	return held, nil
 }
@@ -64,7 +91,7 @@ func (s *Store) Enqueue(ctx context.Context, batches map[string][]Item) (map[str
 // made before it; on a cluster the log and the queues are on different
 // masters, and the log is acknowledged only once the queues' replicas have
 // the events.
-func (s *Store) enqueueWait(ctx context.Context, batches map[string][]Item) (map[string]int64, error) {
+func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, batches map[string][]Item) (map[string]int64, error) {
 	names := make([]string, 0, len(batches))
 	for t := range batches {
 		names = append(names, t)
@@ -83,11 +110,11 @@ func (s *Store) enqueueWait(ctx context.Context, batches map[string][]Item) (map
 			_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i, trig := range group {
 					args := make([]any, 0, 1+2*len(batches[trig]))
-					args = append(args, 0)
+					args = append(args, room)
 					for _, it := range batches[trig] {
 						args = append(args, it.ID, it.Event)
 					}
-					cmds[i] = enqueueScript.EvalSha(ctx, p, s.keys.Queue(trig).all(), args...)
+					cmds[i] = sc.EvalSha(ctx, p, s.keys.Queue(trig).all(), args...)
 				}
 				return nil
 			})
@@ -95,23 +122,28 @@ func (s *Store) enqueueWait(ctx context.Context, batches map[string][]Item) (map
 		}
 		cmds, err := run()
 		if err != nil && isNoScript(err) {
-			for _, sc := range allScripts {
-				if lerr := sc.Load(ctx, m).Err(); lerr != nil {
-					return errors.Join(err, lerr)
-				}
+			if lerr := sc.Load(ctx, m).Err(); lerr != nil {
+				return errors.Join(err, lerr)
 			}
 			cmds, err = run()
 		}
 		if err != nil {
-			return err
+			return full(err)
 		}
+		var crowded []string
 		mu.Lock()
 		for i, c := range cmds {
 			if v, _ := c.Slice(); len(v) == 2 {
 				held[group[i]] = toInt64(v[1])
+				if toInt64(v[0]) < 0 {
+					crowded = append(crowded, group[i])
+				}
 			}
 		}
 		mu.Unlock()
+		if len(crowded) > 0 {
+			return fmt.Errorf("%w: the queues of %s hold more than %d events", ErrFull, strings.Join(crowded, ", "), room)
+		}
 		return s.wait(ctx, conn)
 	})
 	if len(failed) > 0 {

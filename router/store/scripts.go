@@ -66,9 +66,16 @@ end
 // (HMGET, HSET, RPUSH, ZADD, ZREM, HDEL) rather than a command per event: each
 // command called from Lua has a fixed cost that dominated at high rates.
 
-// enqueueScript adds events (ARGV[2k], ARGV[2k+1] = id, body) unless already
-// queued (the same id twice is stored once). Returns {added, held}.
-var enqueueScript = redis.NewScript(unpackLua + `
+// enqueueLua adds events (ARGV[2k], ARGV[2k+1] = id, body) unless already
+// queued (the same id twice is stored once). With ARGV[1] > 0 it adds
+// nothing when the queue holds more than ARGV[1] events (see
+// enqueueRoomScript). Returns {added, held}, added -1 when refused so.
+const enqueueLua = unpackLua + `
+local room = tonumber(ARGV[1])
+if room > 0 then
+  local held = redis.call('HLEN', KEYS[2])
+  if held > room then return {-1, held} end
+end
 local ids, seen = {}, {}
 for i = 2, #ARGV, 2 do
   if not seen[ARGV[i]] then
@@ -95,7 +102,16 @@ if #ids > 0 then
   end
 end
 return {n, redis.call('HLEN', KEYS[2])}
-`)
+`
+
+// enqueueScript is enqueueLua for the fan-out. It stores new copies of
+// events, so Redis refuses it when out of memory (its first write is an
+// HSET).
+var enqueueScript = redis.NewScript(enqueueLua)
+
+// enqueueRoomScript is enqueueLua declared allow-oom, for the fan-out when
+// Redis is out of memory (see Store.EnqueueWhenFull).
+var enqueueRoomScript = newOOMScript(enqueueLua)
 
 // claimScript starts up to ARGV[2] attempts, never more than ARGV[3] in flight
 // in total, each leased until now+ARGV[4] ms. Before that it moves due retries

@@ -35,7 +35,7 @@ func (s *Store) Keys() Keys { return s.keys }
 var allScripts = []*redis.Script{putScript, deleteScript, restoreScript, heartbeatScript, syncPointScript, enqueueScript, peekScript, statsScript, replayScript, requeueScript}
 
 // oomScripts run when Redis is out of memory (see oomScript).
-var oomScripts = []*oomScript{claimScript, orphanScript, ackScript, ackLettersScript, retryScript, deadScript, ackLogScript, capScript, trimScript, purgeAllScript}
+var oomScripts = []*oomScript{enqueueRoomScript, claimScript, orphanScript, ackScript, ackLettersScript, retryScript, deadScript, ackLogScript, capScript, trimScript, purgeAllScript}
 
 // LoadScripts loads every Lua script into the server's script cache, in
 // the variants the server runs (with script flags or without: see
