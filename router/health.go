@@ -61,13 +61,20 @@ const (
 )
 
 // Ready reports whether this instance can do its work: the store answers
-// (one PING) and no loop reports a problem (the fan-out failing, the store
-// having lost the triggers and this instance not having restored them yet).
-// The error says why not: ErrUnavailable when the store does not answer,
-// ErrNotReady otherwise.
+// (one PING), has room for new events (see StoreFull) and no loop reports a
+// problem (the fan-out failing, the store having lost the triggers and this
+// instance not having restored them yet). The error says why not:
+// ErrUnavailable when the store does not answer, ErrStoreFull when it is
+// out of memory, ErrNotReady otherwise.
 func (r *Router) Ready(ctx context.Context) error {
 	if err := r.store.Ping(ctx); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err := r.StoreFull(ctx); err != nil {
+		if herr := r.health.err(); herr != nil {
+			return fmt.Errorf("%w; %w", err, herr)
+		}
+		return err
 	}
 	return r.health.err()
 }

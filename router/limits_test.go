@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	"github.com/switchyard-io/switchyard/router/store"
 	"github.com/switchyard-io/switchyard/router/trigger"
 )
 
@@ -19,15 +20,17 @@ func TestReserveTriggerPerScope(t *testing.T) {
 	b := testenv.Embedded(t)
 	r, err := New(Config{Prefix: b.Prefix, MaxTriggersPerScope: 2, MaxTriggers: -1}, b.Client, &fakeInvoker{})
 	require.NoError(t, err)
+	require.NoError(t, r.Start(t.Context()))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		require.NoError(t, r.Shutdown(ctx))
 	})
 	install := func(name string) {
-		p := trigger.ToProto(trigger.Spec{Name: name, Target: trigger.Target{GRPC: "127.0.0.1:1"}})
-		p.Generation = 1
-		require.NoError(t, r.ApplyLocal(p))
+		c, err := trigger.Compile(trigger.Spec{Name: name, Target: trigger.Target{GRPC: "127.0.0.1:1"}})
+		require.NoError(t, err)
+		_, _, err = r.PutTrigger(t.Context(), trigger.ToProto(c.Spec), store.PutApply, 0)
+		require.NoError(t, err)
 	}
 	scopes := []string{"shop-", "shop-eu-"}
 	install("shop-a")

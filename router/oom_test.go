@@ -30,15 +30,19 @@ func TestFullLogDrainsIntoEmptyQueues(t *testing.T) {
 	b := testenv.StartRedis(t, "--maxmemory-policy", "noeviction")
 	ctx := context.Background()
 	s := store.New(b.Client, b.Prefix)
-	require.NoError(t, s.LoadScripts(ctx))
-	require.NoError(t, s.EnsureLogGroup(ctx))
+	// An instance defines the triggers and goes away; the events it
+	// accepted wait in the ingest log.
+	first, err := New(Config{Prefix: b.Prefix, Logger: slog.New(slog.DiscardHandler)}, b.Client, &ackingInvoker{got: map[string]int{}})
+	require.NoError(t, err)
+	require.NoError(t, first.Start(ctx))
 	for _, name := range []string{"a", "b"} {
 		c, err := trigger.Compile(trigger.Spec{Name: name, Target: trigger.Target{URL: "http://fn.example/" + name},
 			Filter: filter.Spec{Attributes: map[string]string{"type": "full"}}})
 		require.NoError(t, err)
-		_, err = s.PutTrigger(ctx, trigger.ToProto(c.Spec), store.PutApply, 0)
+		_, _, err = first.PutTrigger(ctx, trigger.ToProto(c.Spec), store.PutApply, 0)
 		require.NoError(t, err)
 	}
+	require.NoError(t, first.Shutdown(ctx))
 	const n = 300
 	var recs []store.LogRecord
 	for i := range n {

@@ -81,9 +81,8 @@ func TestInjectedPanicsAreSurvived(t *testing.T) {
 			Delivery: trigger.Delivery{Timeout: trigger.Duration{Duration: 200 * time.Millisecond}, InitialBackoff: trigger.Duration{Duration: 10 * time.Millisecond}}}
 		c, err := trigger.Compile(spec)
 		require.NoError(t, err)
-		res, err := r.Store().PutTrigger(ctx, trigger.ToProto(c.Spec), store.PutApply, 0)
+		_, _, err = r.PutTrigger(ctx, trigger.ToProto(c.Spec), store.PutApply, 0)
 		require.NoError(t, err)
-		require.NoError(t, r.ApplyLocal(res.Trigger))
 	}
 
 	var want []string

@@ -28,10 +28,10 @@ import (
 // TestReplyEventsAreRoutedAndLoopsStop: a function's reply events are
 // published to the bus with the hop counter incremented, reach the triggers
 // that match them, and a function answering its own events stops at the hop
-// limit instead of looping forever: the reply over the limit is kept as a
-// dead letter (HOP_LIMIT) and counted, and the event it answered is
-// acknowledged. A hop count that is not a non-negative integer does not
-// reset the guard.
+// limit instead of looping forever: the event whose delivery would pass the
+// limit is kept as a dead letter (HOP_LIMIT) without being sent, and
+// counted. A hop count that is not a non-negative integer does not reset
+// the guard.
 func TestReplyEventsAreRoutedAndLoopsStop(t *testing.T) {
 	b := testenv.Embedded(t)
 	rec := &received{}
@@ -72,16 +72,17 @@ target: {grpc: "%s"}
 	require.EqualValues(t, 1, got.Extensions()[router.HopsExtension])
 
 	require.NoError(t, e.client.Publish(context.Background(), newEvent("l0", "loop")))
-	// l0 (hops 0) → loop-1 (1) → loop-2 (2) → loop-3 (3) → loop-4 refused
-	// (4 > 3): dead-lettered with the event loop-3 acknowledged.
-	testenv.Eventually(t, 10*time.Second, func() bool { return len(deadLetters(t, e.client, "loop")) == 1 }, "the reply over the limit is dead-lettered")
+	// l0 (hops 0) → loop-1 (1) → loop-2 (2) → loop-3 (3), whose delivery
+	// would be hop 4 (> 3): dead-lettered without being sent.
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(deadLetters(t, e.client, "loop")) == 1 }, "the event over the limit is dead-lettered")
 	dl := deadLetters(t, e.client, "loop")[0]
 	require.Equal(t, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT, dl.GetReason())
-	require.Equal(t, "loop-4", dl.GetEvent().GetId(), "the refused reply is the dead letter's event")
-	require.Equal(t, `reply 1 of 1 to event "loop-3" from "/loop": a reply would be hop 4, over the hop limit of 3 (a reply loop?)`, dl.GetReasonDetail())
-	requireQueueDone(t, e, "loop", 4)
-	require.EqualValues(t, 4, loops.Load(), "the acknowledged event is not delivered again")
-	require.Equal(t, 1.0, metricValue(t, e, "switchyard_replies_refused_total", "loop", "HOP_LIMIT"))
+	require.Equal(t, "loop-3", dl.GetEvent().GetId(), "the event whose delivery would pass the limit is the dead letter's event")
+	require.Equal(t, "this delivery would be hop 4, over the hop limit of 3: the event's switchyardhops is 3 (it came back through Switchyard that often: a loop?)", dl.GetReasonDetail())
+	require.Empty(t, dl.GetAttempts(), "not sent")
+	requireQueueDone(t, e, "loop", 3)
+	require.EqualValues(t, 3, loops.Load(), "the function ran for l0, loop-1 and loop-2 only")
+	require.Equal(t, 1.0, metricValue(t, e, "switchyard_dead_letters_total", "loop", "HOP_LIMIT"))
 
 	// A negative (or garbled) hop count, as a publisher may send it, would
 	// reset the loop guard: it is refused at ingest (400 naming the
@@ -102,8 +103,8 @@ target: {grpc: "%s"}
 	err := e.client.Publish(context.Background(), ev)
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	require.Contains(t, err.Error(), "switchyardhops")
-	require.EqualValues(t, 4, loops.Load(), "nothing was accepted")
-	require.Equal(t, 1.0, metricValue(t, e, "switchyard_replies_refused_total", "loop", "HOP_LIMIT"))
+	require.EqualValues(t, 3, loops.Load(), "nothing was accepted")
+	require.Equal(t, 1.0, metricValue(t, e, "switchyard_dead_letters_total", "loop", "HOP_LIMIT"))
 }
 
 // rawFunction is a function written against the generated gRPC code, as a

@@ -523,19 +523,17 @@ func (s *Server) ready(w http.ResponseWriter, req *http.Request) {
 	defer cancel()
 	if err := s.router.Ready(ctx); err != nil {
 		p := probNotReady
-		if errors.Is(err, router.ErrUnavailable) {
+		p.RetryAfter = 1
+		switch {
+		case errors.Is(err, router.ErrUnavailable):
 			p = probUnavailable
+			p.RetryAfter = 1
+		case errors.Is(err, router.ErrStoreFull):
+			p = probStoreFull
+			p.Status = http.StatusServiceUnavailable // not ready; publishing answers 507
+			p.RetryAfter = storeFullRetry.Seconds()
 		}
 		p.Detail = err.Error()
-		p.RetryAfter = 1
-		writeProblem(w, p)
-		return
-	}
-	if err := s.router.StoreFull(ctx); err != nil {
-		p := probStoreFull
-		p.Status = http.StatusServiceUnavailable // not ready; publishing answers 507
-		p.Detail = err.Error()
-		p.RetryAfter = storeFullRetry.Seconds()
 		writeProblem(w, p)
 		return
 	}

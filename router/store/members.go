@@ -165,9 +165,11 @@ func parseMembers(v []any) (Members, error) {
 // heartbeatScript registers an instance (or renews it), records the version
 // it serves, forgets members silent for longer than ARGV[3] ms and, when
 // ARGV[4] names the config channel, publishes the instance's
-// acknowledgement. Returns the registry (membersLua).
+// acknowledgement. Returns the registry (membersLua). It runs when Redis is
+// out of memory (an oomScript: one member and one field per instance), so
+// that a full Redis does not drop every instance from the registry.
 // KEYS: members, served. ARGV: id, served version, forget after (ms), channel or "".
-var heartbeatScript = redis.NewScript(membersLua + `
+var heartbeatScript = newOOMScript(membersLua + `
 local now = nowms()
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
@@ -200,7 +202,7 @@ func (s *Store) Heartbeat(ctx context.Context, id string, served Version, forget
 	if ack {
 		ch = s.keys.ConfigChannel()
 	}
-	v, err := s.run(ctx, heartbeatScript, []string{s.keys.Members(), s.keys.Served()},
+	v, err := s.run(ctx, s.oom(heartbeatScript), []string{s.keys.Members(), s.keys.Served()},
 		id, served.String(), max(forgetAfter.Milliseconds(), 1), ch).Slice()
 	if err != nil {
 		return Members{}, fmt.Errorf("heartbeat: %w", err)
@@ -210,7 +212,7 @@ func (s *Store) Heartbeat(ctx context.Context, id string, served Version, forget
 
 // Leave removes instance id from the registry.
 func (s *Store) Leave(ctx context.Context, id string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.multi(ctx, func(p redis.Pipeliner) error {
 		p.ZRem(ctx, s.keys.Members(), id)
 		p.HDel(ctx, s.keys.Served(), id)
 		return nil

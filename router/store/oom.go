@@ -132,13 +132,13 @@ func refusedWhole[C redis.Cmder](cmds []C) bool {
 	return true
 }
 
-// readTx runs fn's reads in one MULTI/EXEC, so that they see one moment of
-// the store, and runs them again as a plain pipeline when Redis refused the
-// MULTI for want of memory (it then queues no command at all, reads
-// included). While Redis is full only deletions can come between the
-// pipeline's reads, which is what an instance that must read its triggers
-// to start, or keep its view, can live with.
-func (s *Store) readTx(ctx context.Context, fn func(p redis.Pipeliner) error) ([]redis.Cmder, error) {
+// multi runs fn's commands in one MULTI/EXEC, and runs them again as a
+// plain pipeline when Redis refused the MULTI for want of memory (it then
+// queues no command at all, reads included). For reads that should see one
+// moment of the store (while Redis is full only deletions can come between
+// the pipeline's reads, which an instance reading its triggers to start, or
+// to keep its view, can live with) and for deletions that may run twice.
+func (s *Store) multi(ctx context.Context, fn func(p redis.Pipeliner) error) ([]redis.Cmder, error) {
 	cmds, err := s.rdb.TxPipelined(ctx, fn)
 	if err != nil && refusedWhole(cmds) {
 		cmds, err = s.rdb.Pipelined(ctx, fn)

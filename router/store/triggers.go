@@ -213,7 +213,7 @@ func decodeTriggers(names []string, vals []any) ([]*switchyardv1.Trigger, error)
 func (s *Store) ListTriggers(ctx context.Context) ([]*switchyardv1.Trigger, Version, error) {
 	var all *redis.MapStringStringCmd
 	var ver *redis.SliceCmd
-	_, err := s.readTx(ctx, func(p redis.Pipeliner) error {
+	_, err := s.multi(ctx, func(p redis.Pipeliner) error {
 		all = p.HGetAll(ctx, s.keys.Triggers())
 		ver = p.MGet(ctx, s.keys.Epoch(), s.keys.Revision())
 		return nil
@@ -237,7 +237,7 @@ func (s *Store) ListTriggers(ctx context.Context) ([]*switchyardv1.Trigger, Vers
 // none is stored) and the version they were read at.
 func (s *Store) GetTriggersAt(ctx context.Context, names []string) ([]*switchyardv1.Trigger, Version, error) {
 	var vals, ver *redis.SliceCmd
-	_, err := s.readTx(ctx, func(p redis.Pipeliner) error {
+	_, err := s.multi(ctx, func(p redis.Pipeliner) error {
 		vals = p.HMGet(ctx, s.keys.Triggers(), names...)
 		ver = p.MGet(ctx, s.keys.Epoch(), s.keys.Revision())
 		return nil
