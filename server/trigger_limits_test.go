@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/trigger"
 	"github.com/switchyard-io/switchyard/server"
@@ -81,4 +82,29 @@ func assertContains(t *testing.T, s, sub string) bool {
 		return false
 	}
 	return true
+}
+
+// A caller scoped to a trigger-name prefix (a tenant) creates at most
+// max_triggers_per_scope triggers under it; another tenant's count, and an
+// unscoped admin, are not held by it.
+func TestTriggersPerScopeThroughTheAPI(t *testing.T) {
+	e := startAuthServer(t, testenv.Embedded(t), func(c *server.Config) { c.Router.MaxTriggersPerScope = 2 })
+	ctx := context.Background()
+	a := e.as(t, e.key(t, "tenant-a", []string{"operator"}, &switchyardv1.TokenScope{Triggers: []string{"a-"}}))
+	b := e.as(t, e.key(t, "tenant-b", []string{"operator"}, &switchyardv1.TokenScope{Triggers: []string{"b-"}}))
+	admin := e.as(t, adminToken)
+	target := &switchyardv1.Target{Kind: &switchyardv1.Target_Grpc{Grpc: "127.0.0.1:1"}}
+	for _, name := range []string{"a-1", "a-2"} {
+		_, err := a.ApplyTrigger(ctx, &switchyardv1.Trigger{Name: name, Target: target})
+		require.NoError(t, err)
+	}
+	_, err := a.ApplyTrigger(ctx, &switchyardv1.Trigger{Name: "a-3", Target: target})
+	st := requireCode(t, err, codes.InvalidArgument, "max_triggers_per_scope 2")
+	require.Equal(t, "trigger.name", badRequestField(st))
+	_, err = a.ApplyTrigger(ctx, &switchyardv1.Trigger{Name: "a-1", Target: target, Description: "changed"})
+	require.NoError(t, err, "an existing trigger still changes")
+	_, err = b.ApplyTrigger(ctx, &switchyardv1.Trigger{Name: "b-1", Target: target})
+	require.NoError(t, err, "another tenant has its own count")
+	_, err = admin.ApplyTrigger(ctx, &switchyardv1.Trigger{Name: "a-admin", Target: target})
+	require.NoError(t, err, "an unscoped caller is held by max_triggers only")
 }
