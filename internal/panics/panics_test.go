@@ -51,12 +51,14 @@ func TestCatchCallsThenWithTheValue(t *testing.T) {
 	var got any
 	func() {
 		defer panics.Catch(nil, "test.catch", func(v any) { got = v })
-		var m map[string]int
-		m["x"] = 1 // a runtime panic, not only panic(value)
+		store(nil, "x") // a runtime panic, not only panic(value)
 	}()
 	require.NotNil(t, got)
 	require.Contains(t, got.(error).Error(), "nil map")
 }
+
+// store writes into m, which panics when m is nil.
+func store(m map[string]int, k string) { m[k] = 1 }
 
 // A loop that panics is run again, with a growing delay, until it returns
 // normally; a loop stopped by its context is not restarted.
