@@ -134,6 +134,9 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		recs = append(recs, rec)
 	}
 	if err := r.appendLog(ctx, recs, direct); err != nil {
+		if errors.Is(err, ErrStoreFull) {
+			r.metrics.publishRefused.WithLabelValues("store_full").Add(float64(len(events)))
+		}
 		return PublishResult{}, err
 	}
 	if direct == "" {

@@ -206,7 +206,7 @@ func (s *Store) Memory(ctx context.Context) (MemoryState, error) {
 // Known only when used_memory, maxmemory and maxmemory_policy are all there.
 func parseMemoryInfo(info string) MemoryState {
 	var m MemoryState
-	seen := 0
+	var used, limit, policy bool
 	for _, line := range strings.Split(info, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok {
@@ -215,19 +215,16 @@ func parseMemoryInfo(info string) MemoryState {
 		n, nerr := strconv.ParseInt(v, 10, 64)
 		switch {
 		case k == "used_memory" && nerr == nil:
-			m.Used = n
-			seen++
+			m.Used, used = n, true
 		case k == "maxmemory" && nerr == nil:
-			m.Max = n
-			seen++
+			m.Max, limit = n, true
 		case k == "mem_not_counted_for_evict" && nerr == nil:
 			m.NotCounted = n
 		case k == "maxmemory_policy":
-			m.Policy = v
-			seen++
+			m.Policy, policy = v, true
 		}
 	}
-	m.Known = seen == 3
+	m.Known = used && limit && policy
 	return m
 }
 
