@@ -129,7 +129,6 @@ func (c *cluster) join(ctx context.Context) error {
 // run renews the registration every interval, and announces a new view when
 // kicked, until ctx ends.
 func (c *cluster) run(ctx context.Context) {
-	defer close(c.done)
 	tick := time.NewTicker(c.interval)
 	defer tick.Stop()
 	failing := false
@@ -184,7 +183,7 @@ func (c *cluster) beat(ctx context.Context) (store.Members, error) {
 // start runs run in a goroutine of the router's.
 func (c *cluster) start(r *Router) {
 	c.running.Store(true)
-	r.goLoop("router.cluster", c.run, nil)
+	r.goLoop("router.cluster", c.run, func() { close(c.done) })
 }
 
 // leave removes this instance from the registry once run returned (it
