@@ -137,12 +137,16 @@ func TestScriptKeysInOneSlot(t *testing.T) {
 			}
 			h := &slotChecker{scripts: map[string]int{}}
 			b.Client.AddHook(h)
-			workout(t, New(b.Client, b.Prefix))
+			s := New(b.Client, b.Prefix)
+			workout(t, s)
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			require.Empty(t, h.errs)
 			for _, sc := range allScripts {
 				require.NotZero(t, h.scripts[sc.Hash()], "script %s was not run by the workout", sc.Hash())
+			}
+			for _, sc := range oomScripts { // in the variant this server runs
+				require.NotZero(t, h.scripts[s.oom(sc).Hash()], "script %s was not run by the workout", s.oom(sc).Hash())
 			}
 		})
 	}
@@ -218,6 +222,10 @@ func workout(t *testing.T, s *Store) {
 	_, _, err = s.Replay(ctx, "a", []string{dl[0].ID}, now)
 	require.NoError(t, err)
 	_, err = s.TrimDLQ(ctx, "a", now.Add(-time.Hour))
+	require.NoError(t, err)
+	_, err = s.CapDLQ(ctx, "a", 1)
+	require.NoError(t, err)
+	_, err = s.EnqueueWhenFull(ctx, 100, map[string][]Item{"b": {{ID: "9-0", Event: []byte("9")}}})
 	require.NoError(t, err)
 	_, err = s.PurgeDLQAll(ctx, "a")
 	require.NoError(t, err)
