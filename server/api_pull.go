@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard-io/switchyard/auth"
+	"github.com/switchyard-io/switchyard/internal/panics"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -95,11 +96,18 @@ func (s *pullService) Pull(stream switchyardv1.PullService_PullServer) error {
 	sendCtx, stopSend := context.WithCancel(ctx)
 	defer stopSend()
 	sent := make(chan error, 1)
-	go func() { sent <- s.send(sendCtx, stream, c, name) }()
+	// A panic in either goroutine ends the stream as an error (the
+	// consumer's leased events are handed back), never the process.
+	internal := status.Error(codes.Internal, "internal error")
+	go func() {
+		defer panics.Catch(s.log, "server.pull.send", func(any) { sent <- internal })
+		sent <- s.send(sendCtx, stream, c, name)
+	}()
 	// The receiver ends once Recv fails, at the latest when this handler
 	// returns (gRPC then cancels the stream).
 	received := make(chan error, 1)
 	go func() {
+		defer panics.Catch(s.log, "server.pull.receive", func(any) { received <- internal })
 		for {
 			req, err := stream.Recv()
 			if err == nil {
