@@ -282,8 +282,19 @@ var hopsName = []byte(HopsExtension)
 // plus one), or false when the delivery would pass MaxHops, or the
 // event's count is unreadable: o is then a dead letter (HOP_LIMIT), not
 // sent. An event looping through an HTTP target that posts it back to
-// /events ends here.
-func (d *dispatcher) hops(o *outcome) (int, bool) {
+// /events ends here. (A pull consumer gets the event as stored; the check
+// holds for it too.)
+func (d *dispatcher) hops(o *outcome) (int, bool) { return d.r.deliveryHops(o) }
+
+// withinHops reports whether o's delivery stays within the hop limit (else
+// o is made a HOP_LIMIT dead letter; see dispatcher.hops).
+func (r *Router) withinHops(o *outcome) bool {
+	_, ok := r.deliveryHops(o)
+	return ok
+}
+
+// deliveryHops is dispatcher.hops for any delivery, a pull consumer's too.
+func (r *Router) deliveryHops(o *outcome) (int, bool) {
 	n := 0
 	if bytes.Contains(o.item.Event, hopsName) {
 		h, err := Hops(o.event())
@@ -293,7 +304,7 @@ func (d *dispatcher) hops(o *outcome) (int, bool) {
 		}
 		n = h
 	}
-	if limit := d.r.cfg.MaxHops; n >= limit {
+	if limit := r.cfg.MaxHops; n >= limit {
 		o.noTry, o.reason = true, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT
 		o.detail = fmt.Sprintf("this delivery would be hop %d, over the hop limit of %d: the event's %s is %d (it came back through Switchyard that often: a loop?)", n+1, limit, HopsExtension, n)
 		return 0, false

@@ -450,6 +450,10 @@ func (c *Consumer) claim(ctx context.Context, t *trigger.Trigger, now time.Time)
 				detail: "event older than max_event_age " + pol.MaxEventAge.String() + " before its attempt"})
 			continue
 		}
+		if o := (outcome{item: it}); !r.withinHops(&o) {
+			failed = append(failed, o) // dead-lettered: HOP_LIMIT
+			continue
+		}
 		l := &pullLease{item: it, start: now, deadline: now.Add(pol.Timeout.Duration)}
 		leases = append(leases, l)
 		out = append(out, Leased{ID: it.ID, Attempt: it.Attempt, Event: it.Event, Deadline: l.deadline, Key: key, Round: replayRound(it)})

@@ -71,3 +71,24 @@ delivery: {initial_backoff: 10ms}
 		}
 	}
 }
+
+// A pull consumer is not given an event whose delivery would pass the hop
+// limit either: it is dead-lettered (HOP_LIMIT), and the consumer gets the
+// next one.
+func TestPullHonoursTheHopLimit(t *testing.T) {
+	e := startServer(t, testenv.Embedded(t), func(c *server.Config) { c.Router.MaxHops = 2 })
+	e.apply(t, pullTrigger("hops", "hops", "timeout: 1m"))
+	p := openPull(t, e.client, "hops", 10)
+	over := newEvent("over", "hops")
+	over.SetExtension(router.HopsExtension, 2)
+	require.NoError(t, e.client.Publish(context.Background(), over))
+	within := newEvent("within", "hops")
+	within.SetExtension(router.HopsExtension, 1)
+	require.NoError(t, e.client.Publish(context.Background(), within))
+	ev := p.next(10 * time.Second)
+	require.Equal(t, "within", ev.GetEvent().GetId())
+	var dls []*switchyardv1.DeadLetter
+	testenv.Eventually(t, 10*time.Second, func() bool { dls = deadLetters(t, e.client, "hops"); return len(dls) == 1 }, "dead-lettered")
+	require.Equal(t, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_HOP_LIMIT, dls[0].GetReason())
+	require.Equal(t, "over", dls[0].GetEvent().GetId())
+}
