@@ -46,6 +46,10 @@ type FileConfig struct {
 	AckAfter     string `json:"ack_after,omitempty" flag:"ack-after" doc:"When a publish is answered: write (once the Redis master has its events; a failover before its replicas have them loses them) or replicas=N (once N replicas have them too, by Redis WAIT on the connection that wrote them; a publish they do not confirm within ack_timeout is answered 503 with Retry-After, and its events may still be delivered)."`
 	AckTimeout   string `json:"ack_timeout,omitempty" flag:"ack-timeout" type:"duration" doc:"How long a publish waits for the replicas ack_after asks for."`
 
+	// Cluster coherence (router/cluster.go).
+	TriggerSyncTimeout string `json:"trigger_sync_timeout,omitempty" flag:"trigger-sync-timeout" type:"duration" doc:"How long a trigger change waits for every live instance to serve it before it answers anyway, naming the instances that lag."`
+	HeartbeatInterval  string `json:"heartbeat_interval,omitempty" flag:"heartbeat-interval" type:"duration" doc:"How often an instance renews its entry in the registry of instances; one silent for three intervals counts as gone. Use the same value on every instance."`
+
 	// KeyPrefix is restricted (see validKeyPrefix) because it is pasted
 	// into every Redis key, beside the braces that pick hash slots.
 	KeyPrefix       string `json:"key_prefix,omitempty" flag:"key-prefix" doc:"Prefix of every Redis key: instances sharing a Redis and a prefix are one cluster. 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit."`
@@ -83,6 +87,7 @@ func DefaultFileConfig() FileConfig {
 		ShutdownTimeout: DefaultShutdownTimeout.String(), LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
 		MaxConnections: DefaultMaxConnections, MaxConcurrentStreams: DefaultMaxConcurrentStreams, HTTPBodyTimeout: DefaultBodyTimeout.String(),
 		AckAfter: AckAfterWrite, AckTimeout: router.DefaultAckTimeout.String(), ShutdownDelay: "0s",
+		TriggerSyncTimeout: router.DefaultTriggerSyncTimeout.String(), HeartbeatInterval: router.DefaultHeartbeatInterval.String(),
 		MaxTriggers: router.DefaultMaxTriggers, MaxTriggersPerScope: router.DefaultMaxTriggersPerScope,
 	}
 }
@@ -163,6 +168,14 @@ func parseFile(raw []byte, lookup func(string) (string, bool)) (FileConfig, erro
 			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 		} else if v < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", key))
+		}
+	}
+	for key, d := range map[string]string{"trigger_sync_timeout": fc.TriggerSyncTimeout, "heartbeat_interval": fc.HeartbeatInterval} {
+		if d == "" {
+			continue
+		}
+		if v, err := time.ParseDuration(d); err != nil || v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive duration (5s), got %q", key, d))
 		}
 	}
 	if _, err := ParseAckAfter(fc.AckAfter); err != nil {
@@ -297,6 +310,12 @@ func (fc FileConfig) Apply(cfg *Config) {
 	}
 	if cfg.ShutdownDelay == 0 && fc.ShutdownDelay != "" {
 		cfg.ShutdownDelay, _ = time.ParseDuration(fc.ShutdownDelay)
+	}
+	if cfg.Router.TriggerSyncTimeout == 0 && fc.TriggerSyncTimeout != "" {
+		cfg.Router.TriggerSyncTimeout, _ = time.ParseDuration(fc.TriggerSyncTimeout)
+	}
+	if cfg.Router.HeartbeatInterval == 0 && fc.HeartbeatInterval != "" {
+		cfg.Router.HeartbeatInterval, _ = time.ParseDuration(fc.HeartbeatInterval)
 	}
 	if cfg.Router.Prefix == "" {
 		cfg.Router.Prefix = fc.KeyPrefix
