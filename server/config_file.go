@@ -71,6 +71,14 @@ type FileConfig struct {
 	AllowEvictingRedis   bool   `json:"allow_evicting_redis,omitempty" flag:"allow-evicting-redis" doc:"Start although the Redis's maxmemory-policy evicts any key (allkeys-*): when memory runs out it deletes queues, and the events in them, silently. Without it the server refuses to start on such a Redis. With noeviction (or a volatile-* policy) a full Redis makes publishing answer 507 while deliveries go on."`
 	MaxTriggers          int    `json:"max_triggers,omitempty" flag:"max-triggers" doc:"Most triggers the store holds; creating one more is refused (INVALID_ARGUMENT naming trigger.name). Negative: no limit."`
 	MaxTriggersPerScope  int    `json:"max_triggers_per_scope,omitempty" flag:"max-triggers-per-scope" doc:"Most triggers under each trigger-name prefix that scopes a caller (a tenant); creating one more through such a caller is refused. Negative: no limit."`
+	// Where triggers may send events (egress.go).
+	AllowTargets     []string `json:"allow_targets,omitempty" flag:"allow-targets" type:"list of strings" doc:"Target addresses the egress guard opens although they are loopback, link-local (the metadata address 169.254.169.254), private, CGNAT or multicast: CIDR prefixes (10.1.0.0/16), addresses (10.1.2.3), address:port or host:port (fn.internal:443, that name whatever it resolves to). Every other denied address is refused when a trigger is applied (a literal) or dead-lettered TARGET_FORBIDDEN (a name resolving to one), and nothing connects."`
+	LoopbackTargets  string   `json:"loopback_targets,omitempty" flag:"loopback-targets" doc:"auto (loopback targets allowed while both listeners are on loopback, as in the quickstart; denied otherwise), allow or deny."`
+	RequireTargetTLS bool     `json:"require_target_tls,omitempty" flag:"require-target-tls" doc:"Refuse plaintext targets (grpc host:port, http://) when a trigger is applied; attempts of triggers stored before are dead-lettered TARGET_FORBIDDEN."`
+	TargetCAFile     string   `json:"target_ca_file,omitempty" flag:"target-ca-file" doc:"CA certificates (PEM) trusted for targets' certificates instead of the system roots, unless a trigger's target.tls names its own. Read again when it changes."`
+	TargetCertFile   string   `json:"target_cert_file,omitempty" flag:"target-cert-file" doc:"Client certificate (PEM) presented to TLS targets that ask for one (mTLS to functions), unless a trigger names its own. Needs target_key_file."`
+	TargetKeyFile    string   `json:"target_key_file,omitempty" flag:"target-key-file" doc:"Private key (PEM) of target_cert_file."`
+	SecretsDir       string   `json:"secrets_dir,omitempty" flag:"secrets-dir" doc:"Directory holding one file per secret that triggers name in target.auth (bearer tokens, webhook signing secrets), such as a mounted Kubernetes secret; SWITCHYARD_SECRET_<NAME> environment variables (name upper-cased, '-' as '_') are read first. Values never appear in the API, the logs or dead letters."`
 	// Sources are documented per kind in docs/connectors.
 	Sources []connectors.SourceConfig `json:"sources,omitempty" type:"list" doc:"The sources (connectors) to run, each with a name (lower-case letters, digits, '-' and '_'), a kind and the kind's fields; see [docs/connectors](connectors/)."`
 	// Auth's keys are those of auth.Config; the README's Security section
@@ -87,6 +95,7 @@ func DefaultFileConfig() FileConfig {
 		ShutdownTimeout: DefaultShutdownTimeout.String(), LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
 		MaxConnections: DefaultMaxConnections, MaxConcurrentStreams: DefaultMaxConcurrentStreams, HTTPBodyTimeout: DefaultBodyTimeout.String(),
 		AckAfter: AckAfterWrite, AckTimeout: router.DefaultAckTimeout.String(), ShutdownDelay: "0s",
+		LoopbackTargets:    LoopbackAuto,
 		TriggerSyncTimeout: router.DefaultTriggerSyncTimeout.String(), HeartbeatInterval: router.DefaultHeartbeatInterval.String(),
 		MaxTriggers: router.DefaultMaxTriggers, MaxTriggersPerScope: router.DefaultMaxTriggersPerScope,
 	}
@@ -169,6 +178,11 @@ func parseFile(raw []byte, lookup func(string) (string, bool)) (FileConfig, erro
 		} else if v < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", key))
 		}
+	}
+	switch fc.LoopbackTargets {
+	case "", LoopbackAuto, LoopbackAllow, LoopbackDeny:
+	default:
+		errs = append(errs, fmt.Errorf("loopback_targets: want auto, allow or deny, got %q", fc.LoopbackTargets))
 	}
 	for key, d := range map[string]string{"trigger_sync_timeout": fc.TriggerSyncTimeout, "heartbeat_interval": fc.HeartbeatInterval} {
 		if d == "" {
@@ -310,6 +324,22 @@ func (fc FileConfig) Apply(cfg *Config) {
 	}
 	if cfg.ShutdownDelay == 0 && fc.ShutdownDelay != "" {
 		cfg.ShutdownDelay, _ = time.ParseDuration(fc.ShutdownDelay)
+	}
+	if cfg.Egress.AllowTargets == nil {
+		cfg.Egress.AllowTargets = fc.AllowTargets
+	}
+	if cfg.Egress.LoopbackTargets == "" {
+		cfg.Egress.LoopbackTargets = fc.LoopbackTargets
+	}
+	cfg.Egress.RequireTLS = cfg.Egress.RequireTLS || fc.RequireTargetTLS
+	if cfg.Egress.CAFile == "" {
+		cfg.Egress.CAFile = fc.TargetCAFile
+	}
+	if cfg.Egress.CertFile == "" && cfg.Egress.KeyFile == "" {
+		cfg.Egress.CertFile, cfg.Egress.KeyFile = fc.TargetCertFile, fc.TargetKeyFile
+	}
+	if cfg.Egress.SecretsDir == "" {
+		cfg.Egress.SecretsDir = fc.SecretsDir
 	}
 	if cfg.Router.TriggerSyncTimeout == 0 && fc.TriggerSyncTimeout != "" {
 		cfg.Router.TriggerSyncTimeout, _ = time.ParseDuration(fc.TriggerSyncTimeout)
