@@ -13,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -48,7 +49,7 @@ func (s *Source) event(c change) *pb.CloudEvent {
 		Id: eventID(c), Source: s.source, SpecVersion: cloudevent.SpecVersion,
 		Type: "com.switchyard.file." + c.kind,
 		Attributes: map[string]*pb.CloudEventAttributeValue{
-			cloudevent.AttrSubject: str(safeSubject(c.rel)),
+			cloudevent.AttrSubject: str(wrap.SafeSubject(c.rel)),
 		},
 	}
 	if at := c.at.UTC(); at.Year() >= 1 && at.Year() <= 9999 {

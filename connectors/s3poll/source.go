@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -497,7 +498,7 @@ func (s *Source) event(c change) *pb.CloudEvent {
 		Type: "com.switchyard.s3.object." + c.kind,
 		Attributes: map[string]*pb.CloudEventAttributeValue{
 			cloudevent.AttrDataContentType: {Attr: &pb.CloudEventAttributeValue_CeString{CeString: "application/json"}},
-			cloudevent.AttrSubject:         {Attr: &pb.CloudEventAttributeValue_CeString{CeString: safeSubject(c.key)}},
+			cloudevent.AttrSubject:         {Attr: &pb.CloudEventAttributeValue_CeString{CeString: wrap.SafeSubject(c.key)}},
 		},
 		Data: &pb.CloudEvent_TextData{TextData: string(data)},
 	}

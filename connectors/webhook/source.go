@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -163,13 +164,8 @@ func New(env connectors.Env, cfg connectors.Config) (connectors.Source, error) {
 	if s.source == "" {
 		s.source = "/webhooks/" + env.Name
 	}
-	var ce *cloudevent.Error
-	if err := cloudevent.Validate(&pb.CloudEvent{Id: "x", Source: s.source, SpecVersion: cloudevent.SpecVersion, Type: s.typ}); errors.As(err, &ce) {
-		field := fieldType
-		if ce.Attribute == "source" {
-			field = fieldSource
-		}
-		bad(field, "%v", err)
+	if err := wrap.CheckSourceType(s.source, s.typ, fieldSource, fieldType); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
