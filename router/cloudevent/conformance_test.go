@@ -217,10 +217,11 @@ func TestConformanceJSON(t *testing.T) {
 
 // sharedConformance finds the project's conformance folder: shared/ sits
 // beside the repository's checkout in the project's work area and in CI (a
-// worktree may be a level deeper). "" when there is none.
+// worktree may be a level deeper), so it is looked for in this package's
+// folder and its parents. "" when there is none.
 func sharedConformance() string {
-	dir := filepath.Join("..", "..", "..")
-	for range 3 {
+	dir := "."
+	for range 6 {
 		p := filepath.Join(dir, "shared", "conformance", "cloudevents-json")
 		if st, err := os.Stat(p); err == nil && st.IsDir() {
 			return p
