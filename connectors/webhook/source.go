@@ -215,13 +215,9 @@ func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 	}
 }
 
+// problem answers with this source's problem type.
 func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "/problems/webhook", "title": title, "status": status, "detail": detail})
+	connectors.WriteProblem(w, "/problems/webhook", status, title, detail)
 }
 
 func answer(w http.ResponseWriter, status int, body map[string]any) {
