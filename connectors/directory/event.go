@@ -1,8 +1,6 @@
 package directory
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"math"
 	"mime"
@@ -27,12 +25,7 @@ type fileData struct {
 
 // eventID is derived from the change and the file version it concerns.
 func eventID(c change) string {
-	h := sha256.New()
-	for _, p := range []string{c.kind, c.rel, strconv.FormatInt(c.st.Mod, 10), strconv.FormatInt(c.st.Size, 10)} {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return wrap.TerminatedHash(c.kind, c.rel, strconv.FormatInt(c.st.Mod, 10), strconv.FormatInt(c.st.Size, 10))
 }
 
 func str(s string) *pb.CloudEventAttributeValue {

@@ -2,8 +2,6 @@ package s3poll
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -474,12 +472,7 @@ type objectData struct {
 
 // eventID is derived from the change and the object version it concerns.
 func eventID(c change) string {
-	h := sha256.New()
-	for _, p := range []string{c.kind, c.key, c.obj.ETag, strconv.FormatInt(c.obj.Size, 10), strconv.FormatInt(c.obj.Mod, 10), c.obj.Version} {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return wrap.TerminatedHash(c.kind, c.key, c.obj.ETag, strconv.FormatInt(c.obj.Size, 10), strconv.FormatInt(c.obj.Mod, 10), c.obj.Version)
 }
 
 func (s *Source) event(c change) *pb.CloudEvent {

@@ -3,9 +3,10 @@
 // recognising a message that already is one (IsStructured, LooksStructured),
 // checking the source and type a connector stamps on the events it wraps
 // (CheckSourceType), repairing the optional attributes taken from a message
-// that CloudEvents refuses (DropInvalid, SafeSubject), and the content hash
-// that gives a message without an id a stable one across redeliveries
-// (ContentHash).
+// that CloudEvents refuses (DropInvalid, SafeSubject), and the hashes that
+// give a message without an id a stable one across redeliveries
+// (ContentHash) and a change seen by a polling source its id
+// (TerminatedHash).
 //
 // It is internal to connectors/: the contract package stays a leaf, and
 // each connector keeps what is its transport's own (its binary-mode header

@@ -151,3 +151,18 @@ func (h ContentHash) Text(s string) {
 
 // Hex returns the hash of what was written, in lower-case hex.
 func (h ContentHash) Hex() string { return hex.EncodeToString(h.Sum(nil)) }
+
+// TerminatedHash is the hex SHA-256 of parts, each followed by a NUL byte:
+// the id of a change that directory and s3poll derive from what they saw
+// (kind, path or key, size, time…). Unambiguous only for parts that cannot
+// hold a NUL (paths, object keys, ETags, decimal numbers). Its bytes must
+// never change: a source restarted on a newer version would give the same
+// change another id.
+func TerminatedHash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

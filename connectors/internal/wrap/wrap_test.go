@@ -1,6 +1,8 @@
 package wrap
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -156,5 +158,17 @@ func TestContentHash(t *testing.T) {
 	h2.Bytes([]byte("x"))
 	if h1.Hex() != h2.Hex() {
 		t.Fatal("Text and Bytes of the same content differ")
+	}
+}
+
+// TerminatedHash hashes each part followed by a NUL, exactly: the ids of
+// directory and s3poll changes must stay what earlier versions made.
+func TestTerminatedHash(t *testing.T) {
+	sum := sha256.Sum256([]byte("created\x00a/b.txt\x0042\x00"))
+	if got, want := TerminatedHash("created", "a/b.txt", "42"), hex.EncodeToString(sum[:]); got != want {
+		t.Fatalf("TerminatedHash = %s, want %s", got, want)
+	}
+	if TerminatedHash("ab", "c") == TerminatedHash("a", "bc") {
+		t.Fatal("parts split differently hash alike")
 	}
 }
