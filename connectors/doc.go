@@ -12,7 +12,9 @@
 // durable, metrics and a graceful stop.
 //
 // Each connector lives in its own package under connectors/ and registers
-// itself in init(); connectors/all imports every built-in one. Only cmd/ and
-// the server import connectors/all. connectors/connectortest is the
-// conformance suite every connector passes.
+// itself in init(); connectors/all imports every built-in one. Only
+// cmd/switchyard imports connectors/all (and the tests that need every
+// connector registered). connectors/connectortest is the conformance suite
+// every connector passes; connectors/internal holds what connectors share
+// (wrap: building events from foreign messages; sqljson: column values).
 package connectors
