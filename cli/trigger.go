@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
-	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/trigger"
 	"github.com/switchyard-io/switchyard/sdk"
@@ -564,10 +564,10 @@ func triggerMetaComment(t *switchyardv1.Trigger) string {
 	var unset []string
 	d := t.GetDelivery()
 	if d.GetDeadLetterMaxEntries() == 0 {
-		unset = append(unset, fmt.Sprintf("dead_letter_max_entries (--dlq-max-entries, default %d)", router.DefaultDLQMaxEntries))
+		unset = append(unset, fmt.Sprintf("dead_letter_max_entries (--dlq-max-entries, default %d)", dlq.DefaultMaxEntries))
 	}
 	if d.GetDeadLetterMaxAge().AsDuration() == 0 {
-		unset = append(unset, fmt.Sprintf("dead_letter_max_age (--dlq-max-age, default %s)", router.DefaultDLQMaxAge))
+		unset = append(unset, fmt.Sprintf("dead_letter_max_age (--dlq-max-age, default %s)", dlq.DefaultMaxAge))
 	}
 	if len(unset) > 0 {
 		b.WriteString("# unset, the server's setting applies: delivery." + strings.Join(unset, ", delivery.") + "\n")

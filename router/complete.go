@@ -236,10 +236,7 @@ func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker,
 
 // dlqCapacity is the most entries the trigger's dead-letter queue keeps.
 func (d *dispatcher) dlqCapacity() int64 {
-	if c := d.trig.Load().Spec.Delivery.DeadLetterMaxEntries; c > 0 {
-		return c
-	}
-	return d.r.cfg.DLQMaxEntries
+	return d.r.dlqPolicy(d.trig.Load()).MaxEntries
 }
 
 // refusedLetters turns a successful attempt's refused replies into dead

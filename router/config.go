@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -23,8 +24,6 @@ const (
 	DefaultSweepInterval      = time.Second
 	DefaultFanoutBatch        = 512
 	DefaultClaimBatch         = 128
-	DefaultDLQMaxEntries      = 100_000
-	DefaultDLQMaxAge          = 14 * 24 * time.Hour
 	DefaultMaxHops            = 16
 	DefaultMaxBatchEvents     = 1000
 	DefaultLogClaimIdle       = 3 * time.Second
@@ -66,9 +65,11 @@ type Config struct {
 	// ClaimBatch is how many attempts one claim may start.
 	ClaimBatch int
 	// DLQMaxEntries caps each trigger's dead-letter queue; the oldest entries
-	// are evicted (and counted) beyond it.
+	// are evicted (and counted) beyond it. The server's dlq.Policy (DLQ):
+	// default dlq.DefaultMaxEntries; a trigger may set its own.
 	DLQMaxEntries int64
-	// DLQMaxAge evicts (and counts) dead letters older than this.
+	// DLQMaxAge evicts (and counts) dead letters older than this (default
+	// dlq.DefaultMaxAge; a trigger may set its own).
 	DLQMaxAge time.Duration
 	// MaxHops is the loop guard: a function reply whose hop count would
 	// exceed it is refused, and a delivery whose hop count would exceed it
@@ -135,6 +136,11 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DLQ is the server's dead-letter retention (DLQMaxEntries, DLQMaxAge).
+func (c Config) DLQ() dlq.Policy {
+	return dlq.Policy{MaxEntries: c.DLQMaxEntries, MaxAge: c.DLQMaxAge}
+}
+
 func (c *Config) setDefaults() {
 	if c.Prefix == "" {
 		c.Prefix = store.DefaultPrefix
@@ -164,12 +170,9 @@ func (c *Config) setDefaults() {
 	if c.ClaimBatch == 0 {
 		c.ClaimBatch = DefaultClaimBatch
 	}
-	if c.DLQMaxEntries == 0 {
-		c.DLQMaxEntries = DefaultDLQMaxEntries
-	}
-	if c.DLQMaxAge == 0 {
-		c.DLQMaxAge = DefaultDLQMaxAge
-	}
+	pol := c.DLQ()
+	pol.SetDefaults()
+	c.DLQMaxEntries, c.DLQMaxAge = pol.MaxEntries, pol.MaxAge
 	if c.MaxHops == 0 {
 		c.MaxHops = DefaultMaxHops
 	}
@@ -229,9 +232,10 @@ func (c Config) Validate() error {
 	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && c.HeartbeatInterval < 10*time.Millisecond) {
 		errs = append(errs, fmt.Errorf("heartbeat interval must be at least 10ms"))
 	}
-	if c.FanoutBatch < 0 || c.ClaimBatch < 0 || c.MaxBatchEvents < 0 || c.DLQMaxEntries < 0 {
+	if c.FanoutBatch < 0 || c.ClaimBatch < 0 || c.MaxBatchEvents < 0 {
 		errs = append(errs, fmt.Errorf("batch sizes and caps must not be negative"))
 	}
+	errs = append(errs, c.DLQ().Validate())
 	if c.AckReplicas < 0 || c.AckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ack replicas and ack timeout must not be negative"))
 	}
