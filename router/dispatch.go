@@ -348,10 +348,7 @@ func (d *dispatcher) run(t *trigger.Trigger, it store.Claimed) outcome {
 		return o
 	}
 	pol := t.Spec.Delivery
-	born := it.Since
-	if born.IsZero() {
-		born = store.IDTime(it.ID)
-	}
+	born := it.Born()
 	if !born.IsZero() && time.Since(born) > pol.MaxEventAge.Duration {
 		o.noTry, o.reason = true, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE
 		o.detail = "event older than max_event_age " + pol.MaxEventAge.String() + " before its attempt"

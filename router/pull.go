@@ -441,10 +441,7 @@ func (c *Consumer) claim(ctx context.Context, t *trigger.Trigger, now time.Time)
 				detail: "stored event is unreadable: " + err.Error()})
 			continue
 		}
-		born := it.Since
-		if born.IsZero() {
-			born = store.IDTime(it.ID)
-		}
+		born := it.Born()
 		if !born.IsZero() && now.Sub(born) > pol.MaxEventAge.Duration {
 			failed = append(failed, outcome{item: it, noTry: true, reason: switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE,
 				detail: "event older than max_event_age " + pol.MaxEventAge.String() + " before its attempt"})

@@ -83,7 +83,11 @@ func (s *Store) Replay(ctx context.Context, trigger string, ids []string, now ti
 	if err != nil {
 		return 0, 0, fmt.Errorf("replay %s: %w", trigger, err)
 	}
-	return toInt64(v[0]), missing + toInt64(v[1]), nil
+	var gone int64
+	if err := replyInts(v, &replayed, &gone); err != nil {
+		return 0, 0, fmt.Errorf("replay %s: %w", trigger, err)
+	}
+	return replayed, missing + gone, nil
 }
 
 // ReplayTo moves dead letters of trigger from into trigger to's queue. The

@@ -70,11 +70,13 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 	var crowded []string
 	for _, c := range cmds {
 		v, _ := c.cmd.Slice()
-		if len(v) == 2 {
-			held[c.trigger] = toInt64(v[1])
-			if toInt64(v[0]) < 0 {
-				crowded = append(crowded, c.trigger)
-			}
+		var n, h int64
+		if err := replyInts(v, &n, &h); err != nil {
+			return nil, fmt.Errorf("enqueue %s: %w", c.trigger, err)
+		}
+		held[c.trigger] = h
+		if n < 0 {
+			crowded = append(crowded, c.trigger)
 		}
 	}
 	if len(crowded) > 0 {
@@ -132,15 +134,23 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 		}
 		var crowded []string
 		mu.Lock()
+		var shapeErr error
 		for i, c := range cmds {
-			if v, _ := c.Slice(); len(v) == 2 {
-				held[group[i]] = toInt64(v[1])
-				if toInt64(v[0]) < 0 {
-					crowded = append(crowded, group[i])
-				}
+			v, _ := c.Slice()
+			var n, h int64
+			if err := replyInts(v, &n, &h); err != nil {
+				shapeErr = fmt.Errorf("enqueue %s: %w", group[i], err)
+				continue
+			}
+			held[group[i]] = h
+			if n < 0 {
+				crowded = append(crowded, group[i])
 			}
 		}
 		mu.Unlock()
+		if shapeErr != nil {
+			return shapeErr
+		}
 		if len(crowded) > 0 {
 			return fmt.Errorf("%w: the queues of %s hold more than %d events", ErrFull, strings.Join(crowded, ", "), room)
 		}
@@ -310,6 +320,16 @@ type Claimed struct {
 	Since time.Time
 }
 
+// Born is when the event's current life began, the time its age (and
+// max_event_age) counts from: when a replay put it back (Since), else when
+// it was accepted (its id's time); zero when neither is known.
+func (c Claimed) Born() time.Time {
+	if !c.Since.IsZero() {
+		return c.Since
+	}
+	return IDTime(c.ID)
+}
+
 // BreakerState is a circuit breaker's state as stored.
 type BreakerState string
 
@@ -392,20 +412,25 @@ func claimArgs(now time.Time, want, limit int, lease time.Duration) []any {
 // claimed reads claimScript's reply v: it reads the bodies the script did
 // not return and releases the attempts whose body is gone.
 func (s *Store) claimed(ctx context.Context, trigger string, v []any) (ClaimResult, error) {
-	if len(v) != 7 {
-		return ClaimResult{}, fmt.Errorf("claim %s: unexpected reply of %d elements", trigger, len(v))
+	if err := replyLen(v, 7); err != nil {
+		return ClaimResult{}, fmt.Errorf("claim %s: %w", trigger, err)
 	}
 	r := ClaimResult{
 		Ready: toInt64(v[1]), NextDue: msTime(v[2]), NextLease: msTime(v[3]),
 		Breaker: BreakerState(toString(v[4])), BreakerUntil: msTime(v[5]), Held: toInt64(v[6]),
 	}
-	items, _ := v[0].([]any)
+	items, ok := v[0].([]any)
+	if !ok && v[0] != nil {
+		return ClaimResult{}, fmt.Errorf("claim %s: %w: items are %T", trigger, errReplyShape, v[0])
+	}
 	var unread []string // ids whose body the script did not return
 	var gone []bool     // per item: the script found no body
 	for _, it := range items {
+		// A claimed item misread would be an attempt leased and never
+		// made (its lease expires, it is tried again): refuse the reply.
 		f, _ := it.([]any)
-		if len(f) != 6 {
-			continue
+		if err := replyLen(f, 6); err != nil {
+			return ClaimResult{}, fmt.Errorf("claim %s: item: %w", trigger, err)
 		}
 		a, _ := strconv.Atoi(toString(f[1]))
 		c := Claimed{ID: toString(f[0]), Attempt: a, Expired: toInt64(f[3]) == 1, Since: msTime(f[4])}
@@ -484,7 +509,10 @@ func (s *Store) Ack(ctx context.Context, trigger string, refs []AttemptRef) (ack
 	if err != nil {
 		return 0, 0, fmt.Errorf("ack %s: %w", trigger, err)
 	}
-	return toInt64(v[0]), toInt64(v[1]), nil
+	if err := replyInts(v, &acked, &stale); err != nil {
+		return 0, 0, fmt.Errorf("ack %s: %w", trigger, err)
+	}
+	return acked, stale, nil
 }
 
 // Letter is a dead letter that is not a queued event: a function's reply
@@ -528,8 +556,8 @@ func (s *Store) AckWithLetters(ctx context.Context, trigger string, capacity int
 	if err != nil {
 		return 0, 0, fmt.Errorf("ack with dead letters %s: %w", trigger, err)
 	}
-	if len(v) != 3 {
-		return 0, 0, fmt.Errorf("ack with dead letters %s: unexpected reply of %d elements", trigger, len(v))
+	if err := replyLen(v, 3); err != nil {
+		return 0, 0, fmt.Errorf("ack with dead letters %s: %w", trigger, err)
 	}
 	return toInt64(v[1]), toInt64(v[2]), nil
 }
@@ -600,7 +628,10 @@ func (s *Store) DeadLetter(ctx context.Context, trigger string, now time.Time, b
 	if err != nil {
 		return 0, 0, fmt.Errorf("dead-letter %s: %w", trigger, err)
 	}
-	return toInt64(v[0]), toInt64(v[1]), nil
+	if err := replyInts(v, &dead, &evicted); err != nil {
+		return 0, 0, fmt.Errorf("dead-letter %s: %w", trigger, err)
+	}
+	return dead, evicted, nil
 }
 
 func boolArg(b bool) int {
@@ -634,8 +665,11 @@ func (s *Store) PeekAll(ctx context.Context, triggers []string) ([]Peek, error) 
 	out := make([]Peek, 0, len(triggers))
 	for i, c := range cmds {
 		v, err := c.Slice()
-		if err != nil || len(v) != 6 {
+		if err != nil {
 			continue
+		}
+		if err := replyLen(v, 6); err != nil {
+			return nil, fmt.Errorf("peek %s: %w", triggers[i], err)
 		}
 		out = append(out, Peek{Trigger: triggers[i], Ready: toInt64(v[0]), Held: toInt64(v[1]), NextDue: msTime(v[2]), NextLease: msTime(v[3]), Breaker: BreakerState(toString(v[4])), BreakerUntil: msTime(v[5])})
 	}
@@ -658,11 +692,21 @@ func (s *Store) Stats(ctx context.Context, trigger string) (QueueStats, error) {
 	if err != nil {
 		return QueueStats{}, fmt.Errorf("stats %s: %w", trigger, err)
 	}
+	return parseStats(trigger, v)
+}
+
+// parseStats reads statsScript's reply.
+func parseStats(trigger string, v []any) (QueueStats, error) {
+	if err := replyLen(v, 6); err != nil {
+		return QueueStats{}, fmt.Errorf("stats %s: %w", trigger, err)
+	}
 	qs := QueueStats{Ready: toInt64(v[0]), InFlight: toInt64(v[1]), Delayed: toInt64(v[2]), DeadLetters: toInt64(v[3]), OldestReady: toString(v[4]), Counters: map[string]string{}}
-	if kv, ok := v[5].([]any); ok {
-		for i := 0; i+1 < len(kv); i += 2 {
-			qs.Counters[toString(kv[i])] = toString(kv[i+1])
-		}
+	kv, ok := v[5].([]any)
+	if !ok || len(kv)%2 != 0 {
+		return QueueStats{}, fmt.Errorf("stats %s: %w: the counters are not field-value pairs", trigger, errReplyShape)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		qs.Counters[toString(kv[i])] = toString(kv[i+1])
 	}
 	return qs, nil
 }
