@@ -160,7 +160,7 @@ func (d *dispatcher) refill(acks []store.AttemptRef, done int) (recorded, claime
 	if req.Want <= 0 {
 		return false, false
 	}
-	gen := r.depthGen(d.name)
+	gen := r.backlog.gen(d.name)
 	ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
 	res, stale, acked, err := r.store.AckAndClaim(ctx, d.name, acks, time.Now(), req.Want, req.Limit, req.Lease)
 	cancel()
@@ -174,7 +174,7 @@ func (d *dispatcher) refill(acks []store.AttemptRef, done int) (recorded, claime
 		}
 		return acked, false
 	}
-	r.setDepth(d.name, res.Held, gen)
+	r.backlog.observe(d.name, res.Held, gen)
 	d.begin(t, res.Items)
 	if len(res.Items) < req.Want || res.Ready == 0 || res.Breaker != store.BreakerClosed {
 		// The queue ran short (or the breaker holds it): the claim loop

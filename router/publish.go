@@ -140,16 +140,7 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		return PublishResult{}, err
 	}
 	if direct == "" {
-		r.depthMu.Lock()
-		for _, ts := range res.Triggers {
-			for _, t := range ts {
-				d := r.depth[t]
-				d.logged++
-				d.gen++
-				r.depth[t] = d
-			}
-		}
-		r.depthMu.Unlock()
+		r.backlog.accepted(res.Triggers)
 	}
 	r.metrics.published.Add(float64(len(events)))
 	r.metrics.unmatched.Add(float64(len(events) - len(recs)))
@@ -194,24 +185,7 @@ func (r *Router) newID(now time.Time) string {
 // suggesting a retry once this instance's delivery rate should have made
 // room for the publish.
 func (r *Router) admit(snap *snapshot, matched [][]string) error {
-	var pe *PushbackError
-	r.depthMu.Lock()
-	for _, ts := range matched {
-		for _, name := range ts {
-			t := snap.triggers[name]
-			if t == nil {
-				continue
-			}
-			if held := r.depth[name].total(); held >= t.Spec.Delivery.MaxQueue {
-				pe = &PushbackError{Trigger: name, Undelivered: held, MaxQueue: t.Spec.Delivery.MaxQueue}
-				break
-			}
-		}
-		if pe != nil {
-			break
-		}
-	}
-	r.depthMu.Unlock()
+	pe := r.backlog.atCap(snap, matched)
 	if pe == nil {
 		return nil
 	}
@@ -444,17 +418,11 @@ func (r *Router) commitClaims(direct map[string][]store.Item) (map[string]store.
 // wakes the triggers' dispatchers here, but for the settled ones, and, when
 // there are any, on the other instances.
 func (r *Router) queued(ctx context.Context, held map[string]int64, fromLog map[string]int64, settled map[string]bool) {
+	r.backlog.queued(held, fromLog)
 	names := make([]string, 0, len(held))
-	r.depthMu.Lock()
-	for t, n := range held {
-		d := r.depth[t]
-		d.held = n
-		d.logged = max(0, d.logged-fromLog[t])
-		d.gen++
-		r.depth[t] = d
+	for t := range held {
 		names = append(names, t)
 	}
-	r.depthMu.Unlock()
 	for _, t := range names {
 		if !settled[t] {
 			r.wake(t)

@@ -42,8 +42,7 @@ type Router struct {
 	cluster   *cluster                 // registry of instances, waiting for trigger changes
 	health    health                   // why this instance cannot work, if so
 
-	depthMu sync.Mutex
-	depth   map[string]depth // per trigger, for admission
+	backlog *backlog // per trigger, for admission (admission.go)
 
 	appendCh chan *appendReq
 	workers  *workers      // run attempts
@@ -88,7 +87,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		metrics:     newMetrics(cfg.Metrics),
 		tr:          newTracer(cfg.Tracing),
 		logLimit:    logging.NewLimiter(0, 0),
-		depth:       map[string]depth{},
+		backlog:     newBacklog(),
 		appendCh:    make(chan *appendReq, 4096),
 		workers:     newWorkers(cfg.Logger),
 		dispatchers: map[string]*dispatcher{},
@@ -224,47 +223,6 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	r.workers.close()
 	close(r.appendCh)
 	return errors.Join(err, r.invoker.Close())
-}
-
-// depth estimates a trigger's backlog for admission: events its queue held
-// when last seen, plus events accepted into the ingest log and not yet fanned
-// out (from the store's admitted counts, plus those this instance accepted
-// since it last read them). It errs on the high side for at most one sweep.
-// gen counts this instance's changes to it, so that a size read from the
-// store can tell whether it is stale.
-type depth struct{ held, logged, gen int64 }
-
-func (d depth) total() int64 { return d.held + d.logged }
-
-// depthGens returns the generation of each trigger's depth, to pass to
-// setDepth after reading the store.
-func (r *Router) depthGens(names ...string) map[string]int64 {
-	gens := make(map[string]int64, len(names))
-	r.depthMu.Lock()
-	for _, n := range names {
-		gens[n] = r.depth[n].gen
-	}
-	r.depthMu.Unlock()
-	return gens
-}
-
-// depthGen returns the generation of one trigger's depth (see depthGens).
-func (r *Router) depthGen(name string) int64 {
-	r.depthMu.Lock()
-	defer r.depthMu.Unlock()
-	return r.depth[name].gen
-}
-
-// setDepth records a queue size read from the store, unless this instance
-// queued events for the trigger since gen was taken: the read may predate
-// them, and applying it would let admission overshoot max_queue.
-func (r *Router) setDepth(trigger string, held, gen int64) {
-	r.depthMu.Lock()
-	if d := r.depth[trigger]; d.gen == gen {
-		d.held = held
-		r.depth[trigger] = d
-	}
-	r.depthMu.Unlock()
 }
 
 // Bounds of the delay between tries of the router's loops that retry a

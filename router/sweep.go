@@ -58,16 +58,9 @@ func (r *Router) sweep(ctx context.Context) {
 	// Depths read here are applied only to triggers this instance did not
 	// queue or accept events for meanwhile: a read overtaken by a local write
 	// would count events twice (or not at all) until the next sweep.
-	gens := r.depthGens(names...)
+	gens := r.backlog.gens(names)
 	if admitted, err := r.store.Admitted(ctx); err == nil {
-		r.depthMu.Lock()
-		for _, n := range names {
-			if d := r.depth[n]; d.gen == gens[n] {
-				d.logged = admitted[n]
-				r.depth[n] = d
-			}
-		}
-		r.depthMu.Unlock()
+		r.backlog.observeLogged(admitted, names, gens)
 	}
 	for len(names) > 0 && ctx.Err() == nil {
 		chunk := names[:min(500, len(names))]
@@ -80,7 +73,7 @@ func (r *Router) sweep(ctx context.Context) {
 			return
 		}
 		for _, p := range peeks {
-			r.setDepth(p.Trigger, p.Held, gens[p.Trigger])
+			r.backlog.observe(p.Trigger, p.Held, gens[p.Trigger])
 			due := (!p.NextDue.IsZero() && !p.NextDue.After(now)) || (!p.NextLease.IsZero() && !p.NextLease.After(now))
 			if p.Ready > 0 || due {
 				r.wake(p.Trigger)
