@@ -24,8 +24,17 @@ type Entry struct {
 // whose end abandons the call (a write already sent may still apply: every
 // write below is safe to repeat), and names the trigger whose queue it works
 // on. Entry ids given to a method that are not well-formed (ValidEntryID)
-// are treated as missing, never sent.
+// are treated as missing, never sent. The operations of this package take
+// the smallest part they need.
 type Store interface {
+	Reader
+	Mover
+	Purger
+	Retainer
+}
+
+// Reader reads dead-letter queues.
+type Reader interface {
 	// DLQTriggers lists the triggers whose dead-letter queue exists (holds
 	// an entry, or has held one), in no particular order.
 	DLQTriggers(ctx context.Context) ([]string, error)
@@ -36,6 +45,12 @@ type Store interface {
 	GetDLQ(ctx context.Context, trigger, id string) (Entry, error)
 	// LastDLQID returns the newest entry id of trigger ("" if none).
 	LastDLQID(ctx context.Context, trigger string) (string, error)
+	// DLQCounts returns trigger's entries and its counters.
+	DLQCounts(ctx context.Context, trigger string) (Counts, error)
+}
+
+// Mover puts dead letters back into a queue.
+type Mover interface {
 	// Replay moves entries back into the same trigger's queue, each move
 	// atomic, under ReplayedID(trigger, id): an entry replayed twice (a
 	// repeated call, a retry after a lost reply) is queued once. Returns how
@@ -47,21 +62,28 @@ type Store interface {
 	// after an interruption, it queues nothing twice and deletes what is
 	// left.
 	ReplayTo(ctx context.Context, from, to string, ids []string, now time.Time) (replayed, missing int64, err error)
+}
+
+// Purger deletes dead letters on request (not counted as evicted).
+type Purger interface {
 	// PurgeDLQ deletes the given entries; returns how many existed.
 	PurgeDLQ(ctx context.Context, trigger string, ids []string) (int64, error)
-	// PurgeDLQBefore deletes the entries that died before t (not counted
-	// as evicted), a bounded number per server call.
+	// PurgeDLQBefore deletes the entries that died before t, a bounded
+	// number per server call.
 	PurgeDLQBefore(ctx context.Context, trigger string, t time.Time) (int64, error)
 	// PurgeDLQAll deletes every entry of trigger; returns how many there
 	// were.
 	PurgeDLQAll(ctx context.Context, trigger string) (int64, error)
-	// DLQCounts returns trigger's entries and its counters.
-	DLQCounts(ctx context.Context, trigger string) (Counts, error)
+}
+
+// Retainer applies retention.
+type Retainer interface {
 	// RetainDLQs applies retention to many queues at once (see Retention),
 	// evicting in bounded steps so that no single server call is long, and
 	// counting the evictions. It returns one Evicted per Retention, in the
-	// same order; an error of one queue does not stop the others (Evicted.Err).
-	// The error returned is for the call as a whole (the context ended).
+	// same order; an error of one queue does not stop the others
+	// (Evicted.Err). The error returned is for the call as a whole (the
+	// context ended).
 	RetainDLQs(ctx context.Context, rs []Retention) ([]Evicted, error)
 }
 

@@ -42,7 +42,7 @@ type ListPage struct {
 // letters; entries filtered out by Reason do not count, so a page may read
 // more than Size entries of a trigger (Size+1 at a time). A corrupt entry
 // ends the listing with a *CorruptError.
-func List(ctx context.Context, st Store, req ListRequest) (ListPage, error) {
+func List(ctx context.Context, st Reader, req ListRequest) (ListPage, error) {
 	size := req.Size
 	if size <= 0 {
 		size = DefaultPageSize
@@ -90,7 +90,7 @@ func List(ctx context.Context, st Store, req ListRequest) (ListPage, error) {
 
 // Get returns one dead letter, decoded, or an error matching ErrNotFound
 // (or a *CorruptError).
-func Get(ctx context.Context, st Store, trigger, id string) (*switchyardv1.DeadLetter, error) {
+func Get(ctx context.Context, st Reader, trigger, id string) (*switchyardv1.DeadLetter, error) {
 	e, err := st.GetDLQ(ctx, trigger, id)
 	if err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func Get(ctx context.Context, st Store, trigger, id string) (*switchyardv1.DeadL
 // those up to the newest entry when called, read in pages of MaxPageSize,
 // so entries added meanwhile (a replayed event dying again) are not
 // included.
-func Entries(ctx context.Context, st Store, trigger string) ([]string, error) {
+func Entries(ctx context.Context, st Reader, trigger string) ([]string, error) {
 	last, err := st.LastDLQID(ctx, trigger)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ type PurgeRequest struct {
 // Purge deletes what req names and returns how many entries it deleted.
 // Purged entries are not counted as evicted. With no mode set it deletes
 // nothing.
-func Purge(ctx context.Context, st Store, req PurgeRequest) (int64, error) {
+func Purge(ctx context.Context, st Purger, req PurgeRequest) (int64, error) {
 	switch {
 	case req.All:
 		return st.PurgeDLQAll(ctx, req.Trigger)

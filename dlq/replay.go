@@ -53,7 +53,10 @@ type Progress struct {
 // entries not yet deleted; running it again queues nothing twice and
 // finishes it.
 type Replayer struct {
-	Store Store
+	Store interface {
+		Reader
+		Mover
+	}
 	// Wake is called with the target trigger after each chunk, so that its
 	// dispatchers claim at once (nil: no wake-up).
 	Wake func(trigger string)

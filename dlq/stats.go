@@ -16,7 +16,7 @@ type QueueStats struct {
 
 // Stats reads the figures of each named trigger's queue, in order. A
 // trigger without a queue reports zeros.
-func Stats(ctx context.Context, st Store, triggers []string) ([]QueueStats, error) {
+func Stats(ctx context.Context, st Reader, triggers []string) ([]QueueStats, error) {
 	out := make([]QueueStats, 0, len(triggers))
 	for _, n := range triggers {
 		c, err := st.DLQCounts(ctx, n)

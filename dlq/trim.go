@@ -12,7 +12,7 @@ const retainChunk = 500
 // and reports each queue's evictions (with its error, if any) to report. An
 // error of one queue does not stop the others; Retain returns early only
 // when ctx ends.
-func Retain(ctx context.Context, st Store, rs []Retention, report func(Evicted)) error {
+func Retain(ctx context.Context, st Retainer, rs []Retention, report func(Evicted)) error {
 	for len(rs) > 0 {
 		chunk := rs[:min(retainChunk, len(rs))]
 		rs = rs[len(chunk):]

@@ -244,16 +244,9 @@ func (d *dispatcher) dlqCapacity() int64 {
 func (d *dispatcher) refusedLetters(o outcome, t *trigger.Trigger, now time.Time) store.LetteredAck {
 	ev := o.event()
 	la := store.LetteredAck{AttemptRef: store.AttemptRef{ID: o.item.ID, Attempt: o.item.Attempt}, Letters: make([]store.Letter, 0, len(o.refused))}
-	var round int32
-	if o.item.History != nil {
-		hist := &switchyardv1.DeadLetter{}
-		if proto.Unmarshal(o.item.History, hist) == nil {
-			round = hist.GetReplays()
-			if hist.GetDeadTime() != nil {
-				round++
-			}
-		}
-	}
+	// The attempt's round, as decide records it (dlq.History): the
+	// history's replays, plus one when it is the story of an earlier life.
+	round := int32(dlq.Round(o.item.History, false))
 	attempt := &switchyardv1.Attempt{
 		Number: int32(o.item.Attempt), StartTime: timestamppb.New(o.res.Start), Duration: durationpb.New(o.res.Duration),
 		Code: o.res.Code, Message: o.res.Message, Round: round,
