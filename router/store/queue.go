@@ -393,9 +393,11 @@ func (s *Store) AckAndClaim(ctx context.Context, trigger string, refs []AttemptR
 	if aerr := ack.Err(); aerr != nil {
 		return ClaimResult{}, 0, false, fmt.Errorf("ack %s: %w", trigger, aerr)
 	}
-	av, _ := ack.Slice()
-	if len(av) == 2 {
-		stale = toInt64(av[1])
+	// The acks are recorded and the claim made: a reply of another shape
+	// (checked) costs only the stale count, not the claim.
+	var acked2 int64
+	if av, _ := ack.Slice(); replyInts(av, &acked2, &stale) != nil {
+		stale = 0
 	}
 	v, cerr := claim.Slice()
 	if cerr != nil {

@@ -27,7 +27,10 @@ func TestReplyShapeChecked(t *testing.T) {
 			_, err := parseStats("t", []any{int64(0), int64(0), int64(0), int64(0), "", []any{"dead"}})
 			return err
 		},
-		"claim: short": func() error { _, err := (&Store{}).claimed(context.Background(), "t", []any{nil}); return err },
+		"members: a member short": func() error { _, err := parseMembers([]any{int64(1), "id", int64(2)}); return err },
+		"trigger change: empty":   func() error { _, _, err := parseChange(nil); return err },
+		"trigger change: short":   func() error { _, _, err := parseChange([]any{int64(1), "epoch"}); return err },
+		"claim: short":            func() error { _, err := (&Store{}).claimed(context.Background(), "t", []any{nil}); return err },
 		"claim: items not a list": func() error {
 			_, err := (&Store{}).claimed(context.Background(), "t", []any{"x", int64(0), "", "", "closed", "0", int64(0)})
 			return err
