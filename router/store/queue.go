@@ -19,6 +19,15 @@ type Item struct {
 	ID string
 	// Event is the event (io.cloudevents.v1.CloudEvent bytes).
 	Event []byte
+	// DedupKey, when set, is the event's DedupKey: the item is queued only
+	// if no item of that key was queued for the trigger within
+	// DedupWindow (see dedup.go). Empty: no check.
+	DedupKey    string
+	DedupWindow time.Duration
+	// Duplicate is set by the call that was given the item (Enqueue, Add,
+	// AddAndClaim) when it was not queued for being a copy of an event of
+	// the same DedupKey queued within the window.
+	Duplicate bool
 }
 
 // Enqueue queues items for each trigger (trigger name → items) in one
@@ -55,6 +64,10 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 	_, err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		cmds = cmds[:0]
 		for trig, items := range batches {
+			if w := dedupWindow(items); w > 0 {
+				cmds = append(cmds, res{trig, s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, items)...)})
+				continue
+			}
 			args := make([]any, 0, 1+2*len(items))
 			args = append(args, room)
 			for _, it := range items {
@@ -70,9 +83,10 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 	var crowded []string
 	for _, c := range cmds {
 		v, _ := c.cmd.Slice()
-		if len(v) == 2 {
-			held[c.trigger] = toInt64(v[1])
-			if toInt64(v[0]) < 0 {
+		added, h, ok := enqueued(v, batches[c.trigger])
+		if ok {
+			held[c.trigger] = h
+			if added < 0 {
 				crowded = append(crowded, c.trigger)
 			}
 		}
@@ -109,6 +123,10 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 			cmds := make([]*redis.Cmd, len(group))
 			_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i, trig := range group {
+					if w := dedupWindow(batches[trig]); w > 0 {
+						cmds[i] = s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, batches[trig])...)
+						continue
+					}
 					args := make([]any, 0, 1+2*len(batches[trig]))
 					args = append(args, room)
 					for _, it := range batches[trig] {
@@ -122,8 +140,10 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 		}
 		cmds, err := run()
 		if err != nil && isNoScript(err) {
-			if lerr := sc.Load(ctx, m).Err(); lerr != nil {
-				return errors.Join(err, lerr)
+			for _, l := range []*redis.Script{sc, s.dedupScript(room)} {
+				if lerr := l.Load(ctx, m).Err(); lerr != nil {
+					return errors.Join(err, lerr)
+				}
 			}
 			cmds, err = run()
 		}
@@ -133,9 +153,10 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 		var crowded []string
 		mu.Lock()
 		for i, c := range cmds {
-			if v, _ := c.Slice(); len(v) == 2 {
-				held[group[i]] = toInt64(v[1])
-				if toInt64(v[0]) < 0 {
+			v, _ := c.Slice()
+			if added, h, ok := enqueued(v, batches[group[i]]); ok {
+				held[group[i]] = h
+				if added < 0 {
 					crowded = append(crowded, group[i])
 				}
 			}
@@ -241,15 +262,23 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 	// error (NOSCRIPT) is its own reply and leaves the writes' outcome
 	// clear, and go-redis never resends a transaction whose reply it lost
 	// (a resent RPUSH would queue an id twice).
-	var hlens []*redis.IntCmd
 	var writes []redis.Cmder
+	var hlens map[string]*redis.IntCmd
 	var scripts map[string]*redis.Cmd
+	var dedups map[string]*redis.Cmd // triggers queued by dedupEnqueueScript
 	txErr := s.acceptTx(ctx, s.keys.Queue(group[0]).Ready, func(p redis.Pipeliner) {
-		hlens, writes, scripts = hlens[:0], writes[:0], map[string]*redis.Cmd{}
+		writes, hlens, scripts, dedups = writes[:0], map[string]*redis.IntCmd{}, map[string]*redis.Cmd{}, nil
 		for _, trig := range group {
+			if w := dedupWindow(batches[trig]); w > 0 {
+				if dedups == nil {
+					dedups = map[string]*redis.Cmd{}
+				}
+				dedups[trig] = dedupEnqueueScript.EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(0, w, batches[trig])...)
+				continue
+			}
 			w := s.addCmds(ctx, p, trig, batches[trig])
 			writes = append(writes, w...)
-			hlens = append(hlens, w[len(w)-1].(*redis.IntCmd))
+			hlens[trig] = w[len(w)-1].(*redis.IntCmd)
 		}
 		for _, trig := range group {
 			if c, ok := claims[trig]; ok {
@@ -262,14 +291,19 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 			return nil, nil, nil, full(fmt.Errorf("queue: %w", werr))
 		}
 	}
+	dheld, derr := s.dedupAdded(ctx, dedups, batches)
+	if derr != nil {
+		return nil, nil, nil, full(fmt.Errorf("queue: %w", derr))
+	}
 	// The writes landed; txErr is then a claim's error (handled below) or
 	// the replicas' answer.
 	var repl *ReplicationError
 	errors.As(txErr, &repl)
 	held = make(map[string]int64, len(group))
-	for i, trig := range group {
-		held[trig] = hlens[i].Val()
+	for trig, h := range hlens {
+		held[trig] = h.Val()
 	}
+	maps.Copy(held, dheld)
 	claimed = make(map[string]ClaimResult, len(scripts))
 	var errs []error
 	for trig, c := range scripts {
