@@ -28,10 +28,12 @@ import (
 // The keys seen live in one sorted set per trigger ({t:NAME}:dedup), member
 // the event's DedupKey, score when it was queued (unix ms, Redis's own clock,
 // read by the script: every instance's check agrees on one clock per
-// trigger). Each enqueue first drops the members older than the window (one
-// ZREMRANGEBYSCORE, whose cost is what it removes), and the set expires a
-// window after its last addition, so memory holds the keys of one window
-// and nothing once a trigger goes quiet. A sorted set rather than a key with
+// trigger). A member older than the window is no match; each enqueue drops
+// those at its end (one ZREMRANGEBYSCORE, whose cost is what it removes:
+// at the end, so that the script's first write is still the HSET that
+// Redis refuses when out of memory, before anything changed), and the set
+// expires a window after its last addition, so memory holds the keys of
+// one window and nothing once a trigger goes quiet. A sorted set rather than a key with
 // a TTL per event: one variadic command per batch (ZMSCORE, ZADD) where
 // per-event keys take a command per event from Lua, whose fixed cost was
 // most of Redis's CPU on the queue path; and one key to delete when the
@@ -70,7 +72,6 @@ if room > 0 then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now - window)
 local ids, at = {}, {}
 for i = 3, #ARGV, 3 do
   if not at[ARGV[i]] then
@@ -94,7 +95,7 @@ if #ids > 0 then
     local pairs_, fresh, adds = {}, {}, {}
     for j = 1, #cand do
       local k = keys[j]
-      if k ~= '' and (seen[j] or taken[k]) then
+      if k ~= '' and ((seen[j] and tonumber(seen[j]) > now - window) or taken[k]) then
         dups[#dups+1] = (at[cand[j]] - 3) / 3 + 1
       else
         pairs_[#pairs_+1] = cand[j]
@@ -120,6 +121,7 @@ if #ids > 0 then
     if #dups > 0 then redis.call('HINCRBY', KEYS[7], 'duplicates', #dups) end
   end
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now - window)
 return {n, redis.call('HLEN', KEYS[2]), dups}
 `
 

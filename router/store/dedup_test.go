@@ -210,3 +210,43 @@ func newClientLike(t *testing.T, b testenv.Backend) (redis.UniversalClient, erro
 	}
 	return redis.NewClient(opt), nil
 }
+
+// TestDedupOutOfMemory: with Redis out of memory a dedup enqueue is refused
+// as any publish is, having changed nothing (not even dropping the keys
+// that left the window: its first write is the one Redis refuses), and
+// the fan-out's variant for nearly empty queues still queues, checked.
+func TestDedupOutOfMemory(t *testing.T) {
+	b := testenv.StartRedis(t, "--maxmemory-policy", "noeviction")
+	ctx := context.Background()
+	s := store.New(b.Client, b.Prefix)
+	require.NoError(t, s.LoadScripts(ctx))
+	w := 50 * time.Millisecond
+	_, err := s.Add(ctx, map[string][]store.Item{"t": {dedupItem("1-0", "/s", "old", w)}})
+	require.NoError(t, err)
+	set := s.Keys().Queue("t").Dedup
+	require.NoError(t, b.Client.Persist(ctx, set).Err()) // keep the stale key past its window
+	added, err := b.Client.ZScore(ctx, set, store.DedupKey("/s", "old")).Result()
+	require.NoError(t, err)
+	testenv.Eventually(t, 5*time.Second, func() bool { // the window passes on Redis's clock
+		now, err := b.Client.Time(ctx).Result()
+		return err == nil && float64(now.UnixMilli()) > added+float64(w.Milliseconds())
+	}, "the key older than the window")
+
+	setMaxMemory(t, b.Client, "1")
+	_, err = s.Add(ctx, map[string][]store.Item{"t": {dedupItem("2-0", "/s", "new", w)}})
+	require.ErrorIs(t, err, store.ErrFull)
+	_, err = s.Enqueue(ctx, map[string][]store.Item{"t": {dedupItem("3-0", "/s", "new", w)}})
+	require.ErrorIs(t, err, store.ErrFull)
+	card, err := b.Client.ZCard(ctx, set).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, card, "the refused scripts changed nothing")
+	qs, err := s.Stats(ctx, "t")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, qs.Ready)
+
+	items := []store.Item{dedupItem("4-0", "/s", "new", w), dedupItem("5-0", "/s", "new", w)}
+	held, err := s.EnqueueWhenFull(ctx, 5, map[string][]store.Item{"t": items})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, held["t"])
+	require.True(t, items[1].Duplicate)
+}
