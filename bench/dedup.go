@@ -17,9 +17,8 @@ const benchDedupWindow = 10 * time.Minute
 
 // dedup is single, then fanout10, with a dedup window on the triggers: the
 // publishers' event ids are unique, so nothing is caught, and the figures
-// beside single's and fanout10's are the cost of the check itself (the
-// enqueue script instead of MULTI on the direct path, the key read and
-// kept per event).
+// beside single's and fanout10's are the cost of the check itself (a
+// script in the direct publish's MULTI, the key read and kept per event).
 func (e *env) dedup(ctx context.Context) error {
 	name, typ := e.triggerName("dedup"), e.eventType("dedup")
 	if err := e.applyDedupTrigger(ctx, name, typ); err != nil {

@@ -19,7 +19,9 @@ import (
 // (source, id) was queued for it within the window; a copy is a no-op that
 // the publisher is told succeeded, counted in the stats hash ("duplicates").
 //
-// The check is in the script that queues (dedupEnqueueScript), on a key of
+// The check is in the script that queues (dedupEnqueueScript for the
+// fan-out; dedupAddScript, in the transaction that stores the bodies, for
+// direct publishes), on a key of
 // the trigger's own hash slot, so on Redis Cluster the check and the
 // enqueue are one atomic step: two instances queuing copies at the same
 // moment queue one, and a copy published again after the instance that
@@ -125,8 +127,9 @@ redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now - window)
 return {n, redis.call('HLEN', KEYS[2]), dups}
 `
 
-// dedupEnqueueScript is dedupEnqueueLua for publishing and the fan-out; like
-// enqueueScript, Redis refuses it when out of memory.
+// dedupEnqueueScript is dedupEnqueueLua for the fan-out (publishes, whose
+// ids are new, use dedupAddScript); like enqueueScript, Redis refuses it
+// when out of memory.
 var dedupEnqueueScript = redis.NewScript(dedupEnqueueLua)
 
 // dedupEnqueueRoomScript is dedupEnqueueLua declared allow-oom, for the
@@ -202,10 +205,10 @@ func enqueued(v []any, items []Item) (added, held int64, ok bool) {
 }
 
 // dedupAdded reads the replies of a direct commit's dedup scripts (trigger →
-// its dedupEnqueueScript call) and returns each queue's size, the
-// duplicates marked among batches' items. A script the server did not have
-// (NOSCRIPT: it ran nothing) is loaded and run again, in a transaction of
-// its own.
+// its dedupAddScript call) and returns each queue's size, the duplicates
+// marked among batches' items. A script the server did not have (NOSCRIPT:
+// it ran nothing, the bodies' HSET before it did) is loaded and run again,
+// alone, in a transaction of its own.
 func (s *Store) dedupAdded(ctx context.Context, cmds map[string]*redis.Cmd, batches map[string][]Item) (map[string]int64, error) {
 	held := make(map[string]int64, len(cmds))
 	var again []string
@@ -233,7 +236,7 @@ func (s *Store) dedupAdded(ctx context.Context, cmds map[string]*redis.Cmd, batc
 	re := make(map[string]*redis.Cmd, len(again))
 	txErr := s.acceptTx(ctx, s.keys.Queue(again[0]).Ready, func(p redis.Pipeliner) {
 		for _, trig := range again {
-			re[trig] = dedupEnqueueScript.EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(0, dedupWindow(batches[trig]), batches[trig])...)
+			re[trig] = dedupAddScript.EvalSha(ctx, p, s.dedupKeys(trig), dedupAddArgs(dedupWindow(batches[trig]), batches[trig])...)
 		}
 	})
 	for trig, c := range re {

@@ -265,7 +265,7 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 	var writes []redis.Cmder
 	var hlens map[string]*redis.IntCmd
 	var scripts map[string]*redis.Cmd
-	var dedups map[string]*redis.Cmd // triggers queued by dedupEnqueueScript
+	var dedups map[string]*redis.Cmd // triggers queued by dedupAddScript
 	txErr := s.acceptTx(ctx, s.keys.Queue(group[0]).Ready, func(p redis.Pipeliner) {
 		writes, hlens, scripts, dedups = writes[:0], map[string]*redis.IntCmd{}, map[string]*redis.Cmd{}, nil
 		for _, trig := range group {
@@ -273,7 +273,9 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 				if dedups == nil {
 					dedups = map[string]*redis.Cmd{}
 				}
-				dedups[trig] = dedupEnqueueScript.EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(0, w, batches[trig])...)
+				hset, sc := s.dedupAddCmds(ctx, p, trig, w, batches[trig])
+				writes = append(writes, hset)
+				dedups[trig] = sc
 				continue
 			}
 			w := s.addCmds(ctx, p, trig, batches[trig])
