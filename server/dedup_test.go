@@ -8,8 +8,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router/trigger"
+	"github.com/switchyard-io/switchyard/server"
 )
 
 // TestREADMEDedup applies the README's dedup trigger and posts its event
@@ -41,4 +46,22 @@ func TestREADMEDedup(t *testing.T) {
 	require.EqualValues(t, 1, stats[0].GetDuplicates())
 	require.EqualValues(t, 2, stats[0].GetEnqueued())
 	require.Equal(t, 10*time.Minute, stats[0].GetDedupWindow().AsDuration())
+}
+
+// TestDedupWindowRefusedWithItsField: a window above the server's
+// --max-dedup-window, or negative, is INVALID_ARGUMENT naming the field by
+// its proto path, and nothing is stored.
+func TestDedupWindowRefusedWithItsField(t *testing.T) {
+	e := startServer(t, testenv.Embedded(t), func(c *server.Config) { c.Router.MaxDedupWindow = time.Hour })
+	ctx := context.Background()
+	for name, w := range map[string]time.Duration{"above the server's maximum": 2 * time.Hour, "negative": -time.Second} {
+		t.Run(name, func(t *testing.T) {
+			tr := trigger.ToProto(trigger.Spec{Name: "d", Target: trigger.Target{GRPC: "127.0.0.1:1"},
+				Delivery: trigger.Delivery{DedupWindow: &trigger.Duration{Duration: w}}})
+			_, err := e.client.ApplyTrigger(ctx, tr)
+			require.Equal(t, []string{"trigger.delivery.dedup_window"}, violations(t, err))
+			_, err = e.client.Triggers().GetTrigger(ctx, &switchyardv1.GetTriggerRequest{Name: "d"})
+			require.Equal(t, codes.NotFound, status.Code(err), "nothing stored")
+		})
+	}
 }
