@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-io/switchyard/internal/backoff"
 	"github.com/switchyard-io/switchyard/internal/logging"
 	"github.com/switchyard-io/switchyard/internal/panics"
 	"github.com/switchyard-io/switchyard/router/delivery"
@@ -266,25 +267,21 @@ func (r *Router) setDepth(trigger string, held, gen int64) {
 	r.depthMu.Unlock()
 }
 
-// backoffSleep waits d (capped) or until ctx ends; false when ctx ended.
-func backoffSleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+// Bounds of the delay between tries of the router's loops that retry a
+// failed Redis call (reading the ingest log, fanning out, recording
+// outcomes, handing pulled attempts back, waiting for the store's epoch).
+// Each delay is drawn at random between them (internal/backoff), so the
+// instances sharing a Redis that failed do not all retry at once.
+const (
+	retryMinWait = 50 * time.Millisecond
+	retryMaxWait = 2 * time.Second
+)
+
+// nextBackoff returns the delay before the next try of a Redis call that
+// failed again after waiting prev (zero for a first failure).
+func nextBackoff(prev time.Duration) time.Duration {
+	return backoff.Next(prev, retryMinWait, retryMaxWait)
 }
 
-func nextBackoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return 50 * time.Millisecond
-	}
-	d *= 2
-	if d > 2*time.Second {
-		d = 2 * time.Second
-	}
-	return d
-}
+// backoffSleep waits d or until ctx ends; false when ctx ended.
+func backoffSleep(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }
