@@ -250,3 +250,38 @@ func TestDedupOutOfMemory(t *testing.T) {
 	require.EqualValues(t, 2, held["t"])
 	require.True(t, items[1].Duplicate)
 }
+
+// TestDedupAfterScriptFlush: Redis lost its scripts (a restart) between two
+// publishes; the direct path's dedup script, refused inside the
+// transaction after the bodies were stored, is loaded and run alone: the
+// event is queued once, the copy's body removed.
+func TestDedupAfterScriptFlush(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		flush := func() {
+			if cc, ok := b.Client.(*redis.ClusterClient); ok {
+				require.NoError(t, cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return n.ScriptFlush(ctx).Err() }))
+				return
+			}
+			require.NoError(t, b.Client.ScriptFlush(ctx).Err())
+		}
+		flush()
+		first := []store.Item{dedupItem("1-x.1", "/s", "a", time.Minute)}
+		held, err := s.Add(ctx, map[string][]store.Item{"t": first})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, held["t"])
+		flush()
+		copies := []store.Item{dedupItem("1-x.2", "/s", "a", time.Minute), dedupItem("1-x.3", "/s", "b", time.Minute)}
+		held, err = s.Add(ctx, map[string][]store.Item{"t": copies})
+		require.NoError(t, err)
+		require.EqualValues(t, 2, held["t"], "the copy's body is not kept")
+		require.True(t, copies[0].Duplicate)
+		require.False(t, copies[1].Duplicate)
+		qs, err := s.Stats(ctx, "t")
+		require.NoError(t, err)
+		require.EqualValues(t, 2, qs.Ready)
+		require.Equal(t, "1", qs.Counters["duplicates"])
+	})
+}
