@@ -559,7 +559,7 @@ func triggerMetaComment(t *switchyardv1.Trigger) string {
 	if len(parts) > 0 {
 		b.WriteString("# trigger/" + t.GetName() + ": " + strings.Join(parts, ", ") + "\n")
 	}
-	// These two fields have no per-trigger default: unset, they follow the
+	// These fields have no per-trigger default: unset, they follow the
 	// server's settings, and stay unset when the file is applied again.
 	var unset []string
 	d := t.GetDelivery()
@@ -568,6 +568,9 @@ func triggerMetaComment(t *switchyardv1.Trigger) string {
 	}
 	if d.GetDeadLetterMaxAge().AsDuration() == 0 {
 		unset = append(unset, fmt.Sprintf("dead_letter_max_age (--dlq-max-age, default %s)", dlq.DefaultMaxAge))
+	}
+	if d.GetDedupWindow() == nil {
+		unset = append(unset, "dedup_window (--dedup-window, default off)")
 	}
 	if len(unset) > 0 {
 		b.WriteString("# unset, the server's setting applies: delivery." + strings.Join(unset, ", delivery.") + "\n")
@@ -665,6 +668,8 @@ type statsView struct {
 	ConsecutiveFailures int64  `json:"consecutive_failures"`
 	BreakerRetryTime    string `json:"breaker_retry_time,omitempty"`
 	Enqueued            int64  `json:"enqueued"`
+	Duplicates          int64  `json:"duplicates"`
+	DedupWindow         string `json:"dedup_window,omitempty"`
 	Delivered           int64  `json:"delivered"`
 	FailedAttempts      int64  `json:"failed_attempts"`
 	DeadLettered        int64  `json:"dead_lettered"`
@@ -687,12 +692,16 @@ func newStatsView(s *switchyardv1.TriggerStats) statsView {
 		Breaker:             breakerName(s.GetBreaker()),
 		ConsecutiveFailures: s.GetConsecutiveFailures(),
 		Enqueued:            s.GetEnqueued(),
+		Duplicates:          s.GetDuplicates(),
 		Delivered:           s.GetDelivered(),
 		FailedAttempts:      s.GetFailedAttempts(),
 		DeadLettered:        s.GetDeadLettered(),
 		DeadLettersEvicted:  s.GetDeadLettersEvicted(),
 		Consumers:           s.GetConsumers(),
 		Leased:              s.GetLeased(),
+	}
+	if w := s.GetDedupWindow(); w != nil {
+		v.DedupWindow = w.AsDuration().String()
 	}
 	if t := s.GetBreakerRetryTime(); t != nil {
 		v.BreakerRetryTime = t.AsTime().UTC().Format(time.RFC3339Nano)
@@ -735,7 +744,7 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 		}
 		return writeYAML(w, views)
 	}
-	tab := newTable(w, "NAME", "UNDELIVERED", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD", "CONSUMERS")
+	tab := newTable(w, "NAME", "UNDELIVERED", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD", "CONSUMERS", "DUPLICATES")
 	for _, s := range stats {
 		oldest := "-"
 		if s.GetQueued() > 0 || s.GetOldestAge().AsDuration() > 0 {
@@ -752,7 +761,8 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 			strconv.FormatInt(s.GetDelivered(), 10),
 			strconv.FormatInt(s.GetFailedAttempts(), 10),
 			strconv.FormatInt(s.GetDeadLettered(), 10),
-			strconv.Itoa(int(s.GetConsumers())))
+			strconv.Itoa(int(s.GetConsumers())),
+			strconv.FormatInt(s.GetDuplicates(), 10))
 	}
 	return tab.flush()
 }

@@ -31,6 +31,7 @@ const (
 	DefaultTriggerSyncTimeout = 5 * time.Second
 	DefaultHeartbeatInterval  = time.Second
 	DefaultAckTimeout         = time.Second
+	DefaultMaxDedupWindow     = time.Hour
 	// MissedHeartbeats is how many heartbeat intervals an instance may stay
 	// silent before the others count it as gone: not waited for, and
 	// removed from the registry.
@@ -117,6 +118,14 @@ type Config struct {
 	// replicas did not confirm in time is answered ErrUnavailable, its
 	// events kept.
 	AckTimeout time.Duration
+	// DedupWindow is the dedup window of the triggers that set none
+	// (delivery.dedup_window unset); 0: off. See router/dedup.go.
+	DedupWindow time.Duration
+	// MaxDedupWindow is the longest dedup window a trigger may be given
+	// through the API (DefaultMaxDedupWindow; at most
+	// trigger.MaxDedupWindow); a stored trigger's longer window is cut to
+	// it. It bounds the memory every trigger spends on deduplication.
+	MaxDedupWindow time.Duration
 	// Outbound is how targets are reached: the egress guard, TLS to
 	// targets, the secrets triggers may name (see delivery.Outbound). It
 	// configures the router's own invoker and the Policy that the API
@@ -203,6 +212,9 @@ func (c *Config) setDefaults() {
 	if c.AckTimeout == 0 {
 		c.AckTimeout = DefaultAckTimeout
 	}
+	if c.MaxDedupWindow == 0 {
+		c.MaxDedupWindow = DefaultMaxDedupWindow
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -239,6 +251,6 @@ func (c Config) Validate() error {
 	if c.AckReplicas < 0 || c.AckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ack replicas and ack timeout must not be negative"))
 	}
-	errs = append(errs, c.Outbound.Validate(), c.Metrics.Validate())
+	errs = append(errs, c.validateDedup(), c.Outbound.Validate(), c.Metrics.Validate())
 	return errors.Join(errs...)
 }

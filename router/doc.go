@@ -18,6 +18,9 @@
 //	        HTTP, or a broker through targets.Publisher) ─▶ complete
 //	        (ack / schedule retry / dead-letter, batched Lua)
 //	pull trigger: no dispatcher; its consumers' streams claim (pull.go)
+//	dedup window (dedup.go): both paths queue a trigger's events with its
+//	        (source, id) check in the same atomic step; copies answered
+//	        success, counted, not queued
 //	trigger change: store (Lua: write, revision, notice) ─▶ every live
 //	        instance's watch loop installs it and acknowledges ─▶ answer
 //	        (cluster.go: registry of instances; watch.go: exact views)

@@ -336,6 +336,7 @@ func (r *Router) commit(batch []*appendReq) {
 // once it has answered the publishers, and the write's error.
 func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Item) (map[string]store.ClaimResult, map[string]*dispatcher, error) {
 	claims, ds := r.commitClaims(direct)
+	r.stampDedup(direct)
 	// On Redis Cluster the triggers' writes are one transaction per hash
 	// slot, and with --ack-after replicas=N a write may land unconfirmed:
 	// what landed is queued and its claims start, whatever err says about
@@ -358,8 +359,9 @@ func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Ite
 			settled[t] = true
 		}
 	}
+	dups := r.countDuplicates(direct)
 	for t, items := range direct {
-		r.metrics.trigger(t).add(cEnqueued, float64(len(items)))
+		r.metrics.trigger(t).add(cEnqueued, float64(len(items)-dups[t]))
 	}
 	r.queued(ctx, held, nil, settled)
 	return claimed, ds, err

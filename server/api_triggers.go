@@ -198,6 +198,9 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 			return nil, StatusFor(err)
 		}
 		st := triggerStats(n, qs, admitted[n], s.r.Trigger(n), now)
+		if w := s.r.DedupWindow(n); w > 0 {
+			st.DedupWindow = durationpb.New(w)
+		}
 		if t := s.r.Trigger(n); t != nil && t.Spec.Target.IsPull() {
 			consumers, err := s.r.Store().CountConsumers(ctx, n, now)
 			if err != nil {
@@ -216,7 +219,7 @@ func triggerStats(name string, qs store.QueueStats, unfanned int64, t *trigger.T
 		Name: name, Queued: qs.Ready, InFlight: qs.InFlight, RetriesScheduled: qs.Delayed, DeadLetters: qs.DeadLetters,
 		Undelivered: qs.Ready + qs.InFlight + qs.Delayed + max(unfanned, 0),
 		Delivered:   c("delivered"), FailedAttempts: c("failed"), DeadLettered: c("dead"), DeadLettersEvicted: c("dlq_evicted"),
-		Enqueued: c("enqueued"), ConsecutiveFailures: c("cb_fail"), Breaker: switchyardv1.BreakerState_BREAKER_STATE_CLOSED,
+		Enqueued: c("enqueued"), Duplicates: c("duplicates"), ConsecutiveFailures: c("cb_fail"), Breaker: switchyardv1.BreakerState_BREAKER_STATE_CLOSED,
 	}
 	if t != nil {
 		st.MaxConcurrency = int32(t.Spec.Delivery.MaxConcurrency)

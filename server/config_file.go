@@ -70,6 +70,8 @@ type FileConfig struct {
 	AllowVolatileSources bool   `json:"allow_volatile_sources,omitempty" flag:"allow-volatile-sources" doc:"Run sources on the embedded store although they confirm what they read (to the system they read, or by answering their caller) once it is accepted: a restart then loses every accepted event not yet delivered, and the start-up log names each such source and what it loses. Without it the server refuses to start (and --check-config fails). Ignored with a redis_url."`
 	AllowEvictingRedis   bool   `json:"allow_evicting_redis,omitempty" flag:"allow-evicting-redis" doc:"Start although the Redis's maxmemory-policy evicts any key (allkeys-*): when memory runs out it deletes queues, and the events in them, silently. Without it the server refuses to start on such a Redis. With noeviction (or a volatile-* policy) a full Redis makes publishing answer 507 while deliveries go on."`
 	MaxTriggers          int    `json:"max_triggers,omitempty" flag:"max-triggers" doc:"Most triggers the store holds; creating one more is refused (INVALID_ARGUMENT naming trigger.name). Negative: no limit."`
+	DedupWindow          string `json:"dedup_window,omitempty" flag:"dedup-window" type:"duration" doc:"Dedup window of the triggers that set no delivery.dedup_window: an event whose source and id match an event queued for the trigger within the window is not queued again; its publisher is answered success and the copy counted (trigger stats DUPLICATES, switchyard_events_duplicate_total). It holds across instances and across a crash between the write and the answer (the check is in the script that queues). Each trigger remembers the keys of the events of one window (about 120 bytes each in Redis). 0 (the default): off."`
+	MaxDedupWindow       string `json:"max_dedup_window,omitempty" flag:"max-dedup-window" type:"duration" doc:"Longest delivery.dedup_window a trigger may be given (at most 24h); a longer one is refused with INVALID_ARGUMENT naming the field. Default 1h."`
 	MaxTriggersPerScope  int    `json:"max_triggers_per_scope,omitempty" flag:"max-triggers-per-scope" doc:"Most triggers under each trigger-name prefix that scopes a caller (a tenant); creating one more through such a caller is refused. Negative: no limit."`
 	// Where triggers may send events (egress.go).
 	AllowTargets     []string `json:"allow_targets,omitempty" flag:"allow-targets" type:"list of strings" doc:"Target addresses the egress guard opens although they are loopback, link-local (the metadata address 169.254.169.254), private, CGNAT or multicast: CIDR prefixes (10.1.0.0/16), addresses (10.1.2.3), address:port or host:port (fn.internal:443, that name whatever it resolves to). Every other denied address is refused when a trigger is applied (a literal) or dead-lettered TARGET_FORBIDDEN (a name resolving to one), and nothing connects."`
@@ -169,7 +171,7 @@ func parseFile(raw []byte, lookup func(string) (string, bool)) (FileConfig, erro
 			errs = append(errs, fmt.Errorf("http_body_timeout: want a positive duration (30s), got %q", fc.HTTPBodyTimeout))
 		}
 	}
-	for key, d := range map[string]string{"ack_timeout": fc.AckTimeout, "shutdown_delay": fc.ShutdownDelay} {
+	for key, d := range map[string]string{"ack_timeout": fc.AckTimeout, "shutdown_delay": fc.ShutdownDelay, "dedup_window": fc.DedupWindow, "max_dedup_window": fc.MaxDedupWindow} {
 		if d == "" {
 			continue
 		}
@@ -375,6 +377,12 @@ func (fc FileConfig) Apply(cfg *Config) {
 	}
 	if cfg.Router.MaxTriggersPerScope == 0 {
 		cfg.Router.MaxTriggersPerScope = fc.MaxTriggersPerScope
+	}
+	if cfg.Router.DedupWindow == 0 && fc.DedupWindow != "" {
+		cfg.Router.DedupWindow, _ = time.ParseDuration(fc.DedupWindow)
+	}
+	if cfg.Router.MaxDedupWindow == 0 && fc.MaxDedupWindow != "" {
+		cfg.Router.MaxDedupWindow, _ = time.ParseDuration(fc.MaxDedupWindow)
 	}
 	cfg.Sources = append(cfg.Sources, fc.Sources...)
 	if fc.Auth != nil {

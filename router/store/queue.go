@@ -19,6 +19,15 @@ type Item struct {
 	ID string
 	// Event is the event (io.cloudevents.v1.CloudEvent bytes).
 	Event []byte
+	// DedupKey, when set, is the event's DedupKey: the item is queued only
+	// if no item of that key was queued for the trigger within
+	// DedupWindow (see dedup.go). Empty: no check.
+	DedupKey    string
+	DedupWindow time.Duration
+	// Duplicate is set by the call that was given the item (Enqueue, Add,
+	// AddAndClaim) when it was not queued for being a copy of an event of
+	// the same DedupKey queued within the window.
+	Duplicate bool
 }
 
 // Enqueue queues items for each trigger (trigger name → items) in one
@@ -55,6 +64,10 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 	_, err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		cmds = cmds[:0]
 		for trig, items := range batches {
+			if w := dedupWindow(items); w > 0 {
+				cmds = append(cmds, res{trig, s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, items)...)})
+				continue
+			}
 			args := make([]any, 0, 1+2*len(items))
 			args = append(args, room)
 			for _, it := range items {
@@ -70,12 +83,12 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 	var crowded []string
 	for _, c := range cmds {
 		v, _ := c.cmd.Slice()
-		var n, h int64
-		if err := replyInts(v, &n, &h); err != nil {
-			return nil, fmt.Errorf("enqueue %s: %w", c.trigger, err)
+		added, h, ok := enqueued(v, batches[c.trigger])
+		if !ok {
+			return nil, fmt.Errorf("enqueue %s: %w: %d elements", c.trigger, errReplyShape, len(v))
 		}
 		held[c.trigger] = h
-		if n < 0 {
+		if added < 0 {
 			crowded = append(crowded, c.trigger)
 		}
 	}
@@ -111,6 +124,10 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 			cmds := make([]*redis.Cmd, len(group))
 			_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i, trig := range group {
+					if w := dedupWindow(batches[trig]); w > 0 {
+						cmds[i] = s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, batches[trig])...)
+						continue
+					}
 					args := make([]any, 0, 1+2*len(batches[trig]))
 					args = append(args, room)
 					for _, it := range batches[trig] {
@@ -124,8 +141,10 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 		}
 		cmds, err := run()
 		if err != nil && isNoScript(err) {
-			if lerr := sc.Load(ctx, m).Err(); lerr != nil {
-				return errors.Join(err, lerr)
+			for _, l := range []*redis.Script{sc, s.dedupScript(room)} {
+				if lerr := l.Load(ctx, m).Err(); lerr != nil {
+					return errors.Join(err, lerr)
+				}
 			}
 			cmds, err = run()
 		}
@@ -137,13 +156,13 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 		var shapeErr error
 		for i, c := range cmds {
 			v, _ := c.Slice()
-			var n, h int64
-			if err := replyInts(v, &n, &h); err != nil {
-				shapeErr = fmt.Errorf("enqueue %s: %w", group[i], err)
+			added, h, ok := enqueued(v, batches[group[i]])
+			if !ok {
+				shapeErr = fmt.Errorf("enqueue %s: %w: %d elements", group[i], errReplyShape, len(v))
 				continue
 			}
 			held[group[i]] = h
-			if n < 0 {
+			if added < 0 {
 				crowded = append(crowded, group[i])
 			}
 		}
@@ -251,15 +270,25 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 	// error (NOSCRIPT) is its own reply and leaves the writes' outcome
 	// clear, and go-redis never resends a transaction whose reply it lost
 	// (a resent RPUSH would queue an id twice).
-	var hlens []*redis.IntCmd
 	var writes []redis.Cmder
+	var hlens map[string]*redis.IntCmd
 	var scripts map[string]*redis.Cmd
+	var dedups map[string]*redis.Cmd // triggers queued by dedupAddScript
 	txErr := s.acceptTx(ctx, s.keys.Queue(group[0]).Ready, func(p redis.Pipeliner) {
-		hlens, writes, scripts = hlens[:0], writes[:0], map[string]*redis.Cmd{}
+		writes, hlens, scripts, dedups = writes[:0], map[string]*redis.IntCmd{}, map[string]*redis.Cmd{}, nil
 		for _, trig := range group {
+			if w := dedupWindow(batches[trig]); w > 0 {
+				if dedups == nil {
+					dedups = map[string]*redis.Cmd{}
+				}
+				hset, sc := s.dedupAddCmds(ctx, p, trig, w, batches[trig])
+				writes = append(writes, hset)
+				dedups[trig] = sc
+				continue
+			}
 			w := s.addCmds(ctx, p, trig, batches[trig])
 			writes = append(writes, w...)
-			hlens = append(hlens, w[len(w)-1].(*redis.IntCmd))
+			hlens[trig] = w[len(w)-1].(*redis.IntCmd)
 		}
 		for _, trig := range group {
 			if c, ok := claims[trig]; ok {
@@ -272,14 +301,19 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 			return nil, nil, nil, full(fmt.Errorf("queue: %w", werr))
 		}
 	}
+	dheld, derr := s.dedupAdded(ctx, dedups, batches)
+	if derr != nil {
+		return nil, nil, nil, full(fmt.Errorf("queue: %w", derr))
+	}
 	// The writes landed; txErr is then a claim's error (handled below) or
 	// the replicas' answer.
 	var repl *ReplicationError
 	errors.As(txErr, &repl)
 	held = make(map[string]int64, len(group))
-	for i, trig := range group {
-		held[trig] = hlens[i].Val()
+	for trig, h := range hlens {
+		held[trig] = h.Val()
 	}
+	maps.Copy(held, dheld)
 	claimed = make(map[string]ClaimResult, len(scripts))
 	var errs []error
 	for trig, c := range scripts {

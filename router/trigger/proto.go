@@ -27,6 +27,7 @@ func ToProto(s Spec) *switchyardv1.Trigger {
 
 			DeadLetterMaxEntries: s.Delivery.DeadLetterMaxEntries,
 			DeadLetterMaxAge:     durationOrNil(s.Delivery.DeadLetterMaxAge),
+			DedupWindow:          durationPtr(s.Delivery.DedupWindow),
 		},
 	}
 	if !s.Scope.IsEmpty() {
@@ -87,6 +88,7 @@ func FromProto(t *switchyardv1.Trigger) Spec {
 
 			DeadLetterMaxEntries: d.GetDeadLetterMaxEntries(),
 			DeadLetterMaxAge:     Duration{d.GetDeadLetterMaxAge().AsDuration()},
+			DedupWindow:          durationFromPtr(d.GetDedupWindow()),
 		},
 		Scope: EventScope{Sources: t.GetScope().GetSources(), Types: t.GetScope().GetTypes()},
 	}

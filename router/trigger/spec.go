@@ -149,6 +149,12 @@ type Delivery struct {
 	// DeadLetterMaxAge evicts (and counts) older dead letters. 0: the
 	// server's default.
 	DeadLetterMaxAge Duration `json:"dead_letter_max_age,omitzero"`
+	// DedupWindow makes an event a no-op for this trigger when an event of
+	// the same source and id was queued for it within the window: the
+	// publisher is answered success, the copy counted as a duplicate (see
+	// router/store/dedup.go). Nil: the server's default (serve
+	// --dedup-window, off unless set); 0: off. At most MaxDedupWindow.
+	DedupWindow *Duration `json:"dedup_window,omitempty"`
 }
 
 // SetDefaults fills every zero field with its default.
@@ -263,6 +269,7 @@ func (s Spec) validate() (filter.Filter, FieldErrors) {
 	if d.DeadLetterMaxAge.Duration < 0 {
 		add("delivery.dead_letter_max_age", "must not be negative, got %s", d.DeadLetterMaxAge.Duration)
 	}
+	errs = append(errs, d.validateDedup()...)
 	if d.MaxQueue < 0 || d.MaxQueue > MaxMaxQueue {
 		add("delivery.max_queue", "must be between 1 and %d, got %d", MaxMaxQueue, d.MaxQueue)
 	}

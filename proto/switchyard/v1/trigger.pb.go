@@ -777,8 +777,15 @@ type DeliveryPolicy struct {
 	// Dead letters older than this are evicted (and counted). Default: the
 	// server's --dlq-max-age (336h).
 	DeadLetterMaxAge *durationpb.Duration `protobuf:"bytes,9,opt,name=dead_letter_max_age,json=deadLetterMaxAge,proto3" json:"dead_letter_max_age,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Deduplication on (source, id): an event whose source and id match an
+	// event queued for this trigger within the window is not queued again;
+	// the publisher is answered success and the copy is counted
+	// (TriggerStats.duplicates, switchyard_events_duplicate_total). Unset:
+	// the server's --dedup-window (off unless set); 0: off. At most 24h, and
+	// at most the server's --max-dedup-window.
+	DedupWindow   *durationpb.Duration `protobuf:"bytes,10,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeliveryPolicy) Reset() {
@@ -870,6 +877,13 @@ func (x *DeliveryPolicy) GetDeadLetterMaxEntries() int64 {
 func (x *DeliveryPolicy) GetDeadLetterMaxAge() *durationpb.Duration {
 	if x != nil {
 		return x.DeadLetterMaxAge
+	}
+	return nil
+}
+
+func (x *DeliveryPolicy) GetDedupWindow() *durationpb.Duration {
+	if x != nil {
+		return x.DedupWindow
 	}
 	return nil
 }
@@ -1722,7 +1736,14 @@ type TriggerStats struct {
 	Consumers int32 `protobuf:"varint,18,opt,name=consumers,proto3" json:"consumers,omitempty"`
 	// Pull triggers: events leased to consumers now, across all instances
 	// (the in_flight of a pull trigger).
-	Leased        int64 `protobuf:"varint,19,opt,name=leased,proto3" json:"leased,omitempty"`
+	Leased int64 `protobuf:"varint,19,opt,name=leased,proto3" json:"leased,omitempty"`
+	// Events not queued because an event of the same source and id was
+	// queued for this trigger within its dedup window (publishers were
+	// answered success).
+	Duplicates int64 `protobuf:"varint,20,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// The dedup window in force for this trigger (its own, else the
+	// server's default); unset when deduplication is off.
+	DedupWindow   *durationpb.Duration `protobuf:"bytes,21,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1888,6 +1909,20 @@ func (x *TriggerStats) GetLeased() int64 {
 		return x.Leased
 	}
 	return 0
+}
+
+func (x *TriggerStats) GetDuplicates() int64 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *TriggerStats) GetDedupWindow() *durationpb.Duration {
+	if x != nil {
+		return x.DedupWindow
+	}
+	return nil
 }
 
 // TestFilterRequest names the trigger to test, or carries one, and the
@@ -2330,7 +2365,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\n" +
 	"TargetAuth\x12#\n" +
 	"\rbearer_secret\x18\x01 \x01(\tR\fbearerSecret\x12%\n" +
-	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"\xee\x03\n" +
+	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"\xac\x04\n" +
 	"\x0eDeliveryPolicy\x123\n" +
 	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12!\n" +
 	"\fmax_attempts\x18\x02 \x01(\x05R\vmaxAttempts\x12B\n" +
@@ -2341,7 +2376,9 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x0fmax_concurrency\x18\x06 \x01(\x05R\x0emaxConcurrency\x12\x1b\n" +
 	"\tmax_queue\x18\a \x01(\x03R\bmaxQueue\x125\n" +
 	"\x17dead_letter_max_entries\x18\b \x01(\x03R\x14deadLetterMaxEntries\x12H\n" +
-	"\x13dead_letter_max_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10deadLetterMaxAge\"a\n" +
+	"\x13dead_letter_max_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10deadLetterMaxAge\x12<\n" +
+	"\fdedup_window\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\"a\n" +
 	"\x14CreateTriggerRequest\x120\n" +
 	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\x8f\x01\n" +
@@ -2385,7 +2422,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x16GetTriggerStatsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"L\n" +
 	"\x17GetTriggerStatsResponse\x121\n" +
-	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xed\x05\n" +
+	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xcb\x06\n" +
 	"\fTriggerStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06queued\x18\x02 \x01(\x03R\x06queued\x128\n" +
@@ -2407,7 +2444,11 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\vundelivered\x18\x10 \x01(\x03R\vundelivered\x12\x1b\n" +
 	"\tmax_queue\x18\x11 \x01(\x03R\bmaxQueue\x12\x1c\n" +
 	"\tconsumers\x18\x12 \x01(\x05R\tconsumers\x12\x16\n" +
-	"\x06leased\x18\x13 \x01(\x03R\x06leased\"\x9f\x01\n" +
+	"\x06leased\x18\x13 \x01(\x03R\x06leased\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x14 \x01(\x03R\n" +
+	"duplicates\x12<\n" +
+	"\fdedup_window\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\"\x9f\x01\n" +
 	"\x11TestFilterRequest\x12\x14\n" +
 	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x122\n" +
 	"\atrigger\x18\x02 \x01(\v2\x16.switchyard.v1.TriggerH\x00R\atrigger\x125\n" +
@@ -2528,47 +2569,49 @@ var file_switchyard_v1_trigger_proto_depIdxs = []int32{
 	34, // 19: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
 	34, // 20: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
 	34, // 21: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
-	1,  // 22: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 23: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 24: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 25: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 26: switchyard.v1.ApplyTriggerResponse.previous:type_name -> switchyard.v1.Trigger
-	1,  // 27: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 28: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
-	1,  // 29: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 30: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 31: switchyard.v1.UpdateTriggerResponse.previous:type_name -> switchyard.v1.Trigger
-	24, // 32: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
-	34, // 33: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
-	0,  // 34: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
-	32, // 35: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
-	1,  // 36: switchyard.v1.TestFilterRequest.trigger:type_name -> switchyard.v1.Trigger
-	35, // 37: switchyard.v1.TestFilterRequest.events:type_name -> io.cloudevents.v1.CloudEvent
-	1,  // 38: switchyard.v1.TestFilterResponse.trigger:type_name -> switchyard.v1.Trigger
-	27, // 39: switchyard.v1.TestFilterResponse.results:type_name -> switchyard.v1.FilterResult
-	28, // 40: switchyard.v1.FilterResult.clauses:type_name -> switchyard.v1.FilterClause
-	28, // 41: switchyard.v1.FilterClause.causes:type_name -> switchyard.v1.FilterClause
-	10, // 42: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
-	12, // 43: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
-	14, // 44: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
-	16, // 45: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
-	18, // 46: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
-	20, // 47: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
-	22, // 48: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
-	25, // 49: switchyard.v1.TriggerService.TestFilter:input_type -> switchyard.v1.TestFilterRequest
-	11, // 50: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
-	13, // 51: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
-	15, // 52: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
-	17, // 53: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
-	19, // 54: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
-	21, // 55: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
-	23, // 56: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
-	26, // 57: switchyard.v1.TriggerService.TestFilter:output_type -> switchyard.v1.TestFilterResponse
-	50, // [50:58] is the sub-list for method output_type
-	42, // [42:50] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	34, // 22: switchyard.v1.DeliveryPolicy.dedup_window:type_name -> google.protobuf.Duration
+	1,  // 23: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 24: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 25: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 26: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 27: switchyard.v1.ApplyTriggerResponse.previous:type_name -> switchyard.v1.Trigger
+	1,  // 28: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 29: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
+	1,  // 30: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 31: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	1,  // 32: switchyard.v1.UpdateTriggerResponse.previous:type_name -> switchyard.v1.Trigger
+	24, // 33: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
+	34, // 34: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
+	0,  // 35: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
+	32, // 36: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
+	34, // 37: switchyard.v1.TriggerStats.dedup_window:type_name -> google.protobuf.Duration
+	1,  // 38: switchyard.v1.TestFilterRequest.trigger:type_name -> switchyard.v1.Trigger
+	35, // 39: switchyard.v1.TestFilterRequest.events:type_name -> io.cloudevents.v1.CloudEvent
+	1,  // 40: switchyard.v1.TestFilterResponse.trigger:type_name -> switchyard.v1.Trigger
+	27, // 41: switchyard.v1.TestFilterResponse.results:type_name -> switchyard.v1.FilterResult
+	28, // 42: switchyard.v1.FilterResult.clauses:type_name -> switchyard.v1.FilterClause
+	28, // 43: switchyard.v1.FilterClause.causes:type_name -> switchyard.v1.FilterClause
+	10, // 44: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
+	12, // 45: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
+	14, // 46: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
+	16, // 47: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
+	18, // 48: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
+	20, // 49: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
+	22, // 50: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
+	25, // 51: switchyard.v1.TriggerService.TestFilter:input_type -> switchyard.v1.TestFilterRequest
+	11, // 52: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
+	13, // 53: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
+	15, // 54: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
+	17, // 55: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
+	19, // 56: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
+	21, // 57: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
+	23, // 58: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
+	26, // 59: switchyard.v1.TriggerService.TestFilter:output_type -> switchyard.v1.TestFilterResponse
+	52, // [52:60] is the sub-list for method output_type
+	44, // [44:52] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_trigger_proto_init() }
