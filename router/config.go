@@ -76,6 +76,10 @@ type Config struct {
 	MaxHops int
 	// MaxBatchEvents bounds one PublishBatch.
 	MaxBatchEvents int
+	// MaxDeliverAfter bounds how far ahead a publisher may ask for
+	// delivery (the deliverafter extension): further is refused
+	// (DefaultMaxDeliverAfter when 0).
+	MaxDeliverAfter time.Duration
 	// FilterCostPerEvent bounds the CEL cost of matching one event against
 	// every trigger together (filter.DefaultCELEventBudget when 0): once
 	// spent, the CEL filters not yet evaluated for the event do not match
@@ -176,6 +180,9 @@ func (c *Config) setDefaults() {
 	if c.MaxBatchEvents == 0 {
 		c.MaxBatchEvents = DefaultMaxBatchEvents
 	}
+	if c.MaxDeliverAfter == 0 {
+		c.MaxDeliverAfter = DefaultMaxDeliverAfter
+	}
 	if c.MaxTriggers == 0 {
 		c.MaxTriggers = DefaultMaxTriggers
 	}
@@ -231,6 +238,9 @@ func (c Config) Validate() error {
 	}
 	if c.FanoutBatch < 0 || c.ClaimBatch < 0 || c.MaxBatchEvents < 0 || c.DLQMaxEntries < 0 {
 		errs = append(errs, fmt.Errorf("batch sizes and caps must not be negative"))
+	}
+	if c.MaxDeliverAfter < 0 {
+		errs = append(errs, fmt.Errorf("max deliver after must not be negative"))
 	}
 	if c.AckReplicas < 0 || c.AckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ack replicas and ack timeout must not be negative"))

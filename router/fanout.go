@@ -72,7 +72,7 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 				r.metrics.droppedDeleted.Inc()
 				continue
 			}
-			batches[t] = append(batches[t], store.Item{ID: rec.ID, Event: rec.Event})
+			batches[t] = append(batches[t], store.Item{ID: rec.ID, Event: rec.Event, Due: rec.Due})
 		}
 	}
 	var wait time.Duration

@@ -198,6 +198,10 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 			return nil, StatusFor(err)
 		}
 		st := triggerStats(n, qs, admitted[n], s.r.Trigger(n), now)
+		if st.Delayed, err = s.r.Store().Waiting(ctx, n, now); err != nil {
+			return nil, StatusFor(err)
+		}
+		st.RetriesScheduled = max(0, st.RetriesScheduled-st.Delayed)
 		if t := s.r.Trigger(n); t != nil && t.Spec.Target.IsPull() {
 			consumers, err := s.r.Store().CountConsumers(ctx, n, now)
 			if err != nil {

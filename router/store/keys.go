@@ -62,6 +62,7 @@ func (k Keys) Queue(trigger string) QueueKeys {
 		Stats:    b + "stats",
 		DLQ:      b + "dlq",
 		Since:    b + "since",
+		After:    b + "after",
 	}
 }
 
@@ -76,6 +77,10 @@ type QueueKeys struct {
 	Stats    string // HASH counters and circuit-breaker state
 	DLQ      string // STREAM of dead letters (fields "e": the event, "d": switchyard.v1.DeadLetter without it)
 	Since    string // HASH event id → unix ms its age counts from, for replayed events
+	// After indexes the delayed ids that wait for their publisher's time
+	// (deliverafter), scored with it, for the stats; not one of the nine
+	// keys every queue script takes (see after.go).
+	After string
 }
 
 func (q QueueKeys) all() []string {

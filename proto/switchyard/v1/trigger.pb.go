@@ -1722,7 +1722,12 @@ type TriggerStats struct {
 	Consumers int32 `protobuf:"varint,18,opt,name=consumers,proto3" json:"consumers,omitempty"`
 	// Pull triggers: events leased to consumers now, across all instances
 	// (the in_flight of a pull trigger).
-	Leased        int64 `protobuf:"varint,19,opt,name=leased,proto3" json:"leased,omitempty"`
+	Leased int64 `protobuf:"varint,19,opt,name=leased,proto3" json:"leased,omitempty"`
+	// Events waiting for the time their publisher asked (the deliverafter
+	// extension) before their first attempt. They wait in Redis beside the
+	// scheduled retries, which retries_scheduled counts without them, and
+	// count in undelivered (so against max_queue).
+	Delayed       int64 `protobuf:"varint,20,opt,name=delayed,proto3" json:"delayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1886,6 +1891,13 @@ func (x *TriggerStats) GetConsumers() int32 {
 func (x *TriggerStats) GetLeased() int64 {
 	if x != nil {
 		return x.Leased
+	}
+	return 0
+}
+
+func (x *TriggerStats) GetDelayed() int64 {
+	if x != nil {
+		return x.Delayed
 	}
 	return 0
 }
@@ -2385,7 +2397,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x16GetTriggerStatsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"L\n" +
 	"\x17GetTriggerStatsResponse\x121\n" +
-	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xed\x05\n" +
+	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\x87\x06\n" +
 	"\fTriggerStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06queued\x18\x02 \x01(\x03R\x06queued\x128\n" +
@@ -2407,7 +2419,8 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\vundelivered\x18\x10 \x01(\x03R\vundelivered\x12\x1b\n" +
 	"\tmax_queue\x18\x11 \x01(\x03R\bmaxQueue\x12\x1c\n" +
 	"\tconsumers\x18\x12 \x01(\x05R\tconsumers\x12\x16\n" +
-	"\x06leased\x18\x13 \x01(\x03R\x06leased\"\x9f\x01\n" +
+	"\x06leased\x18\x13 \x01(\x03R\x06leased\x12\x18\n" +
+	"\adelayed\x18\x14 \x01(\x03R\adelayed\"\x9f\x01\n" +
 	"\x11TestFilterRequest\x12\x14\n" +
 	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x122\n" +
 	"\atrigger\x18\x02 \x01(\v2\x16.switchyard.v1.TriggerH\x00R\atrigger\x125\n" +
