@@ -65,7 +65,7 @@ var enqueueAfterScript = redis.NewScript(enqueueAfterLua)
 var enqueueAfterRoomScript = newOOMScript(enqueueAfterLua)
 
 func init() {
-	allScripts = append(allScripts, enqueueAfterScript, claimOnceScript)
+	allScripts = append(allScripts, enqueueAfterScript)
 	oomScripts = append(oomScripts, enqueueAfterRoomScript)
 }
 
