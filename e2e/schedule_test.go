@@ -169,7 +169,9 @@ target: {grpc: %q}
 	st := triggerStats(t, other.GRPC, "later")
 	require.EqualValues(t, 3, st.GetEnqueued())
 	accepter.kill()
-	testenv.Eventually(t, 10*time.Second, func() bool { return len(a.ids()) == 3 }, "the delayed events are delivered")
+	if !waitFor(10*time.Second, func() bool { return len(a.ids()) == 3 }) {
+		t.Fatalf("the delayed events are not delivered: %v; stats %v\n%s", a.ids(), triggerStats(t, other.GRPC, "later"), other.Logs())
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for id, want := range due {
@@ -177,4 +179,13 @@ target: {grpc: %q}
 		require.False(t, got.Before(want), "%s arrived %s early", id, want.Sub(got))
 		require.Less(t, got.Sub(want), time.Second, "%s arrived %s late", id, got.Sub(want))
 	}
+}
+
+func waitFor(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
 }

@@ -1,12 +1,16 @@
 package router
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+
+	"github.com/switchyard-io/switchyard/router/store"
 )
 
 // DeliverAfterExtension is the CloudEvents extension attribute by which a
@@ -79,4 +83,25 @@ func DeliverAfter(ev *pb.CloudEvent, now time.Time, max time.Duration) (time.Tim
 func tooLate(d, max time.Duration) error {
 	return fmt.Errorf("%w: %s asks for delivery %s from now, beyond the server's max_deliver_after (%s)",
 		ErrInvalidDeliverAfter, DeliverAfterExtension, d.Round(time.Second), max)
+}
+
+// wakePeersForDelayed tells the other instances about triggers that got
+// delayed events, when queued (which tells them only while this instance
+// knows of peers, learnt by the sweep) did not: their dispatchers then
+// claim and learn the due time, so the events leave on time even if this
+// instance is gone by then. It costs a PUBLISH per write of delayed
+// events, which are few.
+func (r *Router) wakePeersForDelayed(ctx context.Context, batches map[string][]store.Item) {
+	if r.peers.Load() {
+		return // queued published the wake-up
+	}
+	var names []string
+	for t, items := range batches {
+		if anyDue(items) {
+			names = append(names, t)
+		}
+	}
+	if len(names) > 0 {
+		r.store.Client().Publish(ctx, r.store.Keys().WakeChannel(), strings.Join(names, ","))
+	}
 }

@@ -96,6 +96,7 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 				r.metrics.trigger(t).add(cEnqueued, float64(len(items)))
 			}
 			r.queued(wctx, held, fromLog, nil)
+			r.wakePeersForDelayed(wctx, batches)
 			cancel()
 			if err != nil {
 				r.log.Warn("acknowledge ingest log (records will be taken over later)", "err", err)

@@ -403,6 +403,7 @@ func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Ite
 		r.metrics.trigger(t).add(cEnqueued, float64(len(items)))
 	}
 	r.queued(ctx, held, nil, settled)
+	r.wakePeersForDelayed(ctx, direct)
 	return claimed, ds, err
 }
 
