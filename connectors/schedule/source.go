@@ -22,6 +22,9 @@ import (
 // maxData bounds the static data: it is copied into every event.
 const maxData = 64 << 10
 
+// lateGrace is how late a tick may be read beyond catch_up and still fire.
+const lateGrace = time.Second
+
 // ticks computes a schedule's ticks.
 type ticks interface {
 	// next returns the first tick strictly after t (zero: none, ever).
@@ -175,13 +178,16 @@ func (s *Source) Connect(ctx context.Context) error {
 }
 
 // Read waits for the next tick and returns its event. A tick older than
-// catch_up is skipped (logged) for the first one within it.
+// catch_up (plus a second of grace) is skipped (logged) for the first one
+// within it.
 func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 	s.mu.Lock()
 	prev := s.cursor
 	due := s.ticks.next(prev)
 	now := s.now()
-	if oldest := now.Add(-s.catchUp); !due.IsZero() && due.Before(oldest) {
+	// A second of grace: a tick read a little late (a slow publish of the
+	// previous one) is not a missed one.
+	if oldest := now.Add(-s.catchUp - lateGrace); !due.IsZero() && due.Before(oldest) {
 		skipped := due
 		due = s.ticks.next(oldest.Add(-time.Nanosecond))
 		s.log.Warn("schedule: missed ticks older than catch_up skipped", "first_skipped", skipped.UTC().Format(time.RFC3339), "resumes_at", due.UTC().Format(time.RFC3339), "catch_up", s.catchUp)

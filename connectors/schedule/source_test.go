@@ -166,16 +166,16 @@ func TestResumeAndCatchUp(t *testing.T) {
 	s.now = func() time.Time { return now }
 	require.NoError(t, s.Connect(t.Context()))
 	m, tick := readTick(t, s)
-	require.Equal(t, now.Add(-3*time.Second), tick, "the oldest tick within catch_up")
+	require.Equal(t, now.Add(-4*time.Second), tick, "the oldest tick within catch_up and its second of grace")
 	require.Equal(t, "s", m.Once.Key)
-	require.Equal(t, "2026-12-06T09:59:57Z", m.Position)
+	require.Equal(t, "2026-12-06T09:59:56Z", m.Position)
 	require.NoError(t, m.Ack(t.Context(), nil))
 	m, tick = readTick(t, s)
-	require.Equal(t, now.Add(-2*time.Second), tick)
+	require.Equal(t, now.Add(-3*time.Second), tick)
 	require.NoError(t, m.Ack(t.Context(), errors.New("not accepted")))
 	_, again := readTick(t, s)
 	require.Equal(t, tick, again, "a tick not accepted is read again")
-	require.Equal(t, now.Add(-time.Second), s.NextFire())
+	require.Equal(t, now.Add(-2*time.Second), s.NextFire())
 
 	first := mustBuild(t, "new", once, map[string]any{"interval": "1s"})
 	first.now = func() time.Time { return now }

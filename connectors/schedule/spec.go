@@ -67,7 +67,7 @@ Ticks use each instance's clock: keep the clocks synchronised (NTP).`,
 			{Name: fieldSubject, Type: connectors.TypeString, Doc: "CloudEvent subject, if any.", Example: "invoices"},
 			{Name: fieldData, Type: connectors.TypeString, Doc: "Static data of every event (at most 64 KiB); JSON unless `data_content_type` says otherwise.", Example: `{"job": "close-day"}`},
 			{Name: fieldContentType, Type: connectors.TypeString, Default: "application/json", Doc: "Content type of `data` (a JSON type requires valid JSON)."},
-			{Name: fieldCatchUp, Type: connectors.TypeDuration, Default: "1m", Doc: "Missed ticks no older than this are fired late, once each; older ones are skipped. 0 skips every missed tick."},
+			{Name: fieldCatchUp, Type: connectors.TypeDuration, Default: "1m", Doc: "Missed ticks no older than this (plus a second of grace) are fired late, once each; older ones are skipped. 0 skips every tick missed by more than a second."},
 		},
 		Emits: connectors.EventDoc{
 			ID:              "`{name}@{tick time, RFC 3339 in UTC}`, the same on every instance",
