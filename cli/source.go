@@ -65,6 +65,7 @@ type sourceView struct {
 	Position      string `json:"position,omitempty"`
 	Reconnects    int64  `json:"reconnects"`
 	PausedReason  string `json:"paused_reason,omitempty"`
+	NextFireTime  string `json:"next_fire_time,omitempty"`
 }
 
 func newSourceView(s *switchyardv1.SourceStatus) sourceView {
@@ -73,6 +74,7 @@ func newSourceView(s *switchyardv1.SourceStatus) sourceView {
 		Events: s.GetEvents(), Rejected: s.GetRejected(), Errors: s.GetErrors(),
 		LastEventTime: timestamp(s.GetLastEventTime()), LastError: s.GetLastError(), LastErrorTime: timestamp(s.GetLastErrorTime()),
 		Position: s.GetPosition(), Reconnects: s.GetReconnects(), PausedReason: s.GetPausedReason(),
+		NextFireTime: timestamp(s.GetNextFireTime()),
 	}
 }
 
@@ -87,7 +89,7 @@ func printSources(w io.Writer, format outputFormat, ss []*switchyardv1.SourceSta
 		}
 		return writeYAML(w, views)
 	}
-	t := newTable(w, "NAME", "KIND", "STATE", "EVENTS", "LAST EVENT", "POSITION", "ERRORS", "LAST ERROR")
+	t := newTable(w, "NAME", "KIND", "STATE", "EVENTS", "LAST EVENT", "POSITION", "NEXT FIRE", "ERRORS", "LAST ERROR")
 	for _, s := range ss {
 		last := "-"
 		if s.GetLastEventTime() != nil {
@@ -100,7 +102,14 @@ func printSources(w io.Writer, format outputFormat, ss []*switchyardv1.SourceSta
 		if len(lastErr) > 60 {
 			lastErr = lastErr[:57] + "..."
 		}
-		t.row(s.GetName(), s.GetKind(), s.GetState(), fmt.Sprint(s.GetEvents()), last, dash(s.GetPosition()), fmt.Sprint(s.GetErrors()), dash(lastErr))
+		next := "-"
+		if nf := s.GetNextFireTime(); nf != nil {
+			next = nf.AsTime().UTC().Format(time.RFC3339)
+			if d := nf.AsTime().Sub(now); d > 0 {
+				next += " (in " + shortDuration(d) + ")"
+			}
+		}
+		t.row(s.GetName(), s.GetKind(), s.GetState(), fmt.Sprint(s.GetEvents()), last, dash(s.GetPosition()), next, fmt.Sprint(s.GetErrors()), dash(lastErr))
 	}
 	return t.flush()
 }

@@ -444,7 +444,8 @@ Columns: UNDELIVERED events accepted for the trigger and not yet delivered or
 dead-lettered / max_queue (at max_queue publishers are pushed back, and the
 pushback names the same figure); they are QUEUED waiting for an attempt (OLDEST
 the age of the oldest of them), IN_FLIGHT (attempts running / max_concurrency),
-waiting for a scheduled retry (RETRIES), or accepted and not yet fanned out to
+waiting for a scheduled retry (RETRIES) or for the time their publisher asked
+(DELAYED, the deliverafter extension), or accepted and not yet fanned out to
 the queue (rarely more than a moment). DLQ entries in the dead-letter queue,
 BREAKER circuit breaker state, DELIVERED events acknowledged, FAILED failed
 attempts, DEAD events moved to the dead-letter queue, CONSUMERS the consumers
@@ -663,6 +664,7 @@ type statsView struct {
 	InFlight            int64  `json:"in_flight"`
 	MaxConcurrency      int32  `json:"max_concurrency"`
 	RetriesScheduled    int64  `json:"retries_scheduled"`
+	Delayed             int64  `json:"delayed"`
 	DeadLetters         int64  `json:"dead_letters"`
 	Breaker             string `json:"breaker"`
 	ConsecutiveFailures int64  `json:"consecutive_failures"`
@@ -688,6 +690,7 @@ func newStatsView(s *switchyardv1.TriggerStats) statsView {
 		InFlight:            s.GetInFlight(),
 		MaxConcurrency:      s.GetMaxConcurrency(),
 		RetriesScheduled:    s.GetRetriesScheduled(),
+		Delayed:             s.GetDelayed(),
 		DeadLetters:         s.GetDeadLetters(),
 		Breaker:             breakerName(s.GetBreaker()),
 		ConsecutiveFailures: s.GetConsecutiveFailures(),
@@ -744,7 +747,7 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 		}
 		return writeYAML(w, views)
 	}
-	tab := newTable(w, "NAME", "UNDELIVERED", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD", "CONSUMERS", "DUPLICATES")
+	tab := newTable(w, "NAME", "UNDELIVERED", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DELAYED", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD", "CONSUMERS", "DUPLICATES")
 	for _, s := range stats {
 		oldest := "-"
 		if s.GetQueued() > 0 || s.GetOldestAge().AsDuration() > 0 {
@@ -756,6 +759,7 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 			oldest,
 			fmt.Sprintf("%d/%d", s.GetInFlight(), s.GetMaxConcurrency()),
 			strconv.FormatInt(s.GetRetriesScheduled(), 10),
+			strconv.FormatInt(s.GetDelayed(), 10),
 			strconv.FormatInt(s.GetDeadLetters(), 10),
 			breakerName(s.GetBreaker()),
 			strconv.FormatInt(s.GetDelivered(), 10),

@@ -45,6 +45,39 @@ type Message struct {
 	// consumer's pending count, say. It is exported as a metric.
 	Backlog      int64
 	BacklogKnown bool
+	// Once, when set, asks for the message's publish to happen at most once
+	// for its key and sequence number across every instance serving the
+	// source, and only for a number greater than the last one published
+	// under the key: the runner publishes it alone through the sink's
+	// PublishOnce (OnceSink), whose claim and events are one atomic step.
+	// A message whose number was taken (another instance published it, or
+	// a later one) is acknowledged with a nil error and counts as nothing.
+	// A source setting Once sets it on every message it emits.
+	Once *Once
+}
+
+// Once names a publish made at most once (see Message.Once).
+type Once struct {
+	// Key is private to the source (the runner prefixes nothing: use the
+	// source's name).
+	Key string
+	// Seq orders the publishes of a key: a schedule's tick time in unix ms.
+	Seq int64
+}
+
+// OnceLog reads what the publishes made at most once recorded: the last
+// sequence number published under key (ok false when none was). Sources
+// setting Message.Once read it to resume after a restart.
+type OnceLog interface {
+	LastOnce(ctx context.Context, key string) (seq int64, ok bool, err error)
+}
+
+// NextFirer is implemented by sources that emit at times they know (a
+// schedule): the runner shows the next such time in the source's Status.
+type NextFirer interface {
+	// NextFire is when the next event is due; zero when unknown. Safe for
+	// concurrent use with Read.
+	NextFire() time.Time
 }
 
 // Checkpoints is durable storage for sources whose external system does not
@@ -89,6 +122,10 @@ type Env struct {
 	HTTP interface {
 		Handle(pattern string, h http.Handler)
 	}
+	// Once reads the sequence numbers of publishes made at most once (see
+	// Message.Once); nil when the source is only built to check its
+	// configuration.
+	Once OnceLog
 }
 
 // Constructor builds a source from its validated fields.

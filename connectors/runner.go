@@ -26,6 +26,18 @@ type Sink interface {
 	Publish(ctx context.Context, events []*pb.CloudEvent) error
 }
 
+// OnceSink is a Sink that also publishes at most once per key and sequence
+// number (Message.Once): PublishOnce stores the events and records seq
+// under key in one atomic step, only when seq is greater than the number
+// recorded; published reports whether it was. Errors as Publish.
+type OnceSink interface {
+	PublishOnce(ctx context.Context, key string, seq int64, events []*pb.CloudEvent) (published bool, err error)
+}
+
+// ErrNoOnceSink fails the publish of a Message.Once when the sink cannot
+// publish at most once.
+var ErrNoOnceSink = errors.New("the sink cannot publish at most once (Message.Once)")
+
 // Defaults of RunnerConfig.
 const (
 	DefaultMaxBatch   = 100
@@ -111,6 +123,9 @@ type Status struct {
 	// still holds for the source (Message.Backlog), when it said.
 	Backlog      int64
 	BacklogKnown bool
+	// NextFire is when a source that emits at known times (NextFirer)
+	// emits next; zero otherwise.
+	NextFire time.Time
 }
 
 // Runner drives sources: one goroutine each.
@@ -235,8 +250,12 @@ func (r *Runner) Status() []Status {
 	out := make([]Status, 0, len(r.sources))
 	for _, s := range r.sources {
 		s.mu.Lock()
-		out = append(out, s.st)
+		st := s.st
 		s.mu.Unlock()
+		if nf, ok := s.src.(NextFirer); ok && st.State != StateStopped && st.State != StateDone {
+			st.NextFire = nf.NextFire()
+		}
+		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -369,7 +388,7 @@ func (r *Runner) publish(ctx context.Context, s *running, batch []*Message) {
 		// Not cancelled with the runner (a publish under way completes),
 		// but carrying its values: the batch's span.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err := r.sink.Publish(pctx, events)
+		published, err := r.sinkPublish(pctx, batch, events)
 		cancel()
 		var rd retryDelayer
 		var pe permanent
@@ -380,7 +399,10 @@ func (r *Runner) publish(ctx context.Context, s *running, batch []*Message) {
 			last := batch[len(batch)-1]
 			newest, timed := newestTime(events)
 			s.set(func(st *Status) {
-				st.State, st.Events, st.LastEvent = StateRunning, st.Events+int64(len(batch)), now
+				st.State, st.Events = StateRunning, st.Events+int64(published)
+				if published > 0 {
+					st.LastEvent = now
+				}
 				st.PausedForReason = ""
 				if p := last.Position; p != "" {
 					st.Position = p
@@ -448,4 +470,33 @@ func newestTime(events []*pb.CloudEvent) (time.Time, bool) {
 		}
 	}
 	return newest, !newest.IsZero()
+}
+
+// sinkPublish publishes a batch's events; it returns how many were
+// published. Messages made at most once (Message.Once) are published one
+// by one, in order, through the sink's PublishOnce: one already published
+// (here or by another instance) is skipped, so a batch tried again after a
+// failure publishes only what it had not.
+func (r *Runner) sinkPublish(ctx context.Context, batch []*Message, events []*pb.CloudEvent) (int, error) {
+	if batch[0].Once == nil {
+		return len(events), r.sink.Publish(ctx, events)
+	}
+	os, ok := r.sink.(OnceSink)
+	if !ok {
+		return 0, ErrNoOnceSink
+	}
+	n := 0
+	for i, m := range batch {
+		if m.Once == nil {
+			return n, fmt.Errorf("message %d of a source that sets Once has none", i)
+		}
+		done, err := os.PublishOnce(ctx, m.Once.Key, m.Once.Seq, events[i:i+1])
+		if err != nil {
+			return n, err
+		}
+		if done {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -78,6 +78,10 @@ type Config struct {
 	MaxHops int
 	// MaxBatchEvents bounds one PublishBatch.
 	MaxBatchEvents int
+	// MaxDeliverAfter bounds how far ahead a publisher may ask for
+	// delivery (the deliverafter extension): further is refused
+	// (DefaultMaxDeliverAfter when 0).
+	MaxDeliverAfter time.Duration
 	// FilterCostPerEvent bounds the CEL cost of matching one event against
 	// every trigger together (filter.DefaultCELEventBudget when 0): once
 	// spent, the CEL filters not yet evaluated for the event do not match
@@ -188,6 +192,9 @@ func (c *Config) setDefaults() {
 	if c.MaxBatchEvents == 0 {
 		c.MaxBatchEvents = DefaultMaxBatchEvents
 	}
+	if c.MaxDeliverAfter == 0 {
+		c.MaxDeliverAfter = DefaultMaxDeliverAfter
+	}
 	if c.MaxTriggers == 0 {
 		c.MaxTriggers = DefaultMaxTriggers
 	}
@@ -248,6 +255,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("batch sizes and caps must not be negative"))
 	}
 	errs = append(errs, c.DLQ().Validate())
+	if c.MaxDeliverAfter < 0 {
+		errs = append(errs, fmt.Errorf("max deliver after must not be negative"))
+	}
 	if c.AckReplicas < 0 || c.AckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ack replicas and ack timeout must not be negative"))
 	}

@@ -72,7 +72,7 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 				r.metrics.droppedDeleted.Inc()
 				continue
 			}
-			batches[t] = append(batches[t], store.Item{ID: rec.ID, Event: rec.Event})
+			batches[t] = append(batches[t], store.Item{ID: rec.ID, Event: rec.Event, Due: rec.Due})
 		}
 	}
 	r.stampDedup(batches)
@@ -98,6 +98,7 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 				r.metrics.trigger(t).add(cEnqueued, float64(len(items)-dups[t]))
 			}
 			r.queued(wctx, held, fromLog, nil)
+			r.wakePeersForDelayed(wctx, batches)
 			cancel()
 			if err != nil {
 				r.log.Warn("acknowledge ingest log (records will be taken over later)", "err", err)

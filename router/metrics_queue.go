@@ -33,9 +33,9 @@ type queueCollector struct {
 	readErr error
 	readDur time.Duration
 
-	ready, delayed, inflight, deadLetters, oldest, breaker *prometheus.Desc
-	maxConc, budget                                        *prometheus.Desc
-	triggers, storeUp, readSeconds, instReady              *prometheus.Desc
+	ready, delayed, waiting, inflight, deadLetters, oldest, breaker *prometheus.Desc
+	maxConc, budget                                                 *prometheus.Desc
+	triggers, storeUp, readSeconds, instReady                       *prometheus.Desc
 }
 
 // storeReadTimeout bounds one batched read at scrape time.
@@ -50,6 +50,7 @@ func newQueueCollector(r *Router, ttl time.Duration) *queueCollector {
 		r: r, ttl: ttl,
 		ready:       d("switchyard_trigger_ready", "Events waiting for an attempt (cluster-wide, read from the store).", trig),
 		delayed:     d("switchyard_trigger_delayed", "Events waiting for a scheduled retry (cluster-wide).", trig),
+		waiting:     d("switchyard_trigger_deliver_after_waiting", "Events waiting for the time their publisher asked (the deliverafter extension) before their first attempt (cluster-wide).", trig),
 		inflight:    d("switchyard_trigger_in_flight", "Attempts running on any instance (cluster-wide); compare with switchyard_trigger_max_concurrency.", trig),
 		deadLetters: d("switchyard_trigger_dead_letters", "Dead letters held in the trigger's dead-letter queue.", trig),
 		oldest:      d("switchyard_trigger_oldest_ready_age_seconds", "Age of the event at the head of the ready queue (since its acceptance, or its replay); 0 when none waits.", trig),
@@ -65,7 +66,7 @@ func newQueueCollector(r *Router, ttl time.Duration) *queueCollector {
 
 // Describe implements prometheus.Collector.
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.ready, c.delayed, c.inflight, c.deadLetters, c.oldest, c.breaker, c.maxConc, c.budget, c.triggers, c.storeUp, c.readSeconds, c.instReady} {
+	for _, d := range []*prometheus.Desc{c.ready, c.delayed, c.waiting, c.inflight, c.deadLetters, c.oldest, c.breaker, c.maxConc, c.budget, c.triggers, c.storeUp, c.readSeconds, c.instReady} {
 		ch <- d
 	}
 }
@@ -100,6 +101,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.ready, float64(g.Ready), g.Trigger)
 		gauge(c.delayed, float64(g.Delayed), g.Trigger)
+		gauge(c.waiting, float64(g.Waiting), g.Trigger)
 		gauge(c.inflight, float64(g.InFlight), g.Trigger)
 		gauge(c.deadLetters, float64(g.DeadLetters), g.Trigger)
 		age := 0.0

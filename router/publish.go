@@ -57,6 +57,8 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 			Detail: fmt.Sprintf("a batch holds at most %d events, got %d", r.cfg.MaxBatchEvents, len(events))}}}
 	}
 	var bad []error
+	var dues []time.Time // per event, when it asks for later delivery
+	now := time.Now()
 	for i, ev := range events {
 		err := cloudevent.Validate(ev)
 		if err == nil {
@@ -64,6 +66,16 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 			// would reset the loop guard: refused for every caller.
 			if _, herr := Hops(ev); herr != nil {
 				err = &cloudevent.Error{Kind: cloudevent.ErrInvalidAttribute, Attribute: HopsExtension, Index: -1, Detail: herr.Error()}
+			}
+		}
+		if err == nil {
+			if due, derr := DeliverAfter(ev, now, r.cfg.MaxDeliverAfter); derr != nil {
+				err = &cloudevent.Error{Kind: cloudevent.ErrInvalidAttribute, Attribute: DeliverAfterExtension, Index: -1, Detail: derr.Error()}
+			} else if !due.IsZero() {
+				if dues == nil {
+					dues = make([]time.Time, len(events))
+				}
+				dues[i] = due
 			}
 		}
 		if err != nil {
@@ -117,7 +129,6 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		return PublishResult{}, err
 	}
 	direct := soleTrigger(res.Triggers)
-	now := time.Now()
 	recs := make([]store.LogRecord, 0, len(events))
 	for i, ev := range events {
 		if len(res.Triggers[i]) == 0 {
@@ -128,6 +139,9 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 			return PublishResult{}, fmt.Errorf("event[%d]: encode: %w", i, err)
 		}
 		rec := store.LogRecord{Event: stamp.stamp(ev, b), Triggers: res.Triggers[i]}
+		if dues != nil {
+			rec.Due = dues[i]
+		}
 		if direct != "" {
 			rec.ID = r.newID(now)
 		}
@@ -301,7 +315,7 @@ func (r *Router) commit(batch []*appendReq) {
 			direct = map[string][]store.Item{}
 		}
 		for _, rec := range req.recs {
-			direct[req.direct] = append(direct[req.direct], store.Item{ID: rec.ID, Event: rec.Event})
+			direct[req.direct] = append(direct[req.direct], store.Item{ID: rec.ID, Event: rec.Event, Due: rec.Due})
 		}
 	}
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -352,7 +366,8 @@ func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Ite
 	// others' claim loops look at their queues.
 	var settled map[string]bool
 	for t, res := range claimed {
-		if res.Ready == 0 && res.Breaker == store.BreakerClosed {
+		// A delayed event needs the claim loop, which waits for its time.
+		if res.Ready == 0 && res.Breaker == store.BreakerClosed && !anyDue(direct[t]) {
 			if settled == nil {
 				settled = map[string]bool{}
 			}
@@ -364,6 +379,7 @@ func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Ite
 		r.metrics.trigger(t).add(cEnqueued, float64(len(items)-dups[t]))
 	}
 	r.queued(ctx, held, nil, settled)
+	r.wakePeersForDelayed(ctx, direct)
 	return claimed, ds, err
 }
 
@@ -456,4 +472,14 @@ type Sink struct{ R *Router }
 func (s Sink) Publish(ctx context.Context, events []*pb.CloudEvent) error {
 	_, err := s.R.Publish(ctx, events)
 	return err
+}
+
+// anyDue reports whether an item waits for a later first attempt.
+func anyDue(items []store.Item) bool {
+	for _, it := range items {
+		if !it.Due.IsZero() {
+			return true
+		}
+	}
+	return false
 }

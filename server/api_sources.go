@@ -35,6 +35,7 @@ func (s *sourceService) ListSources(ctx context.Context, _ *switchyardv1.ListSou
 			Name: st.Name, Kind: st.Kind, State: string(st.State), Events: st.Events, Rejected: st.Rejected, Errors: st.Errors,
 			LastEventTime: tsOrNil(st.LastEvent), LastError: st.LastError, LastErrorTime: tsOrNil(st.LastErrorTime),
 			Position: st.Position, Reconnects: st.Reconnects, PausedReason: st.PausedForReason,
+			NextFireTime: tsOrNil(st.NextFire),
 		})
 	}
 	return out, nil

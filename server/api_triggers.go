@@ -201,6 +201,10 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 		if w := s.r.DedupWindow(n); w > 0 {
 			st.DedupWindow = durationpb.New(w)
 		}
+		if st.Delayed, err = s.r.Store().Waiting(ctx, n, now); err != nil {
+			return nil, StatusFor(err)
+		}
+		st.RetriesScheduled = max(0, st.RetriesScheduled-st.Delayed)
 		if t := s.r.Trigger(n); t != nil && t.Spec.Target.IsPull() {
 			consumers, err := s.r.Store().CountConsumers(ctx, n, now)
 			if err != nil {

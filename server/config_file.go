@@ -73,6 +73,7 @@ type FileConfig struct {
 	DedupWindow          string `json:"dedup_window,omitempty" flag:"dedup-window" type:"duration" doc:"Dedup window of the triggers that set no delivery.dedup_window: an event whose source and id match an event queued for the trigger within the window is not queued again; its publisher is answered success and the copy counted (trigger stats DUPLICATES, switchyard_events_duplicate_total). It holds across instances and across a crash between the write and the answer (the check is in the script that queues). Each trigger remembers the keys of the events of one window (about 120 bytes each in Redis). 0 (the default): off."`
 	MaxDedupWindow       string `json:"max_dedup_window,omitempty" flag:"max-dedup-window" type:"duration" doc:"Longest delivery.dedup_window a trigger may be given (at most 24h); a longer one is refused with INVALID_ARGUMENT naming the field. Default 1h."`
 	MaxTriggersPerScope  int    `json:"max_triggers_per_scope,omitempty" flag:"max-triggers-per-scope" doc:"Most triggers under each trigger-name prefix that scopes a caller (a tenant); creating one more through such a caller is refused. Negative: no limit."`
+	MaxDeliverAfter      string `json:"max_deliver_after,omitempty" flag:"max-deliver-after" type:"duration" doc:"How far ahead a publisher may ask for delivery with the deliverafter extension (an RFC 3339 time or a duration): an event asking for more is refused (HTTP 400, gRPC INVALID_ARGUMENT naming deliverafter). Delayed events wait in Redis."`
 	// Where triggers may send events (egress.go).
 	AllowTargets     []string `json:"allow_targets,omitempty" flag:"allow-targets" type:"list of strings" doc:"Target addresses the egress guard opens although they are loopback, link-local (the metadata address 169.254.169.254), private, CGNAT or multicast: CIDR prefixes (10.1.0.0/16), addresses (10.1.2.3), address:port or host:port (fn.internal:443, that name whatever it resolves to). Every other denied address is refused when a trigger is applied (a literal) or dead-lettered TARGET_FORBIDDEN (a name resolving to one), and nothing connects."`
 	LoopbackTargets  string   `json:"loopback_targets,omitempty" flag:"loopback-targets" doc:"auto (loopback targets allowed while both listeners are on loopback, as in the quickstart; denied otherwise), allow or deny."`
@@ -100,6 +101,7 @@ func DefaultFileConfig() FileConfig {
 		LoopbackTargets:    LoopbackAuto,
 		TriggerSyncTimeout: router.DefaultTriggerSyncTimeout.String(), HeartbeatInterval: router.DefaultHeartbeatInterval.String(),
 		MaxTriggers: router.DefaultMaxTriggers, MaxTriggersPerScope: router.DefaultMaxTriggersPerScope,
+		MaxDeliverAfter: router.DefaultMaxDeliverAfter.String(),
 	}
 }
 
@@ -171,7 +173,7 @@ func parseFile(raw []byte, lookup func(string) (string, bool)) (FileConfig, erro
 			errs = append(errs, fmt.Errorf("http_body_timeout: want a positive duration (30s), got %q", fc.HTTPBodyTimeout))
 		}
 	}
-	for key, d := range map[string]string{"ack_timeout": fc.AckTimeout, "shutdown_delay": fc.ShutdownDelay, "dedup_window": fc.DedupWindow, "max_dedup_window": fc.MaxDedupWindow} {
+	for key, d := range map[string]string{"ack_timeout": fc.AckTimeout, "shutdown_delay": fc.ShutdownDelay, "dedup_window": fc.DedupWindow, "max_dedup_window": fc.MaxDedupWindow, "max_deliver_after": fc.MaxDeliverAfter} {
 		if d == "" {
 			continue
 		}
@@ -374,6 +376,9 @@ func (fc FileConfig) Apply(cfg *Config) {
 	cfg.Router.AllowEvictingRedis = cfg.Router.AllowEvictingRedis || fc.AllowEvictingRedis
 	if cfg.Router.MaxTriggers == 0 {
 		cfg.Router.MaxTriggers = fc.MaxTriggers
+	}
+	if cfg.Router.MaxDeliverAfter == 0 && fc.MaxDeliverAfter != "" {
+		cfg.Router.MaxDeliverAfter, _ = time.ParseDuration(fc.MaxDeliverAfter)
 	}
 	if cfg.Router.MaxTriggersPerScope == 0 {
 		cfg.Router.MaxTriggersPerScope = fc.MaxTriggersPerScope

@@ -350,7 +350,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.runner, err = connectors.NewRunner(rc, cfg.Connectors, router.Sink{R: r},
 			func(name string) connectors.Env {
-				return connectors.Env{Logger: s.log, Checkpoints: r.Store().Checkpoints(name), Marks: r.Store().Marks(name), HTTP: cmux}
+				return connectors.Env{Logger: s.log, Checkpoints: r.Store().Checkpoints(name), Marks: r.Store().Marks(name), HTTP: cmux, Once: r}
 			}, cfg.Sources)
 		if err != nil {
 			return fail(fmt.Errorf("config: %w", err))

@@ -14,5 +14,6 @@ import (
 	_ "github.com/switchyard-io/switchyard/connectors/redisstreams"
 	_ "github.com/switchyard-io/switchyard/connectors/s3notify"
 	_ "github.com/switchyard-io/switchyard/connectors/s3poll"
+	_ "github.com/switchyard-io/switchyard/connectors/schedule"
 	_ "github.com/switchyard-io/switchyard/connectors/webhook"
 )

@@ -14,9 +14,10 @@ import (
 type QueueGauges struct {
 	Trigger string
 	// Ready events wait for an attempt; InFlight have one running (on any
-	// instance); Delayed wait for a scheduled retry; DeadLetters are held
-	// in the trigger's dead-letter queue.
-	Ready, InFlight, Delayed, DeadLetters int64
+	// instance); Delayed wait for a scheduled retry; Waiting wait for the
+	// time their publisher asked (deliverafter); DeadLetters are held in the
+	// trigger's dead-letter queue.
+	Ready, InFlight, Delayed, Waiting, DeadLetters int64
 	// Oldest is when the event at the head of the ready list was accepted
 	// (or, for a replayed event, re-entered the queue); zero when none waits.
 	Oldest time.Time
@@ -52,13 +53,14 @@ func (s *Store) GaugesAll(ctx context.Context, triggers []string) ([]QueueGauges
 }
 
 type gaugeCmds struct {
-	ready, inflight, delayed, dlq *redis.IntCmd
-	head                          *redis.StringCmd
-	breaker                       *redis.SliceCmd
+	ready, inflight, delayed, waiting, dlq *redis.IntCmd
+	head                                   *redis.StringCmd
+	breaker                                *redis.SliceCmd
 }
 
 func (s *Store) gaugeChunk(ctx context.Context, triggers []string) ([]QueueGauges, error) {
 	cmds := make([]gaugeCmds, len(triggers))
+	after := fmt.Sprintf("(%d", time.Now().UnixMilli())
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, t := range triggers {
 			q := s.keys.Queue(t)
@@ -70,6 +72,7 @@ func (s *Store) gaugeChunk(ctx context.Context, triggers []string) ([]QueueGauge
 				// which the embedded store reads as inclusive.
 				inflight: p.ZCount(ctx, q.InFlight, "-inf", "1e300"),
 				delayed:  p.ZCard(ctx, q.Delayed),
+				waiting:  p.ZCount(ctx, q.After, after, "+inf"),
 				dlq:      p.XLen(ctx, q.DLQ),
 				head:     p.LIndex(ctx, q.Ready, 0),
 				breaker:  p.HMGet(ctx, q.Stats, "cb_state", "cb_until"),
@@ -86,7 +89,7 @@ func (s *Store) gaugeChunk(ctx context.Context, triggers []string) ([]QueueGauge
 	for i, t := range triggers {
 		c := cmds[i]
 		skip := false
-		for _, cmd := range []redis.Cmder{c.ready, c.inflight, c.delayed, c.dlq, c.head, c.breaker} {
+		for _, cmd := range []redis.Cmder{c.ready, c.inflight, c.delayed, c.waiting, c.dlq, c.head, c.breaker} {
 			if cerr := cmd.Err(); cerr != nil && cerr != redis.Nil {
 				if !isReplyError(cerr) {
 					return nil, fmt.Errorf("read queue gauges: %w", cerr)
@@ -97,7 +100,7 @@ func (s *Store) gaugeChunk(ctx context.Context, triggers []string) ([]QueueGauge
 		if skip {
 			continue
 		}
-		g := QueueGauges{Trigger: t, Ready: c.ready.Val(), InFlight: c.inflight.Val(), Delayed: c.delayed.Val(), DeadLetters: c.dlq.Val(), Breaker: BreakerClosed}
+		g := QueueGauges{Trigger: t, Ready: c.ready.Val(), InFlight: c.inflight.Val(), Delayed: max(0, c.delayed.Val()-c.waiting.Val()), Waiting: c.waiting.Val(), DeadLetters: c.dlq.Val(), Breaker: BreakerClosed}
 		if bv := c.breaker.Val(); len(bv) == 2 {
 			if st := toString(bv[0]); st != "" {
 				g.Breaker = BreakerState(st)

@@ -63,6 +63,7 @@ func (k Keys) Queue(trigger string) QueueKeys {
 		DLQ:      b + "dlq",
 		Since:    b + "since",
 		Dedup:    b + "dedup",
+		After:    b + "after",
 	}
 }
 
@@ -78,6 +79,10 @@ type QueueKeys struct {
 	DLQ      string // STREAM of dead letters (fields "e": the event, "d": switchyard.v1.DeadLetter without it)
 	Since    string // HASH event id → unix ms its age counts from, for replayed events
 	Dedup    string // ZSET DedupKey → when queued (unix ms, Redis clock), for the dedup window (see dedup.go); not in all()
+	// After indexes the delayed ids that wait for their publisher's time
+	// (deliverafter), scored with it, for the stats; not one of the nine
+	// keys every queue script takes (see after.go).
+	After string
 }
 
 func (q QueueKeys) all() []string {

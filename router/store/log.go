@@ -20,6 +20,17 @@ type LogRecord struct {
 	Event []byte
 	// Triggers names the triggers it was matched to when accepted.
 	Triggers []string
+	// Due delays its first attempt until then (see Item.Due); zero for
+	// none. Stored as the entry's field "d" (unix ms) when set.
+	Due time.Time
+}
+
+// xaddValues are the log entry's fields for r.
+func (r LogRecord) xaddValues() []any {
+	if r.Due.IsZero() {
+		return []any{"e", r.Event, "t", strings.Join(r.Triggers, ",")}
+	}
+	return []any{"e", r.Event, "t", strings.Join(r.Triggers, ","), "d", r.Due.UnixMilli()}
 }
 
 // AppendLog appends batches of records in one MULTI/EXEC transaction: every
@@ -33,7 +44,7 @@ func (s *Store) AppendLog(ctx context.Context, batches ...[]LogRecord) error {
 		clear(counts)
 		for _, b := range batches {
 			for _, r := range b {
-				p.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"e", r.Event, "t", strings.Join(r.Triggers, ",")}})
+				p.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: r.xaddValues()})
 				for _, t := range r.Triggers {
 					counts[t]++
 				}
@@ -134,6 +145,9 @@ func toRecords(msgs []redis.XMessage) []LogRecord {
 		}
 		if v, ok := m.Values["t"].(string); ok && v != "" {
 			r.Triggers = strings.Split(v, ",")
+		}
+		if v, ok := m.Values["d"].(string); ok {
+			r.Due = msTime(v)
 		}
 		out = append(out, r)
 	}

@@ -28,6 +28,10 @@ type Item struct {
 	// AddAndClaim) when it was not queued for being a copy of an event of
 	// the same DedupKey queued within the window.
 	Duplicate bool
+	// Due, when after the time of the write, delays the event's first
+	// attempt until then (its publisher's deliverafter): it waits in the
+	// delayed ZSET like a scheduled retry (see after.go).
+	Due time.Time
 }
 
 // Enqueue queues items for each trigger (trigger name → items) in one
@@ -64,16 +68,13 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 	_, err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		cmds = cmds[:0]
 		for trig, items := range batches {
-			if w := dedupWindow(items); w > 0 {
+			if w := dedupWindow(items); w > 0 && !anyDue(items) {
 				cmds = append(cmds, res{trig, s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, items)...)})
 				continue
 			}
-			args := make([]any, 0, 1+2*len(items))
-			args = append(args, room)
-			for _, it := range items {
-				args = append(args, it.ID, it.Event)
+			for _, c := range s.enqueueCmds(ctx, p, sc, room, trig, items) {
+				cmds = append(cmds, res{trig, c})
 			}
-			cmds = append(cmds, res{trig, sc.EvalSha(ctx, p, s.keys.Queue(trig).all(), args...)})
 		}
 	})
 	if err != nil {
@@ -124,16 +125,14 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 			cmds := make([]*redis.Cmd, len(group))
 			_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i, trig := range group {
-					if w := dedupWindow(batches[trig]); w > 0 {
+					if w := dedupWindow(batches[trig]); w > 0 && !anyDue(batches[trig]) {
 						cmds[i] = s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, batches[trig])...)
 						continue
 					}
-					args := make([]any, 0, 1+2*len(batches[trig]))
-					args = append(args, room)
-					for _, it := range batches[trig] {
-						args = append(args, it.ID, it.Event)
+					// The last command of a trigger holds its queue's size.
+					for _, c := range s.enqueueCmds(ctx, p, sc, room, trig, batches[trig]) {
+						cmds[i] = c
 					}
-					cmds[i] = sc.EvalSha(ctx, p, s.keys.Queue(trig).all(), args...)
 				}
 				return nil
 			})
@@ -141,7 +140,7 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 		}
 		cmds, err := run()
 		if err != nil && isNoScript(err) {
-			for _, l := range []*redis.Script{sc, s.dedupScript(room)} {
+			for _, l := range []*redis.Script{sc, s.dedupScript(room), s.afterScriptFor(sc)} {
 				if lerr := l.Load(ctx, m).Err(); lerr != nil {
 					return errors.Join(err, lerr)
 				}
@@ -196,18 +195,28 @@ func (s *Store) Add(ctx context.Context, batches map[string][]Item) (map[string]
 // is the HLEN of its events.
 func (s *Store) addCmds(ctx context.Context, p redis.Pipeliner, trig string, items []Item) []redis.Cmder {
 	q := s.keys.Queue(trig)
-	pairs := make([]any, 0, 2*len(items))
-	ids := make([]any, 0, len(items))
-	for _, it := range items {
-		pairs = append(pairs, it.ID, it.Event)
-		ids = append(ids, it.ID)
+	now := time.Now()
+	items, later := splitDue(items, now)
+	var cmds []redis.Cmder
+	if len(items) > 0 {
+		pairs := make([]any, 0, 2*len(items))
+		ids := make([]any, 0, len(items))
+		for _, it := range items {
+			pairs = append(pairs, it.ID, it.Event)
+			ids = append(ids, it.ID)
+		}
+		cmds = append(cmds,
+			p.HSet(ctx, q.Events, pairs...),
+			p.RPush(ctx, q.Ready, ids...),
+			p.HIncrBy(ctx, q.Stats, "enqueued", int64(len(items))))
 	}
-	return []redis.Cmder{
-		p.HSet(ctx, q.Events, pairs...),
-		p.RPush(ctx, q.Ready, ids...),
-		p.HIncrBy(ctx, q.Stats, "enqueued", int64(len(items))),
-		p.HLen(ctx, q.Events),
+	if len(later) > 0 {
+		// Delayed events (rare, never the hot path) go through the
+		// script, sent whole: EVALSHA in a MULTI could fail NOSCRIPT
+		// after the writes before it were queued.
+		cmds = append(cmds, p.Eval(ctx, enqueueAfterLua, s.afterKeys(trig), afterArgs(0, now, later)...))
 	}
+	return append(cmds, p.HLen(ctx, q.Events))
 }
 
 // ClaimRequest asks AddAndClaim to claim for a trigger once its items are

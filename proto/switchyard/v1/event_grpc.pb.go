@@ -32,6 +32,15 @@ const (
 //
 // EventService accepts CloudEvents from publishers.
 //
+// An event may ask for later delivery with the extension attribute
+// "deliverafter": an RFC 3339 time (a string or a timestamp) or a duration
+// counted from the acceptance ("90s", "1h30m"). Every trigger it matches
+// makes its first attempt no earlier than that (the event waits in the
+// store, counted in TriggerStats.delayed); the attribute is delivered with
+// the event. A value that does not parse, a negative duration, or one past
+// the server's max_deliver_after is INVALID_ARGUMENT naming
+// `event.attributes["deliverafter"]`.
+//
 // A call returns OK only once every event in it is durable in the store. Errors:
 // INVALID_ARGUMENT (nothing is accepted), with a google.rpc.BadRequest field
 // violation per problem naming the field of the request with the proto's
@@ -83,6 +92,15 @@ func (c *eventServiceClient) PublishBatch(ctx context.Context, in *PublishBatchR
 // for forward compatibility.
 //
 // EventService accepts CloudEvents from publishers.
+//
+// An event may ask for later delivery with the extension attribute
+// "deliverafter": an RFC 3339 time (a string or a timestamp) or a duration
+// counted from the acceptance ("90s", "1h30m"). Every trigger it matches
+// makes its first attempt no earlier than that (the event waits in the
+// store, counted in TriggerStats.delayed); the attribute is delivered with
+// the event. A value that does not parse, a negative duration, or one past
+// the server's max_deliver_after is INVALID_ARGUMENT naming
+// `event.attributes["deliverafter"]`.
 //
 // A call returns OK only once every event in it is durable in the store. Errors:
 // INVALID_ARGUMENT (nothing is accepted), with a google.rpc.BadRequest field

@@ -131,7 +131,10 @@ type SourceStatus struct {
 	// Reconnections so far.
 	Reconnects int64 `protobuf:"varint,11,opt,name=reconnects,proto3" json:"reconnects,omitempty"`
 	// Why the source is paused (a trigger's queue is full), when it is.
-	PausedReason  string `protobuf:"bytes,12,opt,name=paused_reason,json=pausedReason,proto3" json:"paused_reason,omitempty"`
+	PausedReason string `protobuf:"bytes,12,opt,name=paused_reason,json=pausedReason,proto3" json:"paused_reason,omitempty"`
+	// Sources that emit at known times (schedule): when the next event is
+	// due on this instance.
+	NextFireTime  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=next_fire_time,json=nextFireTime,proto3" json:"next_fire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -250,6 +253,13 @@ func (x *SourceStatus) GetPausedReason() string {
 	return ""
 }
 
+func (x *SourceStatus) GetNextFireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextFireTime
+	}
+	return nil
+}
+
 var File_switchyard_v1_source_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_source_proto_rawDesc = "" +
@@ -257,7 +267,7 @@ const file_switchyard_v1_source_proto_rawDesc = "" +
 	"\x1aswitchyard/v1/source.proto\x12\rswitchyard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x14\n" +
 	"\x12ListSourcesRequest\"L\n" +
 	"\x13ListSourcesResponse\x125\n" +
-	"\asources\x18\x01 \x03(\v2\x1b.switchyard.v1.SourceStatusR\asources\"\xa0\x03\n" +
+	"\asources\x18\x01 \x03(\v2\x1b.switchyard.v1.SourceStatusR\asources\"\xe2\x03\n" +
 	"\fSourceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
@@ -274,7 +284,8 @@ const file_switchyard_v1_source_proto_rawDesc = "" +
 	"\n" +
 	"reconnects\x18\v \x01(\x03R\n" +
 	"reconnects\x12#\n" +
-	"\rpaused_reason\x18\f \x01(\tR\fpausedReason2e\n" +
+	"\rpaused_reason\x18\f \x01(\tR\fpausedReason\x12@\n" +
+	"\x0enext_fire_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\fnextFireTime2e\n" +
 	"\rSourceService\x12T\n" +
 	"\vListSources\x12!.switchyard.v1.ListSourcesRequest\x1a\".switchyard.v1.ListSourcesResponseBFZDgithub.com/switchyard-io/switchyard/proto/switchyard/v1;switchyardv1b\x06proto3"
 
@@ -301,13 +312,14 @@ var file_switchyard_v1_source_proto_depIdxs = []int32{
 	2, // 0: switchyard.v1.ListSourcesResponse.sources:type_name -> switchyard.v1.SourceStatus
 	3, // 1: switchyard.v1.SourceStatus.last_event_time:type_name -> google.protobuf.Timestamp
 	3, // 2: switchyard.v1.SourceStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	0, // 3: switchyard.v1.SourceService.ListSources:input_type -> switchyard.v1.ListSourcesRequest
-	1, // 4: switchyard.v1.SourceService.ListSources:output_type -> switchyard.v1.ListSourcesResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 3: switchyard.v1.SourceStatus.next_fire_time:type_name -> google.protobuf.Timestamp
+	0, // 4: switchyard.v1.SourceService.ListSources:input_type -> switchyard.v1.ListSourcesRequest
+	1, // 5: switchyard.v1.SourceService.ListSources:output_type -> switchyard.v1.ListSourcesResponse
+	5, // [5:6] is the sub-list for method output_type
+	4, // [4:5] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_source_proto_init() }

@@ -1743,7 +1743,12 @@ type TriggerStats struct {
 	Duplicates int64 `protobuf:"varint,20,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
 	// The dedup window in force for this trigger (its own, else the
 	// server's default); unset when deduplication is off.
-	DedupWindow   *durationpb.Duration `protobuf:"bytes,21,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	DedupWindow *durationpb.Duration `protobuf:"bytes,21,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	// Events waiting for the time their publisher asked (the deliverafter
+	// extension) before their first attempt. They wait in Redis beside the
+	// scheduled retries, which retries_scheduled counts without them, and
+	// count in undelivered (so against max_queue).
+	Delayed       int64 `protobuf:"varint,22,opt,name=delayed,proto3" json:"delayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1923,6 +1928,13 @@ func (x *TriggerStats) GetDedupWindow() *durationpb.Duration {
 		return x.DedupWindow
 	}
 	return nil
+}
+
+func (x *TriggerStats) GetDelayed() int64 {
+	if x != nil {
+		return x.Delayed
+	}
+	return 0
 }
 
 // TestFilterRequest names the trigger to test, or carries one, and the
@@ -2422,7 +2434,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x16GetTriggerStatsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"L\n" +
 	"\x17GetTriggerStatsResponse\x121\n" +
-	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xcb\x06\n" +
+	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xe5\x06\n" +
 	"\fTriggerStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06queued\x18\x02 \x01(\x03R\x06queued\x128\n" +
@@ -2448,7 +2460,8 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\n" +
 	"duplicates\x18\x14 \x01(\x03R\n" +
 	"duplicates\x12<\n" +
-	"\fdedup_window\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\"\x9f\x01\n" +
+	"\fdedup_window\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\x12\x18\n" +
+	"\adelayed\x18\x16 \x01(\x03R\adelayed\"\x9f\x01\n" +
 	"\x11TestFilterRequest\x12\x14\n" +
 	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x122\n" +
 	"\atrigger\x18\x02 \x01(\v2\x16.switchyard.v1.TriggerH\x00R\atrigger\x125\n" +
