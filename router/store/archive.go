@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/switchyard-io/switchyard/dlq"
 )
 
 // The archive keeps every accepted event, matched or not, in one Redis
@@ -71,17 +70,10 @@ func (s *Store) ArchiveTrimLen(ctx context.Context, maxLen int64) (int64, error)
 	return s.rdb.XTrimMaxLenApprox(ctx, s.keys.Archive(), maxLen, 0).Result()
 }
 
-// ArchiveRange returns up to count entries after the entry id after (""
-// for from the first) up to and including the id end ("+" for the last),
-// oldest first.
-func (s *Store) ArchiveRange(ctx context.Context, after, end string, count int64) ([]ArchiveEntry, error) {
-	start := "-"
-	if after != "" {
-		if !dlq.ValidEntryID(after) {
-			return nil, fmt.Errorf("not a stream entry id: %q", after)
-		}
-		start = dlq.NextID(after)
-	}
+// ArchiveRange returns up to count entries from the id start ("-" for the
+// first) up to and including the id end ("+" for the last), oldest first.
+// dlq.NextID(id) starts right after an entry.
+func (s *Store) ArchiveRange(ctx context.Context, start, end string, count int64) ([]ArchiveEntry, error) {
 	msgs, err := s.rdb.XRangeN(ctx, s.keys.Archive(), start, end, count).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
@@ -89,13 +81,29 @@ func (s *Store) ArchiveRange(ctx context.Context, after, end string, count int64
 	return toArchive(msgs), nil
 }
 
-// ArchiveRecent returns the last count entries, newest first.
-func (s *Store) ArchiveRecent(ctx context.Context, count int64) ([]ArchiveEntry, error) {
-	msgs, err := s.rdb.XRevRangeN(ctx, s.keys.Archive(), "+", "-", count).Result()
+// ArchiveRecentBefore returns up to count entries up to and including the
+// id end ("+" for the last), newest first.
+func (s *Store) ArchiveRecentBefore(ctx context.Context, end string, count int64) ([]ArchiveEntry, error) {
+	msgs, err := s.rdb.XRevRangeN(ctx, s.keys.Archive(), end, "-", count).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
 	return toArchive(msgs), nil
+}
+
+// PrevID returns the stream entry id right before id ("5-3" → "5-2",
+// "5-0" → "4-18446744073709551615"); false for "0-0" or a malformed id.
+func PrevID(id string) (string, bool) {
+	ms, seq, ok := strings.Cut(id, "-")
+	m, err1 := strconv.ParseUint(ms, 10, 64)
+	q, err2 := strconv.ParseUint(seq, 10, 64)
+	switch {
+	case !ok || err1 != nil || err2 != nil, m == 0 && q == 0:
+		return "", false
+	case q > 0:
+		return ms + "-" + strconv.FormatUint(q-1, 10), true
+	}
+	return strconv.FormatUint(m-1, 10) + "-" + strconv.FormatUint(^uint64(0), 10), true
 }
 
 func toArchive(msgs []redis.XMessage) []ArchiveEntry {
