@@ -254,7 +254,6 @@ func TestReplaySpecRefused(t *testing.T) {
 		"no from":        {&switchyardv1.ReplaySpec{Destination: all}, "from"},
 		"from after to":  {&switchyardv1.ReplaySpec{From: timestamppb.New(now), To: timestamppb.New(now.Add(-time.Hour)), Destination: all}, "from"},
 		"no destination": {&switchyardv1.ReplaySpec{From: timestamppb.New(now.Add(-time.Hour))}, "trigger"},
-		"unknown":        {&switchyardv1.ReplaySpec{From: timestamppb.New(now.Add(-time.Hour)), Destination: &switchyardv1.ReplaySpec_Trigger{Trigger: "nope"}}, "trigger"},
 		"bad filter":     {&switchyardv1.ReplaySpec{From: timestamppb.New(now.Add(-time.Hour)), Filter: "type = ", Destination: all}, "filter"},
 		"rate":           {&switchyardv1.ReplaySpec{From: timestamppb.New(now.Add(-time.Hour)), Rate: MaxReplayRate + 1, Destination: all}, "rate"},
 	} {
@@ -265,6 +264,9 @@ func TestReplaySpecRefused(t *testing.T) {
 			require.Equal(t, tc.field, re.Field)
 		})
 	}
+	_, err := r.StartReplay(t.Context(), &switchyardv1.ReplaySpec{From: timestamppb.New(now.Add(-time.Hour)),
+		Destination: &switchyardv1.ReplaySpec_Trigger{Trigger: "nope"}})
+	require.ErrorIs(t, err, store.ErrNotFound)
 	jobs, err := r.ListReplays(t.Context())
 	require.NoError(t, err)
 	require.Empty(t, jobs)

@@ -117,6 +117,13 @@ func (p *replays) takeFree(ctx context.Context) {
 			defer p.wg.Done()
 			defer func() { p.mu.Lock(); delete(p.running, id); p.mu.Unlock() }()
 			panics.Run(p.r.log, "router.replay", func() { p.run(ctx, id) })
+			if ctx.Err() != nil {
+				// Stopping: another instance may go on at once rather
+				// than when the lease runs out.
+				rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = p.r.store.ReleaseReplay(rctx, id, p.owner)
+				cancel()
+			}
 		}()
 	}
 }
@@ -345,7 +352,8 @@ type ReplayError struct {
 func (e *ReplayError) Error() string { return e.Field + ": " + e.Msg }
 
 // StartReplay stores a new replay job for spec and has the instances run
-// it. spec is checked (*ReplayError names the field), its to set to now
+// it. spec is checked (*ReplayError names the field; a trigger that does
+// not exist is store.ErrNotFound), its to set to now
 // when unset or later, and it is stored as given otherwise (the caller
 // fills scope_triggers and created_by). ErrArchiveOff when off.
 func (r *Router) StartReplay(ctx context.Context, spec *switchyardv1.ReplaySpec) (*switchyardv1.Replay, error) {
@@ -393,7 +401,7 @@ func (r *Router) checkReplay(spec *switchyardv1.ReplaySpec) error {
 		return &ReplayError{"trigger", "say where the events go: a trigger, or all_matching"}
 	}
 	if name := spec.GetTrigger(); name != "" && r.snap.Load().triggers[name] == nil {
-		return &ReplayError{"trigger", fmt.Sprintf("trigger %q: %v", name, store.ErrNotFound)}
+		return fmt.Errorf("trigger %q: %w", name, store.ErrNotFound)
 	}
 	if f := spec.GetFilter(); f != "" {
 		if _, err := filter.Compile(filter.Spec{CESQL: f}); err != nil {

@@ -301,6 +301,13 @@ func (s *Store) CheckpointReplay(ctx context.Context, id, owner string, p Replay
 	return nil
 }
 
+// ReleaseReplay gives up owner's lease of a job (a graceful stop), so
+// another instance may take it at once; a lease owner no longer holds is
+// left alone.
+func (s *Store) ReleaseReplay(ctx context.Context, id, owner string) error {
+	return s.run(ctx, replayReleaseScript, []string{s.keys.Replay(id)}, owner).Err()
+}
+
 // CancelReplay ends a running job as cancelled and returns the state it
 // was in (ErrNotFound when there is none); a finished job is unchanged.
 func (s *Store) CancelReplay(ctx context.Context, id string, now time.Time) (string, error) {
@@ -378,6 +385,14 @@ if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[1], 'state', ARGV[8], 'finished', ARGV[2], 'error', ARGV[9], 'owner', '', 'lease', 0)
 end
 return 'OK'
+`)
+
+// replayReleaseScript: KEYS job; ARGV owner.
+var replayReleaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'owner', '', 'lease', 0)
+end
+return 1
 `)
 
 // replayCancelScript: KEYS job; ARGV now. Answers the previous state, ""
