@@ -207,6 +207,7 @@ func TestReplayBackfillsANewTrigger(t *testing.T) {
 			Destination: &switchyardv1.ReplaySpec_Trigger{Trigger: "late"}, Rate: 1000})
 		require.Equal(t, store.ReplaySucceeded, job.GetState(), job.GetError())
 		require.EqualValues(t, len(want), job.GetMatched())
+		require.EqualValues(t, 30, job.GetTotal(), "the window holds the whole archive")
 		require.EqualValues(t, 1.0, job.GetProgress())
 		testenv.Eventually(t, 10*time.Second, func() bool { return len(inv.got("late")) == len(want) }, "replayed deliveries")
 		for id, xs := range inv.got("late") {
@@ -293,7 +294,7 @@ func TestReplayResumesFromItsCheckpoint(t *testing.T) {
 		Destination: &switchyardv1.ReplaySpec_Trigger{Trigger: "late"}, Rate: 1000})
 	require.NoError(t, err)
 	const id = "rdead0000000000001"
-	require.NoError(t, r.Store().CreateReplay(t.Context(), id, spec, time.Now(), keepReplays))
+	require.NoError(t, r.Store().CreateReplay(t.Context(), id, spec, 0, time.Now(), keepReplays))
 	ok, err := r.Store().LeaseReplay(t.Context(), id, "dead-instance", time.Now(), 300*time.Millisecond)
 	require.NoError(t, err)
 	require.True(t, ok)

@@ -362,11 +362,18 @@ func (r *Router) StartReplay(ctx context.Context, spec *switchyardv1.ReplaySpec)
 	}
 	spec = proto.Clone(spec).(*switchyardv1.ReplaySpec)
 	now := time.Now()
-	if spec.GetTo() == nil || spec.GetTo().AsTime().After(now) {
+	open := spec.GetTo() == nil || spec.GetTo().AsTime().After(now)
+	if open {
 		spec.To = timestamppb.New(now)
 	}
 	if err := r.checkReplay(spec); err != nil {
 		return nil, err
+	}
+	// The window's size, for progress, when it is cheap to know: a
+	// window from the oldest event to now is the whole archive.
+	var total int64
+	if info, err := r.store.ArchiveInfo(ctx); err == nil && open && !info.Oldest.Before(spec.GetFrom().AsTime()) {
+		total = info.Entries
 	}
 	var raw [8]byte
 	_, _ = rand.Read(raw[:])
@@ -375,7 +382,7 @@ func (r *Router) StartReplay(ctx context.Context, spec *switchyardv1.ReplaySpec)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.store.CreateReplay(ctx, id, b, now, keepReplays); err != nil {
+	if err := r.store.CreateReplay(ctx, id, b, total, now, keepReplays); err != nil {
 		if store.IsFull(err) {
 			return nil, fmt.Errorf("%w: %w", ErrStoreFull, err)
 		}
@@ -455,7 +462,7 @@ func replayProto(j store.ReplayJob) *switchyardv1.Replay {
 	spec := &switchyardv1.ReplaySpec{}
 	_ = proto.Unmarshal(j.Spec, spec)
 	out := &switchyardv1.Replay{
-		Id: j.ID, Spec: spec, State: j.State, Scanned: j.Scanned, Matched: j.Matched, Sent: j.Sent, Error: j.Error,
+		Id: j.ID, Spec: spec, State: j.State, Scanned: j.Scanned, Matched: j.Matched, Sent: j.Sent, Error: j.Error, Total: j.Total,
 	}
 	ts := func(t time.Time) *timestamppb.Timestamp {
 		if t.IsZero() {
@@ -468,9 +475,12 @@ func replayProto(j store.ReplayJob) *switchyardv1.Replay {
 	if j.Cursor != "" {
 		pos := store.IDTime(j.Cursor)
 		out.Position = timestamppb.New(pos)
-		if span := to.Sub(from); span > 0 {
+		if span := to.Sub(from); j.Total == 0 && span > 0 {
 			out.Progress = min(1, max(0, float64(pos.Sub(from))/float64(span)))
 		}
+	}
+	if j.Total > 0 {
+		out.Progress = min(1, float64(j.Scanned)/float64(j.Total))
 	}
 	if j.State == store.ReplaySucceeded {
 		out.Progress = 1

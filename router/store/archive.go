@@ -185,6 +185,9 @@ type ReplayJob struct {
 	State string
 	// Cursor is the last archive entry id done ("" before the first).
 	Cursor string
+	// Total is the entries in the job's window when it started; 0 when
+	// not known.
+	Total int64
 	// Scanned counts archive entries read, Matched those selected (by the
 	// filter and a trigger), Sent the deliveries queued (or, for a dry
 	// run, that would be).
@@ -198,14 +201,15 @@ type ReplayJob struct {
 	Error string
 }
 
-var replayFields = []string{"spec", "state", "cursor", "scanned", "matched", "sent", "owner", "lease", "created", "updated", "finished", "error"}
+var replayFields = []string{"spec", "state", "cursor", "scanned", "matched", "sent", "owner", "lease", "created", "updated", "finished", "error", "total"}
 
-// CreateReplay stores a new running job and lists it; keep bounds the
-// jobs listed: the oldest finished ones beyond it are deleted.
-func (s *Store) CreateReplay(ctx context.Context, id string, spec []byte, now time.Time, keep int) error {
+// CreateReplay stores a new running job and lists it (total: the events
+// in its window, 0 when not known); keep bounds the jobs listed: the
+// oldest finished ones beyond it are deleted.
+func (s *Store) CreateReplay(ctx context.Context, id string, spec []byte, total int64, now time.Time, keep int) error {
 	ms := nowMS(now)
 	err := s.run(ctx, replayCreateScript, []string{s.keys.Replay(id), s.keys.Replays()},
-		id, spec, ms, keep, s.keys.Replay("")).Err()
+		id, spec, ms, keep, s.keys.Replay(""), total).Err()
 	return full(err)
 }
 
@@ -251,6 +255,7 @@ func replayFrom(id string, v []any) ReplayJob {
 		Scanned: toInt64(v[3]), Matched: toInt64(v[4]), Sent: toInt64(v[5]),
 		Owner: toString(v[6]), Lease: msTime(v[7]),
 		Created: msTime(v[8]), Updated: msTime(v[9]), Finished: msTime(v[10]), Error: toString(v[11]),
+		Total: toInt64(v[12]),
 	}
 }
 
@@ -339,10 +344,10 @@ func (s *Store) RunningReplays(ctx context.Context, now time.Time) ([]string, er
 }
 
 // replayCreateScript: KEYS job, list; ARGV id, spec, now, keep, job key
-// prefix. Deletes the oldest finished jobs beyond keep.
+// prefix, total. Deletes the oldest finished jobs beyond keep.
 var replayCreateScript = redis.NewScript(`
 redis.call('HSET', KEYS[1], 'spec', ARGV[2], 'state', 'running', 'cursor', '', 'scanned', 0, 'matched', 0, 'sent', 0,
-  'owner', '', 'lease', 0, 'created', ARGV[3], 'updated', ARGV[3], 'finished', 0, 'error', '')
+  'owner', '', 'lease', 0, 'created', ARGV[3], 'updated', ARGV[3], 'finished', 0, 'error', '', 'total', ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local keep = tonumber(ARGV[4])
 local n = redis.call('ZCARD', KEYS[2])

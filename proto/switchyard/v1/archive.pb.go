@@ -717,7 +717,8 @@ type Replay struct {
 	// Deliveries queued (one per event and trigger); for a dry run, that
 	// would have been.
 	Sent int64 `protobuf:"varint,6,opt,name=sent,proto3" json:"sent,omitempty"`
-	// How far the job is through its window, 0 to 1 (by acceptance time).
+	// How far the job is through its window, 0 to 1: scanned / total when
+	// the total is known, else by acceptance time.
 	Progress float64 `protobuf:"fixed64,7,opt,name=progress,proto3" json:"progress,omitempty"`
 	// Acceptance time of the last event done.
 	Position   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=position,proto3" json:"position,omitempty"`
@@ -725,7 +726,11 @@ type Replay struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	FinishTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
 	// Why a failed job failed.
-	Error         string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	// The archived events in the window when the job started, when the
+	// window starts at or before the oldest archived event (the archive's
+	// length then); 0 when not known.
+	Total         int64 `protobuf:"varint,13,opt,name=total,proto3" json:"total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -842,6 +847,13 @@ func (x *Replay) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *Replay) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
 }
 
 // GetReplayRequest names a replay job.
@@ -1064,7 +1076,7 @@ const file_switchyard_v1_archive_proto_rawDesc = "" +
 	"\x11GetReplayResponse\x12-\n" +
 	"\x06replay\x18\x01 \x01(\v2\x15.switchyard.v1.ReplayR\x06replay\"E\n" +
 	"\x14CancelReplayResponse\x12-\n" +
-	"\x06replay\x18\x01 \x01(\v2\x15.switchyard.v1.ReplayR\x06replay\"\xc6\x03\n" +
+	"\x06replay\x18\x01 \x01(\v2\x15.switchyard.v1.ReplayR\x06replay\"\xdc\x03\n" +
 	"\x06Replay\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
 	"\x04spec\x18\x02 \x01(\v2\x19.switchyard.v1.ReplaySpecR\x04spec\x12\x14\n" +
@@ -1081,7 +1093,8 @@ const file_switchyard_v1_archive_proto_rawDesc = "" +
 	"updateTime\x12;\n" +
 	"\vfinish_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishTime\x12\x14\n" +
-	"\x05error\x18\f \x01(\tR\x05error\"\"\n" +
+	"\x05error\x18\f \x01(\tR\x05error\x12\x14\n" +
+	"\x05total\x18\r \x01(\x03R\x05total\"\"\n" +
 	"\x10GetReplayRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
 	"\x12ListReplaysRequest\"F\n" +
