@@ -2,8 +2,9 @@
 // starts the embedded store), builds the router, and serves the HTTP ingest
 // endpoint and the gRPC API (EventService, PullService, TriggerService,
 // DeadLetterService, ArchiveService, SourceService, TokenService,
-// AuditService, health, and reflection while authentication is off). Every call is authenticated and
-// checked against a deny-by-default permission table (auth/authgrpc,
+// AuditService, health, and reflection while authentication is off). Every
+// call is authenticated and checked against a deny-by-default permission
+// table (auth/authgrpc,
 // auth/authhttp); the handlers then decide on what the call names (the
 // events' scope, the triggers' scope: authz.go), and admin actions are
 // audited (audit.go). Without authentication the listeners stay on
