@@ -143,3 +143,17 @@ func TestArchiveOff(t *testing.T) {
 	_, err = e.client.Archive().ListArchivedEvents(ctx, &switchyardv1.ListArchivedEventsRequest{Limit: 1})
 	requireCode(t, err, codes.FailedPrecondition, "archive is off")
 }
+
+// On the embedded store, which holds the archive in the process's memory,
+// an archive given only a retention is bounded by size too.
+func TestArchiveEmbeddedIsBounded(t *testing.T) {
+	e := startServer(t, testenv.Embedded(t), func(c *server.Config) {
+		withArchive(c)
+		c.RedisURL = "" // the server's own embedded store
+	})
+	stats, err := e.client.Archive().GetArchiveStats(context.Background(), &switchyardv1.GetArchiveStatsRequest{})
+	require.NoError(t, err)
+	require.True(t, stats.GetStats().GetEnabled())
+	require.EqualValues(t, router.DefaultEmbeddedArchiveMaxBytes, stats.GetStats().GetMaxBytes())
+	require.Equal(t, time.Hour, stats.GetStats().GetRetention().AsDuration())
+}
