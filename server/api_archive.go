@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -35,7 +34,8 @@ var replayIDRE = regexp.MustCompile(`^r[0-9a-f]{16}$`)
 // is checked here: the trigger a replay goes to (AllowTrigger, NOT_FOUND
 // outside the scope), the triggers an all-matching replay may reach (the
 // caller's trigger scope, stored with the job), the jobs a caller sees
-// (replayVisible) and the archived events it may read (its event scope).
+// (replayVisible) and the archived events it may read (its event scope:
+// archivedEventsVisible), both decided in authz.go.
 type archiveService struct {
 	switchyardv1.UnimplementedArchiveServiceServer
 	r *router.Router
@@ -74,21 +74,9 @@ func (s *archiveService) ListArchivedEvents(ctx context.Context, req *switchyard
 	if n := req.GetLimit(); n < 1 || n > maxArchivedEvents {
 		return nil, invalidField("limit", "want 1 to %d events, got %d", maxArchivedEvents, n)
 	}
-	id := caller(ctx)
-	if id == nil {
-		return nil, withDetails(codes.PermissionDenied, "permission denied")
-	}
-	if len(id.Scope.Sources) == 0 && len(id.Scope.Types) == 0 && len(id.Scope.Triggers) > 0 {
-		// Scoped by trigger names alone: nothing tells this caller's
-		// events from another tenant's.
-		err := &auth.DeniedError{Subject: id.Subject, Permission: auth.PermArchiveRead, Field: "scope"}
-		noteDenied(ctx, err)
-		return nil, withDetails(codes.PermissionDenied,
-			"permission denied: archived events are read within an event scope (sources or types), and this identity is scoped by trigger names only",
-			&errdetails.ErrorInfo{Reason: "PERMISSION_DENIED", Domain: "switchyard.io", Metadata: map[string]string{"permission": string(auth.PermArchiveRead)}})
-	}
-	keep := func(ev *pb.CloudEvent) bool {
-		return id.Scope.AllowsSource(ev.GetSource()) && id.Scope.AllowsType(ev.GetType())
+	keep, err := archivedEventsVisible(ctx)
+	if err != nil {
+		return nil, err
 	}
 	evs, err := s.r.RecentArchived(ctx, int(req.GetLimit()), archiveScanLimit, keep)
 	if err != nil {
@@ -182,28 +170,6 @@ func (s *archiveService) visibleReplay(ctx context.Context, id string) (*switchy
 		return nil, archiveStatus(errors.Join(errors.New("replay "+id), store.ErrNotFound))
 	}
 	return job, nil
-}
-
-// replayVisible reports whether the caller may see (and, with
-// archive.replay, cancel) a job: one into a trigger it may see, or an
-// all-matching one whose creator's trigger scope lies within its own.
-func replayVisible(id *auth.Identity, spec *switchyardv1.ReplaySpec) bool {
-	switch {
-	case id == nil:
-		return false
-	case len(id.Scope.Triggers) == 0:
-		return true
-	case spec.GetTrigger() != "":
-		return id.CanSeeTrigger(spec.GetTrigger())
-	case len(spec.GetScopeTriggers()) == 0:
-		return false
-	}
-	for _, p := range spec.GetScopeTriggers() {
-		if !id.Scope.AllowsTrigger(p) {
-			return false
-		}
-	}
-	return true
 }
 
 // replayTarget names what a replay reaches, for audit records.
