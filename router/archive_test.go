@@ -292,7 +292,7 @@ func TestReplayResumesFromItsCheckpoint(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, entries, 20)
 	// A job another instance ran up to the 8th event before it died.
-	spec, err := proto.Marshal(&switchyardv1.ReplaySpec{From: timestamppb.New(from), To: timestamppb.Now(),
+	spec, err := proto.Marshal(&switchyardv1.ReplaySpec{From: timestamppb.New(from), To: timestamppb.New(time.Now().Add(time.Second)),
 		Destination: &switchyardv1.ReplaySpec_Trigger{Trigger: "late"}, Rate: 1000})
 	require.NoError(t, err)
 	const id = "rdead0000000000001"

@@ -362,9 +362,20 @@ func (r *Router) StartReplay(ctx context.Context, spec *switchyardv1.ReplaySpec)
 	}
 	spec = proto.Clone(spec).(*switchyardv1.ReplaySpec)
 	now := time.Now()
+	info, err := r.store.ArchiveInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	open := spec.GetTo() == nil || spec.GetTo().AsTime().After(now)
 	if open {
-		spec.To = timestamppb.New(now)
+		// Up to now, and past every event archived so far: the window
+		// ends after the newest entry even when Redis's clock, which
+		// names the entries, runs ahead of this instance's.
+		end := now.Add(time.Millisecond)
+		if n := info.Newest.Add(time.Millisecond); n.After(end) {
+			end = n
+		}
+		spec.To = timestamppb.New(end)
 	}
 	if err := r.checkReplay(spec); err != nil {
 		return nil, err
@@ -372,7 +383,7 @@ func (r *Router) StartReplay(ctx context.Context, spec *switchyardv1.ReplaySpec)
 	// The window's size, for progress, when it is cheap to know: a
 	// window from the oldest event to now is the whole archive.
 	var total int64
-	if info, err := r.store.ArchiveInfo(ctx); err == nil && open && !info.Oldest.Before(spec.GetFrom().AsTime()) {
+	if open && !info.Oldest.Before(spec.GetFrom().AsTime()) {
 		total = info.Entries
 	}
 	var raw [8]byte

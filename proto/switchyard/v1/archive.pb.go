@@ -373,9 +373,10 @@ func (x *ArchivedEvent) GetEvent() *pb.CloudEvent {
 // ReplaySpec says what a replay job does.
 type ReplaySpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The archived events accepted at or after from and before to (to
-	// defaults to the request's time, and is never later: a replay does not
-	// chase events archived after it started).
+	// The archived events accepted at or after from and before to. An unset
+	// or future to becomes the request's time (just past the newest event
+	// archived then): a replay does not chase events archived after it
+	// started.
 	From *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
 	To   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
 	// A CESQL expression an event must satisfy too (empty: every event).
