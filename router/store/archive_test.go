@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	"github.com/switchyard-io/switchyard/internal/testenv"
 )
 
@@ -53,7 +54,7 @@ func TestArchiveStream(t *testing.T) {
 			require.Equal(t, []byte{byte('a' + i)}, e.Event)
 			require.WithinDuration(t, time.Now(), e.Time(), time.Minute)
 		}
-		rest, err := s.ArchiveRange(ctx, NextID(all[1].ID), "+", 100)
+		rest, err := s.ArchiveRange(ctx, dlq.NextID(all[1].ID), "+", 100)
 		require.NoError(t, err)
 		require.Len(t, rest, 3, "after the second")
 		prev, ok := PrevID(all[3].ID)
@@ -79,7 +80,7 @@ func TestPrevID(t *testing.T) {
 		require.True(t, ok, in)
 		require.Equal(t, want, got)
 		if in != "5-0" { // NextID does not carry into the milliseconds
-			require.Equal(t, in, NextID(got), "NextID undoes PrevID")
+			require.Equal(t, in, dlq.NextID(got), "NextID undoes PrevID")
 		}
 	}
 	for _, bad := range []string{"0-0", "x", "5-", "-1", ""} {
