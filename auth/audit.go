@@ -24,6 +24,8 @@ const (
 	ActionTriggerDelete    = "trigger.delete"
 	ActionDeadLetterReplay = "deadletter.replay"
 	ActionDeadLetterPurge  = "deadletter.purge"
+	ActionArchiveReplay    = "archive.replay"
+	ActionArchiveCancel    = "archive.cancel"
 	ActionTokenCreate      = "token.create"
 	ActionTokenRevoke      = "token.revoke"
 )

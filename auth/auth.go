@@ -35,6 +35,12 @@ const (
 	PermDeadLettersRead Permission = "deadletters.read"
 	// PermDeadLettersWrite replays and purges dead letters.
 	PermDeadLettersWrite Permission = "deadletters.write"
+	// PermArchiveRead reads the event archive's figures and recent events
+	// (within the identity's event scope) and the replay jobs it may see.
+	PermArchiveRead Permission = "archive.read"
+	// PermArchiveReplay starts and cancels replays of archived events into
+	// the triggers the identity may see.
+	PermArchiveReplay Permission = "archive.replay"
 	// PermSourcesRead lists the configured sources.
 	PermSourcesRead Permission = "sources.read"
 	// PermMetricsRead reads GET /metrics.
@@ -62,10 +68,11 @@ const (
 	RoleRelay Role = "relay"
 	// RoleConsumer pulls events of the triggers it may see.
 	RoleConsumer Role = "consumer"
-	// RoleViewer reads: triggers, stats, dead letters, sources, metrics.
+	// RoleViewer reads: triggers, stats, dead letters, the archive,
+	// sources, metrics.
 	RoleViewer Role = "viewer"
-	// RoleOperator is a viewer that also changes triggers and replays and
-	// purges dead letters.
+	// RoleOperator is a viewer that also changes triggers, replays and
+	// purges dead letters and replays archived events.
 	RoleOperator Role = "operator"
 	// RoleAdmin holds every permission: an operator that also manages API
 	// keys, reads the audit log, publishes, relays and consumes. Scoped to

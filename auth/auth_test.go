@@ -9,8 +9,8 @@ import (
 )
 
 func TestRolePermissions(t *testing.T) {
-	viewer := []Permission{PermTriggersRead, PermDeadLettersRead, PermSourcesRead, PermMetricsRead}
-	operator := append(slices.Clone(viewer), PermTriggersWrite, PermDeadLettersWrite)
+	viewer := []Permission{PermTriggersRead, PermDeadLettersRead, PermArchiveRead, PermSourcesRead, PermMetricsRead}
+	operator := append(slices.Clone(viewer), PermTriggersWrite, PermDeadLettersWrite, PermArchiveReplay)
 	want := map[Role][]Permission{
 		RolePublisher: {PermPublish},
 		RoleRelay:     {PermPublish, PermSetHops},
@@ -45,8 +45,8 @@ func TestRolePermissions(t *testing.T) {
 	if (&Identity{Roles: []Role{"root"}}).Has(PermPublish) {
 		t.Fatal("an unknown role granted a permission")
 	}
-	if got := (&Identity{Roles: []Role{RolePublisher, RoleViewer}}).Permissions(); len(got) != 5 {
-		t.Fatalf("publisher+viewer = %v, want the union of 1+4 permissions", got)
+	if got := (&Identity{Roles: []Role{RolePublisher, RoleViewer}}).Permissions(); len(got) != 6 {
+		t.Fatalf("publisher+viewer = %v, want the union of 1+5 permissions", got)
 	}
 	if !Anonymous().Has(PermTokensManage) || Anonymous().Method != MethodNone || !Anonymous().Scope.Unrestricted() {
 		t.Fatalf("anonymous identity is %+v, want every permission and no scope", Anonymous())

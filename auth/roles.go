@@ -12,13 +12,14 @@ var allPermissions = []Permission{
 	PermPublish, PermSetHops, PermConsume,
 	PermTriggersRead, PermTriggersWrite,
 	PermDeadLettersRead, PermDeadLettersWrite,
+	PermArchiveRead, PermArchiveReplay,
 	PermSourcesRead, PermMetricsRead,
 	PermTokensManage, PermAuditRead,
 }
 
 var (
-	viewerPerms   = []Permission{PermTriggersRead, PermDeadLettersRead, PermSourcesRead, PermMetricsRead}
-	operatorPerms = append(slices.Clone(viewerPerms), PermTriggersWrite, PermDeadLettersWrite)
+	viewerPerms   = []Permission{PermTriggersRead, PermDeadLettersRead, PermArchiveRead, PermSourcesRead, PermMetricsRead}
+	operatorPerms = append(slices.Clone(viewerPerms), PermTriggersWrite, PermDeadLettersWrite, PermArchiveReplay)
 )
 
 // rolePerms is the role table. Each role is spelled out rather than built

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/spf13/cobra"
@@ -56,9 +58,10 @@ func newFilterTestCmd() *cobra.Command {
 		events   []string
 		names    []string
 		onServer bool
+		recent   int
 	)
 	cmd := &cobra.Command{
-		Use:   "test (-f FILE | --trigger NAME) [--event FILE]",
+		Use:   "test (-f FILE | --trigger NAME) [--event FILE] [--recent N]",
 		Short: "Say whether triggers match events, and why not",
 		Long: `Test trigger filters against events: for each event and each trigger, say
 whether the trigger matches the event and, when not, which clauses fail and
@@ -76,14 +79,18 @@ adds the scope your key would give them.
 The events are CloudEvents in the JSON event format (structured mode): one
 object per file, one per line (JSON Lines), or arrays of them (the batch
 format), from --event files or, without --event, standard input. Each is
-named by its file and line.
+named by its file and line. --recent N adds the last N events the server's
+archive kept (within your key's event scope; the archive must be on), named
+"archive:<entry>"; with --recent, standard input is read only when --event -
+says so.
 
 Exit status: 0 once the triggers are tested, whatever they matched (use
 -o json to act on the verdicts); 2 for an invalid trigger file or event; 4
 when a --trigger does not exist.`,
 		Example: `  switchyard filter test -f orders.yaml --event order.json
   cat events.jsonl | switchyard filter test -f orders.yaml -o json
-  switchyard filter test --trigger orders --event orders.jsonl --server sy:9090`,
+  switchyard filter test --trigger orders --event orders.jsonl --server sy:9090
+  switchyard filter test -f orders.yaml --recent 50`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(files) == 0 && len(names) == 0 {
@@ -108,9 +115,28 @@ when a --trigger does not exist.`,
 				}
 				specs = tf.specs
 			}
-			evs, err := readTestEvents(cmd.InOrStdin(), files, events)
-			if err != nil {
-				return err
+			if recent < 0 || recent > maxRecentEvents {
+				return invalidf("--recent: want 1 to %d events, got %d", maxRecentEvents, recent)
+			}
+			var evs []loadedEvent
+			var err error
+			if recent == 0 || len(events) > 0 {
+				if evs, err = readTestEvents(cmd.InOrStdin(), files, events); err != nil {
+					return err
+				}
+			}
+			if recent > 0 {
+				err = opts.withClient(func(c *sdk.Client) error {
+					archived, err := recentEvents(cmd.Context(), c, recent)
+					evs = append(evs, archived...)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				if len(evs) == 0 {
+					return &ExitError{Code: ExitNotFound, Err: errors.New("--recent: the archive holds no event you may read")}
+				}
 			}
 			var verdicts []filterVerdict
 			if len(names) == 0 && !onServer {
@@ -132,6 +158,7 @@ when a --trigger does not exist.`,
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "trigger file (YAML or JSON; - for standard input); repeatable")
 	cmd.Flags().StringArrayVar(&events, "event", nil, "events file (JSON event format: an object, one per line, or arrays; - for standard input); repeatable; default standard input")
 	cmd.Flags().StringArrayVar(&names, "trigger", nil, "a stored trigger to test, on the server; repeatable")
+	cmd.Flags().IntVar(&recent, "recent", 0, "also test the last N events of the server's archive (at most 1000)")
 	cmd.Flags().BoolVar(&onServer, "on-server", false, "test the -f triggers on the server (its TestFilter, with your key's scope) instead of offline")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	_ = cmd.MarkFlagFilename("event", "json", "jsonl")
@@ -140,11 +167,7 @@ when a --trigger does not exist.`,
 
 // readTestEvents reads the events to test: each --event file, or standard
 // input when none is given (and no trigger file takes it).
-//
-// The archive (issue 13, "Archive and replay") will add a third source
-// here: --recent N, the last N events the archive kept, read through its
-// API. It yields loadedEvents like the files do, so nothing after this
-// function changes.
+// (--recent adds the archive's events: recentEvents.)
 func readTestEvents(stdin io.Reader, triggerFiles, eventFiles []string) ([]loadedEvent, error) {
 	if len(eventFiles) == 0 {
 		for _, f := range triggerFiles {
@@ -165,6 +188,26 @@ func readTestEvents(stdin io.Reader, triggerFiles, eventFiles []string) ([]loade
 		}
 	}
 	return readEventFiles(stdin, eventFiles)
+}
+
+// maxRecentEvents bounds --recent (ListArchivedEvents' bound).
+const maxRecentEvents = 1000
+
+// recentEvents reads the last n archived events the caller may read,
+// oldest first, each named "archive:<entry id>".
+func recentEvents(ctx context.Context, c *sdk.Client, n int) ([]loadedEvent, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := c.Archive().ListArchivedEvents(ctx, &switchyardv1.ListArchivedEventsRequest{Limit: int32(n)})
+	if err != nil {
+		return nil, serverError("archive", err)
+	}
+	got := resp.GetEvents()
+	out := make([]loadedEvent, 0, len(got))
+	for i := len(got) - 1; i >= 0; i-- {
+		out = append(out, loadedEvent{where: "archive:" + got[i].GetId(), ev: got[i].GetEvent()})
+	}
+	return out, nil
 }
 
 // testOffline compiles the triggers of the files (as the server would,

@@ -164,6 +164,8 @@ README's Tracing section.`,
 	f.DurationVar(&cfg.Router.DedupWindow, "dedup-window", 0, "dedup window of the triggers that set no delivery.dedup_window: a copy of an event (same source and id) queued for the trigger within it is answered success and not queued again (default 0: off)")
 	f.DurationVar(&cfg.Router.MaxDedupWindow, "max-dedup-window", 0, "longest delivery.dedup_window a trigger may be given, at most 24h (default 1h)")
 	f.DurationVar(&cfg.Router.MaxDeliverAfter, "max-deliver-after", 0, "how far ahead a publisher may ask for delivery with the deliverafter extension (default 168h)")
+	f.DurationVar(&cfg.Router.Archive.Retention, "archive-retention", 0, "keep every accepted event in the archive this long, for replays (no archive unless this or --archive-max-bytes is set)")
+	f.Int64Var(&cfg.Router.Archive.MaxBytes, "archive-max-bytes", 0, "keep about this many bytes of archived events, the oldest trimmed first (0: no size bound; 64 MiB on the embedded store)")
 	f.DurationVar(&cfg.Router.TriggerSyncTimeout, "trigger-sync-timeout", 0, "how long a trigger change waits for every live instance to serve it before it answers anyway, naming those that lag (default 5s)")
 	f.DurationVar(&cfg.Router.HeartbeatInterval, "heartbeat-interval", 0, "how often this instance renews its entry in the registry of instances; one silent for 3 intervals counts as gone; use the same on every instance (default 1s)")
 	f.StringSliceVar(&cfg.Egress.AllowTargets, "allow-targets", nil, "target addresses opened although loopback, link-local (metadata), private, CGNAT or multicast: CIDRs, addresses, address:port or host:port, comma-separated (e.g. 10.1.0.0/16,fn.internal:443)")

@@ -145,6 +145,9 @@ type Config struct {
 	// memory runs out; without it Start refuses such a Redis
 	// (ErrEvictingStore).
 	AllowEvictingRedis bool
+	// Archive keeps accepted events for replays (see archive.go); the
+	// zero value is off.
+	Archive ArchiveConfig
 	// Logger receives JSON logs (slog.Default when nil).
 	Logger *slog.Logger
 }
@@ -261,6 +264,6 @@ func (c Config) Validate() error {
 	if c.AckReplicas < 0 || c.AckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ack replicas and ack timeout must not be negative"))
 	}
-	errs = append(errs, c.validateDedup(), c.Outbound.Validate(), c.Metrics.Validate())
+	errs = append(errs, c.validateDedup(), c.Outbound.Validate(), c.Metrics.Validate(), c.Archive.Validate())
 	return errors.Join(errs...)
 }

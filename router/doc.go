@@ -24,6 +24,9 @@
 //	trigger change: store (Lua: write, revision, notice) ─▶ every live
 //	        instance's watch loop installs it and acknowledges ─▶ answer
 //	        (cluster.go: registry of instances; watch.go: exact views)
+//	archive (optional, archive.go): the group commit also appends every
+//	        accepted event to the archive stream; replay jobs (replay.go)
+//	        read it back into the ingest log from a checkpoint in Redis
 //
 // A loop that retries a failed Redis call (fan-out, recording outcomes,
 // handing pulled attempts back, waiting for the store's epoch) waits a

@@ -35,6 +35,7 @@ type appendReq struct {
 	ctx    context.Context
 	recs   []store.LogRecord
 	direct string
+	arc    [][]byte // what the archive keeps of the publish, when it is on
 	done   chan error
 }
 
@@ -115,7 +116,7 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		span, stamp = r.tr.startPublish(ctx, events, res)
 		defer func() { endSpan(span, err) }()
 	}
-	if res.Routed == 0 {
+	if res.Routed == 0 && r.archive == nil {
 		r.metrics.published.Add(float64(len(events)))
 		r.metrics.unmatched.Add(float64(len(events)))
 		return res, nil
@@ -147,7 +148,13 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		}
 		recs = append(recs, rec)
 	}
-	if err := r.appendLog(ctx, recs, direct); err != nil {
+	var arc [][]byte
+	if r.archive != nil {
+		if arc, err = archiveBodies(events, res.Triggers, recs, stamp); err != nil {
+			return PublishResult{}, err
+		}
+	}
+	if err := r.appendLog(ctx, recs, direct, arc); err != nil {
 		if errors.Is(err, ErrStoreFull) {
 			r.metrics.publishRefused.WithLabelValues("store_full").Add(float64(len(events)))
 		}
@@ -225,8 +232,8 @@ func (r *Router) admit(snap *snapshot, matched [][]string) error {
 }
 
 // appendLog hands records to the group-commit writers and waits for Redis.
-func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord, direct string) error {
-	req := &appendReq{ctx: ctx, recs: recs, direct: direct, done: make(chan error, 1)}
+func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord, direct string, arc [][]byte) error {
+	req := &appendReq{ctx: ctx, recs: recs, direct: direct, arc: arc, done: make(chan error, 1)}
 	select {
 	case r.appendCh <- req:
 	case <-ctx.Done():
@@ -303,9 +310,14 @@ func (r *Router) commit(batch []*appendReq) {
 	panics.Hook("router.commit")
 	var logged [][]store.LogRecord
 	var direct map[string][]store.Item
+	var arc [][]byte
 	for _, req := range batch {
 		if req.ctx.Err() != nil {
 			continue // its publisher gave up: write nothing for it
+		}
+		arc = append(arc, req.arc...)
+		if len(req.recs) == 0 {
+			continue // nothing matched: archived only
 		}
 		if req.direct == "" {
 			logged = append(logged, req.recs)
@@ -321,6 +333,7 @@ func (r *Router) commit(batch []*appendReq) {
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var logErr, directErr error
+	arcErr := r.archiveAsync(wctx, arc)
 	if len(logged) > 0 {
 		logErr = r.store.AppendLog(wctx, logged...)
 	}
@@ -329,12 +342,20 @@ func (r *Router) commit(batch []*appendReq) {
 	if len(direct) > 0 {
 		claimed, ds, directErr = r.commitDirect(wctx, direct)
 	}
+	aerr := arcErr()
 	for _, req := range batch {
-		if req.direct == "" {
-			req.done <- logErr
-		} else {
-			req.done <- triggerErr(directErr, req.direct)
+		var err error
+		switch {
+		case len(req.recs) == 0:
+		case req.direct == "":
+			err = logErr
+		default:
+			err = triggerErr(directErr, req.direct)
 		}
+		if err == nil && len(req.arc) > 0 {
+			err = aerr
+		}
+		req.done <- err
 	}
 	// After the answers: handing out an expired lease may wait for the
 	// trigger's completer.

@@ -52,6 +52,9 @@ type Router struct {
 	peers atomic.Bool // other instances listen for wake-ups (checked each sweep)
 	full  fullness    // the store refused a write for want of memory
 
+	archive *archiver // nil when the archive is off (archive.go)
+	replays *replays  // replay jobs run here; nil when the archive is off (replay.go)
+
 	budgetLogged atomic.Int64        // unix ns of the last filter budget warning
 	reserved     triggerReservations // creates in progress (ReserveTrigger)
 
@@ -101,6 +104,9 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 	r.idNonce = hex.EncodeToString(nonce[:])
 	r.snap.Store(emptySnapshot())
 	r.peers.Store(true)
+	if r.archive = newArchiver(cfg.Archive, r.store); r.archive != nil {
+		r.replays = newReplays(r)
+	}
 	r.intakeCtx, r.stopIntake = context.WithCancel(context.Background())
 	r.attemptCtx, r.stopAttempts = context.WithCancel(context.Background())
 	return r, nil
@@ -163,6 +169,10 @@ func (r *Router) Start(ctx context.Context) error {
 	r.cluster.start(r)
 	r.goLoop("router.fanout", r.fanoutLoop, nil)
 	r.goLoop("router.sweep", r.sweepLoop, nil)
+	if r.archive != nil {
+		r.goLoop("router.archive-trim", r.archiveTrimLoop, nil)
+		r.goLoop("router.replays", r.replays.loop, nil)
+	}
 	return nil
 }
 

@@ -31,6 +31,7 @@ type Client struct {
 	sources  switchyardv1.SourceServiceClient
 	tokens   switchyardv1.TokenServiceClient
 	audit    switchyardv1.AuditServiceClient
+	archive  switchyardv1.ArchiveServiceClient
 	// dryRunChecked is set once the server proved it supports dry runs
 	// (see DryRunApplyTrigger).
 	dryRunChecked atomic.Bool
@@ -79,6 +80,7 @@ func New(cfg Config) (*Client, error) {
 		sources:  switchyardv1.NewSourceServiceClient(conn),
 		tokens:   switchyardv1.NewTokenServiceClient(conn),
 		audit:    switchyardv1.NewAuditServiceClient(conn),
+		archive:  switchyardv1.NewArchiveServiceClient(conn),
 	}, nil
 }
 
@@ -101,6 +103,11 @@ func (c *Client) Triggers() switchyardv1.TriggerServiceClient { return c.trigger
 // connection, to list, replay and purge dead letters. Its calls get neither
 // the default timeout nor typed errors.
 func (c *Client) DeadLetters() switchyardv1.DeadLetterServiceClient { return c.dlq }
+
+// Archive returns the generated ArchiveService client on the Client's
+// connection, to read the event archive and run replays of it. Its calls
+// get neither the default timeout nor typed errors.
+func (c *Client) Archive() switchyardv1.ArchiveServiceClient { return c.archive }
 
 // Sources returns the generated SourceService client on the Client's
 // connection, to list the connectors the server runs.

@@ -29,6 +29,8 @@ var auditedMethods = map[string]string{
 	switchyardv1.DeadLetterService_PurgeDeadLetters_FullMethodName:  auth.ActionDeadLetterPurge,
 	switchyardv1.TokenService_CreateToken_FullMethodName:            auth.ActionTokenCreate,
 	switchyardv1.TokenService_RevokeToken_FullMethodName:            auth.ActionTokenRevoke,
+	switchyardv1.ArchiveService_StartReplay_FullMethodName:          auth.ActionArchiveReplay,
+	switchyardv1.ArchiveService_CancelReplay_FullMethodName:         auth.ActionArchiveCancel,
 }
 
 // auditedStreams are the audited streaming methods with their request
@@ -91,6 +93,10 @@ func targetOf(req any) string {
 		return r.GetName()
 	case *switchyardv1.RevokeTokenRequest:
 		return r.GetName()
+	case *switchyardv1.StartReplayRequest:
+		return replayTarget(r.GetSpec())
+	case *switchyardv1.CancelReplayRequest:
+		return r.GetId()
 	}
 	return ""
 }
@@ -98,6 +104,9 @@ func targetOf(req any) string {
 // isDryRun reports whether an admin request asks for a dry run (trigger
 // changes, dead-letter replays), which changes nothing.
 func isDryRun(req any) bool {
+	if r, ok := req.(*switchyardv1.StartReplayRequest); ok {
+		return r.GetSpec().GetDryRun()
+	}
 	r, ok := req.(interface{ GetDryRun() bool })
 	return ok && r.GetDryRun()
 }

@@ -247,3 +247,45 @@ func allowTriggerName(ctx context.Context, perm auth.Permission, name string) er
 	}
 	return nil
 }
+
+// archivedEventsVisible returns which archived events the caller may read:
+// those inside its event scope (sources and types). An identity scoped by
+// trigger names alone is refused (PERMISSION_DENIED): nothing tells its
+// events from another tenant's.
+func archivedEventsVisible(ctx context.Context) (func(*pb.CloudEvent) bool, error) {
+	id := caller(ctx)
+	if id == nil {
+		return nil, authgrpc.Status(auth.ErrPermissionDenied)
+	}
+	if len(id.Scope.Sources) == 0 && len(id.Scope.Types) == 0 && len(id.Scope.Triggers) > 0 {
+		noteDenied(ctx, &auth.DeniedError{Subject: id.Subject, Permission: auth.PermArchiveRead, Field: "scope"})
+		return nil, withDetails(codes.PermissionDenied,
+			"permission denied: archived events are read within an event scope (sources or types), and this identity is scoped by trigger names only",
+			&errdetails.ErrorInfo{Reason: "PERMISSION_DENIED", Domain: "switchyard.io", Metadata: map[string]string{"permission": string(auth.PermArchiveRead)}})
+	}
+	return func(ev *pb.CloudEvent) bool {
+		return id.Scope.AllowsSource(ev.GetSource()) && id.Scope.AllowsType(ev.GetType())
+	}, nil
+}
+
+// replayVisible reports whether the caller may see (and, with
+// archive.replay, cancel) a job: one into a trigger it may see, or an
+// all-matching one whose creator's trigger scope lies within its own.
+func replayVisible(id *auth.Identity, spec *switchyardv1.ReplaySpec) bool {
+	switch {
+	case id == nil:
+		return false
+	case len(id.Scope.Triggers) == 0:
+		return true
+	case spec.GetTrigger() != "":
+		return id.CanSeeTrigger(spec.GetTrigger())
+	case len(spec.GetScopeTriggers()) == 0:
+		return false
+	}
+	for _, p := range spec.GetScopeTriggers() {
+		if !id.Scope.AllowsTrigger(p) {
+			return false
+		}
+	}
+	return true
+}

@@ -82,6 +82,9 @@ type FileConfig struct {
 	TargetCertFile   string   `json:"target_cert_file,omitempty" flag:"target-cert-file" doc:"Client certificate (PEM) presented to TLS targets that ask for one (mTLS to functions), unless a trigger names its own. Needs target_key_file."`
 	TargetKeyFile    string   `json:"target_key_file,omitempty" flag:"target-key-file" doc:"Private key (PEM) of target_cert_file."`
 	SecretsDir       string   `json:"secrets_dir,omitempty" flag:"secrets-dir" doc:"Directory holding one file per secret that triggers name in target.auth (bearer tokens, webhook signing secrets), such as a mounted Kubernetes secret; SWITCHYARD_SECRET_<NAME> environment variables (name upper-cased, '-' as '_') are read first. Values never appear in the API, the logs or dead letters."`
+	// The event archive (router/archive.go).
+	ArchiveRetention string `json:"archive_retention,omitempty" flag:"archive-retention" type:"duration" doc:"Keep every accepted event (matched or not) in the archive this long, for replays (switchyard archive replay) and filter tests (filter test --recent). 0 with archive_max_bytes 0: no archive, and publishing pays nothing for it. The archive is one Redis Stream, sy:{arc}:events: on Redis Cluster all of it lives on the master of the {arc} slot."`
+	ArchiveMaxBytes  int64  `json:"archive_max_bytes,omitempty" flag:"archive-max-bytes" doc:"Keep about this many bytes of archived events, the oldest trimmed first (as an entry count from the events' average size; Redis trims whole nodes of about 100 entries). 0: no size bound. On the embedded store an archive is always bounded: 64 MiB unless set."`
 	// Sources are documented per kind in docs/connectors.
 	Sources []connectors.SourceConfig `json:"sources,omitempty" type:"list" doc:"The sources (connectors) to run, each with a name (lower-case letters, digits, '-' and '_'), a kind and the kind's fields; see [docs/connectors](connectors/)."`
 	// Auth's keys are those of auth.Config; the README's Security section
@@ -101,7 +104,8 @@ func DefaultFileConfig() FileConfig {
 		LoopbackTargets:    LoopbackAuto,
 		TriggerSyncTimeout: router.DefaultTriggerSyncTimeout.String(), HeartbeatInterval: router.DefaultHeartbeatInterval.String(),
 		MaxTriggers: router.DefaultMaxTriggers, MaxTriggersPerScope: router.DefaultMaxTriggersPerScope,
-		MaxDeliverAfter: router.DefaultMaxDeliverAfter.String(),
+		MaxDeliverAfter:  router.DefaultMaxDeliverAfter.String(),
+		ArchiveRetention: "0s",
 	}
 }
 
@@ -173,7 +177,10 @@ func parseFile(raw []byte, lookup func(string) (string, bool)) (FileConfig, erro
 			errs = append(errs, fmt.Errorf("http_body_timeout: want a positive duration (30s), got %q", fc.HTTPBodyTimeout))
 		}
 	}
-	for key, d := range map[string]string{"ack_timeout": fc.AckTimeout, "shutdown_delay": fc.ShutdownDelay, "dedup_window": fc.DedupWindow, "max_dedup_window": fc.MaxDedupWindow, "max_deliver_after": fc.MaxDeliverAfter} {
+	if fc.ArchiveMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("archive_max_bytes: must not be negative"))
+	}
+	for key, d := range map[string]string{"ack_timeout": fc.AckTimeout, "shutdown_delay": fc.ShutdownDelay, "dedup_window": fc.DedupWindow, "max_dedup_window": fc.MaxDedupWindow, "max_deliver_after": fc.MaxDeliverAfter, "archive_retention": fc.ArchiveRetention} {
 		if d == "" {
 			continue
 		}
@@ -388,6 +395,12 @@ func (fc FileConfig) Apply(cfg *Config) {
 	}
 	if cfg.Router.MaxDedupWindow == 0 && fc.MaxDedupWindow != "" {
 		cfg.Router.MaxDedupWindow, _ = time.ParseDuration(fc.MaxDedupWindow)
+	}
+	if cfg.Router.Archive.Retention == 0 && fc.ArchiveRetention != "" {
+		cfg.Router.Archive.Retention, _ = time.ParseDuration(fc.ArchiveRetention)
+	}
+	if cfg.Router.Archive.MaxBytes == 0 {
+		cfg.Router.Archive.MaxBytes = fc.ArchiveMaxBytes
 	}
 	cfg.Sources = append(cfg.Sources, fc.Sources...)
 	if fc.Auth != nil {

@@ -298,6 +298,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}
 		s.log.Warn(EmbeddedNotice, "store", "embedded", "addr", s.mini.Addr())
+		if a := &cfg.Router.Archive; a.Enabled() && a.MaxBytes == 0 {
+			// The embedded store holds the archive in this process's
+			// memory: always bounded by size.
+			a.MaxBytes = router.DefaultEmbeddedArchiveMaxBytes
+			s.log.Info("archive: bounded by size on the embedded store", "archive_max_bytes", a.MaxBytes)
+		}
 		target = RedisTarget{Kind: RedisSingle, Single: &redis.Options{Addr: s.mini.Addr()}}
 	} else {
 		var err error
@@ -406,6 +412,7 @@ func (s *Server) newGRPC(r *router.Router, authn *auth.Authenticator, audit *aut
 	switchyardv1.RegisterSourceServiceServer(s.grpc, &sourceService{runner: func() *connectors.Runner { return s.runner }})
 	switchyardv1.RegisterTokenServiceServer(s.grpc, &tokenService{keys: authn.Keys()})
 	switchyardv1.RegisterAuditServiceServer(s.grpc, &auditService{a: audit})
+	switchyardv1.RegisterArchiveServiceServer(s.grpc, &archiveService{r: r})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	if !authn.Enabled() {

@@ -63,6 +63,15 @@ func DefaultPolicy() Policy {
 			pb.DeadLetterService_ReplayDeadLetters_FullMethodName:  auth.PermDeadLettersWrite,
 			pb.DeadLetterService_PurgeDeadLetters_FullMethodName:   auth.PermDeadLettersWrite,
 
+			// The handlers also check the triggers and events a call
+			// reaches against the caller's scope (server/api_archive.go).
+			pb.ArchiveService_GetArchiveStats_FullMethodName:    auth.PermArchiveRead,
+			pb.ArchiveService_ListArchivedEvents_FullMethodName: auth.PermArchiveRead,
+			pb.ArchiveService_GetReplay_FullMethodName:          auth.PermArchiveRead,
+			pb.ArchiveService_ListReplays_FullMethodName:        auth.PermArchiveRead,
+			pb.ArchiveService_StartReplay_FullMethodName:        auth.PermArchiveReplay,
+			pb.ArchiveService_CancelReplay_FullMethodName:       auth.PermArchiveReplay,
+
 			pb.SourceService_ListSources_FullMethodName: auth.PermSourcesRead,
 
 			// The handler also checks the trigger it names against the

@@ -253,6 +253,7 @@ func workout(t *testing.T, s *Store) {
 	require.NoError(t, err)
 	_, _, err = s.DeleteTrigger(ctx, "a", true)
 	require.NoError(t, err)
+	archiveWorkout(t, s)
 }
 
 // triggersOnEveryMaster returns trigger names whose queues are spread over

@@ -88,3 +88,14 @@ type QueueKeys struct {
 func (q QueueKeys) all() []string {
 	return []string{q.Ready, q.Events, q.Attempts, q.History, q.InFlight, q.Delayed, q.Stats, q.DLQ, q.Since}
 }
+
+// Archive is the archive stream: every accepted event, matched or not,
+// while the archive is on (see archive.go). All archive keys share the
+// {arc} hash slot.
+func (k Keys) Archive() string { return k.p + ":{arc}:events" }
+
+// Replays lists the archive's replay jobs (a ZSET id → creation time, unix ms).
+func (k Keys) Replays() string { return k.p + ":{arc}:replays" }
+
+// Replay is one replay job (a HASH: spec, state, cursor, counters, lease).
+func (k Keys) Replay(id string) string { return k.p + ":{arc}:replay:" + id }

@@ -32,7 +32,8 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 // Keys returns the key builder.
 func (s *Store) Keys() Keys { return s.keys }
 
-var allScripts = []*redis.Script{putScript, deleteScript, restoreScript, syncPointScript, enqueueScript, peekScript, statsScript, replayScript, requeueScript, dedupEnqueueScript, dedupAddScript}
+var allScripts = []*redis.Script{putScript, deleteScript, restoreScript, syncPointScript, enqueueScript, peekScript, statsScript, replayScript, requeueScript, dedupEnqueueScript, dedupAddScript,
+	replayCreateScript, replayLeaseScript, replayCheckpointScript, replayCancelScript, replayReleaseScript}
 
 // oomScripts run when Redis is out of memory (see oomScript).
 var oomScripts = []*oomScript{heartbeatScript, enqueueRoomScript, claimScript, orphanScript, ackScript, ackLettersScript, retryScript, deadScript, ackLogScript, capScript, trimScript, purgeAllScript, dedupEnqueueRoomScript}
