@@ -79,32 +79,35 @@ func (d *dispatcher) completeLoop() {
 // before it exits.
 const completerIdle = 5 * time.Second
 
-// ackLinger bounds how long the completer holds a small batch of outcomes
-// for more to join it. Below saturation attempts finish one at a time, and
-// recording each in a round trip of its own was most of what an event cost
-// the server and Redis at ordinary rates (issue 11); at saturation batches
-// fill without waiting. Holding an outcome changes nothing a publisher or
-// function sees: the event stays stored and leased until recorded (a crash
-// meanwhile redelivers it, as before), and lingering stops as soon as slots
-// are wanted (see lingerMax).
-const ackLinger = 5 * time.Millisecond
+// The completer lingers: it holds a small batch of outcomes up to
+// Config.AckLinger for more to join it. Below saturation attempts finish
+// one at a time, and recording each in a round trip of its own was the
+// largest part of what an event cost the server and Redis at ordinary
+// rates (issue 11); at saturation batches fill without waiting. Holding an
+// outcome changes nothing a publisher or function sees: the event stays
+// stored and leased until recorded (a crash meanwhile redelivers it, as
+// before), the attempts held do not count as running for the publishers'
+// claims (dispatcher.finished), and lingering stops as soon as a claim
+// waits for slots or the dispatcher stops.
 
 // lingerMax is how many outcomes a batch may gather while it lingers; a
 // batch that holds as many is recorded at once. It is 0, no lingering,
-// while the claim loop waits for free slots (moreWork) or the dispatcher
-// stops, and 1 for a trigger of fewer than 16 slots: the slots held
-// meanwhile are never more than a batched claim's (minClaim).
+// while the claim loop waits for free slots (moreWork), the dispatcher
+// stops or AckLinger is negative, and 1 for a trigger of fewer than 16
+// slots: the slots held meanwhile are never more than a batched claim's
+// (minClaim).
 func (d *dispatcher) lingerMax() int {
-	if d.moreWork.Load() || d.stopped() || d.r.intakeCtx.Err() != nil {
+	if d.r.cfg.AckLinger <= 0 || d.moreWork.Load() || d.stopped() || d.r.intakeCtx.Err() != nil {
 		return 0
 	}
 	return d.minClaim(d.trig.Load())
 }
 
-// linger adds outcomes to batch until it holds n, ackLinger passed, or
-// slots are wanted; t is the completer's timer for it (stopped).
+// linger adds outcomes to batch until it holds n, AckLinger passed, slots
+// are wanted or the claim loop ended; t is the completer's timer for it
+// (stopped).
 func (d *dispatcher) linger(batch []outcome, n int, t *time.Timer) []outcome {
-	t.Reset(ackLinger)
+	t.Reset(d.r.cfg.AckLinger)
 	defer t.Stop()
 	for len(batch) < n && !d.moreWork.Load() {
 		select {
