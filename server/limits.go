@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,6 +141,9 @@ func (s *Server) grpcOptions() []grpc.ServerOption {
 		grpc.ConnectionTimeout(headerTimeout),
 		grpc.StaticStreamWindowSize(grpcStreamWindow),
 		grpc.StaticConnWindowSize(grpcConnWindow),
+		// Calls run on reused goroutines (more start when all are busy):
+		// a goroutine per call regrew its stack for every publish.
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 	}
 	if s.tls != nil && !s.shared {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls.config(alpnGRPC))))
