@@ -39,7 +39,7 @@ type dispatcher struct {
 	ep       atomic.Pointer[endpoint] // the delivery endpoint of trig (see endpoint.go)
 	inflight atomic.Int64
 	// finished counts the attempts of inflight that ended and wait for the
-	// completer to record them (see ackLinger): running ones are
+	// completer to record them (see Config.AckLinger): running ones are
 	// inflight - finished.
 	finished atomic.Int64
 	compMu   sync.Mutex

@@ -398,7 +398,7 @@ func (r *Router) commitClaims(direct map[string][]store.Item) (map[string]store.
 		}
 		// Lightly loaded: fewer attempts running than a batched claim
 		// would take (see claim); those finished and waiting to be
-		// recorded (see ackLinger) do not count. A busier trigger's
+		// recorded (see Config.AckLinger) do not count. A busier trigger's
 		// claims are better batched by its own loops.
 		trig := d.trig.Load()
 		inflight := d.inflight.Load()
