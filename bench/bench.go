@@ -514,6 +514,16 @@ func (e *env) ratios() {
 			e.rep.Ratios["secure_http_server_cpu_vs_single_http"] = div(s.Secure.HTTP.Usage.ServerUSPerOp, s.Single.HTTP.Usage.ServerUSPerOp)
 		}
 	}
+	for _, l := range s.Latency {
+		if s.Single == nil {
+			break
+		}
+		// What an event costs at an ordinary rate against at saturation.
+		k := "latency" + strconv.Itoa(l.RatePerS) + "_vs_single_"
+		e.rep.Ratios[k+"server_cpu"] = div(l.Usage.ServerUSPerOp, s.Single.Usage.ServerUSPerOp)
+		e.rep.Ratios[k+"redis_cpu"] = div(l.Usage.RedisUSPerOp, s.Single.Usage.RedisUSPerOp)
+		e.rep.Ratios[k+"redis_calls"] = div(l.Usage.RedisCallsPerOp, s.Single.Usage.RedisCallsPerOp)
+	}
 	if s.Single != nil && s.RawGRPC != nil {
 		e.rep.Ratios["single_vs_raw_grpc"] = div(s.Single.DeliveredPerS, s.RawGRPC.C128.CallsPerS)
 	}

@@ -130,3 +130,31 @@ func parseRedisCPU(info string) (time.Duration, error) {
 	}
 	return time.Duration((user + sys) * float64(time.Second)), nil
 }
+
+// parseCommandStats returns the calls per command from the reply of INFO
+// commandstats: lines "cmdstat_<name>:calls=<n>,usec=…" (subcommands are
+// named "xgroup|create").
+func parseCommandStats(info string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_")
+		if !ok {
+			continue
+		}
+		name, fields, ok := strings.Cut(rest, ":")
+		if !ok {
+			return nil, fmt.Errorf("redis INFO commandstats: %q: no ':'", line)
+		}
+		calls, _, _ := strings.Cut(fields, ",")
+		v, ok := strings.CutPrefix(calls, "calls=")
+		if !ok {
+			return nil, fmt.Errorf("redis INFO commandstats: %s: no calls= first", name)
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("redis INFO commandstats: %s: %w", name, err)
+		}
+		out[name] = n
+	}
+	return out, nil
+}

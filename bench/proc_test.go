@@ -80,3 +80,44 @@ func TestParseServing(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCommandStats(t *testing.T) {
+	info := "# Commandstats\r\ncmdstat_evalsha:calls=19441,usec=828097,usec_per_call=42.60,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_xgroup|create:calls=1,usec=5,usec_per_call=5.00,rejected_calls=0,failed_calls=0\r\ncmdstat_hlen:calls=7,usec=1,usec_per_call=0.15\r\n"
+	got, err := parseCommandStats(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"evalsha": 19441, "xgroup|create": 1, "hlen": 7}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %d, want %d", k, got[k], v)
+		}
+	}
+	for _, bad := range []string{"cmdstat_get\r\n", "cmdstat_get:usec=1,calls=2\r\n", "cmdstat_get:calls=x,usec=1\r\n"} {
+		if _, err := parseCommandStats(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestCommandDelta(t *testing.T) {
+	before := map[string]int64{"evalsha": 100, "hlen": 50, "ping": 3}
+	after := map[string]int64{"evalsha": 130, "hlen": 70, "ping": 3, "exec": 20, "multi": 20}
+	total, top := commandDelta(before, after, 3)
+	if total != 90 {
+		t.Errorf("total %d, want 90", total)
+	}
+	want := []CommandCount{{Name: "evalsha", Calls: 30}, {Name: "exec", Calls: 20}, {Name: "hlen", Calls: 20}}
+	if len(top) != len(want) {
+		t.Fatalf("top %v, want %v", top, want)
+	}
+	for i := range want {
+		if top[i] != want[i] {
+			t.Errorf("top[%d] = %v, want %v", i, top[i], want[i])
+		}
+	}
+}

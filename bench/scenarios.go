@@ -256,6 +256,7 @@ func (e *env) rawRedis(ctx context.Context) error {
 	e.rep.Scenarios.RawRedis = res
 	e.printf("%-12s B=%d   %9.0f acked/s   (CPU %.1f µs/event redis, %.1f bench)",
 		RawRedis, batch, res.AckedPerS, res.Usage.RedisUSPerOp, res.Usage.BenchUSPerOp)
+	e.printf("%-12s %s", RawRedis, res.Usage.CostLine())
 	return ctx.Err()
 }
 
@@ -346,6 +347,7 @@ func (e *env) printThroughput(label string, r *ThroughputResult) {
 	e.printf("%-12s %9.0f delivered/s  %9.0f accepted/s  backlog %d  pushbacks %d  errors %d  (CPU µs/delivery: server %.1f redis %.1f bench %.1f total %.1f; %.2f cores; server peak RSS %.0f MiB)",
 		label, r.DeliveredPerS, r.AcceptedPerS, r.BacklogEnd, r.Pushbacks, r.Errors,
 		r.Usage.ServerUSPerOp, r.Usage.RedisUSPerOp, r.Usage.BenchUSPerOp, r.Usage.TotalUSPerOp, r.Usage.CoresBusy, r.Usage.ServerPeakRSSMiB)
+	e.printf("%-12s %s", label, r.Usage.CostLine())
 	if r.FirstError != "" {
 		e.printf("%-12s first error: %s", label, r.FirstError)
 	}
@@ -619,6 +621,11 @@ func (e *env) latency(ctx context.Context) error {
 		l := r.PublishToInvoke
 		e.printf("%-12s %5d/s  publish→invoke p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  (n=%d; publish ack p99 %.2f ms; sent %d delivered %d errors %d; %.2f cores)",
 			Latency, rt, l.P50Ms, l.P99Ms, l.P999Ms, l.MaxMs, l.Count, r.PublishAck.P99Ms, r.Sent, r.Delivered, r.Errors, r.Usage.CoresBusy)
+		e.printf("%-12s %5d/s  %s", Latency, rt, r.Usage.CostLine())
+		if sg := e.rep.Scenarios.Single; sg != nil && sg.Usage.ServerUSPerOp > 0 && sg.Usage.RedisUSPerOp > 0 && sg.Usage.RedisCallsPerOp > 0 {
+			e.printf("%-12s %5d/s  × single per event: server CPU ×%.1f, redis CPU ×%.1f, redis commands ×%.1f", Latency, rt,
+				r.Usage.ServerUSPerOp/sg.Usage.ServerUSPerOp, r.Usage.RedisUSPerOp/sg.Usage.RedisUSPerOp, r.Usage.RedisCallsPerOp/sg.Usage.RedisCallsPerOp)
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -709,8 +716,9 @@ func (e *env) isolation(ctx context.Context) error {
 		return err
 	}
 	defer func() { e.deleteTriggers(Isolation, nameA, nameB) }()
-	line := func(label string, l LatencySummary) {
+	line := func(label string, l LatencySummary, u Usage) {
 		e.printf("%-12s %-17s p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms", Isolation, label, l.P50Ms, l.P99Ms, l.P999Ms)
+		e.printf("%-12s %-17s %s", Isolation, label, u.CostLine())
 	}
 	// Phase 1: A alone.
 	alone, err := e.openLoopRun(ctx, typA, isolationRate)
@@ -718,7 +726,7 @@ func (e *env) isolation(ctx context.Context) error {
 		return err
 	}
 	res.AAlone, res.UsageAlone, res.AErrors = alone.PublishToInvoke, alone.Usage, alone.Errors
-	line("A alone", res.AAlone)
+	line("A alone", res.AAlone, res.UsageAlone)
 
 	// B: max_concurrency 4, a queue that never pushes back here.
 	if err := e.applyTrigger(ctx, nameB, typB, e.sinkB.addr, 4, 10_000_000); err != nil {
@@ -746,7 +754,7 @@ func (e *env) isolation(ctx context.Context) error {
 		return err
 	}
 	res.AWithBHealthy, res.UsageWithBHealthy, res.AErrors = healthy.PublishToInvoke, healthy.Usage, res.AErrors+healthy.Errors
-	line("A with B healthy", res.AWithBHealthy)
+	line("A with B healthy", res.AWithBHealthy, res.UsageWithBHealthy)
 
 	// Phase 3: B's function stalls; events for B keep coming.
 	release := e.sinkB.stall()
@@ -804,7 +812,7 @@ func (e *env) isolation(ctx context.Context) error {
 		}
 	}
 	e.rep.Scenarios.Isolation = res
-	line("A with B stalled", res.AWithBStalled)
+	line("A with B stalled", res.AWithBStalled, res.UsageWithB)
 	e.printf("%-12s A p99 with B stalled: ×%.2f vs B healthy, ×%.2f vs A alone (latency scenario p99 %.2f ms)",
 		Isolation, res.P99RatioHealthy, res.P99Ratio, res.LatencyScenarioP99Ms)
 	e.printf("%-12s B backlog %d (accepted %d, %d blocked at its sink, pushbacks %d); server RSS %.1f → %.1f MiB (max %.1f, growth %.1f MiB)",

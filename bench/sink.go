@@ -296,7 +296,11 @@ func startSink(unaryOnly bool) (*sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sink{srv: grpc.NewServer(), addr: l.Addr().String(), unaryOnly: unaryOnly}
+	// Fixed flow-control windows, as the SDK's function server has: with
+	// gRPC's default BDP estimation it would ping the server after nearly
+	// every attempt below saturation, a cost of that default rather than
+	// of Switchyard.
+	s := &sink{srv: grpc.NewServer(grpc.StaticStreamWindowSize(4<<20), grpc.StaticConnWindowSize(16<<20)), addr: l.Addr().String(), unaryOnly: unaryOnly}
 	functionv1.RegisterFunctionServiceServer(s.srv, s)
 	go func() { _ = s.srv.Serve(l) }()
 	return s, nil

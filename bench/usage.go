@@ -1,7 +1,11 @@
 package bench
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -27,6 +31,42 @@ type Usage struct {
 	TotalUSPerOp  float64 `json:"total_cpu_us_per_op,omitempty"`
 	// CoresBusy is all CPU measured divided by the wall time.
 	CoresBusy float64 `json:"cores_busy"`
+	// RedisCalls is the commands Redis ran over the window (INFO
+	// commandstats: the commands scripts and transactions ran count one
+	// each, as do EVALSHA, MULTI and EXEC themselves), RedisCallsPerOp
+	// per op and RedisTop the most frequent ones. Like RedisCPUS they are
+	// Redis-wide: other clients of the same Redis count too.
+	RedisCalls      int64          `json:"redis_calls,omitempty"`
+	RedisCallsPerOp float64        `json:"redis_calls_per_op,omitempty"`
+	RedisTop        []CommandCount `json:"redis_top_commands,omitempty"`
+}
+
+// CommandCount is how often Redis ran one command over a window.
+type CommandCount struct {
+	Name  string  `json:"name"`
+	Calls int64   `json:"calls"`
+	PerOp float64 `json:"per_op,omitempty"`
+}
+
+// topCommands is how many commands Usage.RedisTop lists.
+const topCommands = 6
+
+// CostLine is the per-op cost in one line: server and Redis CPU, Redis
+// commands and the most frequent of them.
+func (u Usage) CostLine() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "per event: server %.1f µs CPU, redis %.1f µs CPU, %.2f redis commands", u.ServerUSPerOp, u.RedisUSPerOp, u.RedisCallsPerOp)
+	if len(u.RedisTop) > 0 {
+		b.WriteString(" (")
+		for i, c := range u.RedisTop {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s %.2f", c.Name, c.PerOp)
+		}
+		b.WriteString(")")
+	}
+	return b.String()
 }
 
 // meter measures one window.
@@ -35,6 +75,7 @@ type meter struct {
 	t0                   time.Time
 	server, redis, bench time.Duration
 	serverOK, redisOK    bool
+	cmds                 map[string]int64 // nil when INFO commandstats failed
 }
 
 func (e *env) startMeter(ctx context.Context) *meter {
@@ -46,6 +87,7 @@ func (e *env) startMeter(ctx context.Context) *meter {
 		}
 	}
 	m.redis, m.redisOK = e.redisCPU(ctx)
+	m.cmds = e.redisCommands(ctx)
 	m.bench = selfCPU()
 	m.t0 = time.Now()
 	return m
@@ -74,7 +116,14 @@ func (m *meter) stop(ctx context.Context, ops int64) Usage {
 			u.ServerPeakRSSMiB = mib(hwm)
 		}
 	}
+	if c := m.e.redisCommands(ctx); c != nil && m.cmds != nil {
+		u.RedisCalls, u.RedisTop = commandDelta(m.cmds, c, topCommands)
+	}
 	if ops > 0 {
+		u.RedisCallsPerOp = round3(float64(u.RedisCalls) / float64(ops))
+		for i := range u.RedisTop {
+			u.RedisTop[i].PerOp = round3(float64(u.RedisTop[i].Calls) / float64(ops))
+		}
 		per := func(d time.Duration) float64 { return round3(float64(d.Microseconds()) / float64(ops)) }
 		u.ServerUSPerOp = per(server)
 		u.RedisUSPerOp = per(time.Duration(u.RedisCPUS * float64(time.Second)))
@@ -101,6 +150,37 @@ func (e *env) redisCPU(ctx context.Context) (time.Duration, bool) {
 	}
 	d, err := parseRedisCPU(info)
 	return d, err == nil
+}
+
+// redisCommands returns the calls per command so far (INFO commandstats),
+// nil if Redis did not answer.
+func (e *env) redisCommands(ctx context.Context) map[string]int64 {
+	info, err := e.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil
+	}
+	c, err := parseCommandStats(info)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// commandDelta returns the calls between two commandstats readings, in
+// total and for the top n commands (most calls first, then by name).
+func commandDelta(before, after map[string]int64, n int) (total int64, top []CommandCount) {
+	for name, c := range after {
+		d := c - before[name]
+		if d <= 0 { // none, or the stats were reset (CONFIG RESETSTAT)
+			continue
+		}
+		total += d
+		top = append(top, CommandCount{Name: name, Calls: d})
+	}
+	slices.SortFunc(top, func(a, b CommandCount) int {
+		return cmp.Or(cmp.Compare(b.Calls, a.Calls), strings.Compare(a.Name, b.Name))
+	})
+	return total, top[:min(n, len(top))]
 }
 
 func mib(b int64) float64 { return round3(float64(b) / (1 << 20)) }

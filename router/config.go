@@ -24,6 +24,7 @@ const (
 	DefaultSweepInterval      = time.Second
 	DefaultFanoutBatch        = 512
 	DefaultClaimBatch         = 128
+	DefaultAckLinger          = 5 * time.Millisecond
 	DefaultMaxHops            = 16
 	DefaultMaxBatchEvents     = 1000
 	DefaultLogClaimIdle       = 3 * time.Second
@@ -65,6 +66,10 @@ type Config struct {
 	FanoutBatch int
 	// ClaimBatch is how many attempts one claim may start.
 	ClaimBatch int
+	// AckLinger bounds how long a finished attempt may wait for others to
+	// share the round trip that records it, while few finished and no
+	// claim waits for slots (see dispatcher.linger); negative: never.
+	AckLinger time.Duration
 	// DLQMaxEntries caps each trigger's dead-letter queue; the oldest entries
 	// are evicted (and counted) beyond it. The server's dlq.Policy (DLQ):
 	// default dlq.DefaultMaxEntries; a trigger may set its own.
@@ -185,6 +190,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClaimBatch == 0 {
 		c.ClaimBatch = DefaultClaimBatch
+	}
+	if c.AckLinger == 0 {
+		c.AckLinger = DefaultAckLinger
 	}
 	pol := c.DLQ()
 	pol.SetDefaults()

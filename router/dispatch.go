@@ -38,6 +38,10 @@ type dispatcher struct {
 	series   *triggerSeries           // the trigger's metrics
 	ep       atomic.Pointer[endpoint] // the delivery endpoint of trig (see endpoint.go)
 	inflight atomic.Int64
+	// finished counts the attempts of inflight that ended and wait for the
+	// completer to record them (see Config.AckLinger): running ones are
+	// inflight - finished.
+	finished atomic.Int64
 	compMu   sync.Mutex
 	// deferredSince is when the claim loop began waiting for more free
 	// slots (zero when not waiting); only the claim loop uses it.
@@ -314,6 +318,7 @@ func (r *Router) deliveryHops(o *outcome) (int, bool) {
 
 // lost records an attempt whose instance disappeared mid-delivery.
 func (d *dispatcher) lost(it store.Claimed) {
+	d.finished.Add(1)
 	d.results <- outcome{item: it, res: delivery.Result{
 		Verdict: delivery.Retry, Code: "LEASE_EXPIRED",
 		Message: "the instance running this attempt stopped answering before its lease ran out",
@@ -333,6 +338,7 @@ func (d *dispatcher) attempt(t *trigger.Trigger, it store.Claimed) {
 		o = outcome{item: it, res: delivery.Result{Verdict: delivery.Retry, Code: "INTERNAL",
 			Message: "switchyard failed while running this attempt (logged with its stack); it is retried", Start: time.Now()}}
 	}
+	d.finished.Add(1)
 	d.results <- o
 }
 

@@ -64,6 +64,10 @@ func (r *Router) ReserveTrigger(name string, scopes []string) (release func(), e
 	rs := &r.reserved
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	// The view read again under the lock: a create released meanwhile
+	// left the pending set only once its trigger was in the view, so one
+	// read before the lock could miss it in both and pass the limit.
+	snap = r.snap.Load()
 	newPending := 0
 	for n := range rs.pending {
 		if snap.triggers[n] == nil {

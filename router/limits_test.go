@@ -57,7 +57,12 @@ func TestReserveTriggerPerScope(t *testing.T) {
 	ok()
 	release() // twice is harmless
 
-	// The global cap counts every trigger.
+	// The global cap counts every trigger. The router is stopped first: its
+	// loops read the config (the sweep copies it), so changing it under
+	// them would race.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, r.Shutdown(ctx))
 	r.cfg.MaxTriggers = 1
 	_, err = r.ReserveTrigger("mail-y", nil)
 	require.True(t, errors.As(err, &le))

@@ -435,12 +435,13 @@ func (r *Router) commitClaims(direct map[string][]store.Item) (map[string]store.
 		if d == nil || d.moreWork.Load() || d.stopped() {
 			continue
 		}
-		// Lightly loaded: fewer attempts in flight than a batched claim
-		// would take (see claim). A busier trigger's claims are better
-		// batched by its own loops.
+		// Lightly loaded: fewer attempts running than a batched claim
+		// would take (see claim); those finished and waiting to be
+		// recorded (see Config.AckLinger) do not count. A busier trigger's
+		// claims are better batched by its own loops.
 		trig := d.trig.Load()
 		inflight := d.inflight.Load()
-		if inflight >= int64(d.minClaim(trig)) {
+		if inflight-d.finished.Load() >= int64(d.minClaim(trig)) {
 			continue
 		}
 		if claims == nil {

@@ -37,6 +37,18 @@ type Client struct {
 	dryRunChecked atomic.Bool
 }
 
+// streamWindow and connWindow are the HTTP/2 flow-control windows of the
+// client's connection, fixed (cfg.DialOptions may set others). With gRPC's
+// default (windows sized by BDP estimation) the client answers the first
+// data it receives after a quiet moment with a window update and a PING,
+// which the server must read and answer: below saturation that is after
+// nearly every call, a read, a write and two wake-ups more for the server
+// (issue 11). The estimate would grow a window to 16 MiB at most.
+const (
+	streamWindow = 4 << 20
+	connWindow   = 16 << 20
+)
+
 // New validates cfg (see [Config.Validate]), applies its defaults and
 // returns a Client. Like grpc.NewClient it does not connect: the connection
 // is made by the first call, and connection problems surface as call errors
@@ -49,7 +61,8 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opts := []grpc.DialOption{tracingOption(cfg)}
+	opts := []grpc.DialOption{tracingOption(cfg),
+		grpc.WithStaticStreamWindowSize(streamWindow), grpc.WithStaticConnWindowSize(connWindow)}
 	if cfg.TLS != nil {
 		tc, err := cfg.TLS.config()
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"golang.org/x/net/http2"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/switchyard-io/switchyard/internal/testenv"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 )
 
@@ -767,5 +769,27 @@ func TestIsRetryable(t *testing.T) {
 		if got := IsRetryable(tt.err); got != tt.want {
 			t.Errorf("IsRetryable(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+// The client's connection has fixed flow-control windows: with gRPC's
+// default BDP estimation it would start at 64 KiB and ping the server after
+// nearly every answer below saturation, which the server must read and
+// answer.
+func TestClientWindows(t *testing.T) {
+	got := testenv.ClientH2Settings(t, func(addr string) {
+		c, err := New(Config{Address: addr, Timeout: 2 * time.Second})
+		if err != nil {
+			return // ClientH2Settings fails: nothing connects
+		}
+		defer c.Close()
+		ev := event.New()
+		ev.SetID("1")
+		ev.SetSource("/test")
+		ev.SetType("t")
+		_ = c.Publish(context.Background(), ev)
+	})
+	if v := got[http2.SettingInitialWindowSize]; v != streamWindow {
+		t.Errorf("INITIAL_WINDOW_SIZE %d, want %d", v, streamWindow)
 	}
 }

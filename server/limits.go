@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,15 @@ const (
 	// grpcMaxConnectionIdle closes a gRPC connection without calls for this
 	// long, freeing its slot; clients reconnect when they next call.
 	grpcMaxConnectionIdle = 15 * time.Minute
+	// grpcStreamWindow and grpcConnWindow are the HTTP/2 flow-control
+	// windows of gRPC calls, fixed. With gRPC's default (windows sized
+	// by BDP estimation) a connection answers the first data it receives
+	// after a quiet moment with a window update and a PING, and reads the
+	// PING's answer: below saturation that is every message, two
+	// syscalls and two wake-ups more per publish (issue 11). The estimate
+	// would grow a window to 16 MiB at most; these bound it below that.
+	grpcStreamWindow = 4 << 20
+	grpcConnWindow   = 16 << 20
 )
 
 // TransportLimits bounds what clients can make the listeners hold.
@@ -129,6 +139,11 @@ func (s *Server) grpcOptions() []grpc.ServerOption {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcKeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: grpcMaxConnectionIdle, Time: grpcPingAfter, Timeout: grpcPingTimeout}),
 		grpc.ConnectionTimeout(headerTimeout),
+		grpc.StaticStreamWindowSize(grpcStreamWindow),
+		grpc.StaticConnWindowSize(grpcConnWindow),
+		// Calls run on reused goroutines (more start when all are busy):
+		// a goroutine per call regrew its stack for every publish.
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 	}
 	if s.tls != nil && !s.shared {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls.config(alpnGRPC))))

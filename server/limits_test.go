@@ -253,7 +253,7 @@ func TestHTTPBatchCountLimit(t *testing.T) {
 }
 
 // TestGRPCTransportSettings reads what the gRPC listener tells an HTTP/2
-// client (its SETTINGS: concurrent streams, header list size) and checks
+// client (its SETTINGS: concurrent streams, header list size, window) and checks
 // the keepalive enforcement: a client that pings too often is sent GOAWAY
 // ENHANCE_YOUR_CALM "too_many_pings".
 func TestGRPCTransportSettings(t *testing.T) {
@@ -291,6 +291,9 @@ func TestGRPCTransportSettings(t *testing.T) {
 	}
 	require.EqualValues(t, 7, settings[http2.SettingMaxConcurrentStreams])
 	require.EqualValues(t, grpcMaxHeaderListSize, settings[http2.SettingMaxHeaderListSize])
+	// A fixed window, not gRPC's 64 KiB start of a window sized by BDP
+	// estimation (which pings after nearly every message at low rates).
+	require.EqualValues(t, grpcStreamWindow, settings[http2.SettingInitialWindowSize])
 	require.Equal(t, http2.ErrCodeEnhanceYourCalm, goAway.ErrCode)
 	require.Equal(t, "too_many_pings", string(goAway.DebugData()))
 }

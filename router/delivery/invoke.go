@@ -147,6 +147,17 @@ type Targets struct {
 	wg         sync.WaitGroup // stream goroutines
 }
 
+// streamWindow and connWindow are the HTTP/2 flow-control windows of the
+// connections to functions, fixed: with gRPC's default (BDP estimation) a
+// connection answers the first data it receives after a quiet moment (a
+// function's answer, below saturation every one) with a window update and a
+// PING, and reads the PING's answer, two syscalls and two wake-ups more per
+// attempt (issue 11). The estimate would grow a window to 16 MiB at most.
+const (
+	streamWindow = 4 << 20
+	connWindow   = 16 << 20
+)
+
 // NewTargets returns an Invoker.
 func NewTargets(cfg TargetsConfig) *Targets {
 	if cfg.Logger == nil {
@@ -164,6 +175,8 @@ func NewTargets(cfg TargetsConfig) *Targets {
 		opts: append([]grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
+			grpc.WithStaticStreamWindowSize(streamWindow),
+			grpc.WithStaticConnWindowSize(connWindow),
 		}, cfg.DialOptions...),
 		unary: cfg.Unary,
 		log:   cfg.Logger,

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/switchyard-io/switchyard/internal/testenv"
 	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
 )
 
@@ -454,4 +456,18 @@ func TestStreamSenderPacksWaitingCalls(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The connection to a function has fixed flow-control windows: with gRPC's
+// default BDP estimation it would start at 64 KiB and ping the function
+// after nearly every answer below saturation.
+func TestFunctionConnectionWindows(t *testing.T) {
+	tg := NewTargets(TargetsConfig{})
+	defer tg.Close()
+	a := streamAttempt(t, "", 1, 2*time.Second)
+	got := testenv.ClientH2Settings(t, func(addr string) {
+		a.GRPC = addr
+		_ = tg.Invoke(context.Background(), a)
+	})
+	require.EqualValues(t, streamWindow, got[http2.SettingInitialWindowSize])
 }

@@ -49,7 +49,7 @@ func serveListener(ctx context.Context, lis net.Listener, h Handler, grace time.
 		_ = lis.Close()
 		return errors.New("function: ServeListener called with a nil Handler")
 	}
-	srv := grpc.NewServer(opts...)
+	srv := grpc.NewServer(append(windowOptions(), opts...)...)
 	functionv1.RegisterFunctionServiceServer(srv, NewService(h))
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -86,4 +86,14 @@ func serveListener(ctx context.Context, lis net.Listener, h Handler, grace time.
 		return err
 	}
 	return nil
+}
+
+// windowOptions fix the HTTP/2 flow-control windows of the function's
+// connections (options given to Serve may set others). With gRPC's default
+// (windows sized by BDP estimation) the function answers the first data it
+// receives after a quiet moment with a window update and a PING, which
+// Switchyard must read and answer: below saturation that is every attempt.
+// The estimate would grow a window to 16 MiB at most.
+func windowOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.StaticStreamWindowSize(4 << 20), grpc.StaticConnWindowSize(16 << 20)}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -922,4 +923,37 @@ func TestStreamGroupsAnswers(t *testing.T) {
 	require.Len(t, seen, n)
 	require.LessOrEqual(t, c.msgs, n-1, "%d answers came in %d messages", n, c.msgs)
 	t.Logf("%d answers in %d messages", n, c.msgs)
+}
+
+// The function server has fixed flow-control windows: with gRPC's default
+// BDP estimation it would start at 64 KiB and ping Switchyard after nearly
+// every attempt below saturation.
+func TestServerWindows(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = ServeListener(ctx, lis, func(context.Context, event.Event) (Result, error) { return Result{}, nil })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	c, err := net.Dial("tcp", lis.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.WriteString(c, http2.ClientPreface)
+	require.NoError(t, err)
+	fr := http2.NewFramer(c, c)
+	require.NoError(t, fr.WriteSettings())
+	for {
+		f, err := fr.ReadFrame()
+		require.NoError(t, err)
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			v, ok := sf.Value(http2.SettingInitialWindowSize)
+			require.True(t, ok, "SETTINGS without INITIAL_WINDOW_SIZE")
+			require.EqualValues(t, 4<<20, v)
+			return
+		}
+	}
 }
