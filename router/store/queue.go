@@ -19,6 +19,12 @@ type Item struct {
 	ID string
 	// Event is the event (io.cloudevents.v1.CloudEvent bytes).
 	Event []byte
+	// Lane, set for an ordered trigger's events (see LaneName), queues the
+	// event in that lane (lanes.go); BlockOnDead makes its dead letter
+	// stop the lane. A batch for one trigger sets Lane on all its items or
+	// on none.
+	Lane        string
+	BlockOnDead bool
 }
 
 // Enqueue queues items for each trigger (trigger name → items) in one
@@ -55,6 +61,10 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 	_, err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		cmds = cmds[:0]
 		for trig, items := range batches {
+			if laned(items) {
+				cmds = append(cmds, res{trig, s.laneScript(sc).EvalSha(ctx, p, s.keys.Queue(trig).all(), laneArgs(room, items)...)})
+				continue
+			}
 			args := make([]any, 0, 1+2*len(items))
 			args = append(args, room)
 			for _, it := range items {
@@ -109,6 +119,10 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 			cmds := make([]*redis.Cmd, len(group))
 			_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i, trig := range group {
+					if laned(batches[trig]) {
+						cmds[i] = s.laneScript(sc).Eval(ctx, p, s.keys.Queue(trig).all(), laneArgs(room, batches[trig])...)
+						continue
+					}
 					args := make([]any, 0, 1+2*len(batches[trig]))
 					args = append(args, room)
 					for _, it := range batches[trig] {
@@ -167,6 +181,13 @@ func (s *Store) Add(ctx context.Context, batches map[string][]Item) (map[string]
 // is the HLEN of its events.
 func (s *Store) addCmds(ctx context.Context, p redis.Pipeliner, trig string, items []Item) []redis.Cmder {
 	q := s.keys.Queue(trig)
+	if laned(items) {
+		// By EVAL: a NOSCRIPT inside the transaction would fail the publish.
+		return []redis.Cmder{
+			laneEnqueueScript.Eval(ctx, p, q.all(), laneArgs(0, items)...),
+			p.HLen(ctx, q.Events),
+		}
+	}
 	pairs := make([]any, 0, 2*len(items))
 	ids := make([]any, 0, len(items))
 	for _, it := range items {

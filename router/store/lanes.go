@@ -1,0 +1,282 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Lanes: ordered delivery per key (a trigger's delivery.ordering).
+//
+// An ordered trigger's events are queued in lanes, one per ordering key. The
+// rule "one event of a lane at a time, in acceptance order" is kept by the
+// store, not by any process: of each lane only its first event is ever
+// active (in the ready list, in flight, or scheduled for a retry); the
+// others wait in the lane until the ones before them are acknowledged or
+// dead-lettered. The claim, retry, lease-expiry and release scripts are
+// therefore those of every trigger, unchanged: they only ever see lane
+// heads. What changes is where an event goes when it is queued (laneAdd),
+// and what happens when one leaves the queue (laneLeave: the next of its
+// lane becomes active), both in the same script as the change itself, so
+// the rule holds across instances, crashes and lost replies.
+//
+// Keys (in the trigger's hash slot, derived in Lua from KEYS[1], the ready
+// list, so that the nine queue keys every script takes stay as they are):
+//
+//	<q>lq      ZSET, every score 0, ordered by member: "<lane>\0<seq>\0<id>"
+//	           for each event of a lane the queue holds (seq: 16 digits,
+//	           a per-trigger counter taken when the event enters the lane)
+//	<q>lane    HASH event id → "<mode><member>", mode 'c' (on_dead
+//	           continue) or 'b' (block), fixed when the event was queued
+//	<q>lanes   HASH lane → number of its events the queue holds
+//	<q>blocked HASH lane → "<dlq entry id> <seq>" of the dead letter that
+//	           blocks it (on_dead block)
+//
+// A lane name never contains a NUL byte (see LaneName), so the members of
+// one lane are exactly those between "<lane>\0" and "<lane>\1".
+//
+// A dead letter of a lane keeps its lane entry (field "l" of the stream
+// entry); replaying it puts the event back into its lane: at its old place
+// when its death blocks the lane (which unblocks it), else at the lane's
+// end.
+
+// laneLua defines the lane helpers. A queue script that does not queue into
+// lanes pays one EXISTS per call, and only when an event leaves the queue
+// (lanesOn), for a trigger that never had lanes.
+const laneLua = `
+local LZ0, LZ1 = string.char(0), string.char(1)
+local LB = string.sub(KEYS[1], 1, -6)
+local LQ, LOF, LCNT, LBLK = LB .. 'lq', LB .. 'lane', LB .. 'lanes', LB .. 'blocked'
+local lanes_on_
+local function lanes_on()
+  if lanes_on_ == nil then lanes_on_ = redis.call('EXISTS', LOF) == 1 end
+  return lanes_on_
+end
+local function lane_parse(v)
+  local m = string.sub(v, 2)
+  local z = string.find(m, LZ0, 1, true)
+  return string.sub(v, 1, 1), m, string.sub(m, 1, z - 1), string.sub(m, z + 1, z + 16)
+end
+local function lane_push(L)
+  if redis.call('HEXISTS', LBLK, L) == 1 then return false end
+  local m = redis.call('ZRANGEBYLEX', LQ, '[' .. L .. LZ0, '(' .. L .. LZ1, 'LIMIT', 0, 1)
+  if #m == 0 then return false end
+  redis.call('RPUSH', KEYS[1], string.sub(m[1], #L + 19))
+  return true
+end
+local function lane_add(id, L, mode, seq)
+  if not seq then seq = string.format('%016d', redis.call('HINCRBY', KEYS[7], 'lane_seq', 1)) end
+  local m = L .. LZ0 .. seq .. LZ0 .. id
+  redis.call('ZADD', LQ, 0, m)
+  redis.call('HSET', LOF, id, mode .. m)
+  lanes_on_ = true
+  if redis.call('HINCRBY', LCNT, L, 1) == 1 then return lane_push(L) end
+  return false
+end
+local function lane_leave(id)
+  if not lanes_on() then return nil end
+  local v = redis.call('HGET', LOF, id)
+  if not v then return nil end
+  local mode, m, L, seq = lane_parse(v)
+  redis.call('HDEL', LOF, id)
+  redis.call('ZREM', LQ, m)
+  if redis.call('HINCRBY', LCNT, L, -1) <= 0 then redis.call('HDEL', LCNT, L) end
+  return L, mode, seq
+end
+local function lanes_done(ids)
+  if #ids == 0 or not lanes_on() then return end
+  for i = 1, #ids do
+    local L = lane_leave(ids[i])
+    if L then lane_push(L) end
+  end
+end
+local function lane_of(id)
+  if not lanes_on() then return nil end
+  return redis.call('HGET', LOF, id)
+end
+local function lane_dead(id, eid)
+  local L, mode, seq = lane_leave(id)
+  if not L then return end
+  if mode == 'b' then
+    redis.call('HSET', LBLK, L, eid .. ' ' .. seq)
+  else
+    lane_push(L)
+  end
+end
+local function lane_replay(id, v, eid)
+  local mode, m, L, seq = lane_parse(v)
+  local b = redis.call('HGET', LBLK, L)
+  if b and string.sub(b, 1, #eid + 1) == eid .. ' ' then
+    redis.call('HDEL', LBLK, L)
+    if not lane_add(id, L, mode, seq) then lane_push(L) end
+  else
+    lane_add(id, L, mode, nil)
+  end
+end
+`
+
+// laneEnqueueLua is enqueueLua for events that go into lanes: ARGV[1] as
+// enqueueLua's, then (id, lane, mode, body) quads. An id the queue holds
+// is skipped. Returns {added, held}, added -1 when refused for room.
+const laneEnqueueLua = laneLua + `
+local room = tonumber(ARGV[1])
+if room > 0 then
+  local held = redis.call('HLEN', KEYS[2])
+  if held > room then return {-1, held} end
+end
+local n = 0
+for i = 2, #ARGV, 4 do
+  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i+3]) == 1 then
+    lane_add(ARGV[i], ARGV[i+1], ARGV[i+2], nil)
+    n = n + 1
+  end
+end
+if n > 0 then redis.call('HINCRBY', KEYS[7], 'enqueued', n) end
+return {n, redis.call('HLEN', KEYS[2])}
+`
+
+// laneEnqueueScript queues events into their lanes (the fan-out, and the
+// direct path inside its MULTI, where it runs by EVAL: a NOSCRIPT there
+// would fail the publish).
+var laneEnqueueScript = redis.NewScript(laneEnqueueLua)
+
+// laneEnqueueRoomScript is laneEnqueueScript declared allow-oom (see
+// EnqueueWhenFull).
+var laneEnqueueRoomScript = newOOMScript(laneEnqueueLua)
+
+// skipLaneScript unblocks lane ARGV[1] without replaying the dead letter
+// that blocks it: the lane's next event becomes active. Returns 1 when the
+// lane was blocked, else 0.
+var skipLaneScript = newOOMScript(laneLua + `
+if redis.call('HDEL', LBLK, ARGV[1]) == 0 then return 0 end
+lane_push(ARGV[1])
+redis.call('HINCRBY', KEYS[7], 'lanes_skipped', 1)
+return 1
+`)
+
+// laneStatsScript returns {lanes holding events, lanes blocked, events in
+// lanes, up to ARGV[1] blocked lanes as a flat list lane, "<entry> <seq>"}.
+var laneStatsScript = redis.NewScript(laneLua + `
+local nb = redis.call('HLEN', LBLK)
+local list = {}
+if nb > 0 then
+  if nb <= tonumber(ARGV[1]) then
+    list = redis.call('HGETALL', LBLK)
+  else
+    local page = redis.call('HSCAN', LBLK, 0, 'COUNT', ARGV[1])
+    list = page[2]
+  end
+end
+return {redis.call('HLEN', LCNT), nb, redis.call('ZCARD', LQ), list}
+`)
+
+// laneKeys are the lane keys of a queue (see laneLua), for deleting them
+// with the queue.
+func (q QueueKeys) laneKeys() []string {
+	b := strings.TrimSuffix(q.Ready, "ready")
+	return []string{b + "lq", b + "lane", b + "lanes", b + "blocked"}
+}
+
+// MaxLaneKeyBytes is the longest ordering key used as its lane's name as it
+// is; a longer one (or one holding a NUL byte) is named by its SHA-256.
+const MaxLaneKeyBytes = 200
+
+// LaneName returns the name of the lane of ordering key: "=" and the key
+// itself, or "#" and the key's SHA-256 in hex when it is longer than
+// MaxLaneKeyBytes or holds a NUL byte. The empty key (an event without
+// one) is the default lane "=".
+func LaneName(key string) string {
+	if len(key) <= MaxLaneKeyBytes && !strings.ContainsRune(key, 0) {
+		return "=" + key
+	}
+	h := sha256.Sum256([]byte(key))
+	return "#" + hex.EncodeToString(h[:])
+}
+
+// LaneKey returns the ordering key a lane name shows (the key itself, or
+// the "#<sha256>" of a long one).
+func LaneKey(lane string) string {
+	if strings.HasPrefix(lane, "=") {
+		return lane[1:]
+	}
+	return lane
+}
+
+// laneArgs are laneEnqueueLua's arguments for items.
+func laneArgs(room int64, items []Item) []any {
+	args := make([]any, 0, 1+4*len(items))
+	args = append(args, room)
+	for _, it := range items {
+		mode := "c"
+		if it.BlockOnDead {
+			mode = "b"
+		}
+		args = append(args, it.ID, it.Lane, mode, it.Event)
+	}
+	return args
+}
+
+// laneScript is the lane variant of an enqueue script.
+func (s *Store) laneScript(sc *redis.Script) *redis.Script {
+	if sc == enqueueScript {
+		return laneEnqueueScript
+	}
+	return s.oom(laneEnqueueRoomScript)
+}
+
+// laned reports whether items go into lanes (their trigger is ordered: the
+// caller sets Lane on all of them or on none).
+func laned(items []Item) bool { return len(items) > 0 && items[0].Lane != "" }
+
+// BlockedLane is a lane stopped by a dead letter (on_dead: block).
+type BlockedLane struct {
+	// Lane is the lane's name (see LaneName).
+	Lane string
+	// Entry is the id of the dead letter that blocks it: replaying it
+	// unblocks the lane, the event first.
+	Entry string
+}
+
+// LaneStats are an ordered trigger's lanes.
+type LaneStats struct {
+	// Active counts lanes holding events; Blocked lanes stopped by a dead
+	// letter (some may hold none).
+	Active, Blocked int64
+	// Waiting counts the events in lanes, the active ones included.
+	Waiting int64
+	// BlockedLanes lists up to the number asked of the blocked lanes.
+	BlockedLanes []BlockedLane
+}
+
+// LaneStats reads a trigger's lanes, listing at most list blocked lanes.
+func (s *Store) LaneStats(ctx context.Context, trigger string, list int) (LaneStats, error) {
+	v, err := s.run(ctx, laneStatsScript, s.keys.Queue(trigger).all(), max(list, 1)).Slice()
+	if err != nil {
+		return LaneStats{}, fmt.Errorf("lane stats %s: %w", trigger, err)
+	}
+	if len(v) != 4 {
+		return LaneStats{}, fmt.Errorf("lane stats %s: unexpected reply of %d elements", trigger, len(v))
+	}
+	ls := LaneStats{Active: toInt64(v[0]), Blocked: toInt64(v[1]), Waiting: toInt64(v[2])}
+	kv, _ := v[3].([]any)
+	for i := 0; i+1 < len(kv) && len(ls.BlockedLanes) < list; i += 2 {
+		entry, _, _ := strings.Cut(toString(kv[i+1]), " ")
+		ls.BlockedLanes = append(ls.BlockedLanes, BlockedLane{Lane: toString(kv[i]), Entry: entry})
+	}
+	return ls, nil
+}
+
+// SkipLane unblocks a lane stopped by a dead letter without replaying it:
+// the lane's next event is delivered. It reports whether the lane was
+// blocked.
+func (s *Store) SkipLane(ctx context.Context, trigger, lane string) (bool, error) {
+	n, err := s.run(ctx, s.oom(skipLaneScript), s.keys.Queue(trigger).all(), lane).Int64()
+	if err != nil {
+		return false, fmt.Errorf("skip lane of %s: %w", trigger, err)
+	}
+	return n == 1, nil
+}
