@@ -24,6 +24,7 @@ const (
 	ActionTriggerDelete    = "trigger.delete"
 	ActionDeadLetterReplay = "deadletter.replay"
 	ActionDeadLetterPurge  = "deadletter.purge"
+	ActionLaneSkip         = "trigger.skip_lane"
 	ActionTokenCreate      = "token.create"
 	ActionTokenRevoke      = "token.revoke"
 )

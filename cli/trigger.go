@@ -51,7 +51,7 @@ A trigger file holds one or more triggers, as YAML documents separated by
 edited and applied again.`,
 	}
 	cmd.AddCommand(newTriggerApplyCmd(), newTriggerListCmd(), newTriggerGetCmd(),
-		newTriggerDeleteCmd(), newTriggerStatsCmd())
+		newTriggerDeleteCmd(), newTriggerStatsCmd(), newTriggerSkipLaneCmd())
 	return cmd
 }
 
@@ -448,7 +448,11 @@ waiting for a scheduled retry (RETRIES), or accepted and not yet fanned out to
 the queue (rarely more than a moment). DLQ entries in the dead-letter queue,
 BREAKER circuit breaker state, DELIVERED events acknowledged, FAILED failed
 attempts, DEAD events moved to the dead-letter queue, CONSUMERS the consumers
-connected to a pull trigger (its IN_FLIGHT are the events leased to them).`,
+connected to a pull trigger (its IN_FLIGHT are the events leased to them).
+An ordered trigger (delivery.ordering) also gets a line with its lanes: those
+holding events, those blocked by a dead letter (on_dead: block) with the key
+and the dead letter of each, and the events waiting behind an earlier one of
+their key (counted in UNDELIVERED, not in QUEUED).`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeTriggerNames(&opts),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -671,6 +675,16 @@ type statsView struct {
 	DeadLettersEvicted  int64  `json:"dead_letters_evicted"`
 	Consumers           int32  `json:"consumers"`
 	Leased              int64  `json:"leased"`
+	// Ordered triggers only.
+	LanesActive  int64             `json:"lanes_active,omitempty"`
+	LanesBlocked int64             `json:"lanes_blocked,omitempty"`
+	LaneWaiting  int64             `json:"lane_waiting,omitempty"`
+	BlockedLanes []blockedLaneView `json:"blocked_lanes,omitempty"`
+}
+
+type blockedLaneView struct {
+	Key          string `json:"key"`
+	DeadLetterID string `json:"dead_letter_id"`
 }
 
 func newStatsView(s *switchyardv1.TriggerStats) statsView {
@@ -693,6 +707,12 @@ func newStatsView(s *switchyardv1.TriggerStats) statsView {
 		DeadLettersEvicted:  s.GetDeadLettersEvicted(),
 		Consumers:           s.GetConsumers(),
 		Leased:              s.GetLeased(),
+		LanesActive:         s.GetLanesActive(),
+		LanesBlocked:        s.GetLanesBlocked(),
+		LaneWaiting:         s.GetLaneWaiting(),
+	}
+	for _, b := range s.GetBlockedLanes() {
+		v.BlockedLanes = append(v.BlockedLanes, blockedLaneView{Key: b.GetKey(), DeadLetterID: b.GetDeadLetterId()})
 	}
 	if t := s.GetBreakerRetryTime(); t != nil {
 		v.BreakerRetryTime = t.AsTime().UTC().Format(time.RFC3339Nano)
@@ -754,5 +774,8 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 			strconv.FormatInt(s.GetDeadLettered(), 10),
 			strconv.Itoa(int(s.GetConsumers())))
 	}
-	return tab.flush()
+	if err := tab.flush(); err != nil {
+		return err
+	}
+	return printLanes(w, stats)
 }

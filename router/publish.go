@@ -35,7 +35,10 @@ type appendReq struct {
 	ctx    context.Context
 	recs   []store.LogRecord
 	direct string
-	done   chan error
+	// laned, for a direct publish to an ordered trigger, are recs as
+	// queue items with their lanes (lanes.go).
+	laned []store.Item
+	done  chan error
 }
 
 var inputPool = sync.Pool{New: func() any { return filter.NewInput(nil) }}
@@ -117,6 +120,8 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		return PublishResult{}, err
 	}
 	direct := soleTrigger(res.Triggers)
+	lanes := lanesFor(snap.triggers[direct])
+	var laned []store.Item
 	now := time.Now()
 	recs := make([]store.LogRecord, 0, len(events))
 	for i, ev := range events {
@@ -131,9 +136,12 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		if direct != "" {
 			rec.ID = r.newID(now)
 		}
+		if lanes != nil {
+			laned = append(laned, lanes.item(rec.ID, ev, rec.Event))
+		}
 		recs = append(recs, rec)
 	}
-	if err := r.appendLog(ctx, recs, direct); err != nil {
+	if err := r.appendLog(ctx, recs, direct, laned); err != nil {
 		if errors.Is(err, ErrStoreFull) {
 			r.metrics.publishRefused.WithLabelValues("store_full").Add(float64(len(events)))
 		}
@@ -237,8 +245,8 @@ func (r *Router) admit(snap *snapshot, matched [][]string) error {
 }
 
 // appendLog hands records to the group-commit writers and waits for Redis.
-func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord, direct string) error {
-	req := &appendReq{ctx: ctx, recs: recs, direct: direct, done: make(chan error, 1)}
+func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord, direct string, laned []store.Item) error {
+	req := &appendReq{ctx: ctx, recs: recs, direct: direct, laned: laned, done: make(chan error, 1)}
 	select {
 	case r.appendCh <- req:
 	case <-ctx.Done():
@@ -325,6 +333,10 @@ func (r *Router) commit(batch []*appendReq) {
 		}
 		if direct == nil {
 			direct = map[string][]store.Item{}
+		}
+		if req.laned != nil {
+			direct[req.direct] = append(direct[req.direct], req.laned...)
+			continue
 		}
 		for _, rec := range req.recs {
 			direct[req.direct] = append(direct[req.direct], store.Item{ID: rec.ID, Event: rec.Event})

@@ -198,6 +198,9 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 			return nil, StatusFor(err)
 		}
 		st := triggerStats(n, qs, admitted[n], s.r.Trigger(n), now)
+		if err := s.laneStats(ctx, st, s.r.Trigger(n)); err != nil {
+			return nil, StatusFor(err)
+		}
 		if t := s.r.Trigger(n); t != nil && t.Spec.Target.IsPull() {
 			consumers, err := s.r.Store().CountConsumers(ctx, n, now)
 			if err != nil {

@@ -159,9 +159,18 @@ return 1
 `)
 
 // laneStatsScript returns {lanes holding events, lanes blocked, events in
-// lanes, up to ARGV[1] blocked lanes as a flat list lane, "<entry> <seq>"}.
-var laneStatsScript = redis.NewScript(laneLua + `
+// lanes, up to ARGV[1] blocked lanes as a flat list lane, "<entry> <seq>",
+// events in lanes that are not active}. Every lane holding events has its
+// first one active unless it is blocked.
+var laneStatsScript = redis.NewScript(unpackLua + laneLua + `
 local nb = redis.call('HLEN', LBLK)
+local active = redis.call('HLEN', LCNT)
+local heads = active
+if nb > 0 then
+  local held = getmany('HMGET', LCNT, redis.call('HKEYS', LBLK))
+  for i = 1, #held do if held[i] then heads = heads - 1 end end
+end
+local waiting = redis.call('ZCARD', LQ)
 local list = {}
 if nb > 0 then
   if nb <= tonumber(ARGV[1]) then
@@ -171,7 +180,7 @@ if nb > 0 then
     list = page[2]
   end
 end
-return {redis.call('HLEN', LCNT), nb, redis.call('ZCARD', LQ), list}
+return {active, nb, waiting, list, waiting - heads}
 `)
 
 // laneKeys are the lane keys of a queue (see laneLua), for deleting them
@@ -215,7 +224,11 @@ func laneArgs(room int64, items []Item) []any {
 		if it.BlockOnDead {
 			mode = "b"
 		}
-		args = append(args, it.ID, it.Lane, mode, it.Event)
+		lane := it.Lane
+		if lane == "" { // queued while the trigger was not ordered yet
+			lane = LaneName("")
+		}
+		args = append(args, it.ID, lane, mode, it.Event)
 	}
 	return args
 }
@@ -228,9 +241,17 @@ func (s *Store) laneScript(sc *redis.Script) *redis.Script {
 	return s.oom(laneEnqueueRoomScript)
 }
 
-// laned reports whether items go into lanes (their trigger is ordered: the
-// caller sets Lane on all of them or on none).
-func laned(items []Item) bool { return len(items) > 0 && items[0].Lane != "" }
+// laned reports whether items go into lanes: their trigger is ordered, and
+// the caller set Lane on them (on all of them, but a batch may join
+// publishes from either side of a trigger change: then all go into lanes).
+func laned(items []Item) bool {
+	for _, it := range items {
+		if it.Lane != "" {
+			return true
+		}
+	}
+	return false
+}
 
 // BlockedLane is a lane stopped by a dead letter (on_dead: block).
 type BlockedLane struct {
@@ -246,8 +267,10 @@ type LaneStats struct {
 	// Active counts lanes holding events; Blocked lanes stopped by a dead
 	// letter (some may hold none).
 	Active, Blocked int64
-	// Waiting counts the events in lanes, the active ones included.
-	Waiting int64
+	// Waiting counts the events in lanes, the active ones included;
+	// Behind those waiting for an earlier event of their lane (or for a
+	// blocked lane): they are neither queued, in flight nor scheduled.
+	Waiting, Behind int64
 	// BlockedLanes lists up to the number asked of the blocked lanes.
 	BlockedLanes []BlockedLane
 }
@@ -258,10 +281,10 @@ func (s *Store) LaneStats(ctx context.Context, trigger string, list int) (LaneSt
 	if err != nil {
 		return LaneStats{}, fmt.Errorf("lane stats %s: %w", trigger, err)
 	}
-	if len(v) != 4 {
+	if len(v) != 5 {
 		return LaneStats{}, fmt.Errorf("lane stats %s: unexpected reply of %d elements", trigger, len(v))
 	}
-	ls := LaneStats{Active: toInt64(v[0]), Blocked: toInt64(v[1]), Waiting: toInt64(v[2])}
+	ls := LaneStats{Active: toInt64(v[0]), Blocked: toInt64(v[1]), Waiting: toInt64(v[2]), Behind: toInt64(v[4])}
 	kv, _ := v[3].([]any)
 	for i := 0; i+1 < len(kv) && len(ls.BlockedLanes) < list; i += 2 {
 		entry, _, _ := strings.Cut(toString(kv[i+1]), " ")

@@ -52,7 +52,7 @@ func TestLanesOneAtATimeInOrder(t *testing.T) {
 		require.Equal(t, []string{"a1", "b1"}, ids, "one event per lane, the first")
 		ls, err := s.LaneStats(ctx, "o", 10)
 		require.NoError(t, err)
-		require.Equal(t, store.LaneStats{Active: 2, Waiting: 5}, ls)
+		require.Equal(t, store.LaneStats{Active: 2, Waiting: 5, Behind: 3}, ls)
 
 		// a1 fails: its lane waits for the retry, b goes on.
 		_, err = s.ScheduleRetries(ctx, "o", now, store.Breaker{}, []store.Retry{{AttemptRef: refs[0], Due: now.Add(time.Second)}})
@@ -130,7 +130,7 @@ func TestLaneBlockedByDeadLetter(t *testing.T) {
 		dl, err := s.ListDLQ(ctx, "o", "-", 10)
 		require.NoError(t, err)
 		require.Len(t, dl, 1)
-		require.Equal(t, store.LaneStats{Active: 1, Blocked: 1, Waiting: 2, BlockedLanes: []store.BlockedLane{{Lane: "=k", Entry: dl[0].ID}}}, ls)
+		require.Equal(t, store.LaneStats{Active: 1, Blocked: 1, Waiting: 2, Behind: 2, BlockedLanes: []store.BlockedLane{{Lane: "=k", Entry: dl[0].ID}}}, ls)
 
 		// Replaying the dead letter unblocks the lane, the event first.
 		n, _, err := s.Replay(ctx, "o", []string{dl[0].ID}, now)

@@ -21,8 +21,8 @@ type Item struct {
 	Event []byte
 	// Lane, set for an ordered trigger's events (see LaneName), queues the
 	// event in that lane (lanes.go); BlockOnDead makes its dead letter
-	// stop the lane. A batch for one trigger sets Lane on all its items or
-	// on none.
+	// stop the lane. When one item of a trigger's batch has a Lane, the
+	// items without one go to the default lane.
 	Lane        string
 	BlockOnDead bool
 }
