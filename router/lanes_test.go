@@ -137,3 +137,63 @@ func TestOrderedLanesThroughTheLog(t *testing.T) {
 		require.Equal(t, want, inv.lane(fmt.Sprintf("ord/k%d", k)), "key %d in order", k)
 	}
 }
+
+// TestOrderedPullTrigger: a pull consumer of an ordered trigger holding
+// plenty of credits gets one event of a key at a time, in order; an event
+// it answers retry comes back before the key's next.
+func TestOrderedPullTrigger(t *testing.T) {
+	b := testenv.Real(t)
+	r := startRouter(t, b.Client, b.Prefix, nil)
+	spec := orderedTrigger("pulled", "p.")
+	spec.Target = trigger.Target{Pull: &trigger.PullTarget{}}
+	_, _, err := r.PutTrigger(t.Context(), trigger.ToProto(spec), store.PutApply, 0)
+	require.NoError(t, err)
+	const keys, per = 3, 10
+	for seq := range per {
+		batch := make([]*pb.CloudEvent, keys)
+		for k := range keys {
+			batch[k] = event(fmt.Sprintf("k%d/%d", k, seq), "p.x")
+		}
+		_, err := r.Publish(t.Context(), batch)
+		require.NoError(t, err)
+	}
+	c, err := r.Consume(t.Context(), "pulled", ConsumerConfig{Name: "test"})
+	require.NoError(t, err)
+	defer c.Close()
+	c.Grant(100)
+	acked := map[string][]int{}
+	retried := map[string]bool{}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for n := 0; n < keys*per; {
+		p, err := c.Next(ctx)
+		require.NoError(t, err)
+		seen := map[string]bool{}
+		var answers []Answer
+		for _, l := range p.Events {
+			_, id, _ := strings.Cut(l.Key, " ")
+			key, seqs, _ := strings.Cut(id, "/")
+			seq, _ := strconv.Atoi(seqs)
+			require.False(t, seen[key], "two events of %s handed out at once", key)
+			seen[key] = true
+			ref := store.AttemptRef{ID: l.ID, Attempt: l.Attempt}
+			if seq == 3 && !retried[key] {
+				retried[key] = true
+				answers = append(answers, Answer{AttemptRef: ref, Outcome: PullRetry, Reason: "later"})
+				continue
+			}
+			acked[key] = append(acked[key], seq)
+			answers = append(answers, Answer{AttemptRef: ref, Outcome: PullAck})
+			n++
+		}
+		c.Answer(answers)
+		c.Grant(len(p.Events))
+	}
+	want := make([]int, per)
+	for i := range want {
+		want[i] = i
+	}
+	for k := range keys {
+		require.Equal(t, want, acked[fmt.Sprintf("k%d", k)], "key %d", k)
+	}
+}
