@@ -44,16 +44,23 @@ import (
 // when its death blocks the lane (which unblocks it), else at the lane's
 // end.
 
-// laneLua defines the lane helpers. A queue script that does not queue into
-// lanes pays one EXISTS per call, and only when an event leaves the queue
-// (lanesOn), for a trigger that never had lanes.
+// laneLua defines the lane helpers. A queue script run on a trigger that
+// has no lanes pays the definitions and, when events leave the queue, one
+// EXISTS (lanes_on); the key names are built only when needed (lane_keys).
 const laneLua = `
-local LZ0, LZ1 = string.char(0), string.char(1)
-local LB = string.sub(KEYS[1], 1, -6)
-local LQ, LOF, LCNT, LBLK = LB .. 'lq', LB .. 'lane', LB .. 'lanes', LB .. 'blocked'
+local LZ0, LZ1, LQ, LOF, LCNT, LBLK
+local function lane_keys()
+  if LOF then return end
+  local b = string.sub(KEYS[1], 1, -6)
+  LQ, LOF, LCNT, LBLK = b .. 'lq', b .. 'lane', b .. 'lanes', b .. 'blocked'
+  LZ0, LZ1 = string.char(0), string.char(1)
+end
 local lanes_on_
 local function lanes_on()
-  if lanes_on_ == nil then lanes_on_ = redis.call('EXISTS', LOF) == 1 end
+  if lanes_on_ == nil then
+    lane_keys()
+    lanes_on_ = redis.call('EXISTS', LOF) == 1
+  end
   return lanes_on_
 end
 local function lane_parse(v)
@@ -69,6 +76,7 @@ local function lane_push(L)
   return true
 end
 local function lane_add(id, L, mode, seq)
+  lane_keys()
   if not seq then seq = string.format('%016d', redis.call('HINCRBY', KEYS[7], 'lane_seq', 1)) end
   local m = L .. LZ0 .. seq .. LZ0 .. id
   redis.call('ZADD', LQ, 0, m)
@@ -108,6 +116,7 @@ local function lane_dead(id, eid)
   end
 end
 local function lane_replay(id, v, eid)
+  lane_keys()
   local mode, m, L, seq = lane_parse(v)
   local b = redis.call('HGET', LBLK, L)
   if b and string.sub(b, 1, #eid + 1) == eid .. ' ' then
@@ -152,6 +161,7 @@ var laneEnqueueRoomScript = newOOMScript(laneEnqueueLua)
 // that blocks it: the lane's next event becomes active. Returns 1 when the
 // lane was blocked, else 0.
 var skipLaneScript = newOOMScript(laneLua + `
+lane_keys()
 if redis.call('HDEL', LBLK, ARGV[1]) == 0 then return 0 end
 lane_push(ARGV[1])
 redis.call('HINCRBY', KEYS[7], 'lanes_skipped', 1)
@@ -163,6 +173,7 @@ return 1
 // events in lanes that are not active}. Every lane holding events has its
 // first one active unless it is blocked.
 var laneStatsScript = redis.NewScript(unpackLua + laneLua + `
+lane_keys()
 local nb = redis.call('HLEN', LBLK)
 local active = redis.call('HLEN', LCNT)
 local heads = active
