@@ -15,6 +15,9 @@
 //	        instance's watch loop installs it and acknowledges ─▶ answer
 //	        (cluster.go: registry of instances; watch.go: exact views)
 //
+// An ordered trigger (delivery.ordering) queues each event into the lane of
+// its key (lanes.go); the store keeps one event of a lane active at a time.
+//
 // Everything that must survive a crash lives in Redis (package store); the
 // process holds only what is in flight, bounded by the triggers' concurrency.
 package router

@@ -167,3 +167,32 @@ func TestLaneNames(t *testing.T) {
 	require.NotEqual(t, store.LaneName("a\x00b"), store.LaneName("a\x00c"))
 	require.Equal(t, "order-7", store.LaneKey(store.LaneName("order-7")))
 }
+
+// TestLanesBesideUnorderedEvents: events queued before the trigger became
+// ordered keep no lane and go on independently; a batch joining publishes
+// from both sides of the change puts the ones without a lane in the
+// default lane.
+func TestLanesBesideUnorderedEvents(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		now := time.Now()
+		_, err := s.Add(ctx, map[string][]store.Item{"o": {{ID: "u1", Event: []byte("u1")}, {ID: "u2", Event: []byte("u2")}}})
+		require.NoError(t, err)
+		mixed := append(laneItems("k", false, "k1", "k2"), store.Item{ID: "d1", Event: []byte("d1")}, store.Item{ID: "d2", Event: []byte("d2")})
+		_, err = s.Add(ctx, map[string][]store.Item{"o": mixed})
+		require.NoError(t, err)
+		ids, refs := claimIDs(t, s, "o", now, 10)
+		require.Equal(t, []string{"u1", "u2", "k1", "d1"}, ids)
+		_, _, err = s.Ack(ctx, "o", refs)
+		require.NoError(t, err)
+		ids, refs = claimIDs(t, s, "o", now, 10)
+		require.Equal(t, []string{"k2", "d2"}, ids)
+		_, _, err = s.Ack(ctx, "o", refs)
+		require.NoError(t, err)
+		ls, err := s.LaneStats(ctx, "o", 10)
+		require.NoError(t, err)
+		require.Equal(t, store.LaneStats{}, ls)
+	})
+}
