@@ -197,3 +197,40 @@ func TestOrderedPullTrigger(t *testing.T) {
 		require.Equal(t, want, acked[fmt.Sprintf("k%d", k)], "key %d", k)
 	}
 }
+
+// TestLaneGauges: an ordered trigger's lanes in the metrics; a blocked lane
+// counts until skipped; an unordered trigger has no lane series.
+func TestLaneGauges(t *testing.T) {
+	b := testenv.Real(t)
+	inv := invokerFunc(func(_ context.Context, a *delivery.Attempt) delivery.Result {
+		if strings.HasSuffix(a.Key, "k1/0") {
+			return delivery.Result{Verdict: delivery.DeadNow, Code: "INVALID_ARGUMENT", Start: time.Now()}
+		}
+		return delivery.Result{Verdict: delivery.Ack, Start: time.Now()}
+	})
+	r := startRouter(t, b.Client, b.Prefix, func(c *Config, i *delivery.Invoker) { *i = inv; c.Metrics.StoreReadTTL = -1 })
+	spec := orderedTrigger("gauged", "g.")
+	spec.Delivery.Ordering.OnDead = trigger.OnDeadBlock
+	_, _, err := r.PutTrigger(t.Context(), trigger.ToProto(spec), store.PutApply, 0)
+	require.NoError(t, err)
+	_, _, err = r.PutTrigger(t.Context(), testTrigger("plain", "p"), store.PutApply, 0)
+	require.NoError(t, err)
+	_, err = r.Publish(t.Context(), []*pb.CloudEvent{event("k1/0", "g.x"), event("k1/1", "g.x"), event("k2/0", "g.x")})
+	require.NoError(t, err)
+	reg := r.Registry()
+	lbl := map[string]string{"trigger": "gauged"}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		blocked, _ := value(t, reg, "switchyard_trigger_lanes_blocked", lbl)
+		active, _ := value(t, reg, "switchyard_trigger_lanes_active", lbl)
+		return blocked == 1 && active == 1
+	}, "k1 blocked, holding k1/1")
+	_, ok := value(t, reg, "switchyard_trigger_lanes_active", map[string]string{"trigger": "plain"})
+	require.False(t, ok, "no lane series for an unordered trigger")
+	require.NoError(t, r.SkipLane(t.Context(), "gauged", "k1"))
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		blocked, _ := value(t, reg, "switchyard_trigger_lanes_blocked", lbl)
+		active, _ := value(t, reg, "switchyard_trigger_lanes_active", lbl)
+		return blocked == 0 && active == 0
+	}, "k1 skipped and drained")
+	require.ErrorIs(t, r.SkipLane(t.Context(), "gauged", "k1"), ErrLaneNotBlocked)
+}

@@ -314,3 +314,39 @@ func (s *Store) SkipLane(ctx context.Context, trigger, lane string) (bool, error
 	}
 	return n == 1, nil
 }
+
+// LaneGauges are an ordered trigger's lanes, as metrics show them.
+type LaneGauges struct {
+	Trigger string
+	// Active lanes hold events; Blocked ones are stopped by a dead letter.
+	Active, Blocked int64
+}
+
+// LaneGaugesAll reads the lanes of ordered triggers with plain reads (two
+// HLEN per trigger), pipelined a round trip per gaugeChunk triggers, as
+// GaugesAll does.
+func (s *Store) LaneGaugesAll(ctx context.Context, triggers []string) ([]LaneGauges, error) {
+	out := make([]LaneGauges, 0, len(triggers))
+	for len(triggers) > 0 {
+		chunk := triggers[:min(gaugeChunk, len(triggers))]
+		triggers = triggers[len(chunk):]
+		cmds := make([][2]*redis.IntCmd, len(chunk))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, t := range chunk {
+				lk := s.keys.Queue(t).laneKeys() // lq, lane, lanes, blocked
+				cmds[i] = [2]*redis.IntCmd{p.HLen(ctx, lk[2]), p.HLen(ctx, lk[3])}
+			}
+			return nil
+		})
+		if err != nil && !isReplyError(err) {
+			return nil, fmt.Errorf("lane gauges: %w", err)
+		}
+		for i, t := range chunk {
+			if cmds[i][0].Err() != nil || cmds[i][1].Err() != nil {
+				continue // a key holding something unexpected
+			}
+			out = append(out, LaneGauges{Trigger: t, Active: cmds[i][0].Val(), Blocked: cmds[i][1].Val()})
+		}
+	}
+	return out, nil
+}
