@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/proto"
@@ -25,11 +26,14 @@ import (
 //
 // An event published for the ordered trigger alone (the common case) is
 // queued by the transaction that accepts it, so its lane holds the events
-// of a key in acceptance order. A publish routed to several triggers goes
-// through the ingest log, and its events enter their lanes when fanned
-// out: in log order while one instance fans out, but two instances fanning
-// out at once (or a record taken over after its reader died) may let an
-// event of a later call enter a lane before one of an earlier call.
+// of a key in acceptance order. So is an event of a publish routed to
+// several triggers when the store is one node: its ordered triggers' share
+// goes into their lanes in the transaction that appends the rest to the
+// ingest log (logLanes). On Redis Cluster that share goes through the log
+// and enters the lanes when fanned out: in log order while one instance
+// fans out, but two instances fanning out at once (or a record taken over
+// after its reader died) may let an event of a later call enter a lane
+// before one of an earlier call.
 
 // laneSet computes the lanes of events queued for one ordered trigger.
 type laneSet struct {
@@ -112,4 +116,81 @@ func isLaneHash(key string) bool {
 		return false
 	}
 	return strings.IndexFunc(key[1:], func(c rune) bool { return !strings.ContainsRune("0123456789abcdef", c) }) < 0
+}
+
+// logLanes takes the ordered triggers' share out of a publish routed to
+// several triggers, on one node (store.OneNode): those events go into
+// their lanes in the transaction that appends the rest to the ingest log
+// (store.AppendLogAndLanes), so each lane has them in acceptance order
+// whichever instance fans the rest out. On Redis Cluster they go through
+// the log (see the package comment of lanes.go).
+type logLanes struct {
+	snap  *snapshot
+	sets  map[string]*laneSet
+	items map[string][]store.Item // trigger → events for its lanes
+}
+
+// newLogLanes returns nil unless the store is one node.
+func (r *Router) newLogLanes(snap *snapshot) *logLanes {
+	if !r.store.OneNode() {
+		return nil
+	}
+	return &logLanes{snap: snap}
+}
+
+// take moves the ordered triggers of rec (the record of ev) to the lanes,
+// under a queue id of its own, and returns rec with the other triggers.
+func (l *logLanes) take(r *Router, rec store.LogRecord, ev *pb.CloudEvent, now time.Time) store.LogRecord {
+	var id string
+	var rest []string
+	for i, t := range rec.Triggers {
+		tr := l.snap.triggers[t]
+		if tr == nil || tr.Key == nil {
+			if rest != nil {
+				rest = append(rest, t)
+			}
+			continue
+		}
+		if rest == nil {
+			rest = append(make([]string, 0, len(rec.Triggers)), rec.Triggers[:i]...)
+		}
+		if id == "" {
+			id = r.newID(now)
+		}
+		if l.sets == nil {
+			l.sets, l.items = map[string]*laneSet{}, map[string][]store.Item{}
+		}
+		ls := l.sets[t]
+		if ls == nil {
+			ls = lanesFor(tr)
+			l.sets[t] = ls
+		}
+		l.items[t] = append(l.items[t], ls.item(id, ev, rec.Event))
+	}
+	if rest != nil {
+		rec.Triggers = rest
+	}
+	return rec
+}
+
+// lanes returns the events taken, nil when none.
+func (l *logLanes) lanes() map[string][]store.Item {
+	if l == nil {
+		return nil
+	}
+	return l.items
+}
+
+// appendLogAndLanes writes a group commit's log records and the ordered
+// triggers' events taken out of them in one transaction (see logLanes).
+func (r *Router) appendLogAndLanes(ctx context.Context, lanes map[string][]store.Item, logged [][]store.LogRecord) error {
+	held, err := r.store.AppendLogAndLanes(ctx, lanes, logged...)
+	if held == nil {
+		return err
+	}
+	for t, items := range lanes {
+		r.metrics.trigger(t).add(cEnqueued, float64(len(items)))
+	}
+	r.queued(ctx, held, nil, nil)
+	return err
 }

@@ -36,8 +36,10 @@ type appendReq struct {
 	recs   []store.LogRecord
 	direct string
 	// laned, for a direct publish to an ordered trigger, are recs as
-	// queue items with their lanes (lanes.go).
+	// queue items with their lanes; lanes, for a publish through the log,
+	// are the ordered triggers' events taken out of recs (lanes.go).
 	laned []store.Item
+	lanes map[string][]store.Item
 	done  chan error
 }
 
@@ -122,6 +124,10 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 	direct := soleTrigger(res.Triggers)
 	lanes := lanesFor(snap.triggers[direct])
 	var laned []store.Item
+	var logLanes *logLanes
+	if direct == "" {
+		logLanes = r.newLogLanes(snap)
+	}
 	now := time.Now()
 	recs := make([]store.LogRecord, 0, len(events))
 	for i, ev := range events {
@@ -139,9 +145,14 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		if lanes != nil {
 			laned = append(laned, lanes.item(rec.ID, ev, rec.Event))
 		}
+		if logLanes != nil {
+			if rec = logLanes.take(r, rec, ev, now); len(rec.Triggers) == 0 {
+				continue
+			}
+		}
 		recs = append(recs, rec)
 	}
-	if err := r.appendLog(ctx, recs, direct, laned); err != nil {
+	if err := r.appendLog(ctx, recs, direct, laned, logLanes.lanes()); err != nil {
 		if errors.Is(err, ErrStoreFull) {
 			r.metrics.publishRefused.WithLabelValues("store_full").Add(float64(len(events)))
 		}
@@ -149,8 +160,8 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 	}
 	if direct == "" {
 		r.depthMu.Lock()
-		for _, ts := range res.Triggers {
-			for _, t := range ts {
+		for _, rec := range recs {
+			for _, t := range rec.Triggers {
 				d := r.depth[t]
 				d.logged++
 				d.gen++
@@ -160,8 +171,19 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		r.depthMu.Unlock()
 	}
 	r.metrics.published.Add(float64(len(events)))
-	r.metrics.unmatched.Add(float64(len(events) - len(recs)))
+	r.metrics.unmatched.Add(float64(unmatchedOf(res.Triggers)))
 	return res, nil
+}
+
+// unmatchedOf counts the events routed to no trigger.
+func unmatchedOf(matched [][]string) int {
+	n := 0
+	for _, ts := range matched {
+		if len(ts) == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // soleTrigger returns the one trigger every routed event of a publish goes
@@ -245,8 +267,8 @@ func (r *Router) admit(snap *snapshot, matched [][]string) error {
 }
 
 // appendLog hands records to the group-commit writers and waits for Redis.
-func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord, direct string, laned []store.Item) error {
-	req := &appendReq{ctx: ctx, recs: recs, direct: direct, laned: laned, done: make(chan error, 1)}
+func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord, direct string, laned []store.Item, lanes map[string][]store.Item) error {
+	req := &appendReq{ctx: ctx, recs: recs, direct: direct, laned: laned, lanes: lanes, done: make(chan error, 1)}
 	select {
 	case r.appendCh <- req:
 	case <-ctx.Done():
@@ -322,13 +344,19 @@ var errCommitPanic = errors.New("internal error while writing the events")
 func (r *Router) commit(batch []*appendReq) {
 	panics.Hook("router.commit")
 	var logged [][]store.LogRecord
-	var direct map[string][]store.Item
+	var direct, lanes map[string][]store.Item
 	for _, req := range batch {
 		if req.ctx.Err() != nil {
 			continue // its publisher gave up: write nothing for it
 		}
 		if req.direct == "" {
 			logged = append(logged, req.recs)
+			for t, items := range req.lanes {
+				if lanes == nil {
+					lanes = map[string][]store.Item{}
+				}
+				lanes[t] = append(lanes[t], items...)
+			}
 			continue
 		}
 		if direct == nil {
@@ -345,7 +373,10 @@ func (r *Router) commit(batch []*appendReq) {
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var logErr, directErr error
-	if len(logged) > 0 {
+	switch {
+	case len(lanes) > 0:
+		logErr = r.appendLogAndLanes(wctx, lanes, logged)
+	case len(logged) > 0:
 		logErr = r.store.AppendLog(wctx, logged...)
 	}
 	var claimed map[string]store.ClaimResult

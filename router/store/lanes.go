@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -349,4 +350,56 @@ func (s *Store) LaneGaugesAll(ctx context.Context, triggers []string) ([]LaneGau
 		}
 	}
 	return out, nil
+}
+
+// OneNode reports whether every key lives on one server (not Redis
+// Cluster): then one transaction may span the ingest log and any queue.
+func (s *Store) OneNode() bool { return s.cluster() == nil }
+
+// AppendLogAndLanes is AppendLog that also queues items into their lanes
+// (ordered triggers' shares of publishes routed to several triggers), in
+// the same MULTI/EXEC: every record and item is stored or none is, and
+// each lane gets its events in acceptance order, whichever instance fans
+// the rest out. Only on one node (OneNode): on Redis Cluster the log and
+// the queues are in different slots. It returns, per trigger of lanes, the
+// events its queue holds.
+func (s *Store) AppendLogAndLanes(ctx context.Context, lanes map[string][]Item, batches ...[]LogRecord) (map[string]int64, error) {
+	if !s.OneNode() {
+		return nil, errors.New("append log and lanes: not on Redis Cluster")
+	}
+	key := s.keys.Log()
+	counts := map[string]int64{}
+	hlens := map[string]*redis.IntCmd{}
+	err := full(s.acceptTx(ctx, key, func(p redis.Pipeliner) {
+		clear(counts)
+		clear(hlens)
+		for _, b := range batches {
+			for _, r := range b {
+				p.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"e", r.Event, "t", strings.Join(r.Triggers, ",")}})
+				for _, t := range r.Triggers {
+					counts[t]++
+				}
+			}
+		}
+		for t, n := range counts {
+			p.HIncrBy(ctx, s.keys.Admitted(), t, n)
+		}
+		for t, items := range lanes {
+			q := s.keys.Queue(t)
+			// By EVAL: a NOSCRIPT inside the transaction would fail the publish.
+			laneEnqueueScript.Eval(ctx, p, q.all(), laneArgs(0, items)...)
+			hlens[t] = p.HLen(ctx, q.Events)
+		}
+	}))
+	if err != nil {
+		var repl *ReplicationError
+		if !errors.As(err, &repl) {
+			return nil, err
+		}
+	}
+	held := make(map[string]int64, len(hlens))
+	for t, c := range hlens {
+		held[t] = c.Val()
+	}
+	return held, err
 }

@@ -196,3 +196,27 @@ func TestLanesBesideUnorderedEvents(t *testing.T) {
 		require.Equal(t, store.LaneStats{}, ls)
 	})
 }
+
+// TestAppendLogAndLanes: on one node, log records and lane events are one
+// transaction; on Redis Cluster it is refused (the router then logs all).
+func TestAppendLogAndLanes(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		require.NoError(t, s.EnsureLogGroup(ctx))
+		recs := []store.LogRecord{{Event: []byte("e1"), Triggers: []string{"plain"}}}
+		held, err := s.AppendLogAndLanes(ctx, map[string][]store.Item{"o": laneItems("k", false, "k1", "k2")}, recs)
+		if !s.OneNode() {
+			require.Error(t, err)
+			return
+		}
+		require.NoError(t, err)
+		require.Equal(t, map[string]int64{"o": 2}, held)
+		admitted, err := s.Admitted(ctx)
+		require.NoError(t, err)
+		require.Equal(t, map[string]int64{"plain": 1}, admitted)
+		ids, _ := claimIDs(t, s, "o", time.Now(), 10)
+		require.Equal(t, []string{"k1"}, ids)
+	})
+}
