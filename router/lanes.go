@@ -125,26 +125,19 @@ func isLaneHash(key string) bool {
 // whichever instance fans the rest out. On Redis Cluster they go through
 // the log (see the package comment of lanes.go).
 type logLanes struct {
-	snap  *snapshot
 	sets  map[string]*laneSet
 	items map[string][]store.Item // trigger → events for its lanes
 }
 
-// newLogLanes returns nil unless the store is one node.
-func (r *Router) newLogLanes(snap *snapshot) *logLanes {
-	if !r.store.OneNode() {
-		return nil
-	}
-	return &logLanes{snap: snap}
-}
-
-// take moves the ordered triggers of rec (the record of ev) to the lanes,
-// under a queue id of its own, and returns rec with the other triggers.
-func (l *logLanes) take(r *Router, rec store.LogRecord, ev *pb.CloudEvent, now time.Time) store.LogRecord {
+// takeLanes moves the ordered triggers of rec (the record of ev) to *lp's
+// lanes (made on first use: a publish without ordered triggers allocates
+// nothing), under a queue id of its own, and returns rec with the other
+// triggers. The caller checked that the store is one node.
+func (r *Router) takeLanes(lp **logLanes, snap *snapshot, rec store.LogRecord, ev *pb.CloudEvent, now time.Time) store.LogRecord {
 	var id string
 	var rest []string
 	for i, t := range rec.Triggers {
-		tr := l.snap.triggers[t]
+		tr := snap.triggers[t]
 		if tr == nil || tr.Key == nil {
 			if rest != nil {
 				rest = append(rest, t)
@@ -157,9 +150,10 @@ func (l *logLanes) take(r *Router, rec store.LogRecord, ev *pb.CloudEvent, now t
 		if id == "" {
 			id = r.newID(now)
 		}
-		if l.sets == nil {
-			l.sets, l.items = map[string]*laneSet{}, map[string][]store.Item{}
+		if *lp == nil {
+			*lp = &logLanes{sets: map[string]*laneSet{}, items: map[string][]store.Item{}}
 		}
+		l := *lp
 		ls := l.sets[t]
 		if ls == nil {
 			ls = lanesFor(tr)

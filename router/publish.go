@@ -125,9 +125,7 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 	lanes := lanesFor(snap.triggers[direct])
 	var laned []store.Item
 	var logLanes *logLanes
-	if direct == "" {
-		logLanes = r.newLogLanes(snap)
-	}
+	oneNode := direct == "" && r.store.OneNode()
 	now := time.Now()
 	recs := make([]store.LogRecord, 0, len(events))
 	for i, ev := range events {
@@ -145,8 +143,8 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		if lanes != nil {
 			laned = append(laned, lanes.item(rec.ID, ev, rec.Event))
 		}
-		if logLanes != nil {
-			if rec = logLanes.take(r, rec, ev, now); len(rec.Triggers) == 0 {
+		if oneNode {
+			if rec = r.takeLanes(&logLanes, snap, rec, ev, now); len(rec.Triggers) == 0 {
 				continue
 			}
 		}
