@@ -37,13 +37,14 @@ const (
 	Tracing     = "tracing"
 	Secure      = "secure"
 	Fanout10    = "fanout10"
+	Dedup       = "dedup"
 	Latency     = "latency"
 	Isolation   = "isolation"
 	Triggers10k = "triggers10k"
 )
 
 // AllScenarios lists every scenario in running order.
-var AllScenarios = []string{RawGRPC, RawRedis, Single, Tracing, Secure, Fanout10, Latency, Isolation, Triggers10k}
+var AllScenarios = []string{RawGRPC, RawRedis, Single, Tracing, Secure, Fanout10, Dedup, Latency, Isolation, Triggers10k}
 
 // Defaults of Options.
 const (
@@ -237,8 +238,11 @@ type Scenarios struct {
 	Tracing  *TracingResult    `json:"tracing,omitempty"`
 	// Secure is single (gRPC, and HTTP in Secure.HTTP) against a server
 	// with TLS and authentication on.
-	Secure      *ThroughputResult `json:"secure,omitempty"`
-	Fanout10    *ThroughputResult `json:"fanout10,omitempty"`
+	Secure   *ThroughputResult `json:"secure,omitempty"`
+	Fanout10 *ThroughputResult `json:"fanout10,omitempty"`
+	// Dedup is single with a dedup window on the trigger (Dedup.Fanout:
+	// fanout10's ten triggers with one).
+	Dedup       *ThroughputResult `json:"dedup,omitempty"`
 	Triggers10k *ThroughputResult `json:"triggers10k,omitempty"`
 	Latency     []*LatencyResult  `json:"latency,omitempty"`
 	Isolation   *IsolationResult  `json:"isolation,omitempty"`
@@ -374,6 +378,8 @@ func (e *env) runScenario(ctx context.Context, name string) error {
 		return e.secure(ctx)
 	case Fanout10:
 		return e.fanout10(ctx)
+	case Dedup:
+		return e.dedup(ctx)
 	case Triggers10k:
 		return e.triggers10k(ctx)
 	case Latency:
@@ -522,6 +528,16 @@ func (e *env) ratios() {
 	}
 	if s.Single != nil && s.RawGRPC != nil && s.RawGRPC.StreamC128.CallsPerS > 0 {
 		e.rep.Ratios["single_vs_raw_grpc_stream"] = div(s.Single.DeliveredPerS, s.RawGRPC.StreamC128.CallsPerS)
+	}
+	if s.Single != nil && s.Dedup != nil {
+		// What the dedup check costs per event, against single.
+		e.rep.Ratios["dedup_vs_single"] = div(s.Dedup.DeliveredPerS, s.Single.DeliveredPerS)
+		e.rep.Ratios["dedup_server_cpu_vs_single"] = div(s.Dedup.Usage.ServerUSPerOp, s.Single.Usage.ServerUSPerOp)
+		e.rep.Ratios["dedup_redis_cpu_vs_single"] = div(s.Dedup.Usage.RedisUSPerOp, s.Single.Usage.RedisUSPerOp)
+	}
+	if s.Fanout10 != nil && s.Dedup != nil && s.Dedup.Fanout != nil {
+		e.rep.Ratios["dedup_fanout10_vs_fanout10"] = div(s.Dedup.Fanout.DeliveredPerS, s.Fanout10.DeliveredPerS)
+		e.rep.Ratios["dedup_fanout10_redis_cpu_vs_fanout10"] = div(s.Dedup.Fanout.Usage.RedisUSPerOp, s.Fanout10.Usage.RedisUSPerOp)
 	}
 	if s.Single != nil && s.Single.Unary != nil && s.RawGRPC != nil {
 		e.rep.Ratios["single_unary_vs_raw_grpc"] = div(s.Single.Unary.DeliveredPerS, s.RawGRPC.C128.CallsPerS)

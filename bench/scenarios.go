@@ -298,6 +298,8 @@ type ThroughputResult struct {
 	HTTP        *ThroughputResult `json:"http,omitempty"`
 	// Unary is single with a function that serves only unary Invoke.
 	Unary *ThroughputResult `json:"unary,omitempty"`
+	// Fanout is dedup's fan-out variant (see Scenarios.Dedup).
+	Fanout *ThroughputResult `json:"fanout,omitempty"`
 }
 
 // measure runs publishers started by pub for warmup + duration, counting

@@ -61,6 +61,9 @@ Scenarios (they run in this order):
                single's (ratios secure_*); its own key prefix; needs the
                child server (no --server)
   fanout10     ten triggers matching every event
+  dedup        single, then fanout10, with a dedup window on the triggers (unique
+               ids: nothing caught), its figures beside single's and
+               fanout10's: the cost of the (source, id) check per event
   latency      open loop at each --latency-rates rate, one trigger:
                scheduled send -> invoke p50/p99/p99.9
   isolation    trigger A at 1000/s with trigger B's function stalled (B at 1000/s too)

@@ -227,7 +227,7 @@ func TestTriggerGetYAMLNamesServerDefaults(t *testing.T) {
 		t.Errorf("get -o yaml prints a server default as a value:\n%s", plain)
 	}
 	comment := "# unset, the server's setting applies: delivery.dead_letter_max_entries (--dlq-max-entries, default 100000), " +
-		"delivery.dead_letter_max_age (--dlq-max-age, default 336h0m0s)\n"
+		"delivery.dead_letter_max_age (--dlq-max-age, default 336h0m0s), delivery.dedup_window (--dedup-window, default off)\n"
 	if !strings.Contains(plain, comment) {
 		t.Errorf("no comment naming the server's settings:\n%s", plain)
 	}

@@ -87,6 +87,10 @@ func TestServeCheckConfig(t *testing.T) {
 		"a bad log level flag":                        {file: "log_level: warn\n", args: []string{"--log-level", "loud"}, err: []string{"--log-level"}},
 		"file log settings":                           {file: "log_level: warn\nlog_format: text\n"},
 		"an unset variable":                           {file: "redis_url: ${SWITCHYARD_TEST_SURELY_UNSET}\n", err: []string{"line 1: redis_url: ${SWITCHYARD_TEST_SURELY_UNSET} is not set"}},
+		"egress settings in the file":                 {file: "allow_targets: [10.1.0.0/16, 'fn.internal:443']\nloopback_targets: deny\nrequire_target_tls: true\n"},
+		"a bad allowlist entry":                       {file: "", args: []string{"--allow-targets", "10.1.0.0/99"}, err: []string{"allow targets", "10.1.0.0/99"}},
+		"a bad loopback mode":                         {file: "loopback_targets: sometimes\n", err: []string{"loopback_targets: want auto, allow or deny"}},
+		"a target key without its certificate":        {file: "", args: []string{"--target-key-file", "/nonexistent.key"}, err: []string{"client certificate and key go together"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := runCLI(t, "", append([]string{"serve", "--config", writeConfig(t, tc.file), "--check-config"}, tc.args...)...)
@@ -140,5 +144,36 @@ func TestHealthAsksReadyz(t *testing.T) {
 	r = runCLI(t, "", "health", "--url", unready.URL+"/readyz")
 	if r.e == nil || !strings.Contains(r.e.Error(), "503") || !strings.Contains(r.e.Error(), "Store unavailable") {
 		t.Fatalf("503: err %v", r.e)
+	}
+}
+
+// The security report shows the egress guard (always on) and whether
+// targets must use TLS, as the flags set them.
+func TestServeCheckConfigReportsEgress(t *testing.T) {
+	t.Setenv("SWITCHYARD_REDIS_URL", "")
+	for name, tc := range map[string]struct {
+		args []string
+		want []string
+	}{
+		"quickstart": {want: []string{
+			"security: on  egress guard: loopback targets allowed (both listeners are on loopback)",
+			"security: OFF target TLS: off: triggers may deliver in plaintext (--require-target-tls refuses grpc host:port and http:// targets)",
+		}},
+		"locked down": {args: []string{"--loopback-targets", "deny", "--allow-targets", "10.1.0.0/16,fn.internal:443", "--require-target-tls"}, want: []string{
+			"security: on  egress guard: loopback, link-local (metadata), private, CGNAT and multicast targets denied; opened by --allow-targets: 10.1.0.0/16,fn.internal:443",
+			"security: on  target TLS: plaintext targets (grpc host:port, http://) refused",
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := runCLI(t, "", append([]string{"serve", "--check-config"}, tc.args...)...)
+			if r.e != nil {
+				t.Fatal(r.e)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.out, w+"\n") {
+					t.Errorf("%q not in\n%s", w, r.out)
+				}
+			}
+		})
 	}
 }

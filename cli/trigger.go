@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
-	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/trigger"
 	"github.com/switchyard-io/switchyard/sdk"
@@ -563,15 +563,18 @@ func triggerMetaComment(t *switchyardv1.Trigger) string {
 	if len(parts) > 0 {
 		b.WriteString("# trigger/" + t.GetName() + ": " + strings.Join(parts, ", ") + "\n")
 	}
-	// These two fields have no per-trigger default: unset, they follow the
+	// These fields have no per-trigger default: unset, they follow the
 	// server's settings, and stay unset when the file is applied again.
 	var unset []string
 	d := t.GetDelivery()
 	if d.GetDeadLetterMaxEntries() == 0 {
-		unset = append(unset, fmt.Sprintf("dead_letter_max_entries (--dlq-max-entries, default %d)", router.DefaultDLQMaxEntries))
+		unset = append(unset, fmt.Sprintf("dead_letter_max_entries (--dlq-max-entries, default %d)", dlq.DefaultMaxEntries))
 	}
 	if d.GetDeadLetterMaxAge().AsDuration() == 0 {
-		unset = append(unset, fmt.Sprintf("dead_letter_max_age (--dlq-max-age, default %s)", router.DefaultDLQMaxAge))
+		unset = append(unset, fmt.Sprintf("dead_letter_max_age (--dlq-max-age, default %s)", dlq.DefaultMaxAge))
+	}
+	if d.GetDedupWindow() == nil {
+		unset = append(unset, "dedup_window (--dedup-window, default off)")
 	}
 	if len(unset) > 0 {
 		b.WriteString("# unset, the server's setting applies: delivery." + strings.Join(unset, ", delivery.") + "\n")
@@ -669,6 +672,8 @@ type statsView struct {
 	ConsecutiveFailures int64  `json:"consecutive_failures"`
 	BreakerRetryTime    string `json:"breaker_retry_time,omitempty"`
 	Enqueued            int64  `json:"enqueued"`
+	Duplicates          int64  `json:"duplicates"`
+	DedupWindow         string `json:"dedup_window,omitempty"`
 	Delivered           int64  `json:"delivered"`
 	FailedAttempts      int64  `json:"failed_attempts"`
 	DeadLettered        int64  `json:"dead_lettered"`
@@ -701,6 +706,7 @@ func newStatsView(s *switchyardv1.TriggerStats) statsView {
 		Breaker:             breakerName(s.GetBreaker()),
 		ConsecutiveFailures: s.GetConsecutiveFailures(),
 		Enqueued:            s.GetEnqueued(),
+		Duplicates:          s.GetDuplicates(),
 		Delivered:           s.GetDelivered(),
 		FailedAttempts:      s.GetFailedAttempts(),
 		DeadLettered:        s.GetDeadLettered(),
@@ -713,6 +719,9 @@ func newStatsView(s *switchyardv1.TriggerStats) statsView {
 	}
 	for _, b := range s.GetBlockedLanes() {
 		v.BlockedLanes = append(v.BlockedLanes, blockedLaneView{Key: b.GetKey(), DeadLetterID: b.GetDeadLetterId()})
+	}
+	if w := s.GetDedupWindow(); w != nil {
+		v.DedupWindow = w.AsDuration().String()
 	}
 	if t := s.GetBreakerRetryTime(); t != nil {
 		v.BreakerRetryTime = t.AsTime().UTC().Format(time.RFC3339Nano)
@@ -755,7 +764,7 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 		}
 		return writeYAML(w, views)
 	}
-	tab := newTable(w, "NAME", "UNDELIVERED", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD", "CONSUMERS")
+	tab := newTable(w, "NAME", "UNDELIVERED", "QUEUED", "OLDEST", "IN_FLIGHT", "RETRIES", "DLQ", "BREAKER", "DELIVERED", "FAILED", "DEAD", "CONSUMERS", "DUPLICATES")
 	for _, s := range stats {
 		oldest := "-"
 		if s.GetQueued() > 0 || s.GetOldestAge().AsDuration() > 0 {
@@ -772,7 +781,8 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 			strconv.FormatInt(s.GetDelivered(), 10),
 			strconv.FormatInt(s.GetFailedAttempts(), 10),
 			strconv.FormatInt(s.GetDeadLettered(), 10),
-			strconv.Itoa(int(s.GetConsumers())))
+			strconv.Itoa(int(s.GetConsumers())),
+			strconv.FormatInt(s.GetDuplicates(), 10))
 	}
 	if err := tab.flush(); err != nil {
 		return err

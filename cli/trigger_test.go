@@ -606,6 +606,7 @@ func sampleStats() []*switchyardv1.TriggerStats {
 			RetriesScheduled: 12, DeadLetters: 3, Breaker: switchyardv1.BreakerState_BREAKER_STATE_OPEN,
 			Delivered: 100000, FailedAttempts: 57, DeadLettered: 4, DeadLettersEvicted: 1, Enqueued: 101300,
 			ConsecutiveFailures: 5, BreakerRetryTime: timestamppb.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)),
+			Duplicates: 9, DedupWindow: durationpb.New(10 * time.Minute),
 		},
 		{Name: "orders", MaxQueue: 10, MaxConcurrency: 8, Breaker: switchyardv1.BreakerState_BREAKER_STATE_CLOSED, Delivered: 7, Enqueued: 7},
 		{Name: "x", Undelivered: 3, MaxQueue: 3, Queued: 2, OldestAge: durationpb.New(300 * time.Millisecond), InFlight: 1, MaxConcurrency: 1, Breaker: switchyardv1.BreakerState_BREAKER_STATE_HALF_OPEN,
@@ -618,10 +619,10 @@ func TestPrintStatsTable(t *testing.T) {
 	if err := printStats(&b, formatTable, sampleStats(), false); err != nil {
 		t.Fatal(err)
 	}
-	want := "NAME     UNDELIVERED   QUEUED   OLDEST   IN_FLIGHT   RETRIES   DLQ   BREAKER     DELIVERED   FAILED   DEAD   CONSUMERS\n" +
-		"audit    1310/100000   1234     1m35s    64/64       12        3     open        100000      57       4      0\n" +
-		"orders   0/10          0        -        0/8         0         0     closed      7           0        0      0\n" +
-		"x        3/3           2        300ms    1/1         0         0     half-open   0           0        0      2\n"
+	want := "NAME     UNDELIVERED   QUEUED   OLDEST   IN_FLIGHT   RETRIES   DLQ   BREAKER     DELIVERED   FAILED   DEAD   CONSUMERS   DUPLICATES\n" +
+		"audit    1310/100000   1234     1m35s    64/64       12        3     open        100000      57       4      0           9\n" +
+		"orders   0/10          0        -        0/8         0         0     closed      7           0        0      0           0\n" +
+		"x        3/3           2        300ms    1/1         0         0     half-open   0           0        0      2           0\n"
 	if b.String() != want {
 		t.Errorf("stats table:\n%s\nwant:\n%s", b.String(), want)
 	}
@@ -647,7 +648,7 @@ func TestTriggerStats(t *testing.T) {
 	want := statsView{
 		Name: "audit", Undelivered: 1310, MaxQueue: 100000, Queued: 1234, OldestAge: "1m35s", InFlight: 64, MaxConcurrency: 64, RetriesScheduled: 12,
 		DeadLetters: 3, Breaker: "open", ConsecutiveFailures: 5, BreakerRetryTime: "2030-01-02T03:04:05Z",
-		Enqueued: 101300, Delivered: 100000, FailedAttempts: 57, DeadLettered: 4, DeadLettersEvicted: 1,
+		Enqueued: 101300, Duplicates: 9, DedupWindow: "10m0s", Delivered: 100000, FailedAttempts: 57, DeadLettered: 4, DeadLettersEvicted: 1,
 	}
 	if !reflect.DeepEqual(one, want) {
 		t.Errorf("stats -o json:\n%+v\nwant\n%+v", one, want)

@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"encoding/json"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -37,3 +38,16 @@ func (m *Mux) Handle(pattern string, h http.Handler) {
 
 // ServeHTTP implements http.Handler.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.cur.Load().ServeHTTP(w, r) }
+
+// WriteProblem answers the caller of a push source with RFC 9457 problem
+// JSON of the given type. A 503 also carries Retry-After: 1, so that a
+// sender's retry comes soon: the source was stopping or busy, nothing was
+// stored, and the retry will be accepted once it runs again.
+func WriteProblem(w http.ResponseWriter, typ string, status int, title, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": typ, "title": title, "status": status, "detail": detail})
+}

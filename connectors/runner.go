@@ -13,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard-io/switchyard/internal/backoff"
 	"github.com/switchyard-io/switchyard/internal/panics"
 )
 
@@ -39,7 +40,9 @@ type RunnerConfig struct {
 	MaxBatch int
 	// BatchWait is how long to wait for more messages once one is read.
 	BatchWait time.Duration
-	// MinBackoff and MaxBackoff bound reconnect and retry delays.
+	// MinBackoff and MaxBackoff bound reconnect and retry delays; each
+	// delay is drawn at random between them, growing with the failures in
+	// a row (internal/backoff).
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
 	// Tracer, when set, traces each batch read with a span (see
@@ -251,22 +254,14 @@ func (s *running) fail(state State, err error) {
 	})
 }
 
-func (r *Runner) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func (r *Runner) sleep(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }
 
+// next returns the delay before the next try after waiting d (zero for a
+// first failure): drawn at random between MinBackoff and MaxBackoff, so
+// that the sources of instances which lost their system (or their Redis)
+// together do not reconnect together.
 func (r *Runner) next(d time.Duration) time.Duration {
-	if d == 0 {
-		return r.cfg.MinBackoff
-	}
-	return min(2*d, r.cfg.MaxBackoff)
+	return backoff.Next(d, r.cfg.MinBackoff, r.cfg.MaxBackoff)
 }
 
 // run connects, reads and publishes until ctx ends or the input does.

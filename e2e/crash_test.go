@@ -19,11 +19,13 @@ import (
 	"github.com/switchyard-io/switchyard/sdk/function"
 )
 
-// counter is a function endpoint that counts deliveries per event id.
+// counter is a function endpoint that counts deliveries per event id, and
+// first attempts (attempt 1: a queued event's first delivery) per event id.
 type counter struct {
-	mu    sync.Mutex
-	seen  map[string]int
-	delay time.Duration
+	mu     sync.Mutex
+	seen   map[string]int
+	firsts map[string]int
+	delay  time.Duration
 }
 
 func (c *counter) handle(ctx context.Context, ev event.Event) (function.Result, error) {
@@ -36,8 +38,26 @@ func (c *counter) handle(ctx context.Context, ev event.Event) (function.Result, 
 	}
 	c.mu.Lock()
 	c.seen[ev.ID()]++
+	if info, ok := function.FromContext(ctx); ok && info.Attempt <= 1 {
+		if c.firsts == nil {
+			c.firsts = map[string]int{}
+		}
+		c.firsts[ev.ID()]++
+	}
 	c.mu.Unlock()
 	return function.Result{}, nil
+}
+
+// ingested counts first attempts beyond one per event id: events queued
+// more than once.
+func (c *counter) ingested() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := 0
+	for _, n := range c.firsts {
+		d += n - 1
+	}
+	return d
 }
 
 func (c *counter) unique() int {

@@ -69,11 +69,19 @@ func postBig(t *testing.T, httpAddr, prefix string, n int) (int, http.Header, st
 		fmt.Fprintf(&b, `{"specversion":"1.0","id":"%s-%d","source":"/oom","type":"oom.test","data":%q}`, prefix, i, data)
 	}
 	b.WriteString("]")
-	resp, err := http.Post("http://"+httpAddr+"/events", "application/cloudevents-batch+json", &b)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(body)
+	// 503 (the store did not answer in time: a loaded machine) asks for a
+	// retry, as a publisher would; nothing else is retried.
+	for try := 0; ; try++ {
+		resp, err := http.Post("http://"+httpAddr+"/events", "application/cloudevents-batch+json", bytes.NewReader(b.Bytes()))
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || try == 20 {
+			return resp.StatusCode, resp.Header, string(body)
+		}
+		t.Logf("publish %s: 503 %s; retrying", prefix, body)
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 func readyz(t *testing.T, httpAddr string) (int, string) {

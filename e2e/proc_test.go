@@ -95,7 +95,12 @@ func startServeEnv(t *testing.T, env []string, args ...string) *proc {
 		}
 		_ = p.cmd.Wait()
 	}()
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() { // what the server said, for a failure seen only in CI
+			t.Logf("switchyard %v logged (last 40 lines):\n%s", args, p.tail(40))
+		}
+	})
 	select {
 	case <-ready:
 	case <-p.done:
@@ -111,6 +116,13 @@ func (p *proc) Logs() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return strings.Join(p.logs, "\n")
+}
+
+// tail returns the last n lines the process logged.
+func (p *proc) tail(n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.logs[max(0, len(p.logs)-n):], "\n")
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

@@ -7,12 +7,11 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	"github.com/switchyard-io/switchyard/internal/panics"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
@@ -162,7 +161,7 @@ func (d *dispatcher) refill(acks []store.AttemptRef, done int) (recorded, claime
 	if req.Want <= 0 {
 		return false, false
 	}
-	gen := r.depthGen(d.name)
+	gen := r.backlog.gen(d.name)
 	ctx, cancel := context.WithTimeout(r.attemptCtx, 10*time.Second)
 	res, stale, acked, err := r.store.AckAndClaim(ctx, d.name, acks, time.Now(), req.Want, req.Limit, req.Lease)
 	cancel()
@@ -176,7 +175,7 @@ func (d *dispatcher) refill(acks []store.AttemptRef, done int) (recorded, claime
 		}
 		return acked, false
 	}
-	r.setDepth(d.name, res.Held, gen)
+	r.backlog.observe(d.name, res.Held, gen)
 	d.begin(t, res.Items)
 	if len(res.Items) < req.Want || res.Ready == 0 || res.Breaker != store.BreakerClosed {
 		// The queue ran short (or the breaker holds it): the claim loop
@@ -237,10 +236,7 @@ func (d *dispatcher) write(ctx context.Context, now time.Time, br store.Breaker,
 
 // dlqCapacity is the most entries the trigger's dead-letter queue keeps.
 func (d *dispatcher) dlqCapacity() int64 {
-	if c := d.trig.Load().Spec.Delivery.DeadLetterMaxEntries; c > 0 {
-		return c
-	}
-	return d.r.cfg.DLQMaxEntries
+	return d.r.dlqPolicy(d.trig.Load()).MaxEntries
 }
 
 // refusedLetters turns a successful attempt's refused replies into dead
@@ -249,16 +245,9 @@ func (d *dispatcher) dlqCapacity() int64 {
 func (d *dispatcher) refusedLetters(o outcome, t *trigger.Trigger, now time.Time) store.LetteredAck {
 	ev := o.event()
 	la := store.LetteredAck{AttemptRef: store.AttemptRef{ID: o.item.ID, Attempt: o.item.Attempt}, Letters: make([]store.Letter, 0, len(o.refused))}
-	var round int32
-	if o.item.History != nil {
-		hist := &switchyardv1.DeadLetter{}
-		if proto.Unmarshal(o.item.History, hist) == nil {
-			round = hist.GetReplays()
-			if hist.GetDeadTime() != nil {
-				round++
-			}
-		}
-	}
+	// The attempt's round, as decide records it (dlq.History): the
+	// history's replays, plus one when it is the story of an earlier life.
+	round := int32(dlq.Round(o.item.History, false))
 	attempt := &switchyardv1.Attempt{
 		Number: int32(o.item.Attempt), StartTime: timestamppb.New(o.res.Start), Duration: durationpb.New(o.res.Duration),
 		Code: o.res.Code, Message: o.res.Message, Round: round,
@@ -273,12 +262,11 @@ func (d *dispatcher) refusedLetters(o outcome, t *trigger.Trigger, now time.Time
 		if traceID == "" {
 			traceID = traceIDOf(ev)
 		}
-		// Marshal fails only on invalid UTF-8, and every string here is
-		// valid: quoted by the detail's %q, or decoded from protobuf.
-		letter, _ := proto.Marshal(&switchyardv1.DeadLetter{
-			Trigger: d.name, Target: t.Spec.Target.String(), Attempts: []*switchyardv1.Attempt{attempt},
-			Reason: rf.reason, ReasonDetail: detail, DeadTime: timestamppb.New(now), TraceId: traceID,
-		})
+		letter, err := dlq.Bury(&switchyardv1.DeadLetter{Attempts: []*switchyardv1.Attempt{attempt}},
+			dlq.Death{Trigger: d.name, Target: t.Spec.Target.String(), Reason: rf.reason, Detail: detail, Time: now, TraceID: traceID})
+		if err != nil {
+			d.r.log.Error("refused reply's story cannot be encoded; it is dead-lettered without it", "event_id", ev.GetId(), "trigger", d.name, "err", err)
+		}
 		la.Letters = append(la.Letters, store.Letter{Event: body, Letter: letter})
 		reason := strings.TrimPrefix(rf.reason.String(), "DEAD_LETTER_REASON_")
 		if d.r.logAllowed(d.name, "refused", reason, "function reply refused and dead-lettered; the event is acknowledged") {
@@ -292,135 +280,95 @@ func (d *dispatcher) refusedLetters(o outcome, t *trigger.Trigger, now time.Time
 	return la
 }
 
-// decide turns a failed (or impossible) attempt into a scheduled retry or a
-// dead letter, carrying the event's history of attempts.
-func (d *dispatcher) decide(o outcome, t *trigger.Trigger, now time.Time) (*store.Retry, *store.Dead) {
-	pol := t.Spec.Delivery
-	hist := &switchyardv1.DeadLetter{}
-	if o.item.History != nil {
-		if err := proto.Unmarshal(o.item.History, hist); err != nil {
-			hist = &switchyardv1.DeadLetter{}
-		}
+// fate is what becomes of a failed (or impossible) attempt: a retry due at
+// due, or a dead letter for reason (with detail).
+type fate struct {
+	retry  bool
+	due    time.Time
+	reason switchyardv1.DeadLetterReason
+	detail string
+}
+
+// decideFate is the decision alone, a pure function of the outcome, the
+// trigger, when the event's life began (store.Claimed.Born) and now: an
+// impossible attempt keeps the reason it was given; a failed one is dead
+// when its target said so (DeadNow), at max_attempts, or when its next
+// attempt would pass max_event_age; otherwise it is retried after the
+// backoff (the target's retry hint honoured, capped).
+func decideFate(o *outcome, t *trigger.Trigger, born, now time.Time) fate {
+	if o.noTry {
+		return fate{reason: o.reason, detail: o.detail}
 	}
-	if hist.GetDeadTime() != nil { // the story of an earlier life: the event was replayed
-		hist.Replays++
-		hist.DeadTime, hist.Reason, hist.ReasonDetail = nil, 0, ""
+	pol := t.Spec.Delivery
+	switch {
+	case o.res.Verdict == delivery.DeadNow:
+		return fate{reason: o.res.Reason, detail: fmt.Sprintf("%s answered %s", t.Spec.Target, o.res.Code)}
+	case o.item.Attempt >= pol.MaxAttempts:
+		return fate{reason: switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_ATTEMPTS,
+			detail: fmt.Sprintf("%d attempts failed; last: %s", o.item.Attempt, o.res.Code)}
+	}
+	due := now.Add(delivery.Backoff(o.item.Attempt, pol.InitialBackoff.Duration, pol.MaxBackoff.Duration, o.res.RetryAfter))
+	if !born.IsZero() && due.Sub(born) > pol.MaxEventAge.Duration {
+		return fate{reason: switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE,
+			detail: fmt.Sprintf("the next attempt would come after max_event_age %s; last: %s", pol.MaxEventAge.Duration, o.res.Code)}
+	}
+	return fate{retry: true, due: due}
+}
+
+// attemptRecord is a finished attempt as its event's history records it.
+func attemptRecord(o *outcome, round int32) *switchyardv1.Attempt {
+	a := &switchyardv1.Attempt{
+		Number: int32(o.item.Attempt), StartTime: timestamppb.New(o.res.Start), Duration: durationpb.New(o.res.Duration),
+		Code: o.res.Code, HttpStatus: int32(o.res.HTTPStatus), Message: o.res.Message, Round: round,
+	}
+	if o.res.RetryAfter > 0 {
+		a.RetryAfter = durationpb.New(o.res.RetryAfter)
+	}
+	return a
+}
+
+// decide turns a failed (or impossible) attempt into a scheduled retry or a
+// dead letter (decideFate), carrying the event's history of attempts
+// (dlq.History, dlq.Bury), and logs and counts it.
+func (d *dispatcher) decide(o outcome, t *trigger.Trigger, now time.Time) (*store.Retry, *store.Dead) {
+	ft := decideFate(&o, t, o.item.Born(), now)
+	hist := dlq.History(o.item.History)
+	if at := store.IDTime(o.item.ID); hist.AcceptTime == nil && !at.IsZero() {
+		hist.AcceptTime = timestamppb.New(at)
+	}
+	if !o.noTry {
+		hist.Attempts = append(hist.Attempts, attemptRecord(&o, hist.GetReplays()))
 	}
 	ref := store.AttemptRef{ID: o.item.ID, Attempt: o.item.Attempt}
-	born := o.item.Since
-	if born.IsZero() {
-		born = store.IDTime(o.item.ID)
-	}
-	if hist.AcceptTime == nil && !born.IsZero() {
-		hist.AcceptTime = timestamppb.New(store.IDTime(o.item.ID))
-	}
 	ev := o.event()
 	traceID := traceIDOf(ev)
 	log := d.r.log.With("event_id", ev.GetId(), "event_source", ev.GetSource(), "trigger", d.name, "trace_id", traceID, "attempt", o.item.Attempt)
-
-	reason, detail := o.reason, o.detail
-	if !o.noTry {
-		a := &switchyardv1.Attempt{
-			Number: int32(o.item.Attempt), StartTime: timestamppb.New(o.res.Start), Duration: durationpb.New(o.res.Duration),
-			Code: o.res.Code, HttpStatus: int32(o.res.HTTPStatus), Message: o.res.Message, Round: hist.GetReplays(),
+	if ft.retry {
+		b, err := dlq.Encode(hist)
+		if err != nil {
+			log.Error("attempt history cannot be encoded; the retry goes without it", "err", err)
 		}
-		if o.res.RetryAfter > 0 {
-			a.RetryAfter = durationpb.New(o.res.RetryAfter)
+		if d.r.logAllowed(d.name, "retry", o.res.Code, "attempt failed; retry scheduled") {
+			log.Info("attempt failed; retry scheduled", "code", o.res.Code, "message", o.res.Message, "retry_at", ft.due)
 		}
-		hist.Attempts = append(hist.Attempts, a)
-		switch {
-		case o.res.Verdict == delivery.DeadNow:
-			reason = o.res.Reason
-			detail = fmt.Sprintf("%s answered %s", t.Spec.Target, o.res.Code)
-		case o.item.Attempt >= pol.MaxAttempts:
-			reason = switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_ATTEMPTS
-			detail = fmt.Sprintf("%d attempts failed; last: %s", o.item.Attempt, o.res.Code)
-		default:
-			due := now.Add(delivery.Backoff(o.item.Attempt, pol.InitialBackoff.Duration, pol.MaxBackoff.Duration, o.res.RetryAfter))
-			if !born.IsZero() && due.Sub(born) > pol.MaxEventAge.Duration {
-				reason = switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE
-				detail = fmt.Sprintf("the next attempt would come after max_event_age %s; last: %s", pol.MaxEventAge.Duration, o.res.Code)
-				break
-			}
-			b, _ := proto.Marshal(hist)
-			if d.r.logAllowed(d.name, "retry", o.res.Code, "attempt failed; retry scheduled") {
-				log.Info("attempt failed; retry scheduled", "code", o.res.Code, "message", o.res.Message, "retry_at", due)
-			}
-			return &store.Retry{AttemptRef: ref, Due: due, History: b, Health: o.res.Health}, nil
-		}
+		return &store.Retry{AttemptRef: ref, Due: ft.due, History: b, Health: o.res.Health}, nil
 	}
-	hist.Trigger = d.name
-	hist.Target = t.Spec.Target.String()
-	hist.Reason = reason
-	hist.ReasonDetail = detail
-	hist.DeadTime = timestamppb.New(now)
-	hist.TraceId = traceID
-	b, _ := proto.Marshal(hist)
-	if d.r.logAllowed(d.name, "dead", reason.String(), "event dead-lettered") {
-		log.Warn("event dead-lettered", "reason", reason.String(), "detail", detail)
+	b, err := dlq.Bury(hist, dlq.Death{Trigger: d.name, Target: t.Spec.Target.String(), Reason: ft.reason, Detail: ft.detail, Time: now, TraceID: traceID})
+	if err != nil {
+		log.Error("dead letter's story cannot be encoded; the event is dead-lettered without it", "err", err)
 	}
-	d.series.deadLetter(strings.TrimPrefix(reason.String(), "DEAD_LETTER_REASON_"))
+	if d.r.logAllowed(d.name, "dead", ft.reason.String(), "event dead-lettered") {
+		log.Warn("event dead-lettered", "reason", ft.reason.String(), "detail", ft.detail)
+	}
+	d.series.deadLetter(strings.TrimPrefix(ft.reason.String(), "DEAD_LETTER_REASON_"))
 	return nil, &store.Dead{AttemptRef: ref, Letter: b, Failed: !o.noTry, Health: !o.noTry && o.res.Health}
 }
 
-// Field numbers of switchyard.v1.DeadLetter that replayRound reads.
-var (
-	letterDeadTime = fieldNumber(&switchyardv1.DeadLetter{}, "dead_time")
-	letterReplays  = fieldNumber(&switchyardv1.DeadLetter{}, "replays")
-)
-
-func fieldNumber(m proto.Message, name protoreflect.Name) protowire.Number {
-	return m.ProtoReflect().Descriptor().Fields().ByName(name).Number()
-}
-
 // replayRound returns the life of a claimed event, as InvokeRequest.round
-// reports it: 0 until the event is first dead-lettered, n after its n-th
-// replay. It reads the history the way decide writes it: a replay puts the
-// dead letter's story back as the history, dead_time still set and replays
-// counting the replays before this one; the first failure after the replay
-// increments replays and clears dead_time (decide). The history lives in the
-// store with the event and changes only in the scripts that move it, so the
-// round is exact across restarts. It is scanned rather than decoded because
-// every retry pays for it; a first attempt (no history) pays nothing.
-func replayRound(it store.Claimed) int {
-	if it.History == nil {
-		if !it.Since.IsZero() {
-			return 1 // a replayed event whose dead letter had no story
-		}
-		return 0
-	}
-	var replays uint64
-	dead := false
-	b := it.History
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			break
-		}
-		b = b[n:]
-		switch {
-		case num == letterReplays && typ == protowire.VarintType:
-			replays, n = protowire.ConsumeVarint(b)
-		case num == letterDeadTime && typ == protowire.BytesType:
-			dead = true
-			_, n = protowire.ConsumeBytes(b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			break
-		}
-		b = b[n:]
-	}
-	round := int(int32(replays)) // an int32 field, as proto.Unmarshal reads it
-	if dead {
-		round++
-	}
-	if round == 0 && !it.Since.IsZero() {
-		round = 1
-	}
-	return round
-}
+// reports it (dlq.Round). The history lives in the store with the event and
+// changes only in the scripts that move it, so the round is exact across
+// restarts.
+func replayRound(it store.Claimed) int { return dlq.Round(it.History, !it.Since.IsZero()) }
 
 // traceIDOf returns the W3C trace id of the event's traceparent extension
 // (CloudEvents distributed tracing extension), or "".

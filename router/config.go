@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -23,8 +24,6 @@ const (
 	DefaultSweepInterval      = time.Second
 	DefaultFanoutBatch        = 512
 	DefaultClaimBatch         = 128
-	DefaultDLQMaxEntries      = 100_000
-	DefaultDLQMaxAge          = 14 * 24 * time.Hour
 	DefaultMaxHops            = 16
 	DefaultMaxBatchEvents     = 1000
 	DefaultLogClaimIdle       = 3 * time.Second
@@ -32,6 +31,7 @@ const (
 	DefaultTriggerSyncTimeout = 5 * time.Second
 	DefaultHeartbeatInterval  = time.Second
 	DefaultAckTimeout         = time.Second
+	DefaultMaxDedupWindow     = time.Hour
 	// MissedHeartbeats is how many heartbeat intervals an instance may stay
 	// silent before the others count it as gone: not waited for, and
 	// removed from the registry.
@@ -66,9 +66,11 @@ type Config struct {
 	// ClaimBatch is how many attempts one claim may start.
 	ClaimBatch int
 	// DLQMaxEntries caps each trigger's dead-letter queue; the oldest entries
-	// are evicted (and counted) beyond it.
+	// are evicted (and counted) beyond it. The server's dlq.Policy (DLQ):
+	// default dlq.DefaultMaxEntries; a trigger may set its own.
 	DLQMaxEntries int64
-	// DLQMaxAge evicts (and counts) dead letters older than this.
+	// DLQMaxAge evicts (and counts) dead letters older than this (default
+	// dlq.DefaultMaxAge; a trigger may set its own).
 	DLQMaxAge time.Duration
 	// MaxHops is the loop guard: a function reply whose hop count would
 	// exceed it is refused, and a delivery whose hop count would exceed it
@@ -116,6 +118,14 @@ type Config struct {
 	// replicas did not confirm in time is answered ErrUnavailable, its
 	// events kept.
 	AckTimeout time.Duration
+	// DedupWindow is the dedup window of the triggers that set none
+	// (delivery.dedup_window unset); 0: off. See router/dedup.go.
+	DedupWindow time.Duration
+	// MaxDedupWindow is the longest dedup window a trigger may be given
+	// through the API (DefaultMaxDedupWindow; at most
+	// trigger.MaxDedupWindow); a stored trigger's longer window is cut to
+	// it. It bounds the memory every trigger spends on deduplication.
+	MaxDedupWindow time.Duration
 	// Outbound is how targets are reached: the egress guard, TLS to
 	// targets, the secrets triggers may name (see delivery.Outbound). It
 	// configures the router's own invoker and the Policy that the API
@@ -133,6 +143,11 @@ type Config struct {
 	AllowEvictingRedis bool
 	// Logger receives JSON logs (slog.Default when nil).
 	Logger *slog.Logger
+}
+
+// DLQ is the server's dead-letter retention (DLQMaxEntries, DLQMaxAge).
+func (c Config) DLQ() dlq.Policy {
+	return dlq.Policy{MaxEntries: c.DLQMaxEntries, MaxAge: c.DLQMaxAge}
 }
 
 func (c *Config) setDefaults() {
@@ -164,12 +179,9 @@ func (c *Config) setDefaults() {
 	if c.ClaimBatch == 0 {
 		c.ClaimBatch = DefaultClaimBatch
 	}
-	if c.DLQMaxEntries == 0 {
-		c.DLQMaxEntries = DefaultDLQMaxEntries
-	}
-	if c.DLQMaxAge == 0 {
-		c.DLQMaxAge = DefaultDLQMaxAge
-	}
+	pol := c.DLQ()
+	pol.SetDefaults()
+	c.DLQMaxEntries, c.DLQMaxAge = pol.MaxEntries, pol.MaxAge
 	if c.MaxHops == 0 {
 		c.MaxHops = DefaultMaxHops
 	}
@@ -200,6 +212,9 @@ func (c *Config) setDefaults() {
 	if c.AckTimeout == 0 {
 		c.AckTimeout = DefaultAckTimeout
 	}
+	if c.MaxDedupWindow == 0 {
+		c.MaxDedupWindow = DefaultMaxDedupWindow
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -229,12 +244,13 @@ func (c Config) Validate() error {
 	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && c.HeartbeatInterval < 10*time.Millisecond) {
 		errs = append(errs, fmt.Errorf("heartbeat interval must be at least 10ms"))
 	}
-	if c.FanoutBatch < 0 || c.ClaimBatch < 0 || c.MaxBatchEvents < 0 || c.DLQMaxEntries < 0 {
+	if c.FanoutBatch < 0 || c.ClaimBatch < 0 || c.MaxBatchEvents < 0 {
 		errs = append(errs, fmt.Errorf("batch sizes and caps must not be negative"))
 	}
+	errs = append(errs, c.DLQ().Validate())
 	if c.AckReplicas < 0 || c.AckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ack replicas and ack timeout must not be negative"))
 	}
-	errs = append(errs, c.Outbound.Validate(), c.Metrics.Validate())
+	errs = append(errs, c.validateDedup(), c.Outbound.Validate(), c.Metrics.Validate())
 	return errors.Join(errs...)
 }

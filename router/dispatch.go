@@ -226,7 +226,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 			}
 		}
 		d.deferredSince = time.Time{}
-		gen := r.depthGen(d.name)
+		gen := r.backlog.gen(d.name)
 		res, err := r.store.Claim(ctx, d.name, time.Now(), req.Want, req.Limit, req.Lease)
 		if err != nil {
 			if ctx.Err() == nil && r.logAllowed(d.name, "claim", "", "claim") {
@@ -234,7 +234,7 @@ func (d *dispatcher) claim(ctx context.Context) time.Time {
 			}
 			return time.Now().Add(time.Second)
 		}
-		r.setDepth(d.name, res.Held, gen)
+		r.backlog.observe(d.name, res.Held, gen)
 		lastReady = res.Ready
 		d.begin(t, res.Items)
 		var next time.Time
@@ -348,10 +348,7 @@ func (d *dispatcher) run(t *trigger.Trigger, it store.Claimed) outcome {
 		return o
 	}
 	pol := t.Spec.Delivery
-	born := it.Since
-	if born.IsZero() {
-		born = store.IDTime(it.ID)
-	}
+	born := it.Born()
 	if !born.IsZero() && time.Since(born) > pol.MaxEventAge.Duration {
 		o.noTry, o.reason = true, switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE
 		o.detail = "event older than max_event_age " + pol.MaxEventAge.String() + " before its attempt"

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	"github.com/switchyard-io/switchyard/internal/testdns"
 	"github.com/switchyard-io/switchyard/internal/testenv"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
@@ -77,7 +78,7 @@ func TestForbiddenTargetIsDeadLetteredAtOnce(t *testing.T) {
 		require.NoError(t, err)
 	}
 	for name, target := range targets {
-		var entries []store.DLQEntry
+		var entries []dlq.Entry
 		testenv.Eventually(t, 10*time.Second, func() bool {
 			entries, err = r.Store().ListDLQ(ctx, name, "-", 10)
 			require.NoError(t, err)

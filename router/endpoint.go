@@ -58,7 +58,7 @@ func newEndpoint(t *trigger.Trigger) *endpoint {
 // checked against it; their attempts are.
 func (r *Router) TriggerPolicy() trigger.Policy {
 	o := r.cfg.Outbound
-	p := trigger.Policy{RequireTLS: o.RequireTLS, CheckTLS: checkTLSFiles}
+	p := trigger.Policy{RequireTLS: o.RequireTLS, CheckTLS: checkTLSFiles, MaxDedupWindow: r.cfg.MaxDedupWindow}
 	if o.Guard != nil {
 		p.CheckAddress = o.Guard.CheckLiteral
 	}

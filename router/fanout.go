@@ -76,6 +76,7 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 		}
 	}
 	r.laneItems(batches)
+	r.stampDedup(batches)
 	var wait time.Duration
 	fails := 0
 	for {
@@ -92,9 +93,10 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 		if err == nil {
 			err = r.store.AckLog(wctx, recs)
 			fromLog := make(map[string]int64, len(batches))
+			dups := r.countDuplicates(batches)
 			for t, items := range batches {
 				fromLog[t] = int64(len(items))
-				r.metrics.trigger(t).add(cEnqueued, float64(len(items)))
+				r.metrics.trigger(t).add(cEnqueued, float64(len(items)-dups[t]))
 			}
 			r.queued(wctx, held, fromLog, nil)
 			cancel()

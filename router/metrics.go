@@ -106,6 +106,7 @@ type metrics struct {
 	repliesRefused *prometheus.CounterVec
 	pushbacks      *prometheus.CounterVec
 	stale          *prometheus.CounterVec
+	duplicates     *prometheus.CounterVec
 
 	attemptDuration   prometheus.Histogram
 	publishToInvoke   prometheus.Histogram
@@ -134,6 +135,7 @@ func newMetrics(cfg MetricsConfig) *metrics {
 		deadLettered:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_dead_letters_total", Help: "Events moved to the dead-letter queue by trigger and reason."}, []string{"trigger", "reason"}),
 		repliesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_replies_refused_total", Help: "Function reply events refused and kept as dead letters, by trigger and reason (REPLY_INVALID, HOP_LIMIT)."}, []string{"trigger", "reason"}),
 		pushbacks:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_pushbacks_total", Help: "Events refused at publish because the trigger held max_queue undelivered events."}, trig),
+		duplicates:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_events_duplicate_total", Help: "Events this instance did not queue for the trigger because an event of the same source and id was queued for it within its dedup window (the publisher was answered success)."}, trig),
 		stale:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_stale_outcomes_total", Help: "Outcomes that arrived after their lease was lost (the event may be delivered twice)."}, trig),
 
 		attemptDuration:   prometheus.NewHistogram(histogramOpts("switchyard_attempt_duration_seconds", "Duration of delivery attempts, every trigger together.")),
@@ -147,7 +149,7 @@ func newMetrics(cfg MetricsConfig) *metrics {
 		m.histTriggers[n] = true
 	}
 	m.reg.MustRegister(m.published, m.unmatched, m.publishRefused, m.fannedOut, m.droppedDeleted, m.redisErrors, m.filterBudget, panics.Collector(),
-		m.enqueued, m.attempts, m.deadLettered, m.repliesRefused, m.pushbacks, m.stale,
+		m.enqueued, m.attempts, m.deadLettered, m.repliesRefused, m.pushbacks, m.stale, m.duplicates,
 		m.attemptDuration, m.publishToInvoke, m.trigAttemptDur, m.trigPublishInvoke,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -188,6 +190,7 @@ const (
 	cDead
 	cPushback
 	cStale
+	cDuplicate
 	nTriggerCounters
 )
 
@@ -222,7 +225,7 @@ func (m *metrics) forget(name string) {
 	s.gone = true
 	s.mu.Unlock()
 	l := prometheus.Labels{"trigger": name}
-	for _, vec := range []*prometheus.CounterVec{m.enqueued, m.attempts, m.deadLettered, m.repliesRefused, m.pushbacks, m.stale} {
+	for _, vec := range []*prometheus.CounterVec{m.enqueued, m.attempts, m.deadLettered, m.repliesRefused, m.pushbacks, m.stale, m.duplicates} {
 		vec.DeletePartialMatch(l)
 	}
 	m.trigAttemptDur.DeletePartialMatch(l)
@@ -262,6 +265,8 @@ func (s *triggerSeries) add(which int, n float64) {
 		c = s.m.pushbacks.WithLabelValues(s.name)
 	case cStale:
 		c = s.m.stale.WithLabelValues(s.name)
+	case cDuplicate:
+		c = s.m.duplicates.WithLabelValues(s.name)
 	}
 	s.c[which].Store(&c)
 	c.Add(n)

@@ -157,16 +157,16 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		return PublishResult{}, err
 	}
 	if direct == "" {
-		r.depthMu.Lock()
-		for _, rec := range recs {
-			for _, t := range rec.Triggers {
-				d := r.depth[t]
-				d.logged++
-				d.gen++
-				r.depth[t] = d
+		if logLanes == nil {
+			r.backlog.accepted(res.Triggers)
+		} else {
+			// The ordered triggers' share is queued, not logged.
+			logged := make([][]string, len(recs))
+			for i, rec := range recs {
+				logged[i] = rec.Triggers
 			}
+			r.backlog.accepted(logged)
 		}
-		r.depthMu.Unlock()
 	}
 	r.metrics.published.Add(float64(len(events)))
 	r.metrics.unmatched.Add(float64(unmatchedOf(res.Triggers)))
@@ -222,24 +222,7 @@ func (r *Router) newID(now time.Time) string {
 // suggesting a retry once this instance's delivery rate should have made
 // room for the publish.
 func (r *Router) admit(snap *snapshot, matched [][]string) error {
-	var pe *PushbackError
-	r.depthMu.Lock()
-	for _, ts := range matched {
-		for _, name := range ts {
-			t := snap.triggers[name]
-			if t == nil {
-				continue
-			}
-			if held := r.depth[name].total(); held >= t.Spec.Delivery.MaxQueue {
-				pe = &PushbackError{Trigger: name, Undelivered: held, MaxQueue: t.Spec.Delivery.MaxQueue}
-				break
-			}
-		}
-		if pe != nil {
-			break
-		}
-	}
-	r.depthMu.Unlock()
+	pe := r.backlog.atCap(snap, matched)
 	if pe == nil {
 		return nil
 	}
@@ -403,6 +386,7 @@ func (r *Router) commit(batch []*appendReq) {
 // once it has answered the publishers, and the write's error.
 func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Item) (map[string]store.ClaimResult, map[string]*dispatcher, error) {
 	claims, ds := r.commitClaims(direct)
+	r.stampDedup(direct)
 	// On Redis Cluster the triggers' writes are one transaction per hash
 	// slot, and with --ack-after replicas=N a write may land unconfirmed:
 	// what landed is queued and its claims start, whatever err says about
@@ -425,8 +409,9 @@ func (r *Router) commitDirect(ctx context.Context, direct map[string][]store.Ite
 			settled[t] = true
 		}
 	}
+	dups := r.countDuplicates(direct)
 	for t, items := range direct {
-		r.metrics.trigger(t).add(cEnqueued, float64(len(items)))
+		r.metrics.trigger(t).add(cEnqueued, float64(len(items)-dups[t]))
 	}
 	r.queued(ctx, held, nil, settled)
 	return claimed, ds, err
@@ -485,17 +470,11 @@ func (r *Router) commitClaims(direct map[string][]store.Item) (map[string]store.
 // wakes the triggers' dispatchers here, but for the settled ones, and, when
 // there are any, on the other instances.
 func (r *Router) queued(ctx context.Context, held map[string]int64, fromLog map[string]int64, settled map[string]bool) {
+	r.backlog.queued(held, fromLog)
 	names := make([]string, 0, len(held))
-	r.depthMu.Lock()
-	for t, n := range held {
-		d := r.depth[t]
-		d.held = n
-		d.logged = max(0, d.logged-fromLog[t])
-		d.gen++
-		r.depth[t] = d
+	for t := range held {
 		names = append(names, t)
 	}
-	r.depthMu.Unlock()
 	for _, t := range names {
 		if !settled[t] {
 			r.wake(t)

@@ -410,7 +410,7 @@ func (c *Consumer) claim(ctx context.Context, t *trigger.Trigger, now time.Time)
 	c.mu.Unlock()
 
 	pol := t.Spec.Delivery
-	gen := r.depthGen(c.name)
+	gen := r.backlog.gen(c.name)
 	res, err := r.store.Claim(ctx, c.name, now, want, pol.MaxConcurrency, pol.Timeout.Duration+r.cfg.LeaseGrace)
 	if err != nil {
 		if ctx.Err() == nil && r.intakeCtx.Err() == nil {
@@ -421,7 +421,7 @@ func (c *Consumer) claim(ctx context.Context, t *trigger.Trigger, now time.Time)
 		c.mu.Unlock()
 		return nil
 	}
-	r.setDepth(c.name, res.Held, gen)
+	r.backlog.observe(c.name, res.Held, gen)
 	var failed []outcome
 	var out []Leased
 	leases := make([]*pullLease, 0, len(res.Items))
@@ -441,10 +441,7 @@ func (c *Consumer) claim(ctx context.Context, t *trigger.Trigger, now time.Time)
 				detail: "stored event is unreadable: " + err.Error()})
 			continue
 		}
-		born := it.Since
-		if born.IsZero() {
-			born = store.IDTime(it.ID)
-		}
+		born := it.Born()
 		if !born.IsZero() && now.Sub(born) > pol.MaxEventAge.Duration {
 			failed = append(failed, outcome{item: it, noTry: true, reason: switchyardv1.DeadLetterReason_DEAD_LETTER_REASON_MAX_AGE,
 				detail: "event older than max_event_age " + pol.MaxEventAge.String() + " before its attempt"})

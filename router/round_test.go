@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -31,7 +32,7 @@ func TestReplayRoundFollowsTheHistory(t *testing.T) {
 	var letter []byte
 	for life, results := range [][]delivery.Result{{retry, dead}, {retry, dead}, {dead}} {
 		if life > 0 { // replayed
-			it = store.Claimed{ID: store.ReplayedID("t", "1-0"), Attempt: 1, Event: raw, History: letter, Since: time.Now()}
+			it = store.Claimed{ID: dlq.ReplayedID("t", "1-0"), Attempt: 1, Event: raw, History: letter, Since: time.Now()}
 		}
 		for i, res := range results {
 			inv.res = res

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-io/switchyard/internal/backoff"
 	"github.com/switchyard-io/switchyard/internal/logging"
 	"github.com/switchyard-io/switchyard/internal/panics"
 	"github.com/switchyard-io/switchyard/router/delivery"
@@ -41,8 +42,7 @@ type Router struct {
 	cluster   *cluster                 // registry of instances, waiting for trigger changes
 	health    health                   // why this instance cannot work, if so
 
-	depthMu sync.Mutex
-	depth   map[string]depth // per trigger, for admission
+	backlog *backlog // per trigger, for admission (admission.go)
 
 	appendCh chan *appendReq
 	workers  *workers      // run attempts
@@ -87,7 +87,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 		metrics:     newMetrics(cfg.Metrics),
 		tr:          newTracer(cfg.Tracing),
 		logLimit:    logging.NewLimiter(0, 0),
-		depth:       map[string]depth{},
+		backlog:     newBacklog(),
 		appendCh:    make(chan *appendReq, 4096),
 		workers:     newWorkers(cfg.Logger),
 		dispatchers: map[string]*dispatcher{},
@@ -226,66 +226,21 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	return errors.Join(err, r.invoker.Close())
 }
 
-// depth estimates a trigger's backlog for admission: events its queue held
-// when last seen, plus events accepted into the ingest log and not yet fanned
-// out (from the store's admitted counts, plus those this instance accepted
-// since it last read them). It errs on the high side for at most one sweep.
-// gen counts this instance's changes to it, so that a size read from the
-// store can tell whether it is stale.
-type depth struct{ held, logged, gen int64 }
+// Bounds of the delay between tries of the router's loops that retry a
+// failed Redis call (reading the ingest log, fanning out, recording
+// outcomes, handing pulled attempts back, waiting for the store's epoch).
+// Each delay is drawn at random between them (internal/backoff), so the
+// instances sharing a Redis that failed do not all retry at once.
+const (
+	retryMinWait = 50 * time.Millisecond
+	retryMaxWait = 2 * time.Second
+)
 
-func (d depth) total() int64 { return d.held + d.logged }
-
-// depthGens returns the generation of each trigger's depth, to pass to
-// setDepth after reading the store.
-func (r *Router) depthGens(names ...string) map[string]int64 {
-	gens := make(map[string]int64, len(names))
-	r.depthMu.Lock()
-	for _, n := range names {
-		gens[n] = r.depth[n].gen
-	}
-	r.depthMu.Unlock()
-	return gens
+// nextBackoff returns the delay before the next try of a Redis call that
+// failed again after waiting prev (zero for a first failure).
+func nextBackoff(prev time.Duration) time.Duration {
+	return backoff.Next(prev, retryMinWait, retryMaxWait)
 }
 
-// depthGen returns the generation of one trigger's depth (see depthGens).
-func (r *Router) depthGen(name string) int64 {
-	r.depthMu.Lock()
-	defer r.depthMu.Unlock()
-	return r.depth[name].gen
-}
-
-// setDepth records a queue size read from the store, unless this instance
-// queued events for the trigger since gen was taken: the read may predate
-// them, and applying it would let admission overshoot max_queue.
-func (r *Router) setDepth(trigger string, held, gen int64) {
-	r.depthMu.Lock()
-	if d := r.depth[trigger]; d.gen == gen {
-		d.held = held
-		r.depth[trigger] = d
-	}
-	r.depthMu.Unlock()
-}
-
-// backoffSleep waits d (capped) or until ctx ends; false when ctx ended.
-func backoffSleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func nextBackoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return 50 * time.Millisecond
-	}
-	d *= 2
-	if d > 2*time.Second {
-		d = 2 * time.Second
-	}
-	return d
-}
+// backoffSleep waits d or until ctx ends; false when ctx ended.
+func backoffSleep(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	"github.com/switchyard-io/switchyard/internal/panics"
+	"github.com/switchyard-io/switchyard/router/trigger"
 )
 
 // sweepLoop checks every trigger's queue each SweepInterval: it refreshes the
@@ -56,16 +58,9 @@ func (r *Router) sweep(ctx context.Context) {
 	// Depths read here are applied only to triggers this instance did not
 	// queue or accept events for meanwhile: a read overtaken by a local write
 	// would count events twice (or not at all) until the next sweep.
-	gens := r.depthGens(names...)
+	gens := r.backlog.gens(names)
 	if admitted, err := r.store.Admitted(ctx); err == nil {
-		r.depthMu.Lock()
-		for _, n := range names {
-			if d := r.depth[n]; d.gen == gens[n] {
-				d.logged = admitted[n]
-				r.depth[n] = d
-			}
-		}
-		r.depthMu.Unlock()
+		r.backlog.observeLogged(admitted, names, gens)
 	}
 	for len(names) > 0 && ctx.Err() == nil {
 		chunk := names[:min(500, len(names))]
@@ -78,7 +73,7 @@ func (r *Router) sweep(ctx context.Context) {
 			return
 		}
 		for _, p := range peeks {
-			r.setDepth(p.Trigger, p.Held, gens[p.Trigger])
+			r.backlog.observe(p.Trigger, p.Held, gens[p.Trigger])
 			due := (!p.NextDue.IsZero() && !p.NextDue.After(now)) || (!p.NextLease.IsZero() && !p.NextLease.After(now))
 			if p.Ready > 0 || due {
 				r.wake(p.Trigger)
@@ -87,36 +82,38 @@ func (r *Router) sweep(ctx context.Context) {
 	}
 }
 
-// trimDLQs evicts dead letters older than their trigger's
-// dead_letter_max_age (or DLQMaxAge) and beyond its dead_letter_max_entries
-// (or DLQMaxEntries: a cap lowered since the last dead letter), counting
-// them. The store evicts in bounded steps, so a large eviction does not
-// hold Redis.
+// trimDLQs applies each trigger's dead-letter retention (the server's
+// dlq.Policy, overridden by the trigger's dead_letter_max_age and
+// dead_letter_max_entries): entries older than the age limit, and beyond
+// the size limit (a cap lowered since the last dead letter), are evicted
+// and counted. The store evicts in bounded steps, pipelined across
+// triggers, so a large eviction does not hold Redis and many triggers do
+// not cost a round trip each.
 func (r *Router) trimDLQs(ctx context.Context) {
-	for name, t := range r.snap.Load().triggers {
-		age := r.cfg.DLQMaxAge
-		if a := t.Spec.Delivery.DeadLetterMaxAge.Duration; a > 0 {
-			age = a
-		}
-		n, err := r.store.TrimDLQ(ctx, name, time.Now().Add(-age))
-		if err != nil {
-			return
-		}
-		if n > 0 {
-			r.log.Info("dead letters evicted by age", "trigger", name, "evicted", n, "max_age", age)
-		}
-		capacity := r.cfg.DLQMaxEntries
-		if c := t.Spec.Delivery.DeadLetterMaxEntries; c > 0 {
-			capacity = c
-		}
-		n, err = r.store.CapDLQ(ctx, name, capacity)
-		if err != nil {
-			return
-		}
-		if n > 0 {
-			r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", name, "evicted", n, "max_entries", capacity)
-		}
+	snap := r.snap.Load()
+	now := time.Now()
+	rs := make([]dlq.Retention, 0, len(snap.triggers))
+	for name, t := range snap.triggers {
+		rs = append(rs, r.dlqPolicy(t).Retention(name, now))
 	}
+	_ = dlq.Retain(ctx, r.store, rs, func(e dlq.Evicted) {
+		pol := r.dlqPolicy(snap.triggers[e.Trigger])
+		if e.Aged > 0 {
+			r.log.Info("dead letters evicted by age", "trigger", e.Trigger, "evicted", e.Aged, "max_age", pol.MaxAge)
+		}
+		if e.Capped > 0 {
+			r.log.Warn("dead-letter queue full: oldest entries evicted", "trigger", e.Trigger, "evicted", e.Capped, "max_entries", pol.MaxEntries)
+		}
+		if e.Err != nil && ctx.Err() == nil && r.logAllowed(e.Trigger, "retain", "", "dead-letter retention") {
+			r.log.Warn("dead-letter retention", "trigger", e.Trigger, "err", e.Err)
+		}
+	})
+}
+
+// dlqPolicy is trigger t's dead-letter retention.
+func (r *Router) dlqPolicy(t *trigger.Trigger) dlq.Policy {
+	d := t.Spec.Delivery
+	return r.cfg.DLQ().For(d.DeadLetterMaxEntries, d.DeadLetterMaxAge.Duration)
 }
 
 // checkPeers records whether another instance listens for wake-ups; they are

@@ -413,10 +413,7 @@ func (tr *tracer) startAttempt(ctx context.Context, name string, it store.Claime
 // accepted (or put back by a replay) for the first attempt of its life,
 // since the previous attempt ended for a retry (its backoff included).
 func queueWait(it store.Claimed, now time.Time) (time.Duration, bool) {
-	from := it.Since
-	if from.IsZero() {
-		from = store.IDTime(it.ID)
-	}
+	from := it.Born()
 	if it.History != nil {
 		hist := &switchyardv1.DeadLetter{}
 		if proto.Unmarshal(it.History, hist) == nil {

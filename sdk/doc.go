@@ -1,6 +1,8 @@
-// Package sdk is the Go client of Switchyard for publishers and operators:
-// it publishes CloudEvents to the bus (EventService) and manages triggers
-// (TriggerService), mapping the server's errors to typed Go errors.
+// Package sdk is the Go client of Switchyard for publishers, consumers and
+// operators: it publishes CloudEvents to the bus (EventService), consumes
+// pull triggers (Subscribe, over PullService: reconnecting with jittered
+// backoff) and manages triggers (TriggerService), mapping the server's
+// errors to typed Go errors.
 //
 // Publishers and tools import it; function authors import the sibling
 // package github.com/switchyard-io/switchyard/sdk/function instead, which
@@ -31,7 +33,7 @@
 // The wrappers apply [Config.Timeout] to each call and return the errors of
 // errors.go. Everything else in the API (UpdateTrigger, the dead-letter
 // queue, API keys, the audit log, ...) is reachable through the generated
-// clients returned by [Client.Events], [Client.Triggers],
+// clients returned by [Client.Events], [Client.Triggers], [Client.Pulls],
 // [Client.DeadLetters], [Client.Sources], [Client.Tokens] and
 // [Client.Audit], which return plain gRPC status errors.
 package sdk

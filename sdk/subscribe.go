@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/switchyard-io/switchyard/internal/backoff"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/sdk/function"
 )
@@ -151,15 +151,12 @@ func (c *Client) Subscribe(ctx context.Context, trigger string, h PullHandler, o
 		if s.received {
 			wait = 0
 		}
-		wait = min(max(2*wait, 50*time.Millisecond), 5*time.Second)
-		d := wait/2 + rand.N(wait/2+1) // jittered: consumers do not reconnect in lockstep
-		opts.Logger.Warn("switchyard: pull stream ended; reconnecting", "trigger", trigger, "err", err, "retry_in", d)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		// Jittered (internal/backoff): the consumers of a server that
+		// restarted do not reconnect in lockstep.
+		wait = backoff.Next(wait, 50*time.Millisecond, 5*time.Second)
+		opts.Logger.Warn("switchyard: pull stream ended; reconnecting", "trigger", trigger, "err", err, "retry_in", wait)
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 	}
 }

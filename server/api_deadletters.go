@@ -11,25 +11,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard-io/switchyard/auth"
+	"github.com/switchyard-io/switchyard/dlq"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
-	"github.com/switchyard-io/switchyard/router/store"
 	"github.com/switchyard-io/switchyard/router/trigger"
-)
-
-const (
-	defaultPageSize = 50
-	maxPageSize     = 1000
-	replayChunk     = 100
 )
 
 type deadLetterService struct {
@@ -37,23 +28,14 @@ type deadLetterService struct {
 	r *router.Router
 }
 
-// decodeEntry turns a stored entry into the API message.
-func decodeEntry(trigger string, e store.DLQEntry) (*switchyardv1.DeadLetter, error) {
-	dl := &switchyardv1.DeadLetter{}
-	if err := proto.Unmarshal(e.Letter, dl); err != nil {
-		return nil, fmt.Errorf("dead letter %s/%s is corrupt: %w", trigger, e.ID, err)
+// dataLoss answers a dead letter that does not decode as DATA_LOSS, any
+// other error as the store's.
+func dataLoss(err error) error {
+	var ce *dlq.CorruptError
+	if errors.As(err, &ce) {
+		return status.Error(codes.DataLoss, err.Error())
 	}
-	ev := &pb.CloudEvent{}
-	if err := proto.Unmarshal(e.Event, ev); err != nil {
-		return nil, fmt.Errorf("dead letter %s/%s: event is corrupt: %w", trigger, e.ID, err)
-	}
-	dl.Id = trigger + "/" + e.ID
-	dl.Trigger = trigger
-	dl.Event = ev
-	if dl.DeadTime == nil {
-		dl.DeadTime = timestamppb.New(store.IDTime(e.ID))
-	}
-	return dl, nil
+	return StatusFor(err)
 }
 
 // entryIDRE matches the id of a dead-letter queue entry: a Redis stream
@@ -129,12 +111,12 @@ func (s *deadLetterService) ListDeadLetters(ctx context.Context, req *switchyard
 	if req.GetPageSize() < 0 {
 		return nil, invalidField("page_size", "must not be negative, got %d", req.GetPageSize())
 	}
-	if req.GetPageSize() > maxPageSize {
-		return nil, invalidField("page_size", "at most %d (the dead-letter page size limit), got %d", maxPageSize, req.GetPageSize())
+	if req.GetPageSize() > dlq.MaxPageSize {
+		return nil, invalidField("page_size", "at most %d (the dead-letter page size limit), got %d", dlq.MaxPageSize, req.GetPageSize())
 	}
 	size := int(req.GetPageSize())
 	if size == 0 {
-		size = defaultPageSize
+		size = dlq.DefaultPageSize
 	}
 	names, err := s.triggers(ctx, req.GetTrigger())
 	if err != nil {
@@ -146,43 +128,17 @@ func (s *deadLetterService) ListDeadLetters(ctx context.Context, req *switchyard
 			return nil, err
 		}
 	}
-	start := "-"
+	lreq := dlq.ListRequest{Triggers: names, After: dlq.Cursor{Trigger: tok.trigger, Next: tok.next}, Reason: req.GetReason(), Size: size}
 	if req.GetSince() != nil {
-		start = fmt.Sprintf("%d-0", req.GetSince().AsTime().UnixMilli())
+		lreq.Since = req.GetSince().AsTime()
 	}
-	out := &switchyardv1.ListDeadLettersResponse{}
-	for _, name := range names {
-		if tok.trigger != "" && name < tok.trigger {
-			continue
-		}
-		from := start
-		if tok.trigger == name {
-			from = tok.next
-		}
-		for {
-			entries, err := s.r.Store().ListDLQ(ctx, name, from, size+1)
-			if err != nil {
-				return nil, StatusFor(err)
-			}
-			for i, e := range entries {
-				if len(out.DeadLetters) == size {
-					out.NextPageToken = pageToken{name, entries[i].ID}.encode()
-					return out, nil
-				}
-				dl, err := decodeEntry(name, e)
-				if err != nil {
-					return nil, status.Error(codes.DataLoss, err.Error())
-				}
-				if req.GetReason() != 0 && dl.GetReason() != req.GetReason() {
-					continue
-				}
-				out.DeadLetters = append(out.DeadLetters, dl)
-			}
-			if len(entries) < size+1 {
-				break
-			}
-			from = store.NextID(entries[len(entries)-1].ID)
-		}
+	page, err := dlq.List(ctx, s.r.Store(), lreq)
+	if err != nil {
+		return nil, dataLoss(err)
+	}
+	out := &switchyardv1.ListDeadLettersResponse{DeadLetters: page.Letters}
+	if page.Next.Trigger != "" {
+		out.NextPageToken = pageToken{page.Next.Trigger, page.Next.Next}.encode()
 	}
 	return out, nil
 }
@@ -193,15 +149,11 @@ func (s *deadLetterService) GetDeadLetter(ctx context.Context, req *switchyardv1
 		return nil, err
 	}
 	if !caller(ctx).CanSeeTrigger(trig) { // as for a dead letter that does not exist
-		return nil, StatusFor(fmt.Errorf("dead letter %s/%s: %w", trig, id, store.ErrNotFound))
+		return nil, StatusFor(fmt.Errorf("dead letter %s/%s: %w", trig, id, dlq.ErrNotFound))
 	}
-	e, err := s.r.Store().GetDLQ(ctx, trig, id)
+	dl, err := dlq.Get(ctx, s.r.Store(), trig, id)
 	if err != nil {
-		return nil, StatusFor(err)
-	}
-	dl, err := decodeEntry(trig, e)
-	if err != nil {
-		return nil, status.Error(codes.DataLoss, err.Error())
+		return nil, dataLoss(err)
 	}
 	return &switchyardv1.GetDeadLetterResponse{DeadLetter: dl}, nil
 }
@@ -230,97 +182,30 @@ func (s *deadLetterService) ReplayDeadLetters(req *switchyardv1.ReplayDeadLetter
 	if _, err := s.r.Store().GetTrigger(ctx, to); err != nil {
 		return StatusFor(fmt.Errorf("replay target: %w", err))
 	}
-	// The work list: the given ids, or every entry present now.
-	var ids []string
-	if req.GetAll() {
-		last, err := s.r.Store().LastDLQID(ctx, from)
+	rreq := dlq.ReplayRequest{From: from, To: to, All: req.GetAll(), Rate: req.GetRate(), DryRun: req.GetDryRun()}
+	for i, id := range req.GetIds() {
+		_, e, err := splitID(fmt.Sprintf("ids[%d]", i), id, from)
 		if err != nil {
-			return StatusFor(err)
+			return err
 		}
-		next := "-"
-		for last != "" {
-			entries, err := s.r.Store().ListDLQ(ctx, from, next, 1000)
-			if err != nil {
-				return StatusFor(err)
-			}
-			done := false
-			for _, e := range entries {
-				ids = append(ids, e.ID)
-				if e.ID == last {
-					done = true
-					break
-				}
-			}
-			if done || len(entries) < 1000 {
-				break
-			}
-			next = store.NextID(entries[len(entries)-1].ID)
-		}
-	} else {
-		for i, id := range req.GetIds() {
-			_, e, err := splitID(fmt.Sprintf("ids[%d]", i), id, from)
-			if err != nil {
-				return err
-			}
-			ids = append(ids, e)
-		}
+		rreq.IDs = append(rreq.IDs, e)
 	}
-	prog := &switchyardv1.ReplayDeadLettersResponse{Total: int64(len(ids))}
-	if req.GetDryRun() {
-		for _, id := range ids {
-			if _, err := s.r.Store().GetDLQ(ctx, from, id); errors.Is(err, store.ErrNotFound) {
-				prog.Missing++
-			} else if err != nil {
-				return StatusFor(err)
-			} else {
-				prog.Replayed++
-			}
-		}
-		prog.Done = true
-		return stream.Send(prog)
+	var sendErr error
+	rp := dlq.Replayer{Store: s.r.Store(), Wake: s.r.Wake}
+	err := rp.Run(ctx, rreq, func(p dlq.Progress) error {
+		sendErr = stream.Send(&switchyardv1.ReplayDeadLettersResponse{Total: p.Total, Replayed: p.Replayed, Missing: p.Missing, Done: p.Done})
+		return sendErr
+	})
+	var we *dlq.WaitError
+	switch {
+	case err == nil:
+		return nil
+	case sendErr != nil && err == sendErr:
+		return err
+	case errors.As(err, &we):
+		return status.FromContextError(we.Err).Err()
 	}
-	var lim *rate.Limiter
-	chunk := replayChunk
-	if req.GetRate() > 0 {
-		lim = rate.NewLimiter(rate.Limit(req.GetRate()), max(1, int(req.GetRate())))
-		chunk = max(1, min(chunk, int(req.GetRate())))
-	}
-	lastSent := time.Time{}
-	for len(ids) > 0 {
-		n := min(chunk, len(ids))
-		batch := ids[:n]
-		ids = ids[n:]
-		if lim != nil {
-			if err := lim.WaitN(ctx, n); err != nil {
-				return status.FromContextError(err).Err()
-			}
-		}
-		var replayed, missing int64
-		var err error
-		if to == from {
-			replayed, missing, err = s.r.Store().Replay(ctx, from, batch, time.Now())
-		} else {
-			replayed, missing, err = s.r.Store().ReplayTo(ctx, from, to, batch, time.Now())
-		}
-		if err != nil {
-			return StatusFor(err)
-		}
-		prog.Replayed += replayed
-		prog.Missing += missing
-		s.r.Wake(to)
-		if time.Since(lastSent) > 200*time.Millisecond || len(ids) == 0 {
-			lastSent = time.Now()
-			prog.Done = len(ids) == 0
-			if err := stream.Send(prog); err != nil {
-				return err
-			}
-		}
-	}
-	if !prog.Done {
-		prog.Done = true
-		return stream.Send(prog)
-	}
-	return nil
+	return StatusFor(err)
 }
 
 func (s *deadLetterService) PurgeDeadLetters(ctx context.Context, req *switchyardv1.PurgeDeadLettersRequest) (*switchyardv1.PurgeDeadLettersResponse, error) {
@@ -344,28 +229,26 @@ func (s *deadLetterService) PurgeDeadLetters(ctx context.Context, req *switchyar
 	if modes != 1 {
 		return nil, invalidFields("give exactly one of ids, older_than and all", "ids", "older_than", "all")
 	}
-	var n int64
-	var err error
+	preq := dlq.PurgeRequest{Trigger: trig, All: req.GetAll()}
 	switch {
 	case req.GetAll():
-		n, err = s.r.Store().PurgeDLQAll(ctx, trig)
 	case req.GetOlderThan() != nil:
 		d := req.GetOlderThan().AsDuration()
 		if d < 0 {
 			return nil, invalidField("older_than", "must not be negative, got %v", d)
 		}
-		n, err = s.r.Store().PurgeDLQBefore(ctx, trig, time.Now().Add(-d))
+		preq.Before = time.Now().Add(-d)
 	default:
-		ids := make([]string, 0, len(req.GetIds()))
+		preq.IDs = make([]string, 0, len(req.GetIds()))
 		for i, id := range req.GetIds() {
 			_, e, serr := splitID(fmt.Sprintf("ids[%d]", i), id, trig)
 			if serr != nil {
 				return nil, serr
 			}
-			ids = append(ids, e)
+			preq.IDs = append(preq.IDs, e)
 		}
-		n, err = s.r.Store().PurgeDLQ(ctx, trig, ids)
 	}
+	n, err := dlq.Purge(ctx, s.r.Store(), preq)
 	if err != nil {
 		return nil, StatusFor(err)
 	}
@@ -394,17 +277,17 @@ func (s *deadLetterService) GetDeadLetterStats(ctx context.Context, _ *switchyar
 	}
 	sort.Strings(names)
 	names = visibleTriggers(ctx, names)
+	qs, err := dlq.Stats(ctx, s.r.Store(), names)
+	if err != nil {
+		return nil, StatusFor(err)
+	}
 	out := &switchyardv1.GetDeadLetterStatsResponse{}
-	for _, n := range names {
-		qs, err := s.r.Store().Stats(ctx, n)
-		if err != nil {
-			return nil, StatusFor(err)
+	for _, q := range qs {
+		pq := &switchyardv1.DeadLetterQueueStats{Trigger: q.Trigger, Entries: q.Entries, Added: q.Added, Evicted: q.Evicted}
+		if !q.Oldest.IsZero() {
+			pq.OldestTime = timestamppb.New(q.Oldest)
 		}
-		q := &switchyardv1.DeadLetterQueueStats{Trigger: n, Entries: qs.DeadLetters, Added: parseInt(qs.Counters["dead"]), Evicted: parseInt(qs.Counters["dlq_evicted"])}
-		if entries, err := s.r.Store().ListDLQ(ctx, n, "-", 1); err == nil && len(entries) == 1 {
-			q.OldestTime = timestamppb.New(store.IDTime(entries[0].ID))
-		}
-		out.Queues = append(out.Queues, q)
+		out.Queues = append(out.Queues, pq)
 	}
 	return out, nil
 }

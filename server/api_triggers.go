@@ -201,6 +201,9 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 		if err := s.laneStats(ctx, st, s.r.Trigger(n)); err != nil {
 			return nil, StatusFor(err)
 		}
+		if w := s.r.DedupWindow(n); w > 0 {
+			st.DedupWindow = durationpb.New(w)
+		}
 		if t := s.r.Trigger(n); t != nil && t.Spec.Target.IsPull() {
 			consumers, err := s.r.Store().CountConsumers(ctx, n, now)
 			if err != nil {
@@ -219,7 +222,7 @@ func triggerStats(name string, qs store.QueueStats, unfanned int64, t *trigger.T
 		Name: name, Queued: qs.Ready, InFlight: qs.InFlight, RetriesScheduled: qs.Delayed, DeadLetters: qs.DeadLetters,
 		Undelivered: qs.Ready + qs.InFlight + qs.Delayed + max(unfanned, 0),
 		Delivered:   c("delivered"), FailedAttempts: c("failed"), DeadLettered: c("dead"), DeadLettersEvicted: c("dlq_evicted"),
-		Enqueued: c("enqueued"), ConsecutiveFailures: c("cb_fail"), Breaker: switchyardv1.BreakerState_BREAKER_STATE_CLOSED,
+		Enqueued: c("enqueued"), Duplicates: c("duplicates"), ConsecutiveFailures: c("cb_fail"), Breaker: switchyardv1.BreakerState_BREAKER_STATE_CLOSED,
 	}
 	if t != nil {
 		st.MaxConcurrency = int32(t.Spec.Delivery.MaxConcurrency)

@@ -46,6 +46,10 @@ type FileConfig struct {
 	AckAfter     string `json:"ack_after,omitempty" flag:"ack-after" doc:"When a publish is answered: write (once the Redis master has its events; a failover before its replicas have them loses them) or replicas=N (once N replicas have them too, by Redis WAIT on the connection that wrote them; a publish they do not confirm within ack_timeout is answered 503 with Retry-After, and its events may still be delivered)."`
 	AckTimeout   string `json:"ack_timeout,omitempty" flag:"ack-timeout" type:"duration" doc:"How long a publish waits for the replicas ack_after asks for."`
 
+	// Cluster coherence (router/cluster.go).
+	TriggerSyncTimeout string `json:"trigger_sync_timeout,omitempty" flag:"trigger-sync-timeout" type:"duration" doc:"How long a trigger change waits for every live instance to serve it before it answers anyway, naming the instances that lag."`
+	HeartbeatInterval  string `json:"heartbeat_interval,omitempty" flag:"heartbeat-interval" type:"duration" doc:"How often an instance renews its entry in the registry of instances; one silent for three intervals counts as gone. Use the same value on every instance."`
+
 	// KeyPrefix is restricted (see validKeyPrefix) because it is pasted
 	// into every Redis key, beside the braces that pick hash slots.
 	KeyPrefix       string `json:"key_prefix,omitempty" flag:"key-prefix" doc:"Prefix of every Redis key: instances sharing a Redis and a prefix are one cluster. 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit."`
@@ -66,7 +70,17 @@ type FileConfig struct {
 	AllowVolatileSources bool   `json:"allow_volatile_sources,omitempty" flag:"allow-volatile-sources" doc:"Run sources on the embedded store although they confirm what they read (to the system they read, or by answering their caller) once it is accepted: a restart then loses every accepted event not yet delivered, and the start-up log names each such source and what it loses. Without it the server refuses to start (and --check-config fails). Ignored with a redis_url."`
 	AllowEvictingRedis   bool   `json:"allow_evicting_redis,omitempty" flag:"allow-evicting-redis" doc:"Start although the Redis's maxmemory-policy evicts any key (allkeys-*): when memory runs out it deletes queues, and the events in them, silently. Without it the server refuses to start on such a Redis. With noeviction (or a volatile-* policy) a full Redis makes publishing answer 507 while deliveries go on."`
 	MaxTriggers          int    `json:"max_triggers,omitempty" flag:"max-triggers" doc:"Most triggers the store holds; creating one more is refused (INVALID_ARGUMENT naming trigger.name). Negative: no limit."`
+	DedupWindow          string `json:"dedup_window,omitempty" flag:"dedup-window" type:"duration" doc:"Dedup window of the triggers that set no delivery.dedup_window: an event whose source and id match an event queued for the trigger within the window is not queued again; its publisher is answered success and the copy counted (trigger stats DUPLICATES, switchyard_events_duplicate_total). It holds across instances and across a crash between the write and the answer (the check is in the script that queues). Each trigger remembers the keys of the events of one window (about 120 bytes each in Redis). 0 (the default): off."`
+	MaxDedupWindow       string `json:"max_dedup_window,omitempty" flag:"max-dedup-window" type:"duration" doc:"Longest delivery.dedup_window a trigger may be given (at most 24h); a longer one is refused with INVALID_ARGUMENT naming the field. Default 1h."`
 	MaxTriggersPerScope  int    `json:"max_triggers_per_scope,omitempty" flag:"max-triggers-per-scope" doc:"Most triggers under each trigger-name prefix that scopes a caller (a tenant); creating one more through such a caller is refused. Negative: no limit."`
+	// Where triggers may send events (egress.go).
+	AllowTargets     []string `json:"allow_targets,omitempty" flag:"allow-targets" type:"list of strings" doc:"Target addresses the egress guard opens although they are loopback, link-local (the metadata address 169.254.169.254), private, CGNAT or multicast: CIDR prefixes (10.1.0.0/16), addresses (10.1.2.3), address:port or host:port (fn.internal:443, that name whatever it resolves to). Every other denied address is refused when a trigger is applied (a literal) or dead-lettered TARGET_FORBIDDEN (a name resolving to one), and nothing connects."`
+	LoopbackTargets  string   `json:"loopback_targets,omitempty" flag:"loopback-targets" doc:"auto (loopback targets allowed while both listeners are on loopback, as in the quickstart; denied otherwise), allow or deny."`
+	RequireTargetTLS bool     `json:"require_target_tls,omitempty" flag:"require-target-tls" doc:"Refuse plaintext targets (grpc host:port, http://) when a trigger is applied; attempts of triggers stored before are dead-lettered TARGET_FORBIDDEN."`
+	TargetCAFile     string   `json:"target_ca_file,omitempty" flag:"target-ca-file" doc:"CA certificates (PEM) trusted for targets' certificates instead of the system roots, unless a trigger's target.tls names its own. Read again when it changes."`
+	TargetCertFile   string   `json:"target_cert_file,omitempty" flag:"target-cert-file" doc:"Client certificate (PEM) presented to TLS targets that ask for one (mTLS to functions), unless a trigger names its own. Needs target_key_file."`
+	TargetKeyFile    string   `json:"target_key_file,omitempty" flag:"target-key-file" doc:"Private key (PEM) of target_cert_file."`
+	SecretsDir       string   `json:"secrets_dir,omitempty" flag:"secrets-dir" doc:"Directory holding one file per secret that triggers name in target.auth (bearer tokens, webhook signing secrets), such as a mounted Kubernetes secret; SWITCHYARD_SECRET_<NAME> environment variables (name upper-cased, '-' as '_') are read first. Values never appear in the API, the logs or dead letters."`
 	// Sources are documented per kind in docs/connectors.
 	Sources []connectors.SourceConfig `json:"sources,omitempty" type:"list" doc:"The sources (connectors) to run, each with a name (lower-case letters, digits, '-' and '_'), a kind and the kind's fields; see [docs/connectors](connectors/)."`
 	// Auth's keys are those of auth.Config; the README's Security section
@@ -83,6 +97,8 @@ func DefaultFileConfig() FileConfig {
 		ShutdownTimeout: DefaultShutdownTimeout.String(), LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
 		MaxConnections: DefaultMaxConnections, MaxConcurrentStreams: DefaultMaxConcurrentStreams, HTTPBodyTimeout: DefaultBodyTimeout.String(),
 		AckAfter: AckAfterWrite, AckTimeout: router.DefaultAckTimeout.String(), ShutdownDelay: "0s",
+		LoopbackTargets:    LoopbackAuto,
+		TriggerSyncTimeout: router.DefaultTriggerSyncTimeout.String(), HeartbeatInterval: router.DefaultHeartbeatInterval.String(),
 		MaxTriggers: router.DefaultMaxTriggers, MaxTriggersPerScope: router.DefaultMaxTriggersPerScope,
 	}
 }
@@ -155,7 +171,7 @@ func parseFile(raw []byte, lookup func(string) (string, bool)) (FileConfig, erro
 			errs = append(errs, fmt.Errorf("http_body_timeout: want a positive duration (30s), got %q", fc.HTTPBodyTimeout))
 		}
 	}
-	for key, d := range map[string]string{"ack_timeout": fc.AckTimeout, "shutdown_delay": fc.ShutdownDelay} {
+	for key, d := range map[string]string{"ack_timeout": fc.AckTimeout, "shutdown_delay": fc.ShutdownDelay, "dedup_window": fc.DedupWindow, "max_dedup_window": fc.MaxDedupWindow} {
 		if d == "" {
 			continue
 		}
@@ -163,6 +179,19 @@ func parseFile(raw []byte, lookup func(string) (string, bool)) (FileConfig, erro
 			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 		} else if v < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative", key))
+		}
+	}
+	switch fc.LoopbackTargets {
+	case "", LoopbackAuto, LoopbackAllow, LoopbackDeny:
+	default:
+		errs = append(errs, fmt.Errorf("loopback_targets: want auto, allow or deny, got %q", fc.LoopbackTargets))
+	}
+	for key, d := range map[string]string{"trigger_sync_timeout": fc.TriggerSyncTimeout, "heartbeat_interval": fc.HeartbeatInterval} {
+		if d == "" {
+			continue
+		}
+		if v, err := time.ParseDuration(d); err != nil || v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive duration (5s), got %q", key, d))
 		}
 	}
 	if _, err := ParseAckAfter(fc.AckAfter); err != nil {
@@ -298,6 +327,28 @@ func (fc FileConfig) Apply(cfg *Config) {
 	if cfg.ShutdownDelay == 0 && fc.ShutdownDelay != "" {
 		cfg.ShutdownDelay, _ = time.ParseDuration(fc.ShutdownDelay)
 	}
+	if cfg.Egress.AllowTargets == nil {
+		cfg.Egress.AllowTargets = fc.AllowTargets
+	}
+	if cfg.Egress.LoopbackTargets == "" {
+		cfg.Egress.LoopbackTargets = fc.LoopbackTargets
+	}
+	cfg.Egress.RequireTLS = cfg.Egress.RequireTLS || fc.RequireTargetTLS
+	if cfg.Egress.CAFile == "" {
+		cfg.Egress.CAFile = fc.TargetCAFile
+	}
+	if cfg.Egress.CertFile == "" && cfg.Egress.KeyFile == "" {
+		cfg.Egress.CertFile, cfg.Egress.KeyFile = fc.TargetCertFile, fc.TargetKeyFile
+	}
+	if cfg.Egress.SecretsDir == "" {
+		cfg.Egress.SecretsDir = fc.SecretsDir
+	}
+	if cfg.Router.TriggerSyncTimeout == 0 && fc.TriggerSyncTimeout != "" {
+		cfg.Router.TriggerSyncTimeout, _ = time.ParseDuration(fc.TriggerSyncTimeout)
+	}
+	if cfg.Router.HeartbeatInterval == 0 && fc.HeartbeatInterval != "" {
+		cfg.Router.HeartbeatInterval, _ = time.ParseDuration(fc.HeartbeatInterval)
+	}
 	if cfg.Router.Prefix == "" {
 		cfg.Router.Prefix = fc.KeyPrefix
 	}
@@ -326,6 +377,12 @@ func (fc FileConfig) Apply(cfg *Config) {
 	}
 	if cfg.Router.MaxTriggersPerScope == 0 {
 		cfg.Router.MaxTriggersPerScope = fc.MaxTriggersPerScope
+	}
+	if cfg.Router.DedupWindow == 0 && fc.DedupWindow != "" {
+		cfg.Router.DedupWindow, _ = time.ParseDuration(fc.DedupWindow)
+	}
+	if cfg.Router.MaxDedupWindow == 0 && fc.MaxDedupWindow != "" {
+		cfg.Router.MaxDedupWindow, _ = time.ParseDuration(fc.MaxDedupWindow)
 	}
 	cfg.Sources = append(cfg.Sources, fc.Sources...)
 	if fc.Auth != nil {

@@ -8,8 +8,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/store"
 )
 
@@ -40,6 +42,8 @@ tls_client_auth: request
 max_connections: 100
 max_concurrent_streams: 10
 http_body_timeout: 5s
+trigger_sync_timeout: 2s
+heartbeat_interval: 500ms
 allow_volatile_sources: true
 sources:
   - name: hooks
@@ -50,7 +54,7 @@ sources:
 				want := FileConfig{HTTPAddr: "127.0.0.1:1", GRPCAddr: "127.0.0.1:2", RedisURL: "redis://:p$ss@r:6379/1", KeyPrefix: "tenant-a",
 					MaxEventBytes: 2048, MaxBatchBytes: 4096, ShutdownTimeout: "3s", LogLevel: "debug", LogFormat: "text", AllowVolatileSources: true,
 					TLSCertFile: "/tls/server.crt", TLSKeyFile: "/tls/server.key", TLSClientCAFile: "/tls/clients.pem", TLSClientAuth: "request",
-					MaxConnections: 100, MaxConcurrentStreams: 10, HTTPBodyTimeout: "5s",
+					MaxConnections: 100, MaxConcurrentStreams: 10, HTTPBodyTimeout: "5s", TriggerSyncTimeout: "2s", HeartbeatInterval: "500ms",
 					Sources: []connectors.SourceConfig{{Name: "hooks", Kind: "webhook", Fields: map[string]any{"secret": "0042", "max_body_bytes": int64(10)}}}}
 				if !reflect.DeepEqual(fc, want) {
 					t.Fatalf("got %#v\nwant %#v", fc, want)
@@ -106,8 +110,8 @@ sources:
 		},
 		"wrong type": {file: "max_event_bytes: lots\n", errs: []string{"max_event_bytes"}},
 		"bad values": {
-			file: "shutdown_timeout: soon\nlog_level: loud\nlog_format: xml\nhttp_body_timeout: -1s\n",
-			errs: []string{"shutdown_timeout", "log_level: want debug, info, warn or error", "log_format: want json or text", "http_body_timeout: want a positive duration"},
+			file: "shutdown_timeout: soon\nlog_level: loud\nlog_format: xml\nhttp_body_timeout: -1s\ntrigger_sync_timeout: 0s\nheartbeat_interval: often\n",
+			errs: []string{"trigger_sync_timeout: want a positive duration", "heartbeat_interval: want a positive duration", "shutdown_timeout", "log_level: want debug, info, warn or error", "log_format: want json or text", "http_body_timeout: want a positive duration"},
 		},
 		"not a mapping": {file: "- a\n- b\n", errs: []string{"must be a mapping"}},
 		"duplicate key": {file: "http_addr: :1\nhttp_addr: :2\n", errs: []string{"already defined"}},
@@ -163,6 +167,15 @@ func TestDefaultFileConfigIsTheDefault(t *testing.T) {
 	}
 	if _, err := ParseLogLevel(DefaultFileConfig().LogLevel); err != nil {
 		t.Fatal(err)
+	}
+	if withFile.Router.TriggerSyncTimeout != router.DefaultTriggerSyncTimeout || withFile.Router.HeartbeatInterval != router.DefaultHeartbeatInterval {
+		t.Fatalf("coherence defaults %v %v", withFile.Router.TriggerSyncTimeout, withFile.Router.HeartbeatInterval)
+	}
+	var flagsWin Config
+	flagsWin.Router.HeartbeatInterval = 3 * time.Second
+	FileConfig{HeartbeatInterval: "250ms", TriggerSyncTimeout: "2s"}.Apply(&flagsWin)
+	if flagsWin.Router.HeartbeatInterval != 3*time.Second || flagsWin.Router.TriggerSyncTimeout != 2*time.Second {
+		t.Fatalf("a flag must win over the file, the file over the default: %v %v", flagsWin.Router.HeartbeatInterval, flagsWin.Router.TriggerSyncTimeout)
 	}
 }
 

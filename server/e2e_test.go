@@ -229,7 +229,6 @@ func TestIngestErrors(t *testing.T) {
 		"not a cloudevent":       {ct: "application/json", body: `{"a":1}`, status: 400, contain: "specversion"},
 		"unsupported media type": {ct: "application/cloudevents+xml", body: `<x/>`, status: 415},
 		"too large":              {ct: "application/cloudevents+json", body: `{"specversion":"1.0","id":"1","source":"/s","type":"t","data":"` + strings.Repeat("a", 5000) + `"}`, status: 413},
-		"empty batch":            {ct: "application/cloudevents-batch+json", body: `[]`, status: 400},
 		"bad event in batch":     {ct: "application/cloudevents-batch+json", body: `[` + valid + `,{"specversion":"1.0","id":"2","type":"t"}]`, status: 400, contain: "[1]"},
 	}
 	for name, tc := range cases {
@@ -254,6 +253,28 @@ func TestIngestErrors(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+}
+
+// An empty batch is valid in the CloudEvents JSON format (the conformance
+// case validBatchEmpty): it is answered 202 with nothing accepted, and
+// nothing is written.
+func TestIngestEmptyBatch(t *testing.T) {
+	testenv.Each(t, func(t *testing.T, b testenv.Backend) {
+		e := startServer(t, b, nil)
+		e.apply(t, `{"name":"all","target":{"grpc":"127.0.0.1:1"}}`)
+		for _, body := range []string{"[]", " [\n] "} {
+			st, out := e.post(t, "application/cloudevents-batch+json", nil, []byte(body))
+			require.Equal(t, http.StatusAccepted, st, "%q: %v", body, out)
+			require.EqualValues(t, 0, out["accepted"])
+			require.EqualValues(t, 0, out["routed"])
+		}
+		stats, err := e.client.TriggerStats(context.Background(), "all")
+		require.NoError(t, err)
+		require.EqualValues(t, 0, stats[0].GetEnqueued()+stats[0].GetQueued()+stats[0].GetInFlight()+stats[0].GetRetriesScheduled())
+		// The same route still refuses a batch that is not one.
+		st, _ := e.post(t, "application/cloudevents-batch+json", nil, []byte("[1]"))
+		require.Equal(t, http.StatusBadRequest, st)
+	})
 }
 
 func TestTriggerAPIErrors(t *testing.T) {

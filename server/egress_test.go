@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/delivery/egress"
+	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/trigger"
 	"github.com/switchyard-io/switchyard/sdk"
 	"github.com/switchyard-io/switchyard/sdk/function"
@@ -212,4 +215,48 @@ func startFunctionWith(t *testing.T, h function.Handler, opts ...grpc.ServerOpti
 	go func() { defer close(done); _ = function.ServeListener(ctx, lis, h, opts...) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return lis.Addr().String()
+}
+
+// The guard is on without any Router.Outbound, as the binary runs: on a
+// loopback server loopback targets are allowed and the metadata address
+// is not; with loopback targets denied, only the allowlist opens a
+// function on this machine; secrets come from SWITCHYARD_SECRET_* and the
+// secrets directory.
+func TestEgressFromServerConfig(t *testing.T) {
+	ctx := context.Background()
+	rec := &received{}
+	fnAddr := startFunction(t, recorder(rec))
+	apply := func(e *env, name string, target trigger.Target) error {
+		_, err := e.client.ApplyTrigger(ctx, trigger.ToProto(trigger.Spec{Name: name, Filter: filter.Spec{Attributes: map[string]string{"type": name}}, Target: target}))
+		return err
+	}
+
+	t.Run("quickstart", func(t *testing.T) {
+		e := startServer(t, testenv.Embedded(t), nil)
+		require.Contains(t, triggerViolations(t, apply(e, "meta", trigger.Target{URL: "http://169.254.169.254/latest/meta-data/"})), "trigger.target.url")
+		require.NoError(t, apply(e, "local", trigger.Target{GRPC: fnAddr}))
+		require.NoError(t, e.client.Publish(ctx, newEvent("q1", "local")))
+		testenv.Eventually(t, 10*time.Second, func() bool { return func() bool { _, _, ok := rec.byID("q1"); return ok }() }, "a loopback function on a loopback server gets its event")
+	})
+
+	t.Run("loopback denied, function allowlisted", func(t *testing.T) {
+		e := startServer(t, testenv.Embedded(t), func(c *server.Config) {
+			c.Egress = server.EgressConfig{LoopbackTargets: server.LoopbackDeny, AllowTargets: []string{fnAddr}}
+		})
+		require.Contains(t, triggerViolations(t, apply(e, "redis", trigger.Target{GRPC: "127.0.0.1:6379"}))["trigger.target.grpc"], "loopback")
+		require.NoError(t, apply(e, "allowed", trigger.Target{GRPC: fnAddr}))
+		require.NoError(t, e.client.Publish(ctx, newEvent("a1", "allowed")))
+		testenv.Eventually(t, 10*time.Second, func() bool { return func() bool { _, _, ok := rec.byID("a1"); return ok }() }, "the allowlisted function gets its event")
+	})
+
+	t.Run("secrets", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "fn-token"), []byte("t0ken\n"), 0o600))
+		t.Setenv("SWITCHYARD_SECRET_FROM_ENV", "v")
+		e := startServer(t, testenv.Embedded(t), func(c *server.Config) { c.Egress.SecretsDir = dir })
+		for _, name := range []string{"fn-token", "from-env"} {
+			require.NoError(t, apply(e, "s-"+name, trigger.Target{GRPC: fnAddr, Auth: &trigger.TargetAuth{BearerSecret: name}}), name)
+		}
+		require.Contains(t, triggerViolations(t, apply(e, "s-missing", trigger.Target{GRPC: fnAddr, Auth: &trigger.TargetAuth{BearerSecret: "missing"}})), "trigger.target.auth.bearer_secret")
+	})
 }

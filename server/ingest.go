@@ -12,7 +12,8 @@ import (
 // ingestHandler serves POST /events: one CloudEvent in binary or structured
 // mode, or a batch (application/cloudevents-batch+json). It answers 202 once
 // every event is durable (a batch is all or nothing), with problem JSON
-// otherwise.
+// otherwise. An empty batch ("[]", valid in the JSON format) is answered 202
+// with nothing accepted and nothing written.
 type ingestHandler struct {
 	r   *router.Router
 	lim cloudevent.Limits
@@ -47,10 +48,12 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writeProblem(w, d.problem())
 		return
 	}
-	res, err := h.r.Publish(req.Context(), events)
-	if err != nil {
-		writeProblem(w, ProblemFor(err))
-		return
+	var res router.PublishResult
+	if len(events) > 0 { // an empty batch has nothing to make durable
+		if res, err = h.r.Publish(req.Context(), events); err != nil {
+			writeProblem(w, ProblemFor(err))
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)

@@ -112,6 +112,8 @@ var securityChecks = []func(Config) SecuritySetting{
 	checkListenerTLS,
 	checkClientCertificates,
 	checkTransportLimits,
+	checkEgress,
+	checkTargetTLS,
 }
 
 // SecurityReport describes every security setting of cfg (defaults

@@ -93,6 +93,10 @@ type Config struct {
 	// the gRPC health service turned unready, so that load balancers stop
 	// sending requests before the listeners close (0: none).
 	ShutdownDelay time.Duration
+	// Egress says where triggers may send events and how (the egress
+	// guard is always on; see EgressConfig). It fills in Router.Outbound
+	// where that is left zero.
+	Egress EgressConfig
 	// Router configures the engine.
 	Router router.Config
 	// Sources are the connectors to run (the configuration file's `sources:`).
@@ -183,7 +187,7 @@ func (c Config) Validate() error {
 	if p := c.Router.Prefix; p != "" && !validKeyPrefix(p) {
 		errs = append(errs, fmt.Errorf("key_prefix %q: use 1–64 letters, digits, '-', '_' and '.', starting with a letter or digit (braces, colons or glob characters would change the key layout)", p))
 	}
-	errs = append(errs, c.Router.Validate(), c.validateAuth(), c.validateExposure(), c.Tracing.Validate(), c.validateListeners())
+	errs = append(errs, c.Router.Validate(), c.validateAuth(), c.validateExposure(), c.Tracing.Validate(), c.validateListeners(), c.Egress.Validate())
 	return errors.Join(errs...)
 }
 
@@ -328,6 +332,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return fail(fmt.Errorf("tracing: %w", err))
 		}
 		cfg.Router.Tracing = routerTracing(s.traces)
+	}
+	if cfg.Router.Outbound, err = cfg.outbound(); err != nil {
+		return fail(err)
 	}
 	r, err := router.New(cfg.Router, s.rdb, nil)
 	if err != nil {

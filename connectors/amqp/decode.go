@@ -1,12 +1,8 @@
 package amqp
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"math"
 	"slices"
 	"strings"
@@ -16,6 +12,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -43,7 +40,7 @@ func (d *decoder) decode(m *amqp091.Delivery) (ev *pb.CloudEvent, notCE error) {
 			return ev, nil
 		}
 		notCE = fmt.Errorf("binary-mode CloudEvent: %w", err)
-	} else if mediaType(m.ContentType) == cloudevent.MediaTypeStructuredJSON {
+	} else if wrap.IsStructured(m.ContentType) {
 		ev, err := cloudevent.DecodeStructured(m.Body)
 		if err == nil {
 			return ev, nil
@@ -58,7 +55,7 @@ func (d *decoder) decode(m *amqp091.Delivery) (ev *pb.CloudEvent, notCE error) {
 // wrap always returns a valid event.
 func (d *decoder) wrap(m *amqp091.Delivery) *pb.CloudEvent {
 	id := m.MessageId
-	if !validString(id) {
+	if !cloudevent.ValidString(id) {
 		id = contentHash(d.queue, m)
 	}
 	ev := &pb.CloudEvent{Id: id, Source: d.source, SpecVersion: cloudevent.SpecVersion, Type: d.typ,
@@ -68,11 +65,11 @@ func (d *decoder) wrap(m *amqp091.Delivery) *pb.CloudEvent {
 		t = m.Timestamp
 	}
 	ev.Attributes[cloudevent.AttrTime] = &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(t)}}
-	if m.RoutingKey != "" && validString(m.RoutingKey) {
+	if cloudevent.ValidString(m.RoutingKey) {
 		ev.Attributes[cloudevent.AttrSubject] = cloudevent.StringValue(m.RoutingKey)
 	}
 	ct := m.ContentType
-	if !validMediaType(ct) {
+	if !cloudevent.ValidMediaType(ct) {
 		ct = ""
 	}
 	if ct != "" {
@@ -232,29 +229,6 @@ func attrValue(name string, v any) (*pb.CloudEventAttributeValue, error) {
 	return &pb.CloudEventAttributeValue{Attr: &pb.CloudEventAttributeValue_CeInteger{CeInteger: int32(n)}}, nil
 }
 
-// mediaType returns the lower-cased type/subtype of a content type.
-func mediaType(ct string) string {
-	t, _, _ := strings.Cut(ct, ";")
-	return strings.ToLower(strings.TrimSpace(t))
-}
-
-// validString reports whether s is a non-empty CloudEvents string.
-func validString(s string) bool {
-	if s == "" {
-		return false
-	}
-	return cloudevent.Validate(&pb.CloudEvent{Id: s, Source: "/", SpecVersion: cloudevent.SpecVersion, Type: "t"}) == nil
-}
-
-// validMediaType reports whether ct is acceptable as datacontenttype.
-func validMediaType(ct string) bool {
-	if ct == "" {
-		return false
-	}
-	return cloudevent.Validate(&pb.CloudEvent{Id: "i", Source: "/", SpecVersion: cloudevent.SpecVersion, Type: "t",
-		Attributes: map[string]*pb.CloudEventAttributeValue{cloudevent.AttrDataContentType: cloudevent.StringValue(ct)}}) == nil
-}
-
 // brokerHeader reports headers RabbitMQ adds or changes when it redelivers
 // or dead-letters a message; they are left out of the content hash.
 func brokerHeader(k string) bool {
@@ -264,16 +238,16 @@ func brokerHeader(k string) bool {
 // contentHash is the hex SHA-256 of what a producer put in the message:
 // stable across redeliveries because RabbitMQ never changes it.
 func contentHash(queue string, m *amqp091.Delivery) string {
-	h := sha256.New()
+	h := wrap.NewContentHash()
 	for _, s := range [...]string{queue, m.Exchange, m.RoutingKey, m.ContentType, m.ContentEncoding, m.CorrelationId,
 		m.ReplyTo, m.Type, m.AppId, m.UserId} {
-		writeBytes(h, []byte(s))
+		h.Text(s)
 	}
 	var ts int64
 	if !m.Timestamp.IsZero() {
 		ts = m.Timestamp.Unix()
 	}
-	writeUint(h, uint64(ts))
+	h.Uint(uint64(ts))
 	keys := make([]string, 0, len(m.Headers))
 	for k := range m.Headers {
 		if !brokerHeader(k) {
@@ -281,28 +255,18 @@ func contentHash(queue string, m *amqp091.Delivery) string {
 		}
 	}
 	slices.Sort(keys)
-	writeUint(h, uint64(len(keys)))
+	h.Uint(uint64(len(keys)))
 	for _, k := range keys {
-		writeBytes(h, []byte(k))
+		h.Text(k)
 		writeValue(h, m.Headers[k])
 	}
-	writeBytes(h, m.Body)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func writeUint(h hash.Hash, n uint64) {
-	var b [binary.MaxVarintLen64]byte
-	h.Write(b[:binary.PutUvarint(b[:], n)])
-}
-
-func writeBytes(h hash.Hash, b []byte) {
-	writeUint(h, uint64(len(b)))
-	h.Write(b)
+	h.Bytes(m.Body)
+	return h.Hex()
 }
 
 // writeValue encodes a header value unambiguously: a type tag, then the
 // value (tables with sorted keys, arrays in order).
-func writeValue(h hash.Hash, v any) {
+func writeValue(h wrap.ContentHash, v any) {
 	switch x := v.(type) {
 	case nil:
 		h.Write([]byte{'V'})
@@ -314,22 +278,22 @@ func writeValue(h hash.Hash, v any) {
 		}
 	case string:
 		h.Write([]byte{'S'})
-		writeBytes(h, []byte(x))
+		h.Text(x)
 	case []byte:
 		h.Write([]byte{'x'})
-		writeBytes(h, x)
+		h.Bytes(x)
 	case time.Time:
 		h.Write([]byte{'T'})
-		writeUint(h, uint64(x.Unix()))
+		h.Uint(uint64(x.Unix()))
 	case float32:
 		h.Write([]byte{'f'})
-		writeUint(h, uint64(math.Float32bits(x)))
+		h.Uint(uint64(math.Float32bits(x)))
 	case float64:
 		h.Write([]byte{'d'})
-		writeUint(h, math.Float64bits(x))
+		h.Uint(math.Float64bits(x))
 	case amqp091.Decimal:
 		h.Write([]byte{'D', x.Scale})
-		writeUint(h, uint64(x.Value))
+		h.Uint(uint64(x.Value))
 	case amqp091.Table:
 		keys := make([]string, 0, len(x))
 		for k := range x {
@@ -337,14 +301,14 @@ func writeValue(h hash.Hash, v any) {
 		}
 		slices.Sort(keys)
 		h.Write([]byte{'F'})
-		writeUint(h, uint64(len(keys)))
+		h.Uint(uint64(len(keys)))
 		for _, k := range keys {
-			writeBytes(h, []byte(k))
+			h.Text(k)
 			writeValue(h, x[k])
 		}
 	case []any:
 		h.Write([]byte{'A'})
-		writeUint(h, uint64(len(x)))
+		h.Uint(uint64(len(x)))
 		for _, e := range x {
 			writeValue(h, e)
 		}
@@ -366,13 +330,13 @@ func writeValue(h hash.Hash, v any) {
 		writeInt(h, x)
 	default: // not an AMQP type; never decoded from the wire
 		h.Write([]byte{'?'})
-		writeBytes(h, fmt.Appendf(nil, "%T:%v", v, v))
+		h.Bytes(fmt.Appendf(nil, "%T:%v", v, v))
 	}
 }
 
 // writeInt encodes every integer width alike: RabbitMQ may re-encode an
 // integer header in another width when it forwards a message.
-func writeInt(h hash.Hash, n int64) {
+func writeInt(h wrap.ContentHash, n int64) {
 	h.Write([]byte{'I'})
-	writeUint(h, uint64(n))
+	h.Uint(uint64(n))
 }

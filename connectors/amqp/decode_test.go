@@ -8,6 +8,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -208,7 +209,7 @@ func FuzzDecodeDelivery(f *testing.F) {
 		if err := cloudevent.Validate(ev); err != nil {
 			t.Fatalf("invalid event %v: %v", ev, err)
 		}
-		structured := !isBinary(h) && mediaType(ct) == cloudevent.MediaTypeStructuredJSON
+		structured := !isBinary(h) && wrap.IsStructured(ct)
 		if (!structured || notCE != nil) && !bytes.Equal(cloudevent.Data(ev), body) {
 			t.Fatalf("data %q, want the body %q", cloudevent.Data(ev), body)
 		}

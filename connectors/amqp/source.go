@@ -12,11 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/switchyard-io/switchyard/connectors"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 )
 
 // Connection tuning.
@@ -89,11 +88,8 @@ func New(env connectors.Env, cfg connectors.Config) (connectors.Source, error) {
 		src = defaultSource(uri, s.queue)
 	}
 	typ := cfg.String(fieldType)
-	if err := cloudevent.Validate(&pb.CloudEvent{Id: "x", Source: src, SpecVersion: cloudevent.SpecVersion, Type: "t"}); err != nil {
-		return nil, fmt.Errorf("fields.%s: %q: %w", fieldSource, src, err)
-	}
-	if err := cloudevent.Validate(&pb.CloudEvent{Id: "x", Source: "/", SpecVersion: cloudevent.SpecVersion, Type: typ}); err != nil {
-		return nil, fmt.Errorf("fields.%s: %q: %w", fieldType, typ, err)
+	if err := wrap.CheckSourceType(src, typ, fieldSource, fieldType); err != nil {
+		return nil, err
 	}
 	s.dec = decoder{queue: s.queue, typ: typ, source: src, now: time.Now}
 	return s, nil

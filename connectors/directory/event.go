@@ -1,8 +1,6 @@
 package directory
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"math"
 	"mime"
@@ -13,6 +11,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -26,12 +25,7 @@ type fileData struct {
 
 // eventID is derived from the change and the file version it concerns.
 func eventID(c change) string {
-	h := sha256.New()
-	for _, p := range []string{c.kind, c.rel, strconv.FormatInt(c.st.Mod, 10), strconv.FormatInt(c.st.Size, 10)} {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return wrap.TerminatedHash(c.kind, c.rel, strconv.FormatInt(c.st.Mod, 10), strconv.FormatInt(c.st.Size, 10))
 }
 
 func str(s string) *pb.CloudEventAttributeValue {
@@ -48,7 +42,7 @@ func (s *Source) event(c change) *pb.CloudEvent {
 		Id: eventID(c), Source: s.source, SpecVersion: cloudevent.SpecVersion,
 		Type: "com.switchyard.file." + c.kind,
 		Attributes: map[string]*pb.CloudEventAttributeValue{
-			cloudevent.AttrSubject: str(safeSubject(c.rel)),
+			cloudevent.AttrSubject: str(wrap.SafeSubject(c.rel)),
 		},
 	}
 	if at := c.at.UTC(); at.Year() >= 1 && at.Year() <= 9999 {

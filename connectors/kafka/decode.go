@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"errors"
-	"mime"
 	"net/url"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -37,7 +37,7 @@ func (d decoder) decode(r *kgo.Record) *pb.CloudEvent {
 	ct, hasCT := header(r.Headers, headerContentType)
 	var ev *pb.CloudEvent
 	switch {
-	case hasCT && isStructured(ct):
+	case hasCT && wrap.IsStructured(ct):
 		ev, _ = cloudevent.DecodeStructured(r.Value)
 	case hasHeader(r.Headers, attrPrefix+cloudevent.AttrSpecVersion):
 		ev, _ = binaryEvent(r.Headers, ct, hasCT, r.Value)
@@ -52,12 +52,6 @@ func (d decoder) decode(r *kgo.Record) *pb.CloudEvent {
 		}
 	}
 	return ev
-}
-
-// isStructured reports whether ct is the JSON event format's media type.
-func isStructured(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && mt == cloudevent.MediaTypeStructuredJSON
 }
 
 // header returns the first value of a header, its name matched without
@@ -129,32 +123,11 @@ func (d decoder) wrap(r *kgo.Record, ct string) *pb.CloudEvent {
 		cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(ct))
 		cloudevent.SetData(ev, "", r.Value)
 	}
-	dropInvalid(ev, r.Value)
+	wrap.DropInvalid(ev, func() string { return cloudevent.SniffContentType(r.Value) })
 	return ev
 }
 
 // defaultSource is kafka://{broker}/{topic}.
 func defaultSource(broker, topic string) string {
 	return (&url.URL{Scheme: "kafka", Host: broker, Path: "/" + topic}).String()
-}
-
-// dropInvalid removes optional attributes taken from the record (subject,
-// datacontenttype, time) that CloudEvents does not allow, rather than have
-// the whole event refused.
-func dropInvalid(ev *pb.CloudEvent, data []byte) {
-	for range 3 {
-		err := cloudevent.Validate(ev)
-		var ce *cloudevent.Error
-		if err == nil || !errors.As(err, &ce) {
-			return
-		}
-		switch ce.Attribute {
-		case cloudevent.AttrSubject, cloudevent.AttrTime:
-			delete(ev.Attributes, ce.Attribute)
-		case cloudevent.AttrDataContentType:
-			cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(cloudevent.SniffContentType(data)))
-		default:
-			return
-		}
-	}
 }

@@ -11,12 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-io/switchyard/connectors"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 )
 
 // maxPollRecords bounds the records taken from the client per poll.
@@ -102,14 +101,8 @@ func New(env connectors.Env, cfg connectors.Config) (connectors.Source, error) {
 	if src == "" {
 		src = defaultSource(s.dec.broker, "topic")
 	}
-	probe := &pb.CloudEvent{Id: "probe", SpecVersion: cloudevent.SpecVersion, Source: src, Type: s.dec.typ}
-	var ce *cloudevent.Error
-	if err := cloudevent.Validate(probe); errors.As(err, &ce) {
-		field := fieldSource
-		if ce.Attribute == cloudevent.AttrType {
-			field = fieldType
-		}
-		errs = append(errs, fmt.Errorf("fields.%s: %w", field, err))
+	if err := wrap.CheckSourceType(src, s.dec.typ, fieldSource, fieldType); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -1,18 +1,13 @@
 package mqtt
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
-	"hash"
-	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -68,13 +63,13 @@ func (d *decoder) decode(m *inbound) (ev *pb.CloudEvent, notCE error) {
 			return ev, nil
 		}
 		notCE = fmt.Errorf("binary-mode CloudEvent: %w", err)
-	case mediaType(ct) == cloudevent.MediaTypeStructuredJSON:
+	case wrap.IsStructured(ct):
 		ev, err := cloudevent.DecodeStructured(m.payload)
 		if err == nil {
 			return ev, nil
 		}
 		notCE = fmt.Errorf("structured-mode CloudEvent: %w", err)
-	case ct == "" && looksStructured(m.payload):
+	case ct == "" && wrap.LooksStructured(m.payload):
 		// No content type to go by (always so in MQTT 3.1.1): a JSON
 		// object with a specversion member is a structured CloudEvent if
 		// it is a valid one, else just JSON.
@@ -83,12 +78,6 @@ func (d *decoder) decode(m *inbound) (ev *pb.CloudEvent, notCE error) {
 		}
 	}
 	return d.wrap(m), notCE
-}
-
-// looksStructured reports whether a payload may be a JSON-format CloudEvent.
-func looksStructured(p []byte) bool {
-	p = bytes.TrimLeft(p, " \t\r\n")
-	return len(p) > 0 && p[0] == '{' && bytes.Contains(p, []byte(`"specversion"`))
 }
 
 // wrap builds an event around a message that is not a CloudEvent. Every
@@ -105,17 +94,17 @@ func (d *decoder) wrap(m *inbound) *pb.CloudEvent {
 			ct = m.props.contentType
 		}
 	}
-	if !validString(id) {
+	if !cloudevent.ValidString(id) {
 		id = contentHash(m)
 	}
 	ev := &pb.CloudEvent{Id: id, Source: d.source, SpecVersion: cloudevent.SpecVersion, Type: d.typ,
 		Attributes: map[string]*pb.CloudEventAttributeValue{
 			cloudevent.AttrTime: {Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(d.now())}},
 		}}
-	if validString(m.topic) {
+	if cloudevent.ValidString(m.topic) {
 		ev.Attributes[cloudevent.AttrSubject] = cloudevent.StringValue(m.topic)
 	}
-	if !validMediaType(ct) {
+	if !cloudevent.ValidMediaType(ct) {
 		ct = ""
 	}
 	if ct != "" {
@@ -209,61 +198,34 @@ func binaryEvent(m *inbound) (*pb.CloudEvent, error) {
 	return ev, nil
 }
 
-// mediaType returns the lower-cased type/subtype of a content type.
-func mediaType(ct string) string {
-	t, _, _ := strings.Cut(ct, ";")
-	return strings.ToLower(strings.TrimSpace(t))
-}
-
-// validString reports whether s is a non-empty CloudEvents string.
-func validString(s string) bool {
-	return s != "" && cloudevent.Validate(&pb.CloudEvent{Id: s, Source: "/", SpecVersion: cloudevent.SpecVersion, Type: "t"}) == nil
-}
-
-// validMediaType reports whether ct is acceptable as datacontenttype.
-func validMediaType(ct string) bool {
-	return ct != "" && cloudevent.Validate(&pb.CloudEvent{Id: "i", Source: "/", SpecVersion: cloudevent.SpecVersion, Type: "t",
-		Attributes: map[string]*pb.CloudEventAttributeValue{cloudevent.AttrDataContentType: cloudevent.StringValue(ct)}}) == nil
-}
-
 // contentHash is the hex SHA-256 of what the producer published: stable
 // across redeliveries because the broker resends the same content.
 func contentHash(m *inbound) string {
-	h := sha256.New()
-	writeBytes(h, []byte(m.topic))
+	h := wrap.NewContentHash()
+	h.Text(m.topic)
 	if m.retained {
 		h.Write([]byte{1})
 	} else {
 		h.Write([]byte{0})
 	}
-	writeBytes(h, m.payload)
+	h.Bytes(m.payload)
 	// Properties count only when there are some, so that a message without
 	// any hashes alike over MQTT 3.1.1 and 5.
 	if p := m.props; p != nil && (p.contentType != "" || p.responseTopic != "" || len(p.correlation) > 0 || p.payloadFormat != nil || len(p.user) > 0) {
 		h.Write([]byte{5})
-		writeBytes(h, []byte(p.contentType))
-		writeBytes(h, []byte(p.responseTopic))
-		writeBytes(h, p.correlation)
+		h.Text(p.contentType)
+		h.Text(p.responseTopic)
+		h.Bytes(p.correlation)
 		if p.payloadFormat != nil {
 			h.Write([]byte{1, *p.payloadFormat})
 		} else {
 			h.Write([]byte{0})
 		}
-		writeUint(h, uint64(len(p.user)))
+		h.Uint(uint64(len(p.user)))
 		for _, u := range p.user {
-			writeBytes(h, []byte(u.key))
-			writeBytes(h, []byte(u.value))
+			h.Text(u.key)
+			h.Text(u.value)
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func writeUint(h hash.Hash, n uint64) {
-	var b [binary.MaxVarintLen64]byte
-	h.Write(b[:binary.PutUvarint(b[:], n)])
-}
-
-func writeBytes(h hash.Hash, b []byte) {
-	writeUint(h, uint64(len(b)))
-	h.Write(b)
+	return h.Hex()
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -206,7 +207,7 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("invalid event %v: %v", ev, err)
 		}
 		// Only a structured-mode event has other data than the payload.
-		structured := notCE == nil && (looksStructured(payload) || (v5 && mediaType(ct) == cloudevent.MediaTypeStructuredJSON))
+		structured := notCE == nil && (wrap.LooksStructured(payload) || (v5 && wrap.IsStructured(ct)))
 		if !structured && !bytes.Equal(cloudevent.Data(ev), payload) {
 			t.Fatalf("data %q, want the payload %q", cloudevent.Data(ev), payload)
 		}

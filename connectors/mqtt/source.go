@@ -16,9 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
-
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -151,7 +150,7 @@ func New(env connectors.Env, cfg connectors.Config) (connectors.Source, error) {
 		return nil, fmt.Errorf("fields.%s: %d: want 1 to 65535", fieldMaxInflight, s.maxInflight)
 	}
 	ct := cfg.String(fieldContentType)
-	if ct != "" && !validMediaType(ct) {
+	if ct != "" && !cloudevent.ValidMediaType(ct) {
 		return nil, fmt.Errorf("fields.%s: %q is not a media type", fieldContentType, ct)
 	}
 	src := cfg.String(fieldSource)
@@ -162,12 +161,9 @@ func New(env connectors.Env, cfg connectors.Config) (connectors.Source, error) {
 		}
 		src = scheme + "://" + u.Host
 	}
-	if err := cloudevent.Validate(&pb.CloudEvent{Id: "x", Source: src, SpecVersion: cloudevent.SpecVersion, Type: "t"}); err != nil {
-		return nil, fmt.Errorf("fields.%s: %q: %w", fieldSource, src, err)
-	}
 	typ := cfg.String(fieldType)
-	if !validString(typ) {
-		return nil, fmt.Errorf("fields.%s: %q: want a non-empty CloudEvents string", fieldType, typ)
+	if err := wrap.CheckSourceType(src, typ, fieldSource, fieldType); err != nil {
+		return nil, err
 	}
 	s.dec = decoder{typ: typ, source: src, contentType: ct, idProperty: cfg.String(fieldIDProperty), now: time.Now}
 	return s, nil

@@ -3,13 +3,14 @@ package mysql
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/switchyard-io/switchyard/connectors/internal/sqljson"
 )
 
 // kind is how a column's values are rendered in JSON.
@@ -215,9 +216,9 @@ func value(c column, v any) any {
 	case uint8, uint16, uint32, uint64, uint:
 		return x
 	case float32:
-		return jsonFloat(float64(x))
+		return sqljson.Float(float64(x))
 	case float64:
-		return jsonFloat(x)
+		return sqljson.Float(x)
 	case bool:
 		return x
 	case string:
@@ -227,7 +228,7 @@ func value(c column, v any) any {
 	case time.Time:
 		return x.UTC().Format(time.RFC3339Nano)
 	case json.Number:
-		if isJSONNumber(string(x)) {
+		if sqljson.IsNumber([]byte(x)) {
 			return x
 		}
 		return string(x)
@@ -286,7 +287,7 @@ func text(c column, b []byte, s string) any {
 			return json.RawMessage(append([]byte(nil), b...))
 		}
 	case kindDecimal:
-		if isJSONNumber(string(b)) {
+		if sqljson.IsNumber(b) {
 			return json.Number(string(b))
 		}
 	}
@@ -295,25 +296,3 @@ func text(c column, b []byte, s string) any {
 	}
 	return s // invalid UTF-8 is replaced by U+FFFD when encoded
 }
-
-func jsonFloat(f float64) any {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	return f
-}
-
-// isJSONNumber reports whether s is a number in JSON's grammar.
-func isJSONNumber(s string) bool {
-	b := []byte(s)
-	// A JSON document that starts with '-' or a digit and ends with a digit
-	// is a number: json.Valid checks the grammar in between.
-	return len(b) > 0 && (b[0] == '-' || isDigit(b[0])) && isDigit(b[len(b)-1]) && json.Valid(b)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -2,7 +2,6 @@ package natsjs
 
 import (
 	"errors"
-	"mime"
 	"net/url"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -38,7 +38,7 @@ type decoder struct {
 func (d decoder) decode(r record) *pb.CloudEvent {
 	ct, hasCT := header(r.header, "content-type")
 	switch {
-	case hasCT && isStructured(ct):
+	case hasCT && wrap.IsStructured(ct):
 		if ev, err := cloudevent.DecodeStructured(r.data); err == nil {
 			return ev
 		}
@@ -46,26 +46,13 @@ func (d decoder) decode(r record) *pb.CloudEvent {
 		if ev, err := binaryEvent(r.header, ct, hasCT, r.data); err == nil {
 			return ev
 		}
-	case !hasCT && looksStructured(r.data):
+	case !hasCT && wrap.LooksStructured(r.data):
 		// NATS binding 1.0.2: structured mode only, no headers at all.
 		if ev, err := cloudevent.DecodeStructured(r.data); err == nil {
 			return ev
 		}
 	}
 	return d.wrap(r, ct)
-}
-
-// isStructured reports whether ct is the JSON event format's media type.
-func isStructured(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && mt == cloudevent.MediaTypeStructuredJSON
-}
-
-// looksStructured is a cheap test before trying to decode a payload as a
-// structured event.
-func looksStructured(b []byte) bool {
-	t := strings.TrimLeft(string(b[:min(len(b), 16)]), " \t\r\n")
-	return strings.HasPrefix(t, "{") && strings.Contains(string(b), `"specversion"`)
 }
 
 // header returns the first value of a header, its name matched without
@@ -151,29 +138,6 @@ func (d decoder) wrap(r record, ct string) *pb.CloudEvent {
 	}
 	cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(ct))
 	cloudevent.SetData(ev, "", r.data)
-	dropInvalid(ev, r.data)
+	wrap.DropInvalid(ev, func() string { return cloudevent.SniffContentType(r.data) })
 	return ev
-}
-
-// dropInvalid removes optional attributes taken from the message (subject,
-// datacontenttype) that CloudEvents does not allow, rather than have the
-// whole event refused.
-func dropInvalid(ev *pb.CloudEvent, data []byte) {
-	for range 3 {
-		err := cloudevent.Validate(ev)
-		var ce *cloudevent.Error
-		if err == nil || !errors.As(err, &ce) {
-			return
-		}
-		switch ce.Attribute {
-		case cloudevent.AttrSubject:
-			delete(ev.Attributes, ce.Attribute)
-		case cloudevent.AttrDataContentType:
-			cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue(cloudevent.SniffContentType(data)))
-		case cloudevent.AttrTime:
-			delete(ev.Attributes, ce.Attribute)
-		default:
-			return
-		}
-	}
 }

@@ -7,11 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/switchyard-io/switchyard/connectors/internal/sqljson"
 )
 
 // change is one row change, the data of an event.
@@ -356,7 +357,7 @@ func textValue(m *pgtype.Map, oid uint32, data []byte) any {
 		}
 		return string(data)
 	case pgtype.NumericOID:
-		if isJSONNumber(data) {
+		if sqljson.IsNumber(data) {
 			return json.Number(string(data))
 		}
 		return string(data) // NaN, Infinity, -Infinity
@@ -393,9 +394,9 @@ func jsonValue(m *pgtype.Map, oid uint32, v any) (any, bool) {
 	case nil, bool, string, int16, int32, int64, int, uint32, uint64:
 		return x, true
 	case float32:
-		return jsonFloat(float64(x)), true
+		return sqljson.Float(float64(x)), true
 	case float64:
-		return jsonFloat(x), true
+		return sqljson.Float(x), true
 	case []byte:
 		return x, true
 	case [16]byte: // uuid
@@ -448,18 +449,6 @@ func jsonValue(m *pgtype.Map, oid uint32, v any) (any, bool) {
 	return nil, false
 }
 
-func jsonFloat(f float64) any {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	return f
-}
-
 func formatUUID(u [16]byte) string {
 	var b [36]byte
 	hex.Encode(b[0:8], u[0:4])
@@ -473,12 +462,3 @@ func formatUUID(u [16]byte) string {
 	hex.Encode(b[24:], u[10:])
 	return string(b[:])
 }
-
-// isJSONNumber reports whether b is a number in JSON's grammar.
-func isJSONNumber(b []byte) bool {
-	// A JSON document that starts with '-' or a digit and ends with a digit
-	// is a number: json.Valid checks the grammar in between.
-	return len(b) > 0 && (b[0] == '-' || isDigit(b[0])) && isDigit(b[len(b)-1]) && json.Valid(b)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -99,14 +99,6 @@ func TestParseAndDecode(t *testing.T) {
 	}
 }
 
-func TestJSONNumber(t *testing.T) {
-	for s, want := range map[string]bool{"0": true, "-1.5e10": true, "12.": false, ".5": false, "01": false, "NaN": false, "": false, "1e": false, "-": false, "1E+3": true} {
-		if isJSONNumber([]byte(s)) != want {
-			t.Errorf("isJSONNumber(%q) != %v", s, want)
-		}
-	}
-}
-
 // oids are the column types the fuzzers pick from (and any other).
 var oids = []uint32{
 	pgtype.BoolOID, pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.Float4OID, pgtype.Float8OID, pgtype.NumericOID,

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/internal/backoff"
 )
 
 // minReportGap bounds how often progress is reported to the server.
@@ -199,7 +200,7 @@ func (s *Source) Connect(ctx context.Context) error {
 	// rather than waiting silently: the runner shows the error in
 	// `source list` and tries again later.
 	busySince := time.Now()
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+	for wait := time.Duration(0); ; {
 		err = pglogrepl.StartReplication(ctx, conn, s.slot, s.confirmed, opts)
 		var pgErr *pgconn.PgError
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" { // object_in_use
@@ -209,13 +210,12 @@ func (s *Source) Connect(ctx context.Context) error {
 			_ = conn.Close(context.Background())
 			return fmt.Errorf("%w: %s (is another Switchyard instance running this source? only one connection at a time can read a slot)", errSlotInUse, pgErr.Message)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		// Jittered: two instances waiting for the same slot do not ask
+		// for it in step.
+		wait = backoff.Next(wait, 50*time.Millisecond, time.Second)
+		if !backoff.Sleep(ctx, wait) {
 			_ = conn.Close(context.Background())
 			return fmt.Errorf("start replication: %w", err)
-		case <-t.C:
 		}
 	}
 	if err != nil {

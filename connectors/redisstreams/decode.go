@@ -2,7 +2,6 @@ package redisstreams
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -116,32 +116,15 @@ func (d decoder) wrap(id string, values map[string]any) *pb.CloudEvent {
 		cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue("application/json"))
 		ev.Data = &pb.CloudEvent_TextData{TextData: strings.TrimSuffix(b.String(), "\n")}
 	}
-	dropInvalid(ev)
+	wrap.DropInvalid(ev, func() string {
+		// A content type that is not a media type (taken from the entry)
+		// is dropped; text that is not JSON then says it is text.
+		if _, text := ev.Data.(*pb.CloudEvent_TextData); text && !json.Valid([]byte(ev.GetTextData())) {
+			return "text/plain; charset=utf-8"
+		}
+		return ""
+	})
 	return ev
-}
-
-// dropInvalid removes optional attributes taken from the entry (subject,
-// datacontenttype) that CloudEvents does not allow, e.g. a subject with
-// control characters, rather than have the whole event refused.
-func dropInvalid(ev *pb.CloudEvent) {
-	for range 3 {
-		err := cloudevent.Validate(ev)
-		var ce *cloudevent.Error
-		if err == nil || !errors.As(err, &ce) {
-			return
-		}
-		switch ce.Attribute {
-		case cloudevent.AttrSubject:
-			delete(ev.Attributes, ce.Attribute)
-		case cloudevent.AttrDataContentType:
-			delete(ev.Attributes, ce.Attribute)
-			if _, text := ev.Data.(*pb.CloudEvent_TextData); text && !json.Valid([]byte(ev.GetTextData())) {
-				cloudevent.SetAttributeValue(ev, cloudevent.AttrDataContentType, cloudevent.StringValue("text/plain; charset=utf-8"))
-			}
-		default:
-			return
-		}
-	}
 }
 
 // entryTime reads the milliseconds of an entry id ("1700000000000-0"): the

@@ -12,11 +12,10 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-io/switchyard/connectors"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 )
 
 // Source consumes one stream through a consumer group. Read and Ack may be
@@ -92,14 +91,8 @@ func New(env connectors.Env, cfg connectors.Config) (connectors.Source, error) {
 	}
 	s.dec = decoder{stream: s.stream, typ: cfg.String(fieldType), source: src,
 		dataField: cfg.String(fieldDataField), contentType: cfg.String(fieldContentType), subjectField: cfg.String(fieldSubjectField)}
-	probe := &pb.CloudEvent{Id: "probe", SpecVersion: cloudevent.SpecVersion, Source: src, Type: s.dec.typ}
-	var ce *cloudevent.Error
-	if err := cloudevent.Validate(probe); errors.As(err, &ce) {
-		field := fieldSource
-		if ce.Attribute == cloudevent.AttrType {
-			field = fieldType
-		}
-		errs = append(errs, fmt.Errorf("fields.%s: %w", field, err))
+	if err := wrap.CheckSourceType(src, s.dec.typ, fieldSource, fieldType); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

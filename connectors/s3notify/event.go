@@ -121,7 +121,7 @@ func sanitize(ev *pb.CloudEvent, r Record) {
 		case cloudevent.AttrType:
 			ev.Type = TypePrefix + escapeAll(strings.TrimPrefix(r.EventName, "s3:"))
 		case cloudevent.AttrSubject:
-			if s := ev.Attributes[cloudevent.AttrSubject].GetCeString(); s != r.Key && validString(r.Key) {
+			if s := ev.Attributes[cloudevent.AttrSubject].GetCeString(); s != r.Key && cloudevent.ValidString(r.Key) {
 				ev.Attributes[cloudevent.AttrSubject].Attr = &pb.CloudEventAttributeValue_CeString{CeString: r.Key}
 			} else {
 				ev.Attributes[cloudevent.AttrSubject].Attr = &pb.CloudEventAttributeValue_CeString{CeString: escapeAll(s)}
@@ -130,14 +130,6 @@ func sanitize(ev *pb.CloudEvent, r Record) {
 			delete(ev.Attributes, ce.Attribute)
 		}
 	}
-}
-
-func validString(s string) bool {
-	if s == "" {
-		return false
-	}
-	ev := &pb.CloudEvent{Id: s, Source: "x", SpecVersion: cloudevent.SpecVersion, Type: "x"}
-	return cloudevent.Validate(ev) == nil
 }
 
 // escapeAll percent-encodes every byte but ASCII letters, digits and

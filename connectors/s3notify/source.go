@@ -130,13 +130,9 @@ func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 	}
 }
 
+// problem answers with this source's problem type.
 func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "/problems/s3-notifications", "title": title, "status": status, "detail": detail})
+	connectors.WriteProblem(w, "/problems/s3-notifications", status, title, detail)
 }
 
 // ServeHTTP receives one notification.

@@ -76,18 +76,3 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		}
 	})
 }
-
-func TestSafeSubject(t *testing.T) {
-	for in, want := range map[string]string{
-		"a/b c.txt":   "a/b c.txt",
-		"é/ü%41":      "é/ü%41",
-		"a\nb":        "a%0Ab",
-		"bad\xffutf8": "bad%FFutf8",
-		"\u0085x":     "%C2%85x",
-		"\uFFFEx":     "%EF%BF%BEx",
-	} {
-		if got := safeSubject(in); got != want {
-			t.Errorf("safeSubject(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -2,8 +2,6 @@ package s3poll
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -473,12 +472,7 @@ type objectData struct {
 
 // eventID is derived from the change and the object version it concerns.
 func eventID(c change) string {
-	h := sha256.New()
-	for _, p := range []string{c.kind, c.key, c.obj.ETag, strconv.FormatInt(c.obj.Size, 10), strconv.FormatInt(c.obj.Mod, 10), c.obj.Version} {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return wrap.TerminatedHash(c.kind, c.key, c.obj.ETag, strconv.FormatInt(c.obj.Size, 10), strconv.FormatInt(c.obj.Mod, 10), c.obj.Version)
 }
 
 func (s *Source) event(c change) *pb.CloudEvent {
@@ -497,7 +491,7 @@ func (s *Source) event(c change) *pb.CloudEvent {
 		Type: "com.switchyard.s3.object." + c.kind,
 		Attributes: map[string]*pb.CloudEventAttributeValue{
 			cloudevent.AttrDataContentType: {Attr: &pb.CloudEventAttributeValue_CeString{CeString: "application/json"}},
-			cloudevent.AttrSubject:         {Attr: &pb.CloudEventAttributeValue_CeString{CeString: safeSubject(c.key)}},
+			cloudevent.AttrSubject:         {Attr: &pb.CloudEventAttributeValue_CeString{CeString: wrap.SafeSubject(c.key)}},
 		},
 		Data: &pb.CloudEvent_TextData{TextData: string(data)},
 	}

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
 	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
@@ -163,13 +164,8 @@ func New(env connectors.Env, cfg connectors.Config) (connectors.Source, error) {
 	if s.source == "" {
 		s.source = "/webhooks/" + env.Name
 	}
-	var ce *cloudevent.Error
-	if err := cloudevent.Validate(&pb.CloudEvent{Id: "x", Source: s.source, SpecVersion: cloudevent.SpecVersion, Type: s.typ}); errors.As(err, &ce) {
-		field := fieldType
-		if ce.Attribute == "source" {
-			field = fieldSource
-		}
-		bad(field, "%v", err)
+	if err := wrap.CheckSourceType(s.source, s.typ, fieldSource, fieldType); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -219,13 +215,9 @@ func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 	}
 }
 
+// problem answers with this source's problem type.
 func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "/problems/webhook", "title": title, "status": status, "detail": detail})
+	connectors.WriteProblem(w, "/problems/webhook", status, title, detail)
 }
 
 func answer(w http.ResponseWriter, status int, body map[string]any) {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/switchyard-io/switchyard/internal/backoff"
 )
 
 // total counts recovered panics by where they happened. It is process-wide,
@@ -75,15 +77,15 @@ const (
 	firstRestart = 100 * time.Millisecond
 	maxRestart   = 30 * time.Second
 	// calmAfter is how long a loop must run without panicking for its
-	// next restart to wait firstRestart again.
+	// next restart to start again from the shortest delay.
 	calmAfter = time.Minute
 )
 
 // Loop runs fn(ctx) until it returns normally or ctx is done. When fn
 // panics, Loop recovers, counts and logs the panic and runs fn again after
-// a delay that starts at 100 ms and doubles with each panic in a row (up to
-// 30 s), so a loop that panics on every pass costs little while whatever
-// made it panic lasts.
+// a delay that starts between 100 and 300 ms and grows with each panic in a
+// row (up to 30 s, drawn at random by internal/backoff), so a loop that
+// panics on every pass costs little while whatever made it panic lasts.
 func Loop(ctx context.Context, log *slog.Logger, where string, fn func(context.Context)) {
 	wait := time.Duration(0)
 	for {
@@ -94,13 +96,9 @@ func Loop(ctx context.Context, log *slog.Logger, where string, fn func(context.C
 		if time.Since(start) > calmAfter {
 			wait = 0
 		}
-		wait = min(max(2*wait, firstRestart), maxRestart)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		wait = backoff.Next(wait, firstRestart, maxRestart)
+		if !backoff.Sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 	}
 }

@@ -87,3 +87,16 @@ func IsTextMediaType(ct string) bool {
 	return strings.HasPrefix(t, "text/") || strings.HasSuffix(t, "/json") || strings.HasSuffix(t, "+json") ||
 		strings.HasSuffix(t, "/xml") || strings.HasSuffix(t, "+xml")
 }
+
+// ValidString reports whether s can be the value of a required or string
+// attribute (id, type, subject…): non-empty, valid UTF-8, no control
+// characters or Unicode noncharacters. Connectors use it to choose between
+// a value taken from a message and their fallback.
+func ValidString(s string) bool { return s != "" && checkString(s) == "" }
+
+// ValidMediaType reports whether ct can be datacontenttype: an RFC 2046
+// media type with optional parameters.
+func ValidMediaType(ct string) bool {
+	_, _, ok := parseMediaType(ct)
+	return ct != "" && ok
+}

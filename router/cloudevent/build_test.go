@@ -50,3 +50,22 @@ func TestBuildHelpers(t *testing.T) {
 		}
 	}
 }
+
+// ValidString and ValidMediaType give Validate's verdict on a single value,
+// which connectors used to get by validating an event built around it.
+func TestValidStringAndMediaTypeAgreeWithValidate(t *testing.T) {
+	probe := func(id string, attrs map[string]*pb.CloudEventAttributeValue) bool {
+		return Validate(&pb.CloudEvent{Id: id, Source: "/", SpecVersion: SpecVersion, Type: "t", Attributes: attrs}) == nil
+	}
+	for _, s := range []string{"", "a", "orders/eu-1", "é ü", "tab\there", "nul\x00", "del\x7f", "c1\u0085", "bad \xff", "nonchar \ufdd0", "\uffff", " "} {
+		if got, want := ValidString(s), probe(s, nil); got != want {
+			t.Errorf("ValidString(%q) = %v, Validate says %v", s, got, want)
+		}
+	}
+	for _, ct := range []string{"", "json", "application/json", "text/plain; charset=utf-8", "Application/CloudEvents+JSON", "a/b;", "a/b; x", "a/b; x=\"q\"", "a /b", "/json", "text/", "a/b\x00"} {
+		want := ct != "" && probe("i", map[string]*pb.CloudEventAttributeValue{AttrDataContentType: StringValue(ct)})
+		if got := ValidMediaType(ct); got != want {
+			t.Errorf("ValidMediaType(%q) = %v, Validate says %v", ct, got, want)
+		}
+	}
+}

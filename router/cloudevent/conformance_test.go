@@ -17,7 +17,9 @@ import (
 
 // The CloudEvents JSON format conformance cases live in
 // testdata/conformance (copied from the CloudEvents project, Apache-2.0; see
-// the README.md and LICENSE there).
+// the README.md and LICENSE there). TestConformanceJSON runs every case of
+// every file there; TestConformanceCopyIsCurrent holds the copy to the
+// project's shared conformance folder when a checkout has it beside it.
 
 type conformanceFile struct {
 	TestType string            `json:"testType"`
@@ -172,6 +174,15 @@ func TestConformanceJSON(t *testing.T) {
 					for i := range evs {
 						requireEqualEvent(t, evs[i], back[i])
 					}
+					// The same body through the HTTP batched mode
+					// (validBatchEmpty included: no events, no error).
+					got, mode, err := ReadRequest(structuredRequest(tc.Batch, MediaTypeBatchJSON), Limits{})
+					require.NoError(t, err)
+					require.Equal(t, ModeBatch, mode)
+					require.Len(t, got, len(evs))
+					for i := range evs {
+						requireEqualEvent(t, evs[i], got[i])
+					}
 				case "InvalidSingleEvent":
 					require.NotEmpty(t, tc.Event)
 					w, ok := conformanceInvalid[tc.ID]
@@ -201,6 +212,43 @@ func TestConformanceJSON(t *testing.T) {
 	require.Equal(t, len(seen), total)
 	for id := range conformanceInvalid {
 		require.Truef(t, seen[id], "expected invalid case %s not found in the files", id)
+	}
+}
+
+// sharedConformance finds the project's conformance folder: shared/ sits
+// beside the repository's checkout in the project's work area and in CI (a
+// worktree may be a level deeper), so it is looked for in this package's
+// folder and its parents. "" when there is none.
+func sharedConformance() string {
+	dir := "."
+	for range 6 {
+		p := filepath.Join(dir, "shared", "conformance", "cloudevents-json")
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			return p
+		}
+		dir = filepath.Join(dir, "..")
+	}
+	return ""
+}
+
+// TestConformanceCopyIsCurrent checks that testdata/conformance holds every
+// file of the shared conformance folder, byte for byte, so that
+// TestConformanceJSON runs every case there. A checkout without the shared
+// folder beside it skips.
+func TestConformanceCopyIsCurrent(t *testing.T) {
+	dir := sharedConformance()
+	if dir == "" {
+		t.Skip("no shared conformance folder beside this checkout")
+	}
+	shared, err := filepath.Glob(filepath.Join(dir, "*"))
+	require.NoError(t, err)
+	require.NotEmpty(t, shared, dir)
+	for _, src := range shared {
+		want, err := os.ReadFile(src)
+		require.NoError(t, err)
+		got, err := os.ReadFile(filepath.Join("testdata", "conformance", filepath.Base(src)))
+		require.NoErrorf(t, err, "%s is not copied into testdata/conformance", filepath.Base(src))
+		require.Truef(t, bytes.Equal(want, got), "testdata/conformance/%s differs from %s: copy it again", filepath.Base(src), src)
 	}
 }
 

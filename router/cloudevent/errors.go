@@ -36,11 +36,10 @@ var (
 	// Limits.
 	ErrTooLarge = errors.New("cloudevent: too large")
 
-	// ErrEmptyBatch reports an HTTP batched-mode request whose batch holds no
-	// event. The JSON batch format itself allows empty batches (DecodeBatch
-	// accepts "[]"); ReadRequest refuses them so that an ingress never
-	// acknowledges a request that carried nothing. Callers that prefer to
-	// acknowledge an empty batch can test for this sentinel.
+	// ErrEmptyBatch reports a publish call that carries no event (a gRPC
+	// PublishBatch with none, router.Publish given none). This package
+	// never returns it: the JSON batch format allows an empty batch, so
+	// DecodeBatch and ReadRequest accept "[]" and return no events.
 	ErrEmptyBatch = errors.New("cloudevent: empty batch")
 )
 

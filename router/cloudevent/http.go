@@ -101,9 +101,10 @@ func (m Mode) String() string {
 //   - application/cloudevents+json (parameters allowed; a charset other than
 //     UTF-8 is refused): structured mode, one event (DecodeStructured);
 //   - application/cloudevents-batch+json: batched mode (DecodeBatch); an
-//     empty batch is refused with ErrEmptyBatch, and one holding more than
-//     MaxBatchEvents events with ErrTooLarge as soon as the decoder reaches
-//     the first event past the limit;
+//     empty batch ("[]") is valid, as the JSON format says, and returns an
+//     empty, non-nil slice (a caller acknowledges it and stores nothing); a
+//     batch holding more than MaxBatchEvents events fails with ErrTooLarge
+//     as soon as the decoder reaches the first event past the limit;
 //   - any other application/cloudevents* type: ErrUnsupportedMediaType;
 //   - anything else, or no Content-Type: binary mode. Attributes come from
 //     the ce-* headers (names case-insensitive; values unquoted and then
@@ -165,9 +166,6 @@ func ReadRequest(r *http.Request, lim Limits) (events []*pb.CloudEvent, mode Mod
 		evs, err := decodeBatch(body, int(maxEvent), lim.MaxBatchEvents)
 		if err != nil {
 			return nil, mode, err
-		}
-		if len(evs) == 0 {
-			return nil, mode, newError(ErrEmptyBatch, "", "the batch holds no event")
 		}
 		return evs, mode, nil
 	}

@@ -155,7 +155,6 @@ func TestReadRequestErrors(t *testing.T) {
 		}(), lim: Limits{MaxEventBytes: int64(len(ok) - 1)}, mode: ModeStructured, want: []wantErr{{ErrTooLarge, "", -1}}},
 
 		// Batched mode.
-		"empty batch":           {r: req("[]", "Content-Type", MediaTypeBatchJSON), mode: ModeBatch, want: []wantErr{{ErrEmptyBatch, "", -1}}},
 		"batch empty body":      {r: req(" ", "Content-Type", MediaTypeBatchJSON), mode: ModeBatch, want: []wantErr{{ErrMalformed, "", -1}}},
 		"non-array batch":       {r: req(ok, "Content-Type", MediaTypeBatchJSON), mode: ModeBatch, want: []wantErr{{ErrMalformed, "", -1}}},
 		"batch too large":       {r: req("["+ok+","+ok+"]", "Content-Type", MediaTypeBatchJSON), lim: Limits{MaxBatchBytes: int64(2*len(ok) + 2)}, mode: ModeBatch, want: []wantErr{{ErrTooLarge, "", -1}}},
@@ -200,6 +199,16 @@ func TestReadRequestValidModes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ModeBatch, mode)
 	require.Len(t, evs, 2)
+
+	// An empty batch is valid (the JSON format allows it): no events, no
+	// error, whatever the whitespace around it.
+	for _, body := range []string{"[]", " [ \n ] "} {
+		evs, mode, err = ReadRequest(req(body, "Content-Type", MediaTypeBatchJSON), Limits{})
+		require.NoError(t, err, "%q", body)
+		require.Equal(t, ModeBatch, mode)
+		require.NotNil(t, evs)
+		require.Empty(t, evs)
+	}
 
 	// A body exactly at the limit is accepted.
 	evs, _, err = ReadRequest(req(ok, "Content-Type", MediaTypeStructuredJSON), Limits{MaxEventBytes: int64(len(ok))})

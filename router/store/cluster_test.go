@@ -181,6 +181,16 @@ func workout(t *testing.T, s *Store) {
 	_, err = s.Enqueue(ctx, map[string][]Item{"a": {{ID: recs[0].ID, Event: recs[0].Event}}, "b": {{ID: recs[0].ID, Event: recs[0].Event}}})
 	require.NoError(t, err)
 	require.NoError(t, s.AckLog(ctx, recs))
+	// Triggers with a dedup window: the same in its variant of each path.
+	dd := func(id string) []Item {
+		return []Item{{ID: id, Event: []byte(id), DedupKey: DedupKey("/w", id), DedupWindow: time.Minute}}
+	}
+	_, err = s.Enqueue(ctx, map[string][]Item{"a": dd("d-1"), "b": dd("d-1")})
+	require.NoError(t, err)
+	_, err = s.Add(ctx, map[string][]Item{"a": dd("d-2")})
+	require.NoError(t, err)
+	_, err = s.EnqueueWhenFull(ctx, 100, map[string][]Item{"b": dd("d-3")})
+	require.NoError(t, err)
 
 	_, err = s.Add(ctx, map[string][]Item{"a": {{ID: "1-x.1", Event: []byte("1")}, {ID: "1-x.2", Event: []byte("2")}, {ID: "1-x.3", Event: []byte("3")}, {ID: "1-x.4", Event: []byte("4")}}})
 	require.NoError(t, err)

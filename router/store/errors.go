@@ -1,10 +1,15 @@
 package store
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/switchyard-io/switchyard/dlq"
+)
 
 var (
-	// ErrNotFound means the trigger or dead letter does not exist.
-	ErrNotFound = errors.New("not found")
+	// ErrNotFound means the trigger or dead letter does not exist. It is
+	// dlq.ErrNotFound, as the dlq.Store contract asks.
+	ErrNotFound = dlq.ErrNotFound
 	// ErrExists means a trigger of that name already exists.
 	ErrExists = errors.New("already exists")
 	// ErrConflict means the trigger changed since the generation the caller expected.

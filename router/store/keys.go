@@ -62,6 +62,7 @@ func (k Keys) Queue(trigger string) QueueKeys {
 		Stats:    b + "stats",
 		DLQ:      b + "dlq",
 		Since:    b + "since",
+		Dedup:    b + "dedup",
 	}
 }
 
@@ -76,6 +77,7 @@ type QueueKeys struct {
 	Stats    string // HASH counters and circuit-breaker state
 	DLQ      string // STREAM of dead letters (fields "e": the event, "d": switchyard.v1.DeadLetter without it)
 	Since    string // HASH event id → unix ms its age counts from, for replayed events
+	Dedup    string // ZSET DedupKey → when queued (unix ms, Redis clock), for the dedup window (see dedup.go); not in all()
 }
 
 func (q QueueKeys) all() []string {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	"github.com/switchyard-io/switchyard/internal/testenv"
 	"github.com/switchyard-io/switchyard/router/store"
 )
@@ -105,7 +106,7 @@ func TestLanesOneAtATimeInOrder(t *testing.T) {
 		_, _, err = s.Ack(ctx, "o", refs)
 		require.NoError(t, err)
 		ids, _ = claimIDs(t, s, "o", now.Add(time.Minute), 10)
-		require.Equal(t, []string{store.ReplayedID("o", dl[0].ID)}, ids)
+		require.Equal(t, []string{dlq.ReplayedID("o", dl[0].ID)}, ids)
 	})
 }
 
@@ -137,7 +138,7 @@ func TestLaneBlockedByDeadLetter(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, 1, n)
 		ids, refs = claimIDs(t, s, "o", now, 10)
-		require.Equal(t, []string{store.ReplayedID("o", dl[0].ID)}, ids)
+		require.Equal(t, []string{dlq.ReplayedID("o", dl[0].ID)}, ids)
 		// It dies again: blocked again; a skip moves on to k2.
 		_, _, err = s.DeadLetter(ctx, "o", now, store.Breaker{}, 0, []store.Dead{{AttemptRef: refs[0], Letter: []byte("d")}})
 		require.NoError(t, err)

@@ -151,7 +151,7 @@ end
 // parseMembers reads what membersLua appended, from v[0] on.
 func parseMembers(v []any) (Members, error) {
 	if len(v) < 1 || (len(v)-1)%3 != 0 {
-		return Members{}, fmt.Errorf("members: unexpected reply of %d elements", len(v))
+		return Members{}, fmt.Errorf("members: %w: %d elements", errReplyShape, len(v))
 	}
 	out := Members{Now: time.UnixMilli(toInt64(v[0]))}
 	for i := 1; i+2 < len(v); i += 3 {
@@ -228,7 +228,7 @@ func (s *Store) SyncPoint(ctx context.Context) (Version, Members, error) {
 		return Version{}, Members{}, fmt.Errorf("sync point: %w", err)
 	}
 	if len(v) < 2 {
-		return Version{}, Members{}, fmt.Errorf("sync point: unexpected reply of %d elements", len(v))
+		return Version{}, Members{}, fmt.Errorf("sync point: %w: %d elements", errReplyShape, len(v))
 	}
 	m, err := parseMembers(v[2:])
 	return Version{Epoch: toString(v[0]), Rev: toInt64(v[1])}, m, err

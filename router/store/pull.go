@@ -99,7 +99,7 @@ func (s *Store) ExtendLeases(ctx context.Context, trigger string, exts []Extensi
 		return nil, fmt.Errorf("extend leases %s: %w", trigger, err)
 	}
 	if len(v) != len(exts) {
-		return nil, fmt.Errorf("extend leases %s: unexpected reply of %d elements for %d leases", trigger, len(v), len(exts))
+		return nil, fmt.Errorf("extend leases %s: %w: %d elements for %d leases", trigger, errReplyShape, len(v), len(exts))
 	}
 	ok = make([]bool, len(v))
 	for i, x := range v {

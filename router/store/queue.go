@@ -25,6 +25,15 @@ type Item struct {
 	// items without one go to the default lane.
 	Lane        string
 	BlockOnDead bool
+	// DedupKey, when set, is the event's DedupKey: the item is queued only
+	// if no item of that key was queued for the trigger within
+	// DedupWindow (see dedup.go). Empty: no check.
+	DedupKey    string
+	DedupWindow time.Duration
+	// Duplicate is set by the call that was given the item (Enqueue, Add,
+	// AddAndClaim) when it was not queued for being a copy of an event of
+	// the same DedupKey queued within the window.
+	Duplicate bool
 }
 
 // Enqueue queues items for each trigger (trigger name → items) in one
@@ -65,6 +74,10 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 				cmds = append(cmds, res{trig, s.laneScript(sc).EvalSha(ctx, p, s.keys.Queue(trig).all(), laneArgs(room, items)...)})
 				continue
 			}
+			if w := dedupWindow(items); w > 0 {
+				cmds = append(cmds, res{trig, s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, items)...)})
+				continue
+			}
 			args := make([]any, 0, 1+2*len(items))
 			args = append(args, room)
 			for _, it := range items {
@@ -80,11 +93,13 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 	var crowded []string
 	for _, c := range cmds {
 		v, _ := c.cmd.Slice()
-		if len(v) == 2 {
-			held[c.trigger] = toInt64(v[1])
-			if toInt64(v[0]) < 0 {
-				crowded = append(crowded, c.trigger)
-			}
+		added, h, ok := enqueued(v, batches[c.trigger])
+		if !ok {
+			return nil, fmt.Errorf("enqueue %s: %w: %d elements", c.trigger, errReplyShape, len(v))
+		}
+		held[c.trigger] = h
+		if added < 0 {
+			crowded = append(crowded, c.trigger)
 		}
 	}
 	if len(crowded) > 0 {
@@ -123,6 +138,10 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 						cmds[i] = s.laneScript(sc).Eval(ctx, p, s.keys.Queue(trig).all(), laneArgs(room, batches[trig])...)
 						continue
 					}
+					if w := dedupWindow(batches[trig]); w > 0 {
+						cmds[i] = s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, batches[trig])...)
+						continue
+					}
 					args := make([]any, 0, 1+2*len(batches[trig]))
 					args = append(args, room)
 					for _, it := range batches[trig] {
@@ -136,8 +155,10 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 		}
 		cmds, err := run()
 		if err != nil && isNoScript(err) {
-			if lerr := sc.Load(ctx, m).Err(); lerr != nil {
-				return errors.Join(err, lerr)
+			for _, l := range []*redis.Script{sc, s.dedupScript(room)} {
+				if lerr := l.Load(ctx, m).Err(); lerr != nil {
+					return errors.Join(err, lerr)
+				}
 			}
 			cmds, err = run()
 		}
@@ -146,15 +167,23 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 		}
 		var crowded []string
 		mu.Lock()
+		var shapeErr error
 		for i, c := range cmds {
-			if v, _ := c.Slice(); len(v) == 2 {
-				held[group[i]] = toInt64(v[1])
-				if toInt64(v[0]) < 0 {
-					crowded = append(crowded, group[i])
-				}
+			v, _ := c.Slice()
+			added, h, ok := enqueued(v, batches[group[i]])
+			if !ok {
+				shapeErr = fmt.Errorf("enqueue %s: %w: %d elements", group[i], errReplyShape, len(v))
+				continue
+			}
+			held[group[i]] = h
+			if added < 0 {
+				crowded = append(crowded, group[i])
 			}
 		}
 		mu.Unlock()
+		if shapeErr != nil {
+			return shapeErr
+		}
 		if len(crowded) > 0 {
 			return fmt.Errorf("%w: the queues of %s hold more than %d events", ErrFull, strings.Join(crowded, ", "), room)
 		}
@@ -262,15 +291,25 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 	// error (NOSCRIPT) is its own reply and leaves the writes' outcome
 	// clear, and go-redis never resends a transaction whose reply it lost
 	// (a resent RPUSH would queue an id twice).
-	var hlens []*redis.IntCmd
 	var writes []redis.Cmder
+	var hlens map[string]*redis.IntCmd
 	var scripts map[string]*redis.Cmd
+	var dedups map[string]*redis.Cmd // triggers queued by dedupAddScript
 	txErr := s.acceptTx(ctx, s.keys.Queue(group[0]).Ready, func(p redis.Pipeliner) {
-		hlens, writes, scripts = hlens[:0], writes[:0], map[string]*redis.Cmd{}
+		writes, hlens, scripts, dedups = writes[:0], map[string]*redis.IntCmd{}, map[string]*redis.Cmd{}, nil
 		for _, trig := range group {
+			if w := dedupWindow(batches[trig]); w > 0 {
+				if dedups == nil {
+					dedups = map[string]*redis.Cmd{}
+				}
+				hset, sc := s.dedupAddCmds(ctx, p, trig, w, batches[trig])
+				writes = append(writes, hset)
+				dedups[trig] = sc
+				continue
+			}
 			w := s.addCmds(ctx, p, trig, batches[trig])
 			writes = append(writes, w...)
-			hlens = append(hlens, w[len(w)-1].(*redis.IntCmd))
+			hlens[trig] = w[len(w)-1].(*redis.IntCmd)
 		}
 		for _, trig := range group {
 			if c, ok := claims[trig]; ok {
@@ -283,14 +322,19 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 			return nil, nil, nil, full(fmt.Errorf("queue: %w", werr))
 		}
 	}
+	dheld, derr := s.dedupAdded(ctx, dedups, batches)
+	if derr != nil {
+		return nil, nil, nil, full(fmt.Errorf("queue: %w", derr))
+	}
 	// The writes landed; txErr is then a claim's error (handled below) or
 	// the replicas' answer.
 	var repl *ReplicationError
 	errors.As(txErr, &repl)
 	held = make(map[string]int64, len(group))
-	for i, trig := range group {
-		held[trig] = hlens[i].Val()
+	for trig, h := range hlens {
+		held[trig] = h.Val()
 	}
+	maps.Copy(held, dheld)
 	claimed = make(map[string]ClaimResult, len(scripts))
 	var errs []error
 	for trig, c := range scripts {
@@ -329,6 +373,16 @@ type Claimed struct {
 	Expired bool
 	// Since is when a replayed event re-entered the queue; zero otherwise.
 	Since time.Time
+}
+
+// Born is when the event's current life began, the time its age (and
+// max_event_age) counts from: when a replay put it back (Since), else when
+// it was accepted (its id's time); zero when neither is known.
+func (c Claimed) Born() time.Time {
+	if !c.Since.IsZero() {
+		return c.Since
+	}
+	return IDTime(c.ID)
 }
 
 // BreakerState is a circuit breaker's state as stored.
@@ -394,9 +448,11 @@ func (s *Store) AckAndClaim(ctx context.Context, trigger string, refs []AttemptR
 	if aerr := ack.Err(); aerr != nil {
 		return ClaimResult{}, 0, false, fmt.Errorf("ack %s: %w", trigger, aerr)
 	}
-	av, _ := ack.Slice()
-	if len(av) == 2 {
-		stale = toInt64(av[1])
+	// The acks are recorded and the claim made: a reply of another shape
+	// (checked) costs only the stale count, not the claim.
+	var acked2 int64
+	if av, _ := ack.Slice(); replyInts(av, &acked2, &stale) != nil {
+		stale = 0
 	}
 	v, cerr := claim.Slice()
 	if cerr != nil {
@@ -413,20 +469,25 @@ func claimArgs(now time.Time, want, limit int, lease time.Duration) []any {
 // claimed reads claimScript's reply v: it reads the bodies the script did
 // not return and releases the attempts whose body is gone.
 func (s *Store) claimed(ctx context.Context, trigger string, v []any) (ClaimResult, error) {
-	if len(v) != 7 {
-		return ClaimResult{}, fmt.Errorf("claim %s: unexpected reply of %d elements", trigger, len(v))
+	if err := replyLen(v, 7); err != nil {
+		return ClaimResult{}, fmt.Errorf("claim %s: %w", trigger, err)
 	}
 	r := ClaimResult{
 		Ready: toInt64(v[1]), NextDue: msTime(v[2]), NextLease: msTime(v[3]),
 		Breaker: BreakerState(toString(v[4])), BreakerUntil: msTime(v[5]), Held: toInt64(v[6]),
 	}
-	items, _ := v[0].([]any)
+	items, ok := v[0].([]any)
+	if !ok && v[0] != nil {
+		return ClaimResult{}, fmt.Errorf("claim %s: %w: items are %T", trigger, errReplyShape, v[0])
+	}
 	var unread []string // ids whose body the script did not return
 	var gone []bool     // per item: the script found no body
 	for _, it := range items {
+		// A claimed item misread would be an attempt leased and never
+		// made (its lease expires, it is tried again): refuse the reply.
 		f, _ := it.([]any)
-		if len(f) != 6 {
-			continue
+		if err := replyLen(f, 6); err != nil {
+			return ClaimResult{}, fmt.Errorf("claim %s: item: %w", trigger, err)
 		}
 		a, _ := strconv.Atoi(toString(f[1]))
 		c := Claimed{ID: toString(f[0]), Attempt: a, Expired: toInt64(f[3]) == 1, Since: msTime(f[4])}
@@ -505,7 +566,10 @@ func (s *Store) Ack(ctx context.Context, trigger string, refs []AttemptRef) (ack
 	if err != nil {
 		return 0, 0, fmt.Errorf("ack %s: %w", trigger, err)
 	}
-	return toInt64(v[0]), toInt64(v[1]), nil
+	if err := replyInts(v, &acked, &stale); err != nil {
+		return 0, 0, fmt.Errorf("ack %s: %w", trigger, err)
+	}
+	return acked, stale, nil
 }
 
 // Letter is a dead letter that is not a queued event: a function's reply
@@ -549,8 +613,8 @@ func (s *Store) AckWithLetters(ctx context.Context, trigger string, capacity int
 	if err != nil {
 		return 0, 0, fmt.Errorf("ack with dead letters %s: %w", trigger, err)
 	}
-	if len(v) != 3 {
-		return 0, 0, fmt.Errorf("ack with dead letters %s: unexpected reply of %d elements", trigger, len(v))
+	if err := replyLen(v, 3); err != nil {
+		return 0, 0, fmt.Errorf("ack with dead letters %s: %w", trigger, err)
 	}
 	return toInt64(v[1]), toInt64(v[2]), nil
 }
@@ -621,7 +685,10 @@ func (s *Store) DeadLetter(ctx context.Context, trigger string, now time.Time, b
 	if err != nil {
 		return 0, 0, fmt.Errorf("dead-letter %s: %w", trigger, err)
 	}
-	return toInt64(v[0]), toInt64(v[1]), nil
+	if err := replyInts(v, &dead, &evicted); err != nil {
+		return 0, 0, fmt.Errorf("dead-letter %s: %w", trigger, err)
+	}
+	return dead, evicted, nil
 }
 
 func boolArg(b bool) int {
@@ -655,8 +722,11 @@ func (s *Store) PeekAll(ctx context.Context, triggers []string) ([]Peek, error) 
 	out := make([]Peek, 0, len(triggers))
 	for i, c := range cmds {
 		v, err := c.Slice()
-		if err != nil || len(v) != 6 {
+		if err != nil {
 			continue
+		}
+		if err := replyLen(v, 6); err != nil {
+			return nil, fmt.Errorf("peek %s: %w", triggers[i], err)
 		}
 		out = append(out, Peek{Trigger: triggers[i], Ready: toInt64(v[0]), Held: toInt64(v[1]), NextDue: msTime(v[2]), NextLease: msTime(v[3]), Breaker: BreakerState(toString(v[4])), BreakerUntil: msTime(v[5])})
 	}
@@ -679,11 +749,21 @@ func (s *Store) Stats(ctx context.Context, trigger string) (QueueStats, error) {
 	if err != nil {
 		return QueueStats{}, fmt.Errorf("stats %s: %w", trigger, err)
 	}
+	return parseStats(trigger, v)
+}
+
+// parseStats reads statsScript's reply.
+func parseStats(trigger string, v []any) (QueueStats, error) {
+	if err := replyLen(v, 6); err != nil {
+		return QueueStats{}, fmt.Errorf("stats %s: %w", trigger, err)
+	}
 	qs := QueueStats{Ready: toInt64(v[0]), InFlight: toInt64(v[1]), Delayed: toInt64(v[2]), DeadLetters: toInt64(v[3]), OldestReady: toString(v[4]), Counters: map[string]string{}}
-	if kv, ok := v[5].([]any); ok {
-		for i := 0; i+1 < len(kv); i += 2 {
-			qs.Counters[toString(kv[i])] = toString(kv[i+1])
-		}
+	kv, ok := v[5].([]any)
+	if !ok || len(kv)%2 != 0 {
+		return QueueStats{}, fmt.Errorf("stats %s: %w: the counters are not field-value pairs", trigger, errReplyShape)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		qs.Counters[toString(kv[i])] = toString(kv[i+1])
 	}
 	return qs, nil
 }

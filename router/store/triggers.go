@@ -90,13 +90,13 @@ func (s *Store) changeKeys() []string {
 // parseChange reads a changeLua reply; code is its first element.
 func parseChange(v []any) (code int64, c Change, err error) {
 	if len(v) == 0 {
-		return 0, Change{}, errors.New("trigger change: empty reply")
+		return 0, Change{}, fmt.Errorf("trigger change: %w: empty", errReplyShape)
 	}
 	if code = toInt64(v[0]); code != 1 {
 		return code, Change{}, nil
 	}
 	if len(v) < 3 {
-		return 0, Change{}, fmt.Errorf("trigger change: unexpected reply of %d elements", len(v))
+		return 0, Change{}, fmt.Errorf("trigger change: %w: %d elements", errReplyShape, len(v))
 	}
 	c.Version = Version{Epoch: toString(v[1]), Rev: toInt64(v[2])}
 	c.Members, err = parseMembers(v[3:])
@@ -316,7 +316,7 @@ func (s *Store) Restore(ctx context.Context, triggers []*switchyardv1.Trigger) (
 		return "", false, 0, fmt.Errorf("restore triggers: %w", err)
 	}
 	if len(v) < 2 {
-		return "", false, 0, fmt.Errorf("restore triggers: unexpected reply of %d elements", len(v))
+		return "", false, 0, fmt.Errorf("restore triggers: %w: %d elements", errReplyShape, len(v))
 	}
 	if toInt64(v[0]) == 1 && len(v) == 3 {
 		return toString(v[1]), true, toInt64(v[2]), nil
@@ -343,7 +343,7 @@ func (s *Store) DeleteTrigger(ctx context.Context, name string, purge bool) (kep
 	}
 	q := s.keys.Queue(name)
 	if purge {
-		return 0, c, s.rdb.Del(ctx, append(q.all(), q.laneKeys()...)...).Err()
+		return 0, c, s.rdb.Del(ctx, append(append(q.all(), q.Dedup), q.laneKeys()...)...).Err()
 	}
 	kept, err = s.rdb.HLen(ctx, q.Events).Result()
 	return kept, c, err

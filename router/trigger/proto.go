@@ -27,6 +27,7 @@ func ToProto(s Spec) *switchyardv1.Trigger {
 
 			DeadLetterMaxEntries: s.Delivery.DeadLetterMaxEntries,
 			DeadLetterMaxAge:     durationOrNil(s.Delivery.DeadLetterMaxAge),
+			DedupWindow:          durationPtr(s.Delivery.DedupWindow),
 		},
 	}
 	if !s.Scope.IsEmpty() {
@@ -91,6 +92,7 @@ func FromProto(t *switchyardv1.Trigger) Spec {
 			DeadLetterMaxEntries: d.GetDeadLetterMaxEntries(),
 			DeadLetterMaxAge:     Duration{d.GetDeadLetterMaxAge().AsDuration()},
 			Ordering:             orderingFromProto(d.GetOrdering()),
+			DedupWindow:          durationFromPtr(d.GetDedupWindow()),
 		},
 		Scope: EventScope{Sources: t.GetScope().GetSources(), Types: t.GetScope().GetTypes()},
 	}

@@ -152,6 +152,12 @@ type Delivery struct {
 	// Ordering, set, delivers the events of one key one at a time, in
 	// acceptance order (see Ordering).
 	Ordering *Ordering `json:"ordering,omitempty"`
+	// DedupWindow makes an event a no-op for this trigger when an event of
+	// the same source and id was queued for it within the window: the
+	// publisher is answered success, the copy counted as a duplicate (see
+	// router/store/dedup.go). Nil: the server's default (serve
+	// --dedup-window, off unless set); 0: off. At most MaxDedupWindow.
+	DedupWindow *Duration `json:"dedup_window,omitempty"`
 }
 
 // Ordering is ordered delivery per key: the events of one key form a lane,
@@ -292,10 +298,14 @@ func (s Spec) validate() (filter.Filter, FieldErrors) {
 	if d.DeadLetterMaxAge.Duration < 0 {
 		add("delivery.dead_letter_max_age", "must not be negative, got %s", d.DeadLetterMaxAge.Duration)
 	}
+	errs = append(errs, d.validateDedup()...)
 	if d.MaxQueue < 0 || d.MaxQueue > MaxMaxQueue {
 		add("delivery.max_queue", "must be between 1 and %d, got %d", MaxMaxQueue, d.MaxQueue)
 	}
 	if o := d.Ordering; o != nil {
+		if d.DedupWindow != nil && d.DedupWindow.Duration > 0 {
+			add("delivery.dedup_window", "not supported with delivery.ordering yet")
+		}
 		if _, err := filter.CompileKey(o.Key, "delivery.ordering.key"); err != nil {
 			errs = append(errs, filterErrors(err)...)
 		}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/switchyard-io/switchyard/internal/secrets"
 	"github.com/switchyard-io/switchyard/router/delivery/egress"
@@ -292,6 +293,9 @@ type Policy struct {
 	// CheckTLS refuses TLS settings, typically files that do not load. Nil:
 	// every valid setting.
 	CheckTLS func(TargetTLS) error
+	// MaxDedupWindow refuses a longer delivery.dedup_window (0: only
+	// MaxDedupWindow applies).
+	MaxDedupWindow time.Duration
 }
 
 // check applies p to a target that passed validate.
@@ -346,7 +350,7 @@ func (p Policy) check(t Target) FieldErrors {
 func (s Spec) ValidateWith(p Policy) error {
 	_, errs := s.validate()
 	if len(errs) == 0 {
-		errs = p.check(s.Target)
+		errs = append(p.check(s.Target), p.checkDelivery(s.Delivery)...)
 	}
 	if len(errs) > 0 {
 		return errs
@@ -361,7 +365,7 @@ func CompileWith(s Spec, p Policy) (*Trigger, error) {
 	if err != nil {
 		return nil, err
 	}
-	if errs := p.check(t.Spec.Target); len(errs) > 0 {
+	if errs := append(p.check(t.Spec.Target), p.checkDelivery(t.Spec.Delivery)...); len(errs) > 0 {
 		return nil, errs
 	}
 	return t, nil

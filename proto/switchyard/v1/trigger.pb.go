@@ -831,8 +831,15 @@ type DeliveryPolicy struct {
 	// Dead letters older than this are evicted (and counted). Default: the
 	// server's --dlq-max-age (336h).
 	DeadLetterMaxAge *durationpb.Duration `protobuf:"bytes,9,opt,name=dead_letter_max_age,json=deadLetterMaxAge,proto3" json:"dead_letter_max_age,omitempty"`
+	// Deduplication on (source, id): an event whose source and id match an
+	// event queued for this trigger within the window is not queued again;
+	// the publisher is answered success and the copy is counted
+	// (TriggerStats.duplicates, switchyard_events_duplicate_total). Unset:
+	// the server's --dedup-window (off unless set); 0: off. At most 24h, and
+	// at most the server's --max-dedup-window.
+	DedupWindow *durationpb.Duration `protobuf:"bytes,10,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
 	// Ordered delivery per key. Unset: events are delivered independently.
-	Ordering      *Ordering `protobuf:"bytes,10,opt,name=ordering,proto3" json:"ordering,omitempty"`
+	Ordering      *Ordering `protobuf:"bytes,11,opt,name=ordering,proto3" json:"ordering,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -926,6 +933,13 @@ func (x *DeliveryPolicy) GetDeadLetterMaxEntries() int64 {
 func (x *DeliveryPolicy) GetDeadLetterMaxAge() *durationpb.Duration {
 	if x != nil {
 		return x.DeadLetterMaxAge
+	}
+	return nil
+}
+
+func (x *DeliveryPolicy) GetDedupWindow() *durationpb.Duration {
+	if x != nil {
+		return x.DedupWindow
 	}
 	return nil
 }
@@ -1847,15 +1861,22 @@ type TriggerStats struct {
 	// Pull triggers: events leased to consumers now, across all instances
 	// (the in_flight of a pull trigger).
 	Leased int64 `protobuf:"varint,19,opt,name=leased,proto3" json:"leased,omitempty"`
+	// Events not queued because an event of the same source and id was
+	// queued for this trigger within its dedup window (publishers were
+	// answered success).
+	Duplicates int64 `protobuf:"varint,20,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// The dedup window in force for this trigger (its own, else the
+	// server's default); unset when deduplication is off.
+	DedupWindow *durationpb.Duration `protobuf:"bytes,21,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
 	// Ordered triggers: lanes (ordering keys) holding undelivered events.
-	LanesActive int64 `protobuf:"varint,20,opt,name=lanes_active,json=lanesActive,proto3" json:"lanes_active,omitempty"`
+	LanesActive int64 `protobuf:"varint,22,opt,name=lanes_active,json=lanesActive,proto3" json:"lanes_active,omitempty"`
 	// Ordered triggers: lanes stopped by a dead letter (on_dead block).
-	LanesBlocked int64 `protobuf:"varint,21,opt,name=lanes_blocked,json=lanesBlocked,proto3" json:"lanes_blocked,omitempty"`
+	LanesBlocked int64 `protobuf:"varint,23,opt,name=lanes_blocked,json=lanesBlocked,proto3" json:"lanes_blocked,omitempty"`
 	// Ordered triggers: up to 100 of the blocked lanes.
-	BlockedLanes []*BlockedLane `protobuf:"bytes,22,rep,name=blocked_lanes,json=blockedLanes,proto3" json:"blocked_lanes,omitempty"`
+	BlockedLanes []*BlockedLane `protobuf:"bytes,24,rep,name=blocked_lanes,json=blockedLanes,proto3" json:"blocked_lanes,omitempty"`
 	// Ordered triggers: events waiting in their lane behind an earlier
 	// event of the same key (not counted in queued).
-	LaneWaiting   int64 `protobuf:"varint,23,opt,name=lane_waiting,json=laneWaiting,proto3" json:"lane_waiting,omitempty"`
+	LaneWaiting   int64 `protobuf:"varint,25,opt,name=lane_waiting,json=laneWaiting,proto3" json:"lane_waiting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2021,6 +2042,20 @@ func (x *TriggerStats) GetLeased() int64 {
 		return x.Leased
 	}
 	return 0
+}
+
+func (x *TriggerStats) GetDuplicates() int64 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *TriggerStats) GetDedupWindow() *durationpb.Duration {
+	if x != nil {
+		return x.DedupWindow
+	}
+	return nil
 }
 
 func (x *TriggerStats) GetLanesActive() int64 {
@@ -2639,7 +2674,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\n" +
 	"TargetAuth\x12#\n" +
 	"\rbearer_secret\x18\x01 \x01(\tR\fbearerSecret\x12%\n" +
-	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"\xa3\x04\n" +
+	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"\xe1\x04\n" +
 	"\x0eDeliveryPolicy\x123\n" +
 	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12!\n" +
 	"\fmax_attempts\x18\x02 \x01(\x05R\vmaxAttempts\x12B\n" +
@@ -2650,9 +2685,10 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x0fmax_concurrency\x18\x06 \x01(\x05R\x0emaxConcurrency\x12\x1b\n" +
 	"\tmax_queue\x18\a \x01(\x03R\bmaxQueue\x125\n" +
 	"\x17dead_letter_max_entries\x18\b \x01(\x03R\x14deadLetterMaxEntries\x12H\n" +
-	"\x13dead_letter_max_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10deadLetterMaxAge\x123\n" +
-	"\bordering\x18\n" +
-	" \x01(\v2\x17.switchyard.v1.OrderingR\bordering\"L\n" +
+	"\x13dead_letter_max_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10deadLetterMaxAge\x12<\n" +
+	"\fdedup_window\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\x123\n" +
+	"\bordering\x18\v \x01(\v2\x17.switchyard.v1.OrderingR\bordering\"L\n" +
 	"\bOrdering\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
 	"\aon_dead\x18\x02 \x01(\x0e2\x15.switchyard.v1.OnDeadR\x06onDead\"a\n" +
@@ -2699,7 +2735,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x16GetTriggerStatsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"L\n" +
 	"\x17GetTriggerStatsResponse\x121\n" +
-	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\x99\a\n" +
+	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xf7\a\n" +
 	"\fTriggerStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06queued\x18\x02 \x01(\x03R\x06queued\x128\n" +
@@ -2721,11 +2757,15 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\vundelivered\x18\x10 \x01(\x03R\vundelivered\x12\x1b\n" +
 	"\tmax_queue\x18\x11 \x01(\x03R\bmaxQueue\x12\x1c\n" +
 	"\tconsumers\x18\x12 \x01(\x05R\tconsumers\x12\x16\n" +
-	"\x06leased\x18\x13 \x01(\x03R\x06leased\x12!\n" +
-	"\flanes_active\x18\x14 \x01(\x03R\vlanesActive\x12#\n" +
-	"\rlanes_blocked\x18\x15 \x01(\x03R\flanesBlocked\x12?\n" +
-	"\rblocked_lanes\x18\x16 \x03(\v2\x1a.switchyard.v1.BlockedLaneR\fblockedLanes\x12!\n" +
-	"\flane_waiting\x18\x17 \x01(\x03R\vlaneWaiting\"E\n" +
+	"\x06leased\x18\x13 \x01(\x03R\x06leased\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x14 \x01(\x03R\n" +
+	"duplicates\x12<\n" +
+	"\fdedup_window\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\x12!\n" +
+	"\flanes_active\x18\x16 \x01(\x03R\vlanesActive\x12#\n" +
+	"\rlanes_blocked\x18\x17 \x01(\x03R\flanesBlocked\x12?\n" +
+	"\rblocked_lanes\x18\x18 \x03(\v2\x1a.switchyard.v1.BlockedLaneR\fblockedLanes\x12!\n" +
+	"\flane_waiting\x18\x19 \x01(\x03R\vlaneWaiting\"E\n" +
 	"\vBlockedLane\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12$\n" +
 	"\x0edead_letter_id\x18\x02 \x01(\tR\fdeadLetterId\"7\n" +
@@ -2863,52 +2903,54 @@ var file_switchyard_v1_trigger_proto_depIdxs = []int32{
 	39, // 19: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
 	39, // 20: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
 	39, // 21: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
-	11, // 22: switchyard.v1.DeliveryPolicy.ordering:type_name -> switchyard.v1.Ordering
-	0,  // 23: switchyard.v1.Ordering.on_dead:type_name -> switchyard.v1.OnDead
-	2,  // 24: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	2,  // 25: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	2,  // 26: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	2,  // 27: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	2,  // 28: switchyard.v1.ApplyTriggerResponse.previous:type_name -> switchyard.v1.Trigger
-	2,  // 29: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	2,  // 30: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
-	2,  // 31: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	2,  // 32: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	2,  // 33: switchyard.v1.UpdateTriggerResponse.previous:type_name -> switchyard.v1.Trigger
-	26, // 34: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
-	39, // 35: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
-	1,  // 36: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
-	37, // 37: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
-	27, // 38: switchyard.v1.TriggerStats.blocked_lanes:type_name -> switchyard.v1.BlockedLane
-	2,  // 39: switchyard.v1.TestFilterRequest.trigger:type_name -> switchyard.v1.Trigger
-	40, // 40: switchyard.v1.TestFilterRequest.events:type_name -> io.cloudevents.v1.CloudEvent
-	2,  // 41: switchyard.v1.TestFilterResponse.trigger:type_name -> switchyard.v1.Trigger
-	32, // 42: switchyard.v1.TestFilterResponse.results:type_name -> switchyard.v1.FilterResult
-	33, // 43: switchyard.v1.FilterResult.clauses:type_name -> switchyard.v1.FilterClause
-	33, // 44: switchyard.v1.FilterClause.causes:type_name -> switchyard.v1.FilterClause
-	12, // 45: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
-	14, // 46: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
-	16, // 47: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
-	18, // 48: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
-	20, // 49: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
-	22, // 50: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
-	24, // 51: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
-	30, // 52: switchyard.v1.TriggerService.TestFilter:input_type -> switchyard.v1.TestFilterRequest
-	28, // 53: switchyard.v1.TriggerService.SkipLane:input_type -> switchyard.v1.SkipLaneRequest
-	13, // 54: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
-	15, // 55: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
-	17, // 56: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
-	19, // 57: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
-	21, // 58: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
-	23, // 59: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
-	25, // 60: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
-	31, // 61: switchyard.v1.TriggerService.TestFilter:output_type -> switchyard.v1.TestFilterResponse
-	29, // 62: switchyard.v1.TriggerService.SkipLane:output_type -> switchyard.v1.SkipLaneResponse
-	54, // [54:63] is the sub-list for method output_type
-	45, // [45:54] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	39, // 22: switchyard.v1.DeliveryPolicy.dedup_window:type_name -> google.protobuf.Duration
+	11, // 23: switchyard.v1.DeliveryPolicy.ordering:type_name -> switchyard.v1.Ordering
+	0,  // 24: switchyard.v1.Ordering.on_dead:type_name -> switchyard.v1.OnDead
+	2,  // 25: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 26: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 27: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 28: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 29: switchyard.v1.ApplyTriggerResponse.previous:type_name -> switchyard.v1.Trigger
+	2,  // 30: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 31: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
+	2,  // 32: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 33: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 34: switchyard.v1.UpdateTriggerResponse.previous:type_name -> switchyard.v1.Trigger
+	26, // 35: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
+	39, // 36: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
+	1,  // 37: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
+	37, // 38: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
+	39, // 39: switchyard.v1.TriggerStats.dedup_window:type_name -> google.protobuf.Duration
+	27, // 40: switchyard.v1.TriggerStats.blocked_lanes:type_name -> switchyard.v1.BlockedLane
+	2,  // 41: switchyard.v1.TestFilterRequest.trigger:type_name -> switchyard.v1.Trigger
+	40, // 42: switchyard.v1.TestFilterRequest.events:type_name -> io.cloudevents.v1.CloudEvent
+	2,  // 43: switchyard.v1.TestFilterResponse.trigger:type_name -> switchyard.v1.Trigger
+	32, // 44: switchyard.v1.TestFilterResponse.results:type_name -> switchyard.v1.FilterResult
+	33, // 45: switchyard.v1.FilterResult.clauses:type_name -> switchyard.v1.FilterClause
+	33, // 46: switchyard.v1.FilterClause.causes:type_name -> switchyard.v1.FilterClause
+	12, // 47: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
+	14, // 48: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
+	16, // 49: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
+	18, // 50: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
+	20, // 51: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
+	22, // 52: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
+	24, // 53: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
+	30, // 54: switchyard.v1.TriggerService.TestFilter:input_type -> switchyard.v1.TestFilterRequest
+	28, // 55: switchyard.v1.TriggerService.SkipLane:input_type -> switchyard.v1.SkipLaneRequest
+	13, // 56: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
+	15, // 57: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
+	17, // 58: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
+	19, // 59: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
+	21, // 60: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
+	23, // 61: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
+	25, // 62: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
+	31, // 63: switchyard.v1.TriggerService.TestFilter:output_type -> switchyard.v1.TestFilterResponse
+	29, // 64: switchyard.v1.TriggerService.SkipLane:output_type -> switchyard.v1.SkipLaneResponse
+	56, // [56:65] is the sub-list for method output_type
+	47, // [47:56] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_trigger_proto_init() }
