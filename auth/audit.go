@@ -26,6 +26,7 @@ const (
 	ActionDeadLetterPurge  = "deadletter.purge"
 	ActionArchiveReplay    = "archive.replay"
 	ActionArchiveCancel    = "archive.cancel"
+	ActionLaneSkip         = "trigger.skip_lane"
 	ActionTokenCreate      = "token.create"
 	ActionTokenRevoke      = "token.revoke"
 )

@@ -51,7 +51,7 @@ A trigger file holds one or more triggers, as YAML documents separated by
 edited and applied again.`,
 	}
 	cmd.AddCommand(newTriggerApplyCmd(), newTriggerListCmd(), newTriggerGetCmd(),
-		newTriggerDeleteCmd(), newTriggerStatsCmd())
+		newTriggerDeleteCmd(), newTriggerStatsCmd(), newTriggerSkipLaneCmd())
 	return cmd
 }
 
@@ -449,7 +449,11 @@ waiting for a scheduled retry (RETRIES) or for the time their publisher asked
 the queue (rarely more than a moment). DLQ entries in the dead-letter queue,
 BREAKER circuit breaker state, DELIVERED events acknowledged, FAILED failed
 attempts, DEAD events moved to the dead-letter queue, CONSUMERS the consumers
-connected to a pull trigger (its IN_FLIGHT are the events leased to them).`,
+connected to a pull trigger (its IN_FLIGHT are the events leased to them).
+An ordered trigger (delivery.ordering) also gets a line with its lanes: those
+holding events, those blocked by a dead letter (on_dead: block) with the key
+and the dead letter of each, and the events waiting behind an earlier one of
+their key (counted in UNDELIVERED, not in QUEUED).`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeTriggerNames(&opts),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -678,6 +682,16 @@ type statsView struct {
 	DeadLettersEvicted  int64  `json:"dead_letters_evicted"`
 	Consumers           int32  `json:"consumers"`
 	Leased              int64  `json:"leased"`
+	// Ordered triggers only.
+	LanesActive  int64             `json:"lanes_active,omitempty"`
+	LanesBlocked int64             `json:"lanes_blocked,omitempty"`
+	LaneWaiting  int64             `json:"lane_waiting,omitempty"`
+	BlockedLanes []blockedLaneView `json:"blocked_lanes,omitempty"`
+}
+
+type blockedLaneView struct {
+	Key          string `json:"key"`
+	DeadLetterID string `json:"dead_letter_id"`
 }
 
 func newStatsView(s *switchyardv1.TriggerStats) statsView {
@@ -702,6 +716,12 @@ func newStatsView(s *switchyardv1.TriggerStats) statsView {
 		DeadLettersEvicted:  s.GetDeadLettersEvicted(),
 		Consumers:           s.GetConsumers(),
 		Leased:              s.GetLeased(),
+		LanesActive:         s.GetLanesActive(),
+		LanesBlocked:        s.GetLanesBlocked(),
+		LaneWaiting:         s.GetLaneWaiting(),
+	}
+	for _, b := range s.GetBlockedLanes() {
+		v.BlockedLanes = append(v.BlockedLanes, blockedLaneView{Key: b.GetKey(), DeadLetterID: b.GetDeadLetterId()})
 	}
 	if w := s.GetDedupWindow(); w != nil {
 		v.DedupWindow = w.AsDuration().String()
@@ -768,5 +788,8 @@ func printStats(w io.Writer, format outputFormat, stats []*switchyardv1.TriggerS
 			strconv.Itoa(int(s.GetConsumers())),
 			strconv.FormatInt(s.GetDuplicates(), 10))
 	}
-	return tab.flush()
+	if err := tab.flush(); err != nil {
+		return err
+	}
+	return printLanes(w, stats)
 }

@@ -650,7 +650,7 @@ func TestTriggerStats(t *testing.T) {
 		DeadLetters: 3, Breaker: "open", ConsecutiveFailures: 5, BreakerRetryTime: "2030-01-02T03:04:05Z",
 		Enqueued: 101300, Duplicates: 9, DedupWindow: "10m0s", Delivered: 100000, FailedAttempts: 57, DeadLettered: 4, DeadLettersEvicted: 1,
 	}
-	if one != want {
+	if !reflect.DeepEqual(one, want) {
 		t.Errorf("stats -o json:\n%+v\nwant\n%+v", one, want)
 	}
 	if !strings.Contains(r.out, `"queued": 1234`) {

@@ -140,12 +140,12 @@ func (r *Router) archiveTrimLoop(ctx context.Context) {
 // archiveBodies returns what the archive keeps of a publish's events, in
 // order: the bytes queued for the routed ones (recs, in the same order),
 // the encoded event for the others.
-func archiveBodies(events []*pb.CloudEvent, matched [][]string, recs []store.LogRecord, stamp traceStamp) ([][]byte, error) {
+func archiveBodies(events []*pb.CloudEvent, matched [][]string, queued [][]byte, stamp traceStamp) ([][]byte, error) {
 	out := make([][]byte, 0, len(events))
 	k := 0
 	for i, ev := range events {
 		if len(matched[i]) > 0 {
-			out = append(out, recs[k].Event)
+			out = append(out, queued[k])
 			k++
 			continue
 		}

@@ -169,10 +169,11 @@ func (d *dispatcher) record(batch []outcome) (refilled bool) {
 		err := d.write(ctx, now, br, &acks, &lettered, &retries, &deads)
 		cancel()
 		if err == nil {
-			if scheduled {
+			if scheduled || t.Key != nil {
 				// The claim loop learns when the first retry is due from
 				// its next claim; without this it would sleep until a
-				// lease or the sweep.
+				// lease or the sweep. For an ordered trigger, an event
+				// that left its lane made the lane's next one ready.
 				d.poke()
 			}
 			return

@@ -28,6 +28,9 @@
 //	        accepted event to the archive stream; replay jobs (replay.go)
 //	        read it back into the ingest log from a checkpoint in Redis
 //
+// An ordered trigger (delivery.ordering) queues each event into the lane of
+// its key (lanes.go); the store keeps one event of a lane active at a time.
+//
 // A loop that retries a failed Redis call (fan-out, recording outcomes,
 // handing pulled attempts back, waiting for the store's epoch) waits a
 // jittered delay between tries (internal/backoff), so instances sharing a

@@ -75,6 +75,7 @@ func (r *Router) fanout(ctx context.Context, recs []store.LogRecord) {
 			batches[t] = append(batches[t], store.Item{ID: rec.ID, Event: rec.Event, Due: rec.Due})
 		}
 	}
+	r.laneItems(batches)
 	r.stampDedup(batches)
 	var wait time.Duration
 	fails := 0

@@ -36,7 +36,18 @@ type appendReq struct {
 	recs   []store.LogRecord
 	direct string
 	arc    [][]byte // what the archive keeps of the publish, when it is on
-	done   chan error
+	// laned, for a direct publish to an ordered trigger, are recs as
+	// queue items with their lanes; lanes, for a publish through the log,
+	// are the ordered triggers' events taken out of recs (lanes.go).
+	laned []store.Item
+	lanes map[string][]store.Item
+	done  chan error
+}
+
+// empty reports whether the request writes no event to a queue or the log
+// (nothing it published matched a trigger); it may still archive.
+func (req *appendReq) empty() bool {
+	return len(req.recs) == 0 && len(req.lanes) == 0 && len(req.laned) == 0
 }
 
 var inputPool = sync.Pool{New: func() any { return filter.NewInput(nil) }}
@@ -130,6 +141,13 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		return PublishResult{}, err
 	}
 	direct := soleTrigger(res.Triggers)
+	lanes := lanesFor(snap.triggers[direct])
+	var laned []store.Item
+	var logLanes *logLanes
+	oneNode := direct == "" && r.store.OneNode()
+	// queued are the bytes queued for the routed events, in order, for the
+	// archive (recs may lose events to lanes below).
+	var queued [][]byte
 	recs := make([]store.LogRecord, 0, len(events))
 	for i, ev := range events {
 		if len(res.Triggers[i]) == 0 {
@@ -146,26 +164,57 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		if direct != "" {
 			rec.ID = r.newID(now)
 		}
+		if r.archive != nil {
+			queued = append(queued, rec.Event)
+		}
+		if lanes != nil {
+			laned = append(laned, lanes.item(rec.ID, ev, rec.Event))
+		}
+		if oneNode {
+			if rec = r.takeLanes(&logLanes, snap, rec, ev, now); len(rec.Triggers) == 0 {
+				continue
+			}
+		}
 		recs = append(recs, rec)
 	}
 	var arc [][]byte
 	if r.archive != nil {
-		if arc, err = archiveBodies(events, res.Triggers, recs, stamp); err != nil {
+		if arc, err = archiveBodies(events, res.Triggers, queued, stamp); err != nil {
 			return PublishResult{}, err
 		}
 	}
-	if err := r.appendLog(ctx, recs, direct, arc); err != nil {
+	if err := r.appendLog(ctx, recs, direct, arc, laned, logLanes.lanes()); err != nil {
 		if errors.Is(err, ErrStoreFull) {
 			r.metrics.publishRefused.WithLabelValues("store_full").Add(float64(len(events)))
 		}
 		return PublishResult{}, err
 	}
 	if direct == "" {
-		r.backlog.accepted(res.Triggers)
+		if logLanes == nil {
+			r.backlog.accepted(res.Triggers)
+		} else {
+			// The ordered triggers' share is queued, not logged.
+			logged := make([][]string, len(recs))
+			for i, rec := range recs {
+				logged[i] = rec.Triggers
+			}
+			r.backlog.accepted(logged)
+		}
 	}
 	r.metrics.published.Add(float64(len(events)))
-	r.metrics.unmatched.Add(float64(len(events) - len(recs)))
+	r.metrics.unmatched.Add(float64(unmatchedOf(res.Triggers)))
 	return res, nil
+}
+
+// unmatchedOf counts the events routed to no trigger.
+func unmatchedOf(matched [][]string) int {
+	n := 0
+	for _, ts := range matched {
+		if len(ts) == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // soleTrigger returns the one trigger every routed event of a publish goes
@@ -232,8 +281,8 @@ func (r *Router) admit(snap *snapshot, matched [][]string) error {
 }
 
 // appendLog hands records to the group-commit writers and waits for Redis.
-func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord, direct string, arc [][]byte) error {
-	req := &appendReq{ctx: ctx, recs: recs, direct: direct, arc: arc, done: make(chan error, 1)}
+func (r *Router) appendLog(ctx context.Context, recs []store.LogRecord, direct string, arc [][]byte, laned []store.Item, lanes map[string][]store.Item) error {
+	req := &appendReq{ctx: ctx, recs: recs, direct: direct, arc: arc, laned: laned, lanes: lanes, done: make(chan error, 1)}
 	select {
 	case r.appendCh <- req:
 	case <-ctx.Done():
@@ -309,22 +358,32 @@ var errCommitPanic = errors.New("internal error while writing the events")
 func (r *Router) commit(batch []*appendReq) {
 	panics.Hook("router.commit")
 	var logged [][]store.LogRecord
-	var direct map[string][]store.Item
+	var direct, lanes map[string][]store.Item
 	var arc [][]byte
 	for _, req := range batch {
 		if req.ctx.Err() != nil {
 			continue // its publisher gave up: write nothing for it
 		}
 		arc = append(arc, req.arc...)
-		if len(req.recs) == 0 {
+		if req.empty() {
 			continue // nothing matched: archived only
 		}
 		if req.direct == "" {
 			logged = append(logged, req.recs)
+			for t, items := range req.lanes {
+				if lanes == nil {
+					lanes = map[string][]store.Item{}
+				}
+				lanes[t] = append(lanes[t], items...)
+			}
 			continue
 		}
 		if direct == nil {
 			direct = map[string][]store.Item{}
+		}
+		if req.laned != nil {
+			direct[req.direct] = append(direct[req.direct], req.laned...)
+			continue
 		}
 		for _, rec := range req.recs {
 			direct[req.direct] = append(direct[req.direct], store.Item{ID: rec.ID, Event: rec.Event, Due: rec.Due})
@@ -334,7 +393,10 @@ func (r *Router) commit(batch []*appendReq) {
 	defer cancel()
 	var logErr, directErr error
 	arcErr := r.archiveAsync(wctx, arc)
-	if len(logged) > 0 {
+	switch {
+	case len(lanes) > 0:
+		logErr = r.appendLogAndLanes(wctx, lanes, logged)
+	case len(logged) > 0:
 		logErr = r.store.AppendLog(wctx, logged...)
 	}
 	var claimed map[string]store.ClaimResult
@@ -346,7 +408,7 @@ func (r *Router) commit(batch []*appendReq) {
 	for _, req := range batch {
 		var err error
 		switch {
-		case len(req.recs) == 0:
+		case req.empty():
 		case req.direct == "":
 			err = logErr
 		default:

@@ -99,6 +99,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 	r.store.SetDurability(store.Durability{Replicas: cfg.AckReplicas, Timeout: cfg.AckTimeout})
 	r.cluster = newCluster(r.store, cfg)
 	r.metrics.reg.MustRegister(newQueueCollector(r, cfg.Metrics.StoreReadTTL))
+	r.metrics.reg.MustRegister(newLaneCollector(r, cfg.Metrics.StoreReadTTL))
 	var nonce [6]byte
 	_, _ = rand.Read(nonce[:])
 	r.idNonce = hex.EncodeToString(nonce[:])

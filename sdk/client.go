@@ -287,6 +287,19 @@ func (c *Client) DeleteTrigger(ctx context.Context, name string, purge bool) (*s
 	return resp, nil
 }
 
+// SkipLane unblocks the lane of ordering key key of an ordered trigger,
+// stopped by a dead letter (on_dead block), without replaying the dead
+// letter: the lane's next event is delivered. key is as TriggerStats shows
+// it in BlockedLanes.
+func (c *Client) SkipLane(ctx context.Context, trigger, key string) error {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
+	if _, err := c.triggers.SkipLane(ctx, &switchyardv1.SkipLaneRequest{Name: trigger, Key: key}); err != nil {
+		return mapError(err, triggerCall)
+	}
+	return nil
+}
+
 // TriggerStats returns the queue and delivery figures of the named trigger,
 // or of every trigger (sorted by name) when name is empty.
 func (c *Client) TriggerStats(ctx context.Context, name string) ([]*switchyardv1.TriggerStats, error) {

@@ -198,6 +198,9 @@ func (s *triggerService) GetTriggerStats(ctx context.Context, req *switchyardv1.
 			return nil, StatusFor(err)
 		}
 		st := triggerStats(n, qs, admitted[n], s.r.Trigger(n), now)
+		if err := s.laneStats(ctx, st, s.r.Trigger(n)); err != nil {
+			return nil, StatusFor(err)
+		}
 		if w := s.r.DedupWindow(n); w > 0 {
 			st.DedupWindow = durationpb.New(w)
 		}

@@ -27,6 +27,7 @@ var auditedMethods = map[string]string{
 	switchyardv1.TriggerService_DeleteTrigger_FullMethodName:        auth.ActionTriggerDelete,
 	switchyardv1.DeadLetterService_ReplayDeadLetters_FullMethodName: auth.ActionDeadLetterReplay,
 	switchyardv1.DeadLetterService_PurgeDeadLetters_FullMethodName:  auth.ActionDeadLetterPurge,
+	switchyardv1.TriggerService_SkipLane_FullMethodName:             auth.ActionLaneSkip,
 	switchyardv1.TokenService_CreateToken_FullMethodName:            auth.ActionTokenCreate,
 	switchyardv1.TokenService_RevokeToken_FullMethodName:            auth.ActionTokenRevoke,
 	switchyardv1.ArchiveService_StartReplay_FullMethodName:          auth.ActionArchiveReplay,
@@ -84,6 +85,8 @@ func targetOf(req any) string {
 	case interface{ GetTrigger() *switchyardv1.Trigger }: // create, apply, update
 		return r.GetTrigger().GetName()
 	case *switchyardv1.DeleteTriggerRequest:
+		return r.GetName()
+	case *switchyardv1.SkipLaneRequest:
 		return r.GetName()
 	case *switchyardv1.ReplayDeadLettersRequest:
 		return r.GetTrigger()

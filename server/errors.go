@@ -237,7 +237,7 @@ func StatusFor(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, store.ErrExists):
 		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, router.ErrLaneNotBlocked):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, cloudevent.ErrMalformed), errors.Is(err, cloudevent.ErrMissingAttribute), errors.Is(err, cloudevent.ErrInvalidAttribute):
 		return status.Error(codes.InvalidArgument, err.Error())

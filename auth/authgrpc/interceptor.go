@@ -56,6 +56,8 @@ func DefaultPolicy() Policy {
 			pb.TriggerService_ListTriggers_FullMethodName:    auth.PermTriggersRead,
 			pb.TriggerService_GetTriggerStats_FullMethodName: auth.PermTriggersRead,
 			pb.TriggerService_TestFilter_FullMethodName:      auth.PermTriggersRead,
+			// Unblocking a lane acts on a dead letter: an operator's.
+			pb.TriggerService_SkipLane_FullMethodName: auth.PermDeadLettersWrite,
 
 			pb.DeadLetterService_ListDeadLetters_FullMethodName:    auth.PermDeadLettersRead,
 			pb.DeadLetterService_GetDeadLetter_FullMethodName:      auth.PermDeadLettersRead,

@@ -249,11 +249,27 @@ func workout(t *testing.T, s *Store) {
 	require.NoError(t, err)
 	_, _, err = s.LastOnce(ctx, "src")
 	require.NoError(t, err)
+	// Lanes (an ordered trigger): the fan-out's, the direct path's and the
+	// full store's enqueue, stats, skip.
+	lane := func(id string) Item { return Item{ID: id, Event: []byte(id), Lane: LaneName("k"), BlockOnDead: true} }
+	_, err = s.Enqueue(ctx, map[string][]Item{"a": {lane("l1")}})
+	require.NoError(t, err)
+	_, err = s.Add(ctx, map[string][]Item{"a": {lane("l2")}})
+	require.NoError(t, err)
+	_, err = s.EnqueueWhenFull(ctx, 100, map[string][]Item{"a": {lane("l3")}})
+	require.NoError(t, err)
+	_, err = s.LaneStats(ctx, "a", 10)
+	require.NoError(t, err)
+	_, err = s.SkipLane(ctx, "a", LaneName("k"))
+	require.NoError(t, err)
 	_, err = s.PurgeDLQAll(ctx, "a")
 	require.NoError(t, err)
 	_, _, err = s.DeleteTrigger(ctx, "a", true)
 	require.NoError(t, err)
 	archiveWorkout(t, s)
+	left, err := s.rdb.Exists(ctx, s.keys.Queue("a").laneKeys()...).Result()
+	require.NoError(t, err)
+	require.Zero(t, left, "a purge deletes the lanes")
 }
 
 // triggersOnEveryMaster returns trigger names whose queues are spread over

@@ -9,5 +9,8 @@
 // Watermill's Redis Streams subscriber reads one message at a time and has no
 // notion of leases, per-trigger concurrency or atomic dead-lettering.
 //
+// An ordered trigger's queue also holds lanes, one per ordering key, of which
+// only the first event is ever ready, in flight or scheduled (lanes.go).
+//
 // The same code runs on a real Redis and on the embedded miniredis store.
 package store

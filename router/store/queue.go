@@ -19,6 +19,12 @@ type Item struct {
 	ID string
 	// Event is the event (io.cloudevents.v1.CloudEvent bytes).
 	Event []byte
+	// Lane, set for an ordered trigger's events (see LaneName), queues the
+	// event in that lane (lanes.go); BlockOnDead makes its dead letter
+	// stop the lane. When one item of a trigger's batch has a Lane, the
+	// items without one go to the default lane.
+	Lane        string
+	BlockOnDead bool
 	// DedupKey, when set, is the event's DedupKey: the item is queued only
 	// if no item of that key was queued for the trigger within
 	// DedupWindow (see dedup.go). Empty: no check.
@@ -68,6 +74,10 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 	_, err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		cmds = cmds[:0]
 		for trig, items := range batches {
+			if laned(items) {
+				cmds = append(cmds, res{trig, s.laneScript(sc).EvalSha(ctx, p, s.keys.Queue(trig).all(), laneArgs(room, items)...)})
+				continue
+			}
 			if w := dedupWindow(items); w > 0 && !anyDue(items) {
 				cmds = append(cmds, res{trig, s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, items)...)})
 				continue
@@ -125,6 +135,10 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 			cmds := make([]*redis.Cmd, len(group))
 			_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i, trig := range group {
+					if laned(batches[trig]) {
+						cmds[i] = s.laneScript(sc).Eval(ctx, p, s.keys.Queue(trig).all(), laneArgs(room, batches[trig])...)
+						continue
+					}
 					if w := dedupWindow(batches[trig]); w > 0 && !anyDue(batches[trig]) {
 						cmds[i] = s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, batches[trig])...)
 						continue
@@ -195,6 +209,15 @@ func (s *Store) Add(ctx context.Context, batches map[string][]Item) (map[string]
 // is the HLEN of its events.
 func (s *Store) addCmds(ctx context.Context, p redis.Pipeliner, trig string, items []Item) []redis.Cmder {
 	q := s.keys.Queue(trig)
+	if laned(items) {
+		// By EVAL: a NOSCRIPT inside the transaction would fail the publish.
+		// Ordered triggers queue in their lanes' order: a deliverafter is
+		// not honoured there (see README, Ordered delivery).
+		return []redis.Cmder{
+			laneEnqueueScript.Eval(ctx, p, q.all(), laneArgs(0, items)...),
+			p.HLen(ctx, q.Events),
+		}
+	}
 	now := time.Now()
 	items, later := splitDue(items, now)
 	var cmds []redis.Cmder

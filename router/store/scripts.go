@@ -209,7 +209,7 @@ return {out, redis.call('LLEN', KEYS[1]), nd[2] or '', firstLease(), state, tost
 // orphanScript ends attempts (ARGV[2k], ARGV[2k+1] = id, attempt) whose
 // event body is gone (its queue was purged while the id waited): it drops
 // their lease and attempt count and counts them. Returns the number ended.
-var orphanScript = newOOMScript(`
+var orphanScript = newOOMScript(laneLua + `
 local n = 0
 for i = 2, #ARGV, 2 do
   if redis.call('HGET', KEYS[3], ARGV[i]) == ARGV[i+1] and redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
@@ -217,6 +217,7 @@ for i = 2, #ARGV, 2 do
     redis.call('HDEL', KEYS[3], ARGV[i])
     redis.call('HDEL', KEYS[4], ARGV[i])
     redis.call('HDEL', KEYS[9], ARGV[i])
+    lanes_done({ARGV[i]})
     n = n + 1
   end
 end
@@ -225,9 +226,10 @@ return n
 `)
 
 // ackLua defines ack(from), which completes the attempts given as
-// (id, attempt) pairs in ARGV[from..] and closes the circuit breaker.
+// (id, attempt) pairs in ARGV[from..] and closes the circuit breaker; the
+// next event of each completed event's lane becomes active (lanes.go).
 // Returns acked, stale.
-const ackLua = `
+const ackLua = laneLua + `
 local function ack(from)
   local ids, want, seen = {}, {}, {}
   local stale = 0
@@ -264,6 +266,7 @@ local function ack(from)
     if redis.call('HLEN', KEYS[9]) > 0 then callmany('HDEL', KEYS[9], done) end
     redis.call('HINCRBY', KEYS[7], 'delivered', n)
     redis.call('HSET', KEYS[7], 'cb_state', 'closed', 'cb_fail', 0, 'cb_opens', 0)
+    lanes_done(done)
   end
   if stale > 0 then redis.call('HINCRBY', KEYS[7], 'stale', stale) end
   return n, stale
@@ -336,15 +339,21 @@ return n
 // with removing them from the queue: ARGV[6..] are tuples of
 // (id, attempt, dead letter, failed 0|1, health 0|1). A stream entry holds the
 // event untouched (field "e") and its story (field "d": a switchyard.v1.DeadLetter
-// without the event). ARGV[5] caps the
+// without the event; and for an event of a lane, field "l": its lane entry,
+// see lanes.go). ARGV[5] caps the
 // stream's length; entries evicted to respect it are counted, never silent.
 // Returns {dead, evicted}.
-var deadScript = newOOMScript(breakerFailLua + capDLQLua + `
+var deadScript = newOOMScript(breakerFailLua + capDLQLua + laneLua + `
 local n, failed = 0, 0
 for i = 6, #ARGV, 5 do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[3], id) == ARGV[i+1] and redis.call('ZREM', KEYS[5], id) == 1 then
-    redis.call('XADD', KEYS[8], '*', 'e', redis.call('HGET', KEYS[2], id) or '', 'd', ARGV[i+2])
+    local lv = lane_of(id)
+    if lv then
+      lane_dead(id, redis.call('XADD', KEYS[8], '*', 'e', redis.call('HGET', KEYS[2], id) or '', 'd', ARGV[i+2], 'l', lv))
+    else
+      redis.call('XADD', KEYS[8], '*', 'e', redis.call('HGET', KEYS[2], id) or '', 'd', ARGV[i+2])
+    end
     redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
     redis.call('HDEL', KEYS[4], id)
@@ -387,8 +396,9 @@ return {redis.call('LLEN', KEYS[1]), inflightCount(), redis.call('ZCARD', KEYS[6
 // source DLQ. The new event id is derived from the entry id, so a replay
 // interrupted and run again finds the entry gone or the event already queued.
 // The story is kept as the event's history, so a second death shows both
-// lives. Returns {replayed, missing}.
-var replayScript = redis.NewScript(`
+// lives. An event of a lane goes back into it (see lane_replay in
+// lanes.go). Returns {replayed, missing}.
+var replayScript = redis.NewScript(laneLua + `
 local n, missing = 0, 0
 for i = 2, #ARGV, 2 do
   local e = redis.call('XRANGE', KEYS[8], ARGV[i], ARGV[i], 'COUNT', 1)
@@ -397,15 +407,15 @@ for i = 2, #ARGV, 2 do
   else
     local id = ARGV[i+1]
     local fields = e[1][2]
-    local ev, d
+    local ev, d, l
     for j = 1, #fields, 2 do
-      if fields[j] == 'e' then ev = fields[j+1] elseif fields[j] == 'd' then d = fields[j+1] end
+      if fields[j] == 'e' then ev = fields[j+1] elseif fields[j] == 'd' then d = fields[j+1] elseif fields[j] == 'l' then l = fields[j+1] end
     end
     redis.call('XDEL', KEYS[8], ARGV[i])
     if ev and redis.call('HSETNX', KEYS[2], id, ev) == 1 then
       redis.call('HSET', KEYS[4], id, d or '')
       redis.call('HSET', KEYS[9], id, ARGV[1])
-      redis.call('RPUSH', KEYS[1], id)
+      if l then lane_replay(id, l, ARGV[i]) else redis.call('RPUSH', KEYS[1], id) end
       n = n + 1
     end
   end

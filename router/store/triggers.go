@@ -343,7 +343,7 @@ func (s *Store) DeleteTrigger(ctx context.Context, name string, purge bool) (kep
 	}
 	q := s.keys.Queue(name)
 	if purge {
-		return 0, c, s.rdb.Del(ctx, append(q.all(), q.Dedup, q.After)...).Err()
+		return 0, c, s.rdb.Del(ctx, append(append(q.all(), q.Dedup, q.After), q.laneKeys()...)...).Err()
 	}
 	kept, err = s.rdb.HLen(ctx, q.Events).Result()
 	return kept, c, err

@@ -26,6 +26,9 @@ type Trigger struct {
 	// from a spec alone): what an instance writes back if the store lost it.
 	// Not to be modified.
 	Stored *switchyardv1.Trigger
+	// Key computes an event's ordering key; nil when the trigger is not
+	// ordered (Spec.Delivery.Ordering unset).
+	Key *filter.Key
 }
 
 // Name returns the trigger's name.
@@ -39,6 +42,13 @@ func Compile(s Spec) (*Trigger, error) {
 		return nil, errs
 	}
 	t := &Trigger{Spec: s, Match: s.Filter, Filter: f}
+	if o := s.Delivery.Ordering; o != nil {
+		k, err := filter.CompileKey(o.Key, "delivery.ordering.key")
+		if err != nil { // validate compiled it
+			return nil, filterErrors(err)
+		}
+		t.Key = k
+	}
 	if !s.Scope.IsEmpty() {
 		// Added at the top level rather than wrapping the filter in a new
 		// "all", so a filter nested to the limit still indexes.

@@ -33,6 +33,9 @@ func ToProto(s Spec) *switchyardv1.Trigger {
 	if !s.Scope.IsEmpty() {
 		t.Scope = &switchyardv1.EventScope{Sources: s.Scope.Sources, Types: s.Scope.Types}
 	}
+	if o := s.Delivery.Ordering; o != nil {
+		t.Delivery.Ordering = &switchyardv1.Ordering{Key: o.Key, OnDead: onDeadToProto(o.OnDead)}
+	}
 	switch {
 	case s.Target.GRPC != "":
 		t.Target.Kind = &switchyardv1.Target_Grpc{Grpc: s.Target.GRPC}
@@ -88,10 +91,40 @@ func FromProto(t *switchyardv1.Trigger) Spec {
 
 			DeadLetterMaxEntries: d.GetDeadLetterMaxEntries(),
 			DeadLetterMaxAge:     Duration{d.GetDeadLetterMaxAge().AsDuration()},
+			Ordering:             orderingFromProto(d.GetOrdering()),
 			DedupWindow:          durationFromPtr(d.GetDedupWindow()),
 		},
 		Scope: EventScope{Sources: t.GetScope().GetSources(), Types: t.GetScope().GetTypes()},
 	}
+}
+
+func onDeadToProto(s string) switchyardv1.OnDead {
+	switch s {
+	case OnDeadContinue:
+		return switchyardv1.OnDead_ON_DEAD_CONTINUE
+	case OnDeadBlock:
+		return switchyardv1.OnDead_ON_DEAD_BLOCK
+	}
+	return switchyardv1.OnDead_ON_DEAD_UNSPECIFIED
+}
+
+// orderingFromProto converts delivery.ordering; an on_dead value this
+// version does not know is kept as its name, which Validate refuses.
+func orderingFromProto(o *switchyardv1.Ordering) *Ordering {
+	if o == nil {
+		return nil
+	}
+	out := &Ordering{Key: o.GetKey()}
+	switch v := o.GetOnDead(); v {
+	case switchyardv1.OnDead_ON_DEAD_UNSPECIFIED:
+	case switchyardv1.OnDead_ON_DEAD_CONTINUE:
+		out.OnDead = OnDeadContinue
+	case switchyardv1.OnDead_ON_DEAD_BLOCK:
+		out.OnDead = OnDeadBlock
+	default:
+		out.OnDead = v.String()
+	}
+	return out
 }
 
 func targetFromProto(p *switchyardv1.Target) Target {

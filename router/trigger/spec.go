@@ -149,6 +149,9 @@ type Delivery struct {
 	// DeadLetterMaxAge evicts (and counts) older dead letters. 0: the
 	// server's default.
 	DeadLetterMaxAge Duration `json:"dead_letter_max_age,omitzero"`
+	// Ordering, set, delivers the events of one key one at a time, in
+	// acceptance order (see Ordering).
+	Ordering *Ordering `json:"ordering,omitempty"`
 	// DedupWindow makes an event a no-op for this trigger when an event of
 	// the same source and id was queued for it within the window: the
 	// publisher is answered success, the copy counted as a duplicate (see
@@ -156,6 +159,27 @@ type Delivery struct {
 	// --dedup-window, off unless set); 0: off. At most MaxDedupWindow.
 	DedupWindow *Duration `json:"dedup_window,omitempty"`
 }
+
+// Ordering is ordered delivery per key: the events of one key form a lane,
+// delivered one at a time in the order they were accepted; lanes proceed
+// in parallel up to MaxConcurrency, and a failing event (its retries, its
+// backoff) holds only its own lane.
+type Ordering struct {
+	// Key is a CloudEvents attribute name ("subject", an extension) or a
+	// CEL expression over the event (the variables of CEL filters). An
+	// event whose key is missing or empty goes to the default lane, "".
+	Key string `json:"key"`
+	// OnDead says what a dead-lettered event does to its lane: OnDeadContinue
+	// (the default) moves on to the next event, OnDeadBlock stops the lane
+	// until the dead letter is replayed (delivered first) or skipped.
+	OnDead string `json:"on_dead,omitempty"`
+}
+
+// Values of Ordering.OnDead.
+const (
+	OnDeadContinue = "continue"
+	OnDeadBlock    = "block"
+)
 
 // SetDefaults fills every zero field with its default.
 func (d *Delivery) SetDefaults() {
@@ -179,6 +203,11 @@ func (d *Delivery) SetDefaults() {
 	}
 	if d.MaxQueue == 0 {
 		d.MaxQueue = DefaultMaxQueue
+	}
+	if d.Ordering != nil && d.Ordering.OnDead == "" {
+		o := *d.Ordering // the caller's spec may share it
+		o.OnDead = OnDeadContinue
+		d.Ordering = &o
 	}
 }
 
@@ -272,6 +301,19 @@ func (s Spec) validate() (filter.Filter, FieldErrors) {
 	errs = append(errs, d.validateDedup()...)
 	if d.MaxQueue < 0 || d.MaxQueue > MaxMaxQueue {
 		add("delivery.max_queue", "must be between 1 and %d, got %d", MaxMaxQueue, d.MaxQueue)
+	}
+	if o := d.Ordering; o != nil {
+		if d.DedupWindow != nil && d.DedupWindow.Duration > 0 {
+			add("delivery.dedup_window", "not supported with delivery.ordering yet")
+		}
+		if _, err := filter.CompileKey(o.Key, "delivery.ordering.key"); err != nil {
+			errs = append(errs, filterErrors(err)...)
+		}
+		switch o.OnDead {
+		case "", OnDeadContinue, OnDeadBlock:
+		default:
+			add("delivery.ordering.on_dead", "must be %q or %q, got %q", OnDeadContinue, OnDeadBlock, o.OnDead)
+		}
 	}
 	for _, dim := range []struct {
 		name string

@@ -25,6 +25,12 @@ func TestValidateReportsEveryFieldWithItsPath(t *testing.T) {
 		"bad url scheme": {spec: `{"name":"a","target":{"url":"ftp://x"}}`, paths: []string{"target.url"}},
 		"bad delivery": {spec: `{"name":"a","target":{"grpc":"h:1"},"delivery":{"timeout":"-1s","max_attempts":-2,"max_concurrency":20000,"max_queue":-1,"initial_backoff":"10m","max_backoff":"1m"}}`,
 			paths: []string{"delivery.timeout", "delivery.initial_backoff", "delivery.max_attempts", "delivery.max_concurrency", "delivery.max_queue"}},
+		"ordering by attribute": {spec: `{"name":"a","target":{"grpc":"h:1"},"delivery":{"ordering":{"key":"subject","on_dead":"block"}}}`},
+		"ordering by CEL":       {spec: `{"name":"a","target":{"grpc":"h:1"},"delivery":{"ordering":{"key":"data.customer.id"}}}`},
+		"bad ordering": {spec: `{"name":"a","target":{"grpc":"h:1"},"delivery":{"ordering":{"key":"data.x +","on_dead":"stop"}}}`,
+			paths: []string{"delivery.ordering.key", "delivery.ordering.on_dead"}},
+		"ordering with dedup":  {spec: `{"name":"a","target":{"grpc":"h:1"},"delivery":{"dedup_window":"1m","ordering":{"key":"subject"}}}`, paths: []string{"delivery.dedup_window"}},
+		"ordering without key": {spec: `{"name":"a","target":{"grpc":"h:1"},"delivery":{"ordering":{}}}`, paths: []string{"delivery.ordering.key"}},
 		"bad filters": {spec: `{"name":"a","target":{"grpc":"h:1"},"filter":{"cel":"data.x >","all":[{"cesql":"a LIKEE 'x'"}],"prefix":{"Bad":"x"}}}`,
 			paths: []string{"filter.cel", "filter.all[0].cesql", "filter.prefix"}},
 	}
@@ -138,4 +144,29 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestOrderingRoundTripsAndCompiles(t *testing.T) {
+	specs, err := Parse([]byte(`{"name":"a","target":{"grpc":"h:1"},"delivery":{"ordering":{"key":"subject"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Compile(specs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Key == nil || tr.Key.String() != "subject" || tr.Spec.Delivery.Ordering.OnDead != OnDeadContinue {
+		t.Fatalf("ordering not compiled with its default: %+v", tr.Spec.Delivery.Ordering)
+	}
+	if specs[0].Delivery.Ordering.OnDead != "" {
+		t.Fatal("SetDefaults changed the caller's spec")
+	}
+	back := FromProto(ToProto(tr.Spec))
+	if *back.Delivery.Ordering != *tr.Spec.Delivery.Ordering {
+		t.Fatalf("round trip: %+v != %+v", back.Delivery.Ordering, tr.Spec.Delivery.Ordering)
+	}
+	plain, err := Compile(Spec{Name: "b", Target: Target{GRPC: "h:1"}})
+	if err != nil || plain.Key != nil {
+		t.Fatalf("an unordered trigger has no key: %v %v", plain, err)
+	}
 }

@@ -25,6 +25,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// OnDead says what a dead-lettered event does to its lane.
+type OnDead int32
+
+const (
+	// ON_DEAD_CONTINUE.
+	OnDead_ON_DEAD_UNSPECIFIED OnDead = 0
+	// The lane moves on to its next event.
+	OnDead_ON_DEAD_CONTINUE OnDead = 1
+	// The lane stops until an operator replays the dead letter (which is
+	// then delivered first) or skips it (TriggerService.SkipLane).
+	OnDead_ON_DEAD_BLOCK OnDead = 2
+)
+
+// Enum value maps for OnDead.
+var (
+	OnDead_name = map[int32]string{
+		0: "ON_DEAD_UNSPECIFIED",
+		1: "ON_DEAD_CONTINUE",
+		2: "ON_DEAD_BLOCK",
+	}
+	OnDead_value = map[string]int32{
+		"ON_DEAD_UNSPECIFIED": 0,
+		"ON_DEAD_CONTINUE":    1,
+		"ON_DEAD_BLOCK":       2,
+	}
+)
+
+func (x OnDead) Enum() *OnDead {
+	p := new(OnDead)
+	*p = x
+	return p
+}
+
+func (x OnDead) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OnDead) Descriptor() protoreflect.EnumDescriptor {
+	return file_switchyard_v1_trigger_proto_enumTypes[0].Descriptor()
+}
+
+func (OnDead) Type() protoreflect.EnumType {
+	return &file_switchyard_v1_trigger_proto_enumTypes[0]
+}
+
+func (x OnDead) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OnDead.Descriptor instead.
+func (OnDead) EnumDescriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{0}
+}
+
 // BreakerState is the state of a trigger's circuit breaker.
 type BreakerState int32
 
@@ -66,11 +120,11 @@ func (x BreakerState) String() string {
 }
 
 func (BreakerState) Descriptor() protoreflect.EnumDescriptor {
-	return file_switchyard_v1_trigger_proto_enumTypes[0].Descriptor()
+	return file_switchyard_v1_trigger_proto_enumTypes[1].Descriptor()
 }
 
 func (BreakerState) Type() protoreflect.EnumType {
-	return &file_switchyard_v1_trigger_proto_enumTypes[0]
+	return &file_switchyard_v1_trigger_proto_enumTypes[1]
 }
 
 func (x BreakerState) Number() protoreflect.EnumNumber {
@@ -79,7 +133,7 @@ func (x BreakerState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BreakerState.Descriptor instead.
 func (BreakerState) EnumDescriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{0}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{1}
 }
 
 // Trigger routes matching events to one target.
@@ -783,7 +837,9 @@ type DeliveryPolicy struct {
 	// (TriggerStats.duplicates, switchyard_events_duplicate_total). Unset:
 	// the server's --dedup-window (off unless set); 0: off. At most 24h, and
 	// at most the server's --max-dedup-window.
-	DedupWindow   *durationpb.Duration `protobuf:"bytes,10,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	DedupWindow *durationpb.Duration `protobuf:"bytes,10,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	// Ordered delivery per key. Unset: events are delivered independently.
+	Ordering      *Ordering `protobuf:"bytes,11,opt,name=ordering,proto3" json:"ordering,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -888,6 +944,74 @@ func (x *DeliveryPolicy) GetDedupWindow() *durationpb.Duration {
 	return nil
 }
 
+func (x *DeliveryPolicy) GetOrdering() *Ordering {
+	if x != nil {
+		return x.Ordering
+	}
+	return nil
+}
+
+// Ordering delivers the events of one key one at a time, in the order
+// they were accepted; different keys proceed in parallel, up to
+// max_concurrency. A failing event holds only its own key's lane: its
+// retries and backoff block that key and no other.
+type Ordering struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ordering key: a CloudEvents attribute name (as "subject" or an
+	// extension's name) or a CEL expression over the event, with the
+	// variables of CEL filters, evaluating to a string, number or bool.
+	// Events whose key is missing or empty share one default lane (key "").
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// What a dead-lettered event does to its lane. Default ON_DEAD_CONTINUE.
+	OnDead        OnDead `protobuf:"varint,2,opt,name=on_dead,json=onDead,proto3,enum=switchyard.v1.OnDead" json:"on_dead,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ordering) Reset() {
+	*x = Ordering{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ordering) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ordering) ProtoMessage() {}
+
+func (x *Ordering) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ordering.ProtoReflect.Descriptor instead.
+func (*Ordering) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Ordering) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Ordering) GetOnDead() OnDead {
+	if x != nil {
+		return x.OnDead
+	}
+	return OnDead_ON_DEAD_UNSPECIFIED
+}
+
 // CreateTriggerRequest names the trigger to create.
 type CreateTriggerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -905,7 +1029,7 @@ type CreateTriggerRequest struct {
 
 func (x *CreateTriggerRequest) Reset() {
 	*x = CreateTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1041,7 @@ func (x *CreateTriggerRequest) String() string {
 func (*CreateTriggerRequest) ProtoMessage() {}
 
 func (x *CreateTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[9]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1054,7 @@ func (x *CreateTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTriggerRequest.ProtoReflect.Descriptor instead.
 func (*CreateTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{9}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateTriggerRequest) GetTrigger() *Trigger {
@@ -966,7 +1090,7 @@ type CreateTriggerResponse struct {
 
 func (x *CreateTriggerResponse) Reset() {
 	*x = CreateTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1102,7 @@ func (x *CreateTriggerResponse) String() string {
 func (*CreateTriggerResponse) ProtoMessage() {}
 
 func (x *CreateTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[10]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1115,7 @@ func (x *CreateTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTriggerResponse.ProtoReflect.Descriptor instead.
 func (*CreateTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{10}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateTriggerResponse) GetTrigger() *Trigger {
@@ -1029,7 +1153,7 @@ type ApplyTriggerRequest struct {
 
 func (x *ApplyTriggerRequest) Reset() {
 	*x = ApplyTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1165,7 @@ func (x *ApplyTriggerRequest) String() string {
 func (*ApplyTriggerRequest) ProtoMessage() {}
 
 func (x *ApplyTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[11]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1178,7 @@ func (x *ApplyTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyTriggerRequest.ProtoReflect.Descriptor instead.
 func (*ApplyTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{11}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ApplyTriggerRequest) GetTrigger() *Trigger {
@@ -1097,7 +1221,7 @@ type ApplyTriggerResponse struct {
 
 func (x *ApplyTriggerResponse) Reset() {
 	*x = ApplyTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1233,7 @@ func (x *ApplyTriggerResponse) String() string {
 func (*ApplyTriggerResponse) ProtoMessage() {}
 
 func (x *ApplyTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[12]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1246,7 @@ func (x *ApplyTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyTriggerResponse.ProtoReflect.Descriptor instead.
 func (*ApplyTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{12}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ApplyTriggerResponse) GetTrigger() *Trigger {
@@ -1178,7 +1302,7 @@ type GetTriggerRequest struct {
 
 func (x *GetTriggerRequest) Reset() {
 	*x = GetTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1314,7 @@ func (x *GetTriggerRequest) String() string {
 func (*GetTriggerRequest) ProtoMessage() {}
 
 func (x *GetTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[13]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1327,7 @@ func (x *GetTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerRequest.ProtoReflect.Descriptor instead.
 func (*GetTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{13}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetTriggerRequest) GetName() string {
@@ -1224,7 +1348,7 @@ type GetTriggerResponse struct {
 
 func (x *GetTriggerResponse) Reset() {
 	*x = GetTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1360,7 @@ func (x *GetTriggerResponse) String() string {
 func (*GetTriggerResponse) ProtoMessage() {}
 
 func (x *GetTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[14]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1373,7 @@ func (x *GetTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerResponse.ProtoReflect.Descriptor instead.
 func (*GetTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{14}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetTriggerResponse) GetTrigger() *Trigger {
@@ -1268,7 +1392,7 @@ type ListTriggersRequest struct {
 
 func (x *ListTriggersRequest) Reset() {
 	*x = ListTriggersRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1404,7 @@ func (x *ListTriggersRequest) String() string {
 func (*ListTriggersRequest) ProtoMessage() {}
 
 func (x *ListTriggersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[15]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1417,7 @@ func (x *ListTriggersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTriggersRequest.ProtoReflect.Descriptor instead.
 func (*ListTriggersRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{15}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{16}
 }
 
 // ListTriggersResponse holds every trigger.
@@ -1307,7 +1431,7 @@ type ListTriggersResponse struct {
 
 func (x *ListTriggersResponse) Reset() {
 	*x = ListTriggersResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1443,7 @@ func (x *ListTriggersResponse) String() string {
 func (*ListTriggersResponse) ProtoMessage() {}
 
 func (x *ListTriggersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[16]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1456,7 @@ func (x *ListTriggersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTriggersResponse.ProtoReflect.Descriptor instead.
 func (*ListTriggersResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{16}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListTriggersResponse) GetTriggers() []*Trigger {
@@ -1358,7 +1482,7 @@ type UpdateTriggerRequest struct {
 
 func (x *UpdateTriggerRequest) Reset() {
 	*x = UpdateTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1494,7 @@ func (x *UpdateTriggerRequest) String() string {
 func (*UpdateTriggerRequest) ProtoMessage() {}
 
 func (x *UpdateTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[17]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1507,7 @@ func (x *UpdateTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTriggerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{17}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateTriggerRequest) GetTrigger() *Trigger {
@@ -1429,7 +1553,7 @@ type UpdateTriggerResponse struct {
 
 func (x *UpdateTriggerResponse) Reset() {
 	*x = UpdateTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1565,7 @@ func (x *UpdateTriggerResponse) String() string {
 func (*UpdateTriggerResponse) ProtoMessage() {}
 
 func (x *UpdateTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[18]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1578,7 @@ func (x *UpdateTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTriggerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{18}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateTriggerResponse) GetTrigger() *Trigger {
@@ -1498,7 +1622,7 @@ type DeleteTriggerRequest struct {
 
 func (x *DeleteTriggerRequest) Reset() {
 	*x = DeleteTriggerRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +1634,7 @@ func (x *DeleteTriggerRequest) String() string {
 func (*DeleteTriggerRequest) ProtoMessage() {}
 
 func (x *DeleteTriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[19]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1523,7 +1647,7 @@ func (x *DeleteTriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTriggerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTriggerRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{19}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteTriggerRequest) GetName() string {
@@ -1556,7 +1680,7 @@ type DeleteTriggerResponse struct {
 
 func (x *DeleteTriggerResponse) Reset() {
 	*x = DeleteTriggerResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1692,7 @@ func (x *DeleteTriggerResponse) String() string {
 func (*DeleteTriggerResponse) ProtoMessage() {}
 
 func (x *DeleteTriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[20]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1705,7 @@ func (x *DeleteTriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTriggerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTriggerResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{20}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteTriggerResponse) GetKeptEvents() int64 {
@@ -1609,7 +1733,7 @@ type GetTriggerStatsRequest struct {
 
 func (x *GetTriggerStatsRequest) Reset() {
 	*x = GetTriggerStatsRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1745,7 @@ func (x *GetTriggerStatsRequest) String() string {
 func (*GetTriggerStatsRequest) ProtoMessage() {}
 
 func (x *GetTriggerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[21]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1758,7 @@ func (x *GetTriggerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetTriggerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{21}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetTriggerStatsRequest) GetName() string {
@@ -1655,7 +1779,7 @@ type GetTriggerStatsResponse struct {
 
 func (x *GetTriggerStatsResponse) Reset() {
 	*x = GetTriggerStatsResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[22]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1791,7 @@ func (x *GetTriggerStatsResponse) String() string {
 func (*GetTriggerStatsResponse) ProtoMessage() {}
 
 func (x *GetTriggerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[22]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1804,7 @@ func (x *GetTriggerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTriggerStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetTriggerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{22}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetTriggerStatsResponse) GetStats() []*TriggerStats {
@@ -1748,14 +1872,23 @@ type TriggerStats struct {
 	// extension) before their first attempt. They wait in Redis beside the
 	// scheduled retries, which retries_scheduled counts without them, and
 	// count in undelivered (so against max_queue).
-	Delayed       int64 `protobuf:"varint,22,opt,name=delayed,proto3" json:"delayed,omitempty"`
+	Delayed int64 `protobuf:"varint,22,opt,name=delayed,proto3" json:"delayed,omitempty"`
+	// Ordered triggers: lanes (ordering keys) holding undelivered events.
+	LanesActive int64 `protobuf:"varint,23,opt,name=lanes_active,json=lanesActive,proto3" json:"lanes_active,omitempty"`
+	// Ordered triggers: lanes stopped by a dead letter (on_dead block).
+	LanesBlocked int64 `protobuf:"varint,24,opt,name=lanes_blocked,json=lanesBlocked,proto3" json:"lanes_blocked,omitempty"`
+	// Ordered triggers: up to 100 of the blocked lanes.
+	BlockedLanes []*BlockedLane `protobuf:"bytes,25,rep,name=blocked_lanes,json=blockedLanes,proto3" json:"blocked_lanes,omitempty"`
+	// Ordered triggers: events waiting in their lane behind an earlier
+	// event of the same key (not counted in queued).
+	LaneWaiting   int64 `protobuf:"varint,26,opt,name=lane_waiting,json=laneWaiting,proto3" json:"lane_waiting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TriggerStats) Reset() {
 	*x = TriggerStats{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[23]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1900,7 @@ func (x *TriggerStats) String() string {
 func (*TriggerStats) ProtoMessage() {}
 
 func (x *TriggerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[23]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1913,7 @@ func (x *TriggerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerStats.ProtoReflect.Descriptor instead.
 func (*TriggerStats) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{23}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TriggerStats) GetName() string {
@@ -1937,6 +2070,182 @@ func (x *TriggerStats) GetDelayed() int64 {
 	return 0
 }
 
+func (x *TriggerStats) GetLanesActive() int64 {
+	if x != nil {
+		return x.LanesActive
+	}
+	return 0
+}
+
+func (x *TriggerStats) GetLanesBlocked() int64 {
+	if x != nil {
+		return x.LanesBlocked
+	}
+	return 0
+}
+
+func (x *TriggerStats) GetBlockedLanes() []*BlockedLane {
+	if x != nil {
+		return x.BlockedLanes
+	}
+	return nil
+}
+
+func (x *TriggerStats) GetLaneWaiting() int64 {
+	if x != nil {
+		return x.LaneWaiting
+	}
+	return 0
+}
+
+// BlockedLane is a lane stopped by a dead letter.
+type BlockedLane struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lane's ordering key ("" for the default lane; "#" and a SHA-256
+	// in hex for a key longer than 200 bytes).
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The dead letter that blocks it: replay it, or skip the lane.
+	DeadLetterId  string `protobuf:"bytes,2,opt,name=dead_letter_id,json=deadLetterId,proto3" json:"dead_letter_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockedLane) Reset() {
+	*x = BlockedLane{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockedLane) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockedLane) ProtoMessage() {}
+
+func (x *BlockedLane) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockedLane.ProtoReflect.Descriptor instead.
+func (*BlockedLane) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *BlockedLane) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *BlockedLane) GetDeadLetterId() string {
+	if x != nil {
+		return x.DeadLetterId
+	}
+	return ""
+}
+
+// SkipLaneRequest names a blocked lane.
+type SkipLaneRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Trigger name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The lane's ordering key, as trigger stats shows it.
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkipLaneRequest) Reset() {
+	*x = SkipLaneRequest{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkipLaneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkipLaneRequest) ProtoMessage() {}
+
+func (x *SkipLaneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkipLaneRequest.ProtoReflect.Descriptor instead.
+func (*SkipLaneRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SkipLaneRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SkipLaneRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+// SkipLaneResponse confirms the lane moved on.
+type SkipLaneResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkipLaneResponse) Reset() {
+	*x = SkipLaneResponse{}
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkipLaneResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkipLaneResponse) ProtoMessage() {}
+
+func (x *SkipLaneResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkipLaneResponse.ProtoReflect.Descriptor instead.
+func (*SkipLaneResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{27}
+}
+
 // TestFilterRequest names the trigger to test, or carries one, and the
 // events to test it with.
 type TestFilterRequest struct {
@@ -1958,7 +2267,7 @@ type TestFilterRequest struct {
 
 func (x *TestFilterRequest) Reset() {
 	*x = TestFilterRequest{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[24]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2279,7 @@ func (x *TestFilterRequest) String() string {
 func (*TestFilterRequest) ProtoMessage() {}
 
 func (x *TestFilterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[24]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2292,7 @@ func (x *TestFilterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestFilterRequest.ProtoReflect.Descriptor instead.
 func (*TestFilterRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{24}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TestFilterRequest) GetSubject() isTestFilterRequest_Subject {
@@ -2055,7 +2364,7 @@ type TestFilterResponse struct {
 
 func (x *TestFilterResponse) Reset() {
 	*x = TestFilterResponse{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[25]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2376,7 @@ func (x *TestFilterResponse) String() string {
 func (*TestFilterResponse) ProtoMessage() {}
 
 func (x *TestFilterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[25]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2389,7 @@ func (x *TestFilterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestFilterResponse.ProtoReflect.Descriptor instead.
 func (*TestFilterResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{25}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TestFilterResponse) GetTrigger() *Trigger {
@@ -2112,7 +2421,7 @@ type FilterResult struct {
 
 func (x *FilterResult) Reset() {
 	*x = FilterResult{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[26]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +2433,7 @@ func (x *FilterResult) String() string {
 func (*FilterResult) ProtoMessage() {}
 
 func (x *FilterResult) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[26]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2137,7 +2446,7 @@ func (x *FilterResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterResult.ProtoReflect.Descriptor instead.
 func (*FilterResult) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{26}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FilterResult) GetMatched() bool {
@@ -2193,7 +2502,7 @@ type FilterClause struct {
 
 func (x *FilterClause) Reset() {
 	*x = FilterClause{}
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[27]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2514,7 @@ func (x *FilterClause) String() string {
 func (*FilterClause) ProtoMessage() {}
 
 func (x *FilterClause) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_v1_trigger_proto_msgTypes[27]
+	mi := &file_switchyard_v1_trigger_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2527,7 @@ func (x *FilterClause) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterClause.ProtoReflect.Descriptor instead.
 func (*FilterClause) Descriptor() ([]byte, []int) {
-	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{27}
+	return file_switchyard_v1_trigger_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FilterClause) GetPath() string {
@@ -2377,7 +2686,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\n" +
 	"TargetAuth\x12#\n" +
 	"\rbearer_secret\x18\x01 \x01(\tR\fbearerSecret\x12%\n" +
-	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"\xac\x04\n" +
+	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"\xe1\x04\n" +
 	"\x0eDeliveryPolicy\x123\n" +
 	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12!\n" +
 	"\fmax_attempts\x18\x02 \x01(\x05R\vmaxAttempts\x12B\n" +
@@ -2390,7 +2699,11 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x17dead_letter_max_entries\x18\b \x01(\x03R\x14deadLetterMaxEntries\x12H\n" +
 	"\x13dead_letter_max_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x10deadLetterMaxAge\x12<\n" +
 	"\fdedup_window\x18\n" +
-	" \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\"a\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\x123\n" +
+	"\bordering\x18\v \x01(\v2\x17.switchyard.v1.OrderingR\bordering\"L\n" +
+	"\bOrdering\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
+	"\aon_dead\x18\x02 \x01(\x0e2\x15.switchyard.v1.OnDeadR\x06onDead\"a\n" +
 	"\x14CreateTriggerRequest\x120\n" +
 	"\atrigger\x18\x01 \x01(\v2\x16.switchyard.v1.TriggerR\atrigger\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\x8f\x01\n" +
@@ -2434,7 +2747,7 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\x16GetTriggerStatsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"L\n" +
 	"\x17GetTriggerStatsResponse\x121\n" +
-	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\xe5\x06\n" +
+	"\x05stats\x18\x01 \x03(\v2\x1b.switchyard.v1.TriggerStatsR\x05stats\"\x91\b\n" +
 	"\fTriggerStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06queued\x18\x02 \x01(\x03R\x06queued\x128\n" +
@@ -2461,7 +2774,18 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"duplicates\x18\x14 \x01(\x03R\n" +
 	"duplicates\x12<\n" +
 	"\fdedup_window\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\x12\x18\n" +
-	"\adelayed\x18\x16 \x01(\x03R\adelayed\"\x9f\x01\n" +
+	"\adelayed\x18\x16 \x01(\x03R\adelayed\x12!\n" +
+	"\flanes_active\x18\x17 \x01(\x03R\vlanesActive\x12#\n" +
+	"\rlanes_blocked\x18\x18 \x01(\x03R\flanesBlocked\x12?\n" +
+	"\rblocked_lanes\x18\x19 \x03(\v2\x1a.switchyard.v1.BlockedLaneR\fblockedLanes\x12!\n" +
+	"\flane_waiting\x18\x1a \x01(\x03R\vlaneWaiting\"E\n" +
+	"\vBlockedLane\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12$\n" +
+	"\x0edead_letter_id\x18\x02 \x01(\tR\fdeadLetterId\"7\n" +
+	"\x0fSkipLaneRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x12\n" +
+	"\x10SkipLaneResponse\"\x9f\x01\n" +
 	"\x11TestFilterRequest\x12\x14\n" +
 	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x122\n" +
 	"\atrigger\x18\x02 \x01(\v2\x16.switchyard.v1.TriggerH\x00R\atrigger\x125\n" +
@@ -2489,12 +2813,16 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	" \x01(\tR\x05value\x12\x14\n" +
 	"\x05error\x18\v \x01(\tR\x05error\x12\x16\n" +
 	"\x06reason\x18\f \x01(\tR\x06reason\x123\n" +
-	"\x06causes\x18\r \x03(\v2\x1b.switchyard.v1.FilterClauseR\x06causes*|\n" +
+	"\x06causes\x18\r \x03(\v2\x1b.switchyard.v1.FilterClauseR\x06causes*J\n" +
+	"\x06OnDead\x12\x17\n" +
+	"\x13ON_DEAD_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10ON_DEAD_CONTINUE\x10\x01\x12\x11\n" +
+	"\rON_DEAD_BLOCK\x10\x02*|\n" +
 	"\fBreakerState\x12\x1d\n" +
 	"\x19BREAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14BREAKER_STATE_CLOSED\x10\x01\x12\x16\n" +
 	"\x12BREAKER_STATE_OPEN\x10\x02\x12\x1b\n" +
-	"\x17BREAKER_STATE_HALF_OPEN\x10\x032\xde\x05\n" +
+	"\x17BREAKER_STATE_HALF_OPEN\x10\x032\xab\x06\n" +
 	"\x0eTriggerService\x12Z\n" +
 	"\rCreateTrigger\x12#.switchyard.v1.CreateTriggerRequest\x1a$.switchyard.v1.CreateTriggerResponse\x12W\n" +
 	"\fApplyTrigger\x12\".switchyard.v1.ApplyTriggerRequest\x1a#.switchyard.v1.ApplyTriggerResponse\x12Q\n" +
@@ -2505,7 +2833,8 @@ const file_switchyard_v1_trigger_proto_rawDesc = "" +
 	"\rDeleteTrigger\x12#.switchyard.v1.DeleteTriggerRequest\x1a$.switchyard.v1.DeleteTriggerResponse\x12`\n" +
 	"\x0fGetTriggerStats\x12%.switchyard.v1.GetTriggerStatsRequest\x1a&.switchyard.v1.GetTriggerStatsResponse\x12Q\n" +
 	"\n" +
-	"TestFilter\x12 .switchyard.v1.TestFilterRequest\x1a!.switchyard.v1.TestFilterResponseBFZDgithub.com/switchyard-io/switchyard/proto/switchyard/v1;switchyardv1b\x06proto3"
+	"TestFilter\x12 .switchyard.v1.TestFilterRequest\x1a!.switchyard.v1.TestFilterResponse\x12K\n" +
+	"\bSkipLane\x12\x1e.switchyard.v1.SkipLaneRequest\x1a\x1f.switchyard.v1.SkipLaneResponseBFZDgithub.com/switchyard-io/switchyard/proto/switchyard/v1;switchyardv1b\x06proto3"
 
 var (
 	file_switchyard_v1_trigger_proto_rawDescOnce sync.Once
@@ -2519,112 +2848,122 @@ func file_switchyard_v1_trigger_proto_rawDescGZIP() []byte {
 	return file_switchyard_v1_trigger_proto_rawDescData
 }
 
-var file_switchyard_v1_trigger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_switchyard_v1_trigger_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_switchyard_v1_trigger_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_switchyard_v1_trigger_proto_goTypes = []any{
-	(BreakerState)(0),               // 0: switchyard.v1.BreakerState
-	(*Trigger)(nil),                 // 1: switchyard.v1.Trigger
-	(*EventScope)(nil),              // 2: switchyard.v1.EventScope
-	(*Filter)(nil),                  // 3: switchyard.v1.Filter
-	(*Target)(nil),                  // 4: switchyard.v1.Target
-	(*PullTarget)(nil),              // 5: switchyard.v1.PullTarget
-	(*PublishTarget)(nil),           // 6: switchyard.v1.PublishTarget
-	(*TargetTLS)(nil),               // 7: switchyard.v1.TargetTLS
-	(*TargetAuth)(nil),              // 8: switchyard.v1.TargetAuth
-	(*DeliveryPolicy)(nil),          // 9: switchyard.v1.DeliveryPolicy
-	(*CreateTriggerRequest)(nil),    // 10: switchyard.v1.CreateTriggerRequest
-	(*CreateTriggerResponse)(nil),   // 11: switchyard.v1.CreateTriggerResponse
-	(*ApplyTriggerRequest)(nil),     // 12: switchyard.v1.ApplyTriggerRequest
-	(*ApplyTriggerResponse)(nil),    // 13: switchyard.v1.ApplyTriggerResponse
-	(*GetTriggerRequest)(nil),       // 14: switchyard.v1.GetTriggerRequest
-	(*GetTriggerResponse)(nil),      // 15: switchyard.v1.GetTriggerResponse
-	(*ListTriggersRequest)(nil),     // 16: switchyard.v1.ListTriggersRequest
-	(*ListTriggersResponse)(nil),    // 17: switchyard.v1.ListTriggersResponse
-	(*UpdateTriggerRequest)(nil),    // 18: switchyard.v1.UpdateTriggerRequest
-	(*UpdateTriggerResponse)(nil),   // 19: switchyard.v1.UpdateTriggerResponse
-	(*DeleteTriggerRequest)(nil),    // 20: switchyard.v1.DeleteTriggerRequest
-	(*DeleteTriggerResponse)(nil),   // 21: switchyard.v1.DeleteTriggerResponse
-	(*GetTriggerStatsRequest)(nil),  // 22: switchyard.v1.GetTriggerStatsRequest
-	(*GetTriggerStatsResponse)(nil), // 23: switchyard.v1.GetTriggerStatsResponse
-	(*TriggerStats)(nil),            // 24: switchyard.v1.TriggerStats
-	(*TestFilterRequest)(nil),       // 25: switchyard.v1.TestFilterRequest
-	(*TestFilterResponse)(nil),      // 26: switchyard.v1.TestFilterResponse
-	(*FilterResult)(nil),            // 27: switchyard.v1.FilterResult
-	(*FilterClause)(nil),            // 28: switchyard.v1.FilterClause
-	nil,                             // 29: switchyard.v1.Filter.AttributesEntry
-	nil,                             // 30: switchyard.v1.Filter.PrefixEntry
-	nil,                             // 31: switchyard.v1.Filter.SuffixEntry
-	(*timestamppb.Timestamp)(nil),   // 32: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),         // 33: google.protobuf.Struct
-	(*durationpb.Duration)(nil),     // 34: google.protobuf.Duration
-	(*pb.CloudEvent)(nil),           // 35: io.cloudevents.v1.CloudEvent
+	(OnDead)(0),                     // 0: switchyard.v1.OnDead
+	(BreakerState)(0),               // 1: switchyard.v1.BreakerState
+	(*Trigger)(nil),                 // 2: switchyard.v1.Trigger
+	(*EventScope)(nil),              // 3: switchyard.v1.EventScope
+	(*Filter)(nil),                  // 4: switchyard.v1.Filter
+	(*Target)(nil),                  // 5: switchyard.v1.Target
+	(*PullTarget)(nil),              // 6: switchyard.v1.PullTarget
+	(*PublishTarget)(nil),           // 7: switchyard.v1.PublishTarget
+	(*TargetTLS)(nil),               // 8: switchyard.v1.TargetTLS
+	(*TargetAuth)(nil),              // 9: switchyard.v1.TargetAuth
+	(*DeliveryPolicy)(nil),          // 10: switchyard.v1.DeliveryPolicy
+	(*Ordering)(nil),                // 11: switchyard.v1.Ordering
+	(*CreateTriggerRequest)(nil),    // 12: switchyard.v1.CreateTriggerRequest
+	(*CreateTriggerResponse)(nil),   // 13: switchyard.v1.CreateTriggerResponse
+	(*ApplyTriggerRequest)(nil),     // 14: switchyard.v1.ApplyTriggerRequest
+	(*ApplyTriggerResponse)(nil),    // 15: switchyard.v1.ApplyTriggerResponse
+	(*GetTriggerRequest)(nil),       // 16: switchyard.v1.GetTriggerRequest
+	(*GetTriggerResponse)(nil),      // 17: switchyard.v1.GetTriggerResponse
+	(*ListTriggersRequest)(nil),     // 18: switchyard.v1.ListTriggersRequest
+	(*ListTriggersResponse)(nil),    // 19: switchyard.v1.ListTriggersResponse
+	(*UpdateTriggerRequest)(nil),    // 20: switchyard.v1.UpdateTriggerRequest
+	(*UpdateTriggerResponse)(nil),   // 21: switchyard.v1.UpdateTriggerResponse
+	(*DeleteTriggerRequest)(nil),    // 22: switchyard.v1.DeleteTriggerRequest
+	(*DeleteTriggerResponse)(nil),   // 23: switchyard.v1.DeleteTriggerResponse
+	(*GetTriggerStatsRequest)(nil),  // 24: switchyard.v1.GetTriggerStatsRequest
+	(*GetTriggerStatsResponse)(nil), // 25: switchyard.v1.GetTriggerStatsResponse
+	(*TriggerStats)(nil),            // 26: switchyard.v1.TriggerStats
+	(*BlockedLane)(nil),             // 27: switchyard.v1.BlockedLane
+	(*SkipLaneRequest)(nil),         // 28: switchyard.v1.SkipLaneRequest
+	(*SkipLaneResponse)(nil),        // 29: switchyard.v1.SkipLaneResponse
+	(*TestFilterRequest)(nil),       // 30: switchyard.v1.TestFilterRequest
+	(*TestFilterResponse)(nil),      // 31: switchyard.v1.TestFilterResponse
+	(*FilterResult)(nil),            // 32: switchyard.v1.FilterResult
+	(*FilterClause)(nil),            // 33: switchyard.v1.FilterClause
+	nil,                             // 34: switchyard.v1.Filter.AttributesEntry
+	nil,                             // 35: switchyard.v1.Filter.PrefixEntry
+	nil,                             // 36: switchyard.v1.Filter.SuffixEntry
+	(*timestamppb.Timestamp)(nil),   // 37: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),         // 38: google.protobuf.Struct
+	(*durationpb.Duration)(nil),     // 39: google.protobuf.Duration
+	(*pb.CloudEvent)(nil),           // 40: io.cloudevents.v1.CloudEvent
 }
 var file_switchyard_v1_trigger_proto_depIdxs = []int32{
-	3,  // 0: switchyard.v1.Trigger.filter:type_name -> switchyard.v1.Filter
-	4,  // 1: switchyard.v1.Trigger.target:type_name -> switchyard.v1.Target
-	9,  // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
-	32, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
-	32, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 5: switchyard.v1.Trigger.scope:type_name -> switchyard.v1.EventScope
-	29, // 6: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
-	30, // 7: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
-	31, // 8: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
-	3,  // 9: switchyard.v1.Filter.all:type_name -> switchyard.v1.Filter
-	3,  // 10: switchyard.v1.Filter.any:type_name -> switchyard.v1.Filter
-	3,  // 11: switchyard.v1.Filter.not:type_name -> switchyard.v1.Filter
-	5,  // 12: switchyard.v1.Target.pull:type_name -> switchyard.v1.PullTarget
-	6,  // 13: switchyard.v1.Target.publish:type_name -> switchyard.v1.PublishTarget
-	7,  // 14: switchyard.v1.Target.tls:type_name -> switchyard.v1.TargetTLS
-	8,  // 15: switchyard.v1.Target.auth:type_name -> switchyard.v1.TargetAuth
-	33, // 16: switchyard.v1.PublishTarget.fields:type_name -> google.protobuf.Struct
-	34, // 17: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
-	34, // 18: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
-	34, // 19: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
-	34, // 20: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
-	34, // 21: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
-	34, // 22: switchyard.v1.DeliveryPolicy.dedup_window:type_name -> google.protobuf.Duration
-	1,  // 23: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 24: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 25: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 26: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 27: switchyard.v1.ApplyTriggerResponse.previous:type_name -> switchyard.v1.Trigger
-	1,  // 28: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 29: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
-	1,  // 30: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 31: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
-	1,  // 32: switchyard.v1.UpdateTriggerResponse.previous:type_name -> switchyard.v1.Trigger
-	24, // 33: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
-	34, // 34: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
-	0,  // 35: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
-	32, // 36: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
-	34, // 37: switchyard.v1.TriggerStats.dedup_window:type_name -> google.protobuf.Duration
-	1,  // 38: switchyard.v1.TestFilterRequest.trigger:type_name -> switchyard.v1.Trigger
-	35, // 39: switchyard.v1.TestFilterRequest.events:type_name -> io.cloudevents.v1.CloudEvent
-	1,  // 40: switchyard.v1.TestFilterResponse.trigger:type_name -> switchyard.v1.Trigger
-	27, // 41: switchyard.v1.TestFilterResponse.results:type_name -> switchyard.v1.FilterResult
-	28, // 42: switchyard.v1.FilterResult.clauses:type_name -> switchyard.v1.FilterClause
-	28, // 43: switchyard.v1.FilterClause.causes:type_name -> switchyard.v1.FilterClause
-	10, // 44: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
-	12, // 45: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
-	14, // 46: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
-	16, // 47: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
-	18, // 48: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
-	20, // 49: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
-	22, // 50: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
-	25, // 51: switchyard.v1.TriggerService.TestFilter:input_type -> switchyard.v1.TestFilterRequest
-	11, // 52: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
-	13, // 53: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
-	15, // 54: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
-	17, // 55: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
-	19, // 56: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
-	21, // 57: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
-	23, // 58: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
-	26, // 59: switchyard.v1.TriggerService.TestFilter:output_type -> switchyard.v1.TestFilterResponse
-	52, // [52:60] is the sub-list for method output_type
-	44, // [44:52] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	4,  // 0: switchyard.v1.Trigger.filter:type_name -> switchyard.v1.Filter
+	5,  // 1: switchyard.v1.Trigger.target:type_name -> switchyard.v1.Target
+	10, // 2: switchyard.v1.Trigger.delivery:type_name -> switchyard.v1.DeliveryPolicy
+	37, // 3: switchyard.v1.Trigger.create_time:type_name -> google.protobuf.Timestamp
+	37, // 4: switchyard.v1.Trigger.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 5: switchyard.v1.Trigger.scope:type_name -> switchyard.v1.EventScope
+	34, // 6: switchyard.v1.Filter.attributes:type_name -> switchyard.v1.Filter.AttributesEntry
+	35, // 7: switchyard.v1.Filter.prefix:type_name -> switchyard.v1.Filter.PrefixEntry
+	36, // 8: switchyard.v1.Filter.suffix:type_name -> switchyard.v1.Filter.SuffixEntry
+	4,  // 9: switchyard.v1.Filter.all:type_name -> switchyard.v1.Filter
+	4,  // 10: switchyard.v1.Filter.any:type_name -> switchyard.v1.Filter
+	4,  // 11: switchyard.v1.Filter.not:type_name -> switchyard.v1.Filter
+	6,  // 12: switchyard.v1.Target.pull:type_name -> switchyard.v1.PullTarget
+	7,  // 13: switchyard.v1.Target.publish:type_name -> switchyard.v1.PublishTarget
+	8,  // 14: switchyard.v1.Target.tls:type_name -> switchyard.v1.TargetTLS
+	9,  // 15: switchyard.v1.Target.auth:type_name -> switchyard.v1.TargetAuth
+	38, // 16: switchyard.v1.PublishTarget.fields:type_name -> google.protobuf.Struct
+	39, // 17: switchyard.v1.DeliveryPolicy.timeout:type_name -> google.protobuf.Duration
+	39, // 18: switchyard.v1.DeliveryPolicy.initial_backoff:type_name -> google.protobuf.Duration
+	39, // 19: switchyard.v1.DeliveryPolicy.max_backoff:type_name -> google.protobuf.Duration
+	39, // 20: switchyard.v1.DeliveryPolicy.max_event_age:type_name -> google.protobuf.Duration
+	39, // 21: switchyard.v1.DeliveryPolicy.dead_letter_max_age:type_name -> google.protobuf.Duration
+	39, // 22: switchyard.v1.DeliveryPolicy.dedup_window:type_name -> google.protobuf.Duration
+	11, // 23: switchyard.v1.DeliveryPolicy.ordering:type_name -> switchyard.v1.Ordering
+	0,  // 24: switchyard.v1.Ordering.on_dead:type_name -> switchyard.v1.OnDead
+	2,  // 25: switchyard.v1.CreateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 26: switchyard.v1.CreateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 27: switchyard.v1.ApplyTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 28: switchyard.v1.ApplyTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 29: switchyard.v1.ApplyTriggerResponse.previous:type_name -> switchyard.v1.Trigger
+	2,  // 30: switchyard.v1.GetTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 31: switchyard.v1.ListTriggersResponse.triggers:type_name -> switchyard.v1.Trigger
+	2,  // 32: switchyard.v1.UpdateTriggerRequest.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 33: switchyard.v1.UpdateTriggerResponse.trigger:type_name -> switchyard.v1.Trigger
+	2,  // 34: switchyard.v1.UpdateTriggerResponse.previous:type_name -> switchyard.v1.Trigger
+	26, // 35: switchyard.v1.GetTriggerStatsResponse.stats:type_name -> switchyard.v1.TriggerStats
+	39, // 36: switchyard.v1.TriggerStats.oldest_age:type_name -> google.protobuf.Duration
+	1,  // 37: switchyard.v1.TriggerStats.breaker:type_name -> switchyard.v1.BreakerState
+	37, // 38: switchyard.v1.TriggerStats.breaker_retry_time:type_name -> google.protobuf.Timestamp
+	39, // 39: switchyard.v1.TriggerStats.dedup_window:type_name -> google.protobuf.Duration
+	27, // 40: switchyard.v1.TriggerStats.blocked_lanes:type_name -> switchyard.v1.BlockedLane
+	2,  // 41: switchyard.v1.TestFilterRequest.trigger:type_name -> switchyard.v1.Trigger
+	40, // 42: switchyard.v1.TestFilterRequest.events:type_name -> io.cloudevents.v1.CloudEvent
+	2,  // 43: switchyard.v1.TestFilterResponse.trigger:type_name -> switchyard.v1.Trigger
+	32, // 44: switchyard.v1.TestFilterResponse.results:type_name -> switchyard.v1.FilterResult
+	33, // 45: switchyard.v1.FilterResult.clauses:type_name -> switchyard.v1.FilterClause
+	33, // 46: switchyard.v1.FilterClause.causes:type_name -> switchyard.v1.FilterClause
+	12, // 47: switchyard.v1.TriggerService.CreateTrigger:input_type -> switchyard.v1.CreateTriggerRequest
+	14, // 48: switchyard.v1.TriggerService.ApplyTrigger:input_type -> switchyard.v1.ApplyTriggerRequest
+	16, // 49: switchyard.v1.TriggerService.GetTrigger:input_type -> switchyard.v1.GetTriggerRequest
+	18, // 50: switchyard.v1.TriggerService.ListTriggers:input_type -> switchyard.v1.ListTriggersRequest
+	20, // 51: switchyard.v1.TriggerService.UpdateTrigger:input_type -> switchyard.v1.UpdateTriggerRequest
+	22, // 52: switchyard.v1.TriggerService.DeleteTrigger:input_type -> switchyard.v1.DeleteTriggerRequest
+	24, // 53: switchyard.v1.TriggerService.GetTriggerStats:input_type -> switchyard.v1.GetTriggerStatsRequest
+	30, // 54: switchyard.v1.TriggerService.TestFilter:input_type -> switchyard.v1.TestFilterRequest
+	28, // 55: switchyard.v1.TriggerService.SkipLane:input_type -> switchyard.v1.SkipLaneRequest
+	13, // 56: switchyard.v1.TriggerService.CreateTrigger:output_type -> switchyard.v1.CreateTriggerResponse
+	15, // 57: switchyard.v1.TriggerService.ApplyTrigger:output_type -> switchyard.v1.ApplyTriggerResponse
+	17, // 58: switchyard.v1.TriggerService.GetTrigger:output_type -> switchyard.v1.GetTriggerResponse
+	19, // 59: switchyard.v1.TriggerService.ListTriggers:output_type -> switchyard.v1.ListTriggersResponse
+	21, // 60: switchyard.v1.TriggerService.UpdateTrigger:output_type -> switchyard.v1.UpdateTriggerResponse
+	23, // 61: switchyard.v1.TriggerService.DeleteTrigger:output_type -> switchyard.v1.DeleteTriggerResponse
+	25, // 62: switchyard.v1.TriggerService.GetTriggerStats:output_type -> switchyard.v1.GetTriggerStatsResponse
+	31, // 63: switchyard.v1.TriggerService.TestFilter:output_type -> switchyard.v1.TestFilterResponse
+	29, // 64: switchyard.v1.TriggerService.SkipLane:output_type -> switchyard.v1.SkipLaneResponse
+	56, // [56:65] is the sub-list for method output_type
+	47, // [47:56] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_v1_trigger_proto_init() }
@@ -2638,7 +2977,7 @@ func file_switchyard_v1_trigger_proto_init() {
 		(*Target_Pull)(nil),
 		(*Target_Publish)(nil),
 	}
-	file_switchyard_v1_trigger_proto_msgTypes[24].OneofWrappers = []any{
+	file_switchyard_v1_trigger_proto_msgTypes[28].OneofWrappers = []any{
 		(*TestFilterRequest_Name)(nil),
 		(*TestFilterRequest_Trigger)(nil),
 	}
@@ -2647,8 +2986,8 @@ func file_switchyard_v1_trigger_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_v1_trigger_proto_rawDesc), len(file_switchyard_v1_trigger_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   31,
+			NumEnums:      2,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

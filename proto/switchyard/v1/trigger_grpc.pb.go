@@ -27,6 +27,7 @@ const (
 	TriggerService_DeleteTrigger_FullMethodName   = "/switchyard.v1.TriggerService/DeleteTrigger"
 	TriggerService_GetTriggerStats_FullMethodName = "/switchyard.v1.TriggerService/GetTriggerStats"
 	TriggerService_TestFilter_FullMethodName      = "/switchyard.v1.TriggerService/TestFilter"
+	TriggerService_SkipLane_FullMethodName        = "/switchyard.v1.TriggerService/SkipLane"
 )
 
 // TriggerServiceClient is the client API for TriggerService service.
@@ -72,6 +73,13 @@ type TriggerServiceClient interface {
 	// changed. It needs triggers.read; a stored trigger outside the caller's
 	// scope answers NOT_FOUND as GetTrigger does.
 	TestFilter(ctx context.Context, in *TestFilterRequest, opts ...grpc.CallOption) (*TestFilterResponse, error)
+	// SkipLane unblocks a lane of an ordered trigger stopped by a dead
+	// letter (delivery.ordering.on_dead: ON_DEAD_BLOCK) without replaying
+	// it: the lane's next event is delivered, the dead letter stays in the
+	// dead-letter queue. (Replaying the dead letter unblocks the lane too,
+	// the replayed event first.) FAILED_PRECONDITION when the lane is not
+	// blocked.
+	SkipLane(ctx context.Context, in *SkipLaneRequest, opts ...grpc.CallOption) (*SkipLaneResponse, error)
 }
 
 type triggerServiceClient struct {
@@ -162,6 +170,16 @@ func (c *triggerServiceClient) TestFilter(ctx context.Context, in *TestFilterReq
 	return out, nil
 }
 
+func (c *triggerServiceClient) SkipLane(ctx context.Context, in *SkipLaneRequest, opts ...grpc.CallOption) (*SkipLaneResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SkipLaneResponse)
+	err := c.cc.Invoke(ctx, TriggerService_SkipLane_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TriggerServiceServer is the server API for TriggerService service.
 // All implementations must embed UnimplementedTriggerServiceServer
 // for forward compatibility.
@@ -205,6 +223,13 @@ type TriggerServiceServer interface {
 	// changed. It needs triggers.read; a stored trigger outside the caller's
 	// scope answers NOT_FOUND as GetTrigger does.
 	TestFilter(context.Context, *TestFilterRequest) (*TestFilterResponse, error)
+	// SkipLane unblocks a lane of an ordered trigger stopped by a dead
+	// letter (delivery.ordering.on_dead: ON_DEAD_BLOCK) without replaying
+	// it: the lane's next event is delivered, the dead letter stays in the
+	// dead-letter queue. (Replaying the dead letter unblocks the lane too,
+	// the replayed event first.) FAILED_PRECONDITION when the lane is not
+	// blocked.
+	SkipLane(context.Context, *SkipLaneRequest) (*SkipLaneResponse, error)
 	mustEmbedUnimplementedTriggerServiceServer()
 }
 
@@ -238,6 +263,9 @@ func (UnimplementedTriggerServiceServer) GetTriggerStats(context.Context, *GetTr
 }
 func (UnimplementedTriggerServiceServer) TestFilter(context.Context, *TestFilterRequest) (*TestFilterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TestFilter not implemented")
+}
+func (UnimplementedTriggerServiceServer) SkipLane(context.Context, *SkipLaneRequest) (*SkipLaneResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SkipLane not implemented")
 }
 func (UnimplementedTriggerServiceServer) mustEmbedUnimplementedTriggerServiceServer() {}
 func (UnimplementedTriggerServiceServer) testEmbeddedByValue()                        {}
@@ -404,6 +432,24 @@ func _TriggerService_TestFilter_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TriggerService_SkipLane_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SkipLaneRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriggerServiceServer).SkipLane(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriggerService_SkipLane_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriggerServiceServer).SkipLane(ctx, req.(*SkipLaneRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TriggerService_ServiceDesc is the grpc.ServiceDesc for TriggerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -442,6 +488,10 @@ var TriggerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TestFilter",
 			Handler:    _TriggerService_TestFilter_Handler,
+		},
+		{
+			MethodName: "SkipLane",
+			Handler:    _TriggerService_SkipLane_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

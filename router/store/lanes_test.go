@@ -1,0 +1,223 @@
+package store_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-io/switchyard/dlq"
+	"github.com/switchyard-io/switchyard/internal/testenv"
+	"github.com/switchyard-io/switchyard/router/store"
+)
+
+// claimIDs claims up to want attempts and returns their ids and refs.
+func claimIDs(t *testing.T, s *store.Store, trig string, now time.Time, want int) ([]string, []store.AttemptRef) {
+	t.Helper()
+	r, err := s.Claim(context.Background(), trig, now, want, 100, 10*time.Second)
+	require.NoError(t, err)
+	var ids []string
+	var refs []store.AttemptRef
+	for _, it := range r.Items {
+		ids = append(ids, it.ID)
+		refs = append(refs, it.AttemptRef())
+	}
+	return ids, refs
+}
+
+func laneItems(lane string, block bool, ids ...string) []store.Item {
+	out := make([]store.Item, len(ids))
+	for i, id := range ids {
+		out[i] = store.Item{ID: id, Event: []byte("ev " + id), Lane: store.LaneName(lane), BlockOnDead: block}
+	}
+	return out
+}
+
+func TestLanesOneAtATimeInOrder(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		now := time.Now()
+		// a1 a2 through the fan-out's script, b1 and a3 b2 through the
+		// direct path's transaction: both keep each lane's order.
+		_, err := s.Enqueue(ctx, map[string][]store.Item{"o": append(laneItems("a", false, "a1", "a2"), laneItems("b", false, "b1")...)})
+		require.NoError(t, err)
+		held, err := s.Add(ctx, map[string][]store.Item{"o": append(laneItems("a", false, "a3"), laneItems("b", false, "b2")...)})
+		require.NoError(t, err)
+		require.EqualValues(t, 5, held["o"])
+
+		ids, refs := claimIDs(t, s, "o", now, 10)
+		require.Equal(t, []string{"a1", "b1"}, ids, "one event per lane, the first")
+		ls, err := s.LaneStats(ctx, "o", 10)
+		require.NoError(t, err)
+		require.Equal(t, store.LaneStats{Active: 2, Waiting: 5, Behind: 3}, ls)
+
+		// a1 fails: its lane waits for the retry, b goes on.
+		_, err = s.ScheduleRetries(ctx, "o", now, store.Breaker{}, []store.Retry{{AttemptRef: refs[0], Due: now.Add(time.Second)}})
+		require.NoError(t, err)
+		_, _, err = s.Ack(ctx, "o", refs[1:])
+		require.NoError(t, err)
+		ids, refs = claimIDs(t, s, "o", now, 10)
+		require.Equal(t, []string{"b2"}, ids)
+		_, _, err = s.Ack(ctx, "o", refs)
+		require.NoError(t, err)
+
+		// The retry comes due; a1's lease then expires (its instance died):
+		// a2 still waits.
+		ids, refs = claimIDs(t, s, "o", now.Add(2*time.Second), 10)
+		require.Equal(t, []string{"a1"}, ids)
+		r, err := s.Claim(ctx, "o", now.Add(time.Minute), 10, 100, 10*time.Second)
+		require.NoError(t, err)
+		require.Len(t, r.Items, 1)
+		require.True(t, r.Items[0].Expired)
+		require.Equal(t, "a1", r.Items[0].ID)
+		_, _, err = s.Ack(ctx, "o", refs) // the lost instance's late answer
+		require.NoError(t, err)
+		_, _, err = s.Ack(ctx, "o", []store.AttemptRef{r.Items[0].AttemptRef()})
+		require.NoError(t, err)
+		ids, refs = claimIDs(t, s, "o", now.Add(time.Minute), 10)
+		require.Equal(t, []string{"a2"}, ids)
+
+		// a2 is dead-lettered (on_dead continue): a3 follows.
+		_, _, err = s.DeadLetter(ctx, "o", now, store.Breaker{}, 0, []store.Dead{{AttemptRef: refs[0], Letter: []byte("d")}})
+		require.NoError(t, err)
+		ids, refs = claimIDs(t, s, "o", now.Add(time.Minute), 10)
+		require.Equal(t, []string{"a3"}, ids)
+		_, _, err = s.Ack(ctx, "o", refs)
+		require.NoError(t, err)
+		ls, err = s.LaneStats(ctx, "o", 10)
+		require.NoError(t, err)
+		require.Equal(t, store.LaneStats{}, ls, "every lane drained")
+
+		// Replaying a2 puts it at the end of its lane, behind a4.
+		_, err = s.Enqueue(ctx, map[string][]store.Item{"o": laneItems("a", false, "a4")})
+		require.NoError(t, err)
+		dl, err := s.ListDLQ(ctx, "o", "-", 10)
+		require.NoError(t, err)
+		require.Len(t, dl, 1)
+		n, _, err := s.Replay(ctx, "o", []string{dl[0].ID}, now)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+		ids, refs = claimIDs(t, s, "o", now.Add(time.Minute), 10)
+		require.Equal(t, []string{"a4"}, ids)
+		_, _, err = s.Ack(ctx, "o", refs)
+		require.NoError(t, err)
+		ids, _ = claimIDs(t, s, "o", now.Add(time.Minute), 10)
+		require.Equal(t, []string{dlq.ReplayedID("o", dl[0].ID)}, ids)
+	})
+}
+
+func TestLaneBlockedByDeadLetter(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		now := time.Now()
+		_, err := s.Add(ctx, map[string][]store.Item{"o": append(laneItems("k", true, "k1", "k2", "k3"), laneItems("", true, "x1")...)})
+		require.NoError(t, err)
+		ids, refs := claimIDs(t, s, "o", now, 10)
+		require.Equal(t, []string{"k1", "x1"}, ids)
+		_, _, err = s.DeadLetter(ctx, "o", now, store.Breaker{}, 0, []store.Dead{{AttemptRef: refs[0], Letter: []byte("d")}})
+		require.NoError(t, err)
+		_, _, err = s.Ack(ctx, "o", refs[1:])
+		require.NoError(t, err)
+		ids, _ = claimIDs(t, s, "o", now, 10)
+		require.Empty(t, ids, "the lane is blocked")
+		ls, err := s.LaneStats(ctx, "o", 10)
+		require.NoError(t, err)
+		dl, err := s.ListDLQ(ctx, "o", "-", 10)
+		require.NoError(t, err)
+		require.Len(t, dl, 1)
+		require.Equal(t, store.LaneStats{Active: 1, Blocked: 1, Waiting: 2, Behind: 2, BlockedLanes: []store.BlockedLane{{Lane: "=k", Entry: dl[0].ID}}}, ls)
+
+		// Replaying the dead letter unblocks the lane, the event first.
+		n, _, err := s.Replay(ctx, "o", []string{dl[0].ID}, now)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+		ids, refs = claimIDs(t, s, "o", now, 10)
+		require.Equal(t, []string{dlq.ReplayedID("o", dl[0].ID)}, ids)
+		// It dies again: blocked again; a skip moves on to k2.
+		_, _, err = s.DeadLetter(ctx, "o", now, store.Breaker{}, 0, []store.Dead{{AttemptRef: refs[0], Letter: []byte("d")}})
+		require.NoError(t, err)
+		ids, _ = claimIDs(t, s, "o", now, 10)
+		require.Empty(t, ids)
+		ok, err := s.SkipLane(ctx, "o", "=nope")
+		require.NoError(t, err)
+		require.False(t, ok)
+		ok, err = s.SkipLane(ctx, "o", "=k")
+		require.NoError(t, err)
+		require.True(t, ok)
+		ids, refs = claimIDs(t, s, "o", now, 10)
+		require.Equal(t, []string{"k2"}, ids)
+		_, _, err = s.Ack(ctx, "o", refs)
+		require.NoError(t, err)
+		ids, _ = claimIDs(t, s, "o", now, 10)
+		require.Equal(t, []string{"k3"}, ids)
+	})
+}
+
+func TestLaneNames(t *testing.T) {
+	require.Equal(t, "=", store.LaneName(""))
+	require.Equal(t, "=order-7", store.LaneName("order-7"))
+	long := strings.Repeat("x", store.MaxLaneKeyBytes+1)
+	require.True(t, strings.HasPrefix(store.LaneName(long), "#"))
+	require.Len(t, store.LaneName(long), 65)
+	require.NotEqual(t, store.LaneName("a\x00b"), store.LaneName("a\x00c"))
+	require.Equal(t, "order-7", store.LaneKey(store.LaneName("order-7")))
+}
+
+// TestLanesBesideUnorderedEvents: events queued before the trigger became
+// ordered keep no lane and go on independently; a batch joining publishes
+// from both sides of the change puts the ones without a lane in the
+// default lane.
+func TestLanesBesideUnorderedEvents(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		now := time.Now()
+		_, err := s.Add(ctx, map[string][]store.Item{"o": {{ID: "u1", Event: []byte("u1")}, {ID: "u2", Event: []byte("u2")}}})
+		require.NoError(t, err)
+		mixed := append(laneItems("k", false, "k1", "k2"), store.Item{ID: "d1", Event: []byte("d1")}, store.Item{ID: "d2", Event: []byte("d2")})
+		_, err = s.Add(ctx, map[string][]store.Item{"o": mixed})
+		require.NoError(t, err)
+		ids, refs := claimIDs(t, s, "o", now, 10)
+		require.Equal(t, []string{"u1", "u2", "k1", "d1"}, ids)
+		_, _, err = s.Ack(ctx, "o", refs)
+		require.NoError(t, err)
+		ids, refs = claimIDs(t, s, "o", now, 10)
+		require.Equal(t, []string{"k2", "d2"}, ids)
+		_, _, err = s.Ack(ctx, "o", refs)
+		require.NoError(t, err)
+		ls, err := s.LaneStats(ctx, "o", 10)
+		require.NoError(t, err)
+		require.Equal(t, store.LaneStats{}, ls)
+	})
+}
+
+// TestAppendLogAndLanes: on one node, log records and lane events are one
+// transaction; on Redis Cluster it is refused (the router then logs all).
+func TestAppendLogAndLanes(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		require.NoError(t, s.EnsureLogGroup(ctx))
+		recs := []store.LogRecord{{Event: []byte("e1"), Triggers: []string{"plain"}}}
+		held, err := s.AppendLogAndLanes(ctx, map[string][]store.Item{"o": laneItems("k", false, "k1", "k2")}, recs)
+		if !s.OneNode() {
+			require.Error(t, err)
+			return
+		}
+		require.NoError(t, err)
+		require.Equal(t, map[string]int64{"o": 2}, held)
+		admitted, err := s.Admitted(ctx)
+		require.NoError(t, err)
+		require.Equal(t, map[string]int64{"plain": 1}, admitted)
+		ids, _ := claimIDs(t, s, "o", time.Now(), 10)
+		require.Equal(t, []string{"k1"}, ids)
+	})
+}
