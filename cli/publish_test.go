@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // fakeEvents is an EventService recording the published events.

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/internal/testenv"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // retryMS is the delay the "r1" event asks for on its first attempt.

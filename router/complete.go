@@ -11,10 +11,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/dlq"
 	"github.com/switchyard-io/switchyard/internal/panics"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/store"
 	"github.com/switchyard-io/switchyard/router/trigger"

@@ -9,8 +9,8 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // ErrInvalidHops reports a hop count attribute that is not a non-negative

@@ -18,9 +18,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard-io/switchyard/auth"
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/router"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 	"github.com/switchyard-io/switchyard/router/store"
 )
 

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/router"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // ingestHandler serves POST /events: one CloudEvent in binary or structured

@@ -26,13 +26,13 @@ import (
 	"github.com/switchyard-io/switchyard/auth"
 	"github.com/switchyard-io/switchyard/auth/authgrpc"
 	"github.com/switchyard-io/switchyard/auth/authhttp"
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/internal/logging"
 	"github.com/switchyard-io/switchyard/internal/panics"
 	"github.com/switchyard-io/switchyard/internal/telemetry"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // Defaults of Config. The addresses bind every interface and apply when

@@ -12,8 +12,8 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // Header name prefixes of the CloudEvents AMQP binding, binary mode.

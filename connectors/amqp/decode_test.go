@@ -8,8 +8,8 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 var fixedNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)

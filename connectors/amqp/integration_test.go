@@ -17,10 +17,10 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	amqpsrc "github.com/switchyard-io/switchyard/connectors/amqp"
 	"github.com/switchyard-io/switchyard/connectors/connectortest"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // brokerURL is the real RabbitMQ these tests use.

@@ -18,8 +18,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // Harness adapts one connector to the suite.

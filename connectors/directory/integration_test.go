@@ -18,10 +18,10 @@ import (
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/connectortest"
 	_ "github.com/switchyard-io/switchyard/connectors/directory"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 func build(t testing.TB, env connectors.Env, fields map[string]any) connectors.Source {

@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // Kafka protocol binding names.

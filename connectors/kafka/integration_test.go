@@ -18,10 +18,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/connectortest"
 	_ "github.com/switchyard-io/switchyard/connectors/kafka"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 func spec(t testing.TB) connectors.Spec {

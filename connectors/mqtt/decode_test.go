@@ -7,8 +7,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 func testDecoder() *decoder {

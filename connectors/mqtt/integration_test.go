@@ -20,10 +20,10 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/connectortest"
 	mqttsrc "github.com/switchyard-io/switchyard/connectors/mqtt"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // brokerAddr is the real Mosquitto these tests use.

@@ -16,9 +16,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // subscriptionsKey is the checkpoint key of the recorded subscriptions.

@@ -17,11 +17,11 @@ import (
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/connectortest"
 	"github.com/switchyard-io/switchyard/connectors/mysql"
 	"github.com/switchyard-io/switchyard/internal/dbtest"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // The private MariaDB (binlog on, ROW format, full metadata), started on

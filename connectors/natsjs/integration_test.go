@@ -17,10 +17,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/connectortest"
 	_ "github.com/switchyard-io/switchyard/connectors/natsjs"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 const natsURL = "nats://127.0.0.1:4222"

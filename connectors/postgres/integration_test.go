@@ -18,11 +18,11 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/connectortest"
 	"github.com/switchyard-io/switchyard/connectors/postgres"
 	"github.com/switchyard-io/switchyard/internal/dbtest"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // The private cluster (wal_level=logical), started on first use.

@@ -3,7 +3,7 @@ package redisstreams
 import (
 	"testing"
 
-	"github.com/switchyard-io/switchyard/router/cloudevent"
+	"github.com/switchyard-io/switchyard/cloudevent"
 )
 
 // fields splits fuzz input into entry fields: pairs separated by NUL.

@@ -16,11 +16,11 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/connectortest"
 	_ "github.com/switchyard-io/switchyard/connectors/redisstreams"
 	"github.com/switchyard-io/switchyard/internal/testenv"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 func spec(t testing.TB) connectors.Spec {

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors/s3notify"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // awsNotification is shaped like the S3 event message structure 2.1.

@@ -20,10 +20,10 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/connectortest"
 	_ "github.com/switchyard-io/switchyard/connectors/s3poll"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // fakeS3 is an in-process S3 (gofakes3, memory backend) on loopback.

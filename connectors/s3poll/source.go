@@ -17,9 +17,9 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // checkpointKey is where the snapshot lives in the source's checkpoints.

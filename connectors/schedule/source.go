@@ -15,8 +15,8 @@ import (
 	"github.com/robfig/cron/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // maxData bounds the static data: it is copied into every event.

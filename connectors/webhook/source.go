@@ -23,9 +23,9 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/connectors"
 	"github.com/switchyard-io/switchyard/connectors/internal/wrap"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // Source is the webhook source. Its HTTP handler verifies each request,

@@ -10,7 +10,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 
-	"github.com/switchyard-io/switchyard/router/cloudevent"
+	"github.com/switchyard-io/switchyard/cloudevent"
 )
 
 // This file answers "why does (or doesn't) this filter match this event?".

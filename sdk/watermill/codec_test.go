@@ -9,7 +9,7 @@ import (
 	format "github.com/cloudevents/sdk-go/binding/format/protobuf/v2"
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchyard-io/switchyard/router/cloudevent"
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/sdk/function"
 )
 
@@ -50,7 +50,7 @@ func TestMetadataEncoding(t *testing.T) {
 }
 
 // checkAttributeName is the validation Switchyard applies to extension
-// names (router/cloudevent): a-z and 0-9, not "data".
+// names (cloudevent): a-z and 0-9, not "data".
 func checkAttributeName(n string) string {
 	for i := 0; i < len(n); i++ {
 		if c := n[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {

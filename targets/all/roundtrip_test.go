@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/internal/dbtest"
-	"github.com/switchyard-io/switchyard/router/cloudevent"
 )
 
 // The round trips: events POSTed to one server go out through a publish

@@ -16,7 +16,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/nats-io/nats.go"
 
-	"github.com/switchyard-io/switchyard/router/cloudevent"
+	"github.com/switchyard-io/switchyard/cloudevent"
 	"github.com/switchyard-io/switchyard/targets"
 )
 
