@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
 	"github.com/switchyard-io/switchyard/router/delivery"
@@ -242,4 +243,36 @@ func TestLaneGauges(t *testing.T) {
 		return blocked == 0 && active == 0
 	}, "k1 skipped and drained")
 	require.ErrorIs(t, r.SkipLane(t.Context(), "gauged", "k1"), ErrLaneNotBlocked)
+}
+
+// With the archive on, a publish whose events lanes take wholly out of the
+// log records (routed to two ordered triggers on one node) is still written
+// to both lanes and archived whole, each event with its own bytes, beside
+// an unmatched one.
+func TestOrderedLanesWithTheArchive(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		inv := &laneInvoker{acked: map[string][]int{}, running: map[string]int{}}
+		r := startRouter(t, b.Client, b.Prefix, archiving(ArchiveConfig{Retention: time.Hour}, inv))
+		for _, name := range []string{"ord1", "ord2"} {
+			_, _, err := r.PutTrigger(t.Context(), trigger.ToProto(orderedTrigger(name, "o.")), store.PutApply, 0)
+			require.NoError(t, err)
+		}
+		evs := []*pb.CloudEvent{event("k0/0", "o.fan"), event("u/0", "none"), event("k0/1", "o.fan")}
+		res, err := r.Publish(t.Context(), evs)
+		require.NoError(t, err)
+		require.Equal(t, []string{"ord1", "ord2"}, res.Triggers[0])
+		for _, name := range []string{"ord1", "ord2"} {
+			testenv.Eventually(t, 30*time.Second, func() bool { return len(inv.lane(name+"/k0")) >= 2 }, "%s got both events", name)
+			require.Equal(t, []int{0, 1}, inv.lane(name+"/k0"))
+		}
+		got, err := r.Store().ArchiveRange(t.Context(), "-", "+", 10)
+		require.NoError(t, err)
+		var ids []string
+		for _, e := range got {
+			ev := &pb.CloudEvent{}
+			require.NoError(t, proto.Unmarshal(e.Event, ev))
+			ids = append(ids, ev.GetId())
+		}
+		require.Equal(t, []string{"k0/0", "u/0", "k0/1"}, ids)
+	})
 }
