@@ -166,7 +166,8 @@ func runReplay(t *testing.T, r *Router, spec *switchyardv1.ReplaySpec) *switchya
 	t.Helper()
 	job, err := r.StartReplay(t.Context(), spec)
 	require.NoError(t, err)
-	require.Equal(t, store.ReplayRunning, job.GetState())
+	// A short job may already have ended when StartReplay reads it back.
+	require.Contains(t, []string{store.ReplayRunning, store.ReplaySucceeded}, job.GetState(), job.GetError())
 	var last *switchyardv1.Replay
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		last, err = r.GetReplay(t.Context(), job.GetId())
