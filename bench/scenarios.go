@@ -602,6 +602,8 @@ type LatencyResult struct {
 	// PublishAck: scheduled send time → Publish answered.
 	PublishAck LatencySummary `json:"publish_ack"`
 	Usage      Usage          `json:"usage"`
+	// Floor is what the transports alone cost per event at this rate.
+	Floor *FloorResult `json:"floor,omitempty"`
 }
 
 const openLoopWorkers = 32
@@ -626,6 +628,12 @@ func (e *env) latency(ctx context.Context) error {
 			e.printf("%-12s %5d/s  × single per event: server CPU ×%.1f, redis CPU ×%.1f, redis commands ×%.1f", Latency, rt,
 				r.Usage.ServerUSPerOp/sg.Usage.ServerUSPerOp, r.Usage.RedisUSPerOp/sg.Usage.RedisUSPerOp, r.Usage.RedisCallsPerOp/sg.Usage.RedisCallsPerOp)
 		}
+		f, err := e.floorAt(ctx, rt)
+		if err != nil {
+			return err
+		}
+		r.Floor = f
+		e.printFloor(f)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
