@@ -306,9 +306,19 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 	var hlens map[string]*redis.IntCmd
 	var scripts map[string]*redis.Cmd
 	var dedups map[string]*redis.Cmd // triggers queued by dedupAddScript
+	var adds map[string]*redis.Cmd   // triggers queued and claimed by addClaimScript
 	txErr := s.acceptTx(ctx, s.keys.Queue(group[0]).Ready, func(p redis.Pipeliner) {
-		writes, hlens, scripts, dedups = writes[:0], map[string]*redis.IntCmd{}, map[string]*redis.Cmd{}, nil
+		writes, hlens, scripts, dedups, adds = writes[:0], map[string]*redis.IntCmd{}, map[string]*redis.Cmd{}, nil, nil
 		for _, trig := range group {
+			if c, ok := claims[trig]; ok && addsAndClaims(batches[trig], now) {
+				if adds == nil {
+					adds = map[string]*redis.Cmd{}
+				}
+				hset, sc := s.addClaimCmds(ctx, p, trig, batches[trig], now, c)
+				writes = append(writes, hset)
+				adds[trig] = sc
+				continue
+			}
 			if w := dedupWindow(batches[trig]); w > 0 {
 				if dedups == nil {
 					dedups = map[string]*redis.Cmd{}
@@ -323,7 +333,7 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 			hlens[trig] = w[len(w)-1].(*redis.IntCmd)
 		}
 		for _, trig := range group {
-			if c, ok := claims[trig]; ok {
+			if c, ok := claims[trig]; ok && adds[trig] == nil {
 				scripts[trig] = s.oom(claimScript).EvalSha(ctx, p, s.keys.Queue(trig).all(), claimArgs(now, c.Want, c.Limit, c.Lease)...)
 			}
 		}
@@ -337,6 +347,10 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 	if derr != nil {
 		return nil, nil, nil, full(fmt.Errorf("queue: %w", derr))
 	}
+	aheld, aclaimed, aerrs, aerr := s.addClaimed(ctx, adds, batches, now, claims)
+	if aerr != nil && aheld == nil {
+		return nil, nil, nil, full(fmt.Errorf("queue: %w", aerr))
+	}
 	// The writes landed; txErr is then a claim's error (handled below) or
 	// the replicas' answer.
 	var repl *ReplicationError
@@ -346,8 +360,10 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 		held[trig] = h.Val()
 	}
 	maps.Copy(held, dheld)
-	claimed = make(map[string]ClaimResult, len(scripts))
-	var errs []error
+	maps.Copy(held, aheld)
+	claimed = make(map[string]ClaimResult, len(scripts)+len(aclaimed))
+	maps.Copy(claimed, aclaimed)
+	errs := aerrs
 	for trig, c := range scripts {
 		v, cerr := c.Slice()
 		if isNoScript(cerr) { // Redis lost its scripts: Claim loads it
@@ -365,6 +381,11 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 			}
 		}
 		errs = append(errs, fmt.Errorf("claim %s: %w", trig, cerr))
+	}
+	if repl == nil && aerr != nil {
+		// A script Redis had lost ran again, and its replicas' answer
+		// is the write's (see addClaimed).
+		errors.As(aerr, &repl)
 	}
 	if repl != nil {
 		return held, claimed, errors.Join(errs...), fmt.Errorf("queue: %w", repl)

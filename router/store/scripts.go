@@ -43,16 +43,24 @@ end
 // converts a key for good, so each key holds the member wideMember (score
 // +inf, never an event id), added by the claim script when missing. Counts
 // and "first lease" reads skip it (inflightCount, firstLease); the other
-// scripts address members by event id and never meet it.
+// scripts address members by event id and never meet it. The two keys get
+// the member together, so a count that met it in the ZSET spares widen its
+// two checks.
 const wideLua = `
 local WIDE = '~switchyard:keeps-this-key-in-its-wide-encoding:not-an-event-id:~~~~~~~~~'
+local wideSeen = false
 local function widen()
+  if wideSeen then return end
   if not redis.call('ZSCORE', KEYS[5], WIDE) then redis.call('ZADD', KEYS[5], 'inf', WIDE) end
   if redis.call('HEXISTS', KEYS[3], WIDE) == 0 then redis.call('HSET', KEYS[3], WIDE, '0') end
+  wideSeen = true
 end
 local function inflightCount()
   local n = redis.call('ZCARD', KEYS[5])
-  if n > 0 and redis.call('ZSCORE', KEYS[5], WIDE) then n = n - 1 end
+  if n > 0 and redis.call('ZSCORE', KEYS[5], WIDE) then
+    n = n - 1
+    wideSeen = true
+  end
   return n
 end
 local function firstLease()
@@ -113,6 +121,62 @@ var enqueueScript = redis.NewScript(enqueueLua)
 // Redis is out of memory (see Store.EnqueueWhenFull).
 var enqueueRoomScript = newOOMScript(enqueueLua)
 
+// slotsLua defines slots(now, want, limit), the number of attempts a claim
+// may start (at most want): what limit leaves free of the attempts in
+// flight, none while the circuit breaker is open, and one probe at a time
+// once its time is up (half open; the state is written then). It returns
+// that number, the breaker's state and the time it opens until; and
+// take(ids, now, lease, inline, out), which starts an attempt of each id
+// popped from the ready list, leased until now+lease, appending the items
+// to out (see claimScript for their shape and inline).
+const slotsLua = `
+local function slots(now, want, limit)
+  local st = redis.call('HMGET', KEYS[7], 'cb_state', 'cb_until')
+  local state = st[1] or 'closed'
+  local untl = tonumber(st[2] or '0') or 0
+  local inflight = inflightCount()
+  local free = limit - inflight
+  if state == 'open' then
+    if now < untl then
+      free = 0
+    else
+      state = 'half'
+      redis.call('HSET', KEYS[7], 'cb_state', 'half')
+    end
+  end
+  if state == 'half' then
+    if inflight > 0 then free = 0 elseif free > 1 then free = 1 end
+  end
+  if want < free then free = want end
+  return free, state, untl
+end
+local function take(ids, now, lease, inline, out)
+  local atts = getmany('HMGET', KEYS[3], ids)
+  local bodies = {}
+  if #ids <= inline then bodies = getmany('HMGET', KEYS[2], ids) end
+  -- History and replay times exist only for retried or replayed events:
+  -- they are not read when the queue has none.
+  local hists, since = {}, {}
+  if redis.call('HLEN', KEYS[4]) > 0 then hists = getmany('HMGET', KEYS[4], ids) end
+  if redis.call('HLEN', KEYS[9]) > 0 then since = getmany('HMGET', KEYS[9], ids) end
+  local aset, leases = {}, {}
+  for j = 1, #ids do
+    local id = ids[j]
+    local a = (tonumber(atts[j]) or 0) + 1
+    aset[#aset+1] = id
+    aset[#aset+1] = a
+    leases[#leases+1] = now + lease
+    leases[#leases+1] = id
+    local body = ''
+    if #ids <= inline then body = bodies[j] end
+    out[#out+1] = {id, tostring(a), hists[j] or '', 0, since[j] or '', body}
+  end
+  widen()
+  callmany('HSET', KEYS[3], aset)
+  callmany('ZADD', KEYS[5], leases)
+end
+`
+
 // claimScript starts up to ARGV[2] attempts, never more than ARGV[3] in flight
 // in total, each leased until now+ARGV[4] ms. Before that it moves due retries
 // to the head of the ready list and re-leases attempts whose lease expired
@@ -130,7 +194,7 @@ var enqueueRoomScript = newOOMScript(enqueueLua)
 // Returns {items, ready, next_due, next_lease, breaker_state, breaker_until,
 // held} where each item is {id, attempt, history, expired(0|1), since, body}
 // and body is the event, false when gone, or "" when not read.
-var claimScript = newOOMScript(unpackLua + wideLua + `
+var claimScript = newOOMScript(unpackLua + wideLua + slotsLua + `
 local now = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -155,52 +219,10 @@ for i = 1, #expired do
     redis.call('ZREM', KEYS[5], id)
   end
 end
-local st = redis.call('HMGET', KEYS[7], 'cb_state', 'cb_until')
-local state = st[1] or 'closed'
-local untl = tonumber(st[2] or '0') or 0
-local inflight = inflightCount()
-local free = limit - inflight
-if state == 'open' then
-  if now < untl then
-    free = 0
-  else
-    state = 'half'
-    redis.call('HSET', KEYS[7], 'cb_state', 'half')
-  end
-end
-if state == 'half' then
-  if inflight > 0 then free = 0 elseif free > 1 then free = 1 end
-end
-if want < free then free = want end
--- History and replay times exist only for retried or replayed events:
--- they are not read when the queue has none.
-local anyHist = redis.call('HLEN', KEYS[4]) > 0
-local anySince = redis.call('HLEN', KEYS[9]) > 0
+local free, state, untl = slots(now, want, limit)
 if free > 0 then
   local ids = redis.call('LPOP', KEYS[1], free)
-  if ids and #ids > 0 then
-    local atts = getmany('HMGET', KEYS[3], ids)
-    local bodies = {}
-    if #ids <= inline then bodies = getmany('HMGET', KEYS[2], ids) end
-    local hists, since = {}, {}
-    if anyHist then hists = getmany('HMGET', KEYS[4], ids) end
-    if anySince then since = getmany('HMGET', KEYS[9], ids) end
-    local aset, leases = {}, {}
-    for j = 1, #ids do
-      local id = ids[j]
-      local a = (tonumber(atts[j]) or 0) + 1
-      aset[#aset+1] = id
-      aset[#aset+1] = a
-      leases[#leases+1] = now + lease
-      leases[#leases+1] = id
-      local body = ''
-      if #ids <= inline then body = bodies[j] end
-      out[#out+1] = {id, tostring(a), hists[j] or '', 0, since[j] or '', body}
-    end
-    widen()
-    callmany('HSET', KEYS[3], aset)
-    callmany('ZADD', KEYS[5], leases)
-  end
+  if ids and #ids > 0 then take(ids, now, lease, inline, out) end
 end
 local nd = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
 return {out, redis.call('LLEN', KEYS[1]), nd[2] or '', firstLease(), state, tostring(untl), redis.call('HLEN', KEYS[2])}

@@ -32,7 +32,7 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 // Keys returns the key builder.
 func (s *Store) Keys() Keys { return s.keys }
 
-var allScripts = []*redis.Script{putScript, deleteScript, restoreScript, syncPointScript, enqueueScript, peekScript, statsScript, replayScript, requeueScript, dedupEnqueueScript, dedupAddScript,
+var allScripts = []*redis.Script{putScript, addClaimScript, deleteScript, restoreScript, syncPointScript, enqueueScript, peekScript, statsScript, replayScript, requeueScript, dedupEnqueueScript, dedupAddScript,
 	replayCreateScript, replayLeaseScript, replayCheckpointScript, replayCancelScript, replayReleaseScript, laneEnqueueScript, laneStatsScript}
 
 // oomScripts run when Redis is out of memory (see oomScript).
