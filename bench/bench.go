@@ -414,7 +414,7 @@ func (e *env) connect(ctx context.Context) error {
 		}
 		e.tgt = t
 		e.rep.Config.ServerMode = "child"
-		e.logf("server pid %d grpc %s http %s", t.pid, t.grpcAddr, t.httpAddr)
+		e.logf("server pid %d grpc %s http %s", t.pid(), t.grpcAddr, t.httpAddr)
 	}
 	c, err := sdk.New(sdk.Config{Address: e.tgt.grpcAddr, Timeout: 30 * time.Second,
 		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}})
@@ -445,7 +445,7 @@ func (e *env) disconnect() {
 	if e.client != nil {
 		_ = e.client.Close()
 	}
-	if e.tgt != nil && e.tgt.cmd != nil {
+	if e.tgt != nil && e.tgt.proc != nil {
 		e.tgt.stop(25 * time.Second)
 	}
 	e.cleanupRedis()

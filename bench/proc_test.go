@@ -68,19 +68,6 @@ func TestParseRedisCPU(t *testing.T) {
 	}
 }
 
-func TestParseServing(t *testing.T) {
-	line := `{"time":"2026-11-26T07:00:55Z","level":"INFO","msg":"switchyard serving","http":"127.0.0.1:43611","grpc":"127.0.0.1:39463"}`
-	g, h, ok := parseServing([]byte(line))
-	if !ok || g != "127.0.0.1:39463" || h != "127.0.0.1:43611" {
-		t.Errorf("got %q %q %v", g, h, ok)
-	}
-	for _, l := range []string{`{"level":"INFO","msg":"store: redis"}`, `not json`, `{"msg":"switchyard serving"}`} {
-		if _, _, ok := parseServing([]byte(l)); ok {
-			t.Errorf("%s: parsed", l)
-		}
-	}
-}
-
 func TestParseCommandStats(t *testing.T) {
 	info := "# Commandstats\r\ncmdstat_evalsha:calls=19441,usec=828097,usec_per_call=42.60,rejected_calls=0,failed_calls=0\r\n" +
 		"cmdstat_xgroup|create:calls=1,usec=5,usec_per_call=5.00,rejected_calls=0,failed_calls=0\r\ncmdstat_hlen:calls=7,usec=1,usec_per_call=0.15\r\n"

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-io/switchyard/internal/childproc"
 )
 
 // ackReplicas reads how many replicas --ack-after asks for: 0 for "" or
@@ -63,7 +65,7 @@ func startReplicas(ctx context.Context, master string, n int) (*replicaSet, erro
 		}
 		cmd := exec.Command("redis-server", "--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--dir", d, "--replicaof", host, port, "--replica-read-only", "yes")
-		dieWithParent(cmd)
+		childproc.DieWithParent(cmd)
 		if err := cmd.Start(); err != nil {
 			rs.stop()
 			return nil, fmt.Errorf("start a replica (redis-server): %w", err)

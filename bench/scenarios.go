@@ -488,7 +488,7 @@ func (e *env) triggers10k(ctx context.Context) error {
 		e.printf("%-12s registration stopped: %s", Triggers10k, r.RegistrationError)
 	}
 	cleanup := func() {
-		if e.tgt.cmd != nil {
+		if e.tgt.proc != nil {
 			// The child is stopped and every key dropped at the end; deleting
 			// ten thousand triggers one by one would only cost time.
 			return

@@ -35,7 +35,7 @@ import (
 // as a deployment would. The child has its own key prefix, so the
 // plaintext server, idle meanwhile, delivers none of its events.
 func (e *env) secure(ctx context.Context) error {
-	if e.tgt.cmd == nil {
+	if e.tgt.proc == nil {
 		e.logf("secure: needs a child server (no --server): skipped")
 		return nil
 	}
@@ -58,7 +58,7 @@ func (e *env) secure(ctx context.Context) error {
 	}
 	defer tgt.stop(25 * time.Second)
 	tgt.scheme = "https"
-	e.logf("secure: server pid %d grpc %s http %s (TLS, authentication)", tgt.pid, tgt.grpcAddr, tgt.httpAddr)
+	e.logf("secure: server pid %d grpc %s http %s (TLS, authentication)", tgt.pid(), tgt.grpcAddr, tgt.httpAddr)
 
 	tc := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	dial := func(token string) (*sdk.Client, error) {

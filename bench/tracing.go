@@ -40,7 +40,7 @@ type TracingResult struct {
 // tracing runs single's gRPC and HTTP loads against the untraced server,
 // then against a traced one on a key prefix of its own.
 func (e *env) tracing(ctx context.Context) error {
-	if e.tgt.cmd == nil {
+	if e.tgt.proc == nil {
 		return errors.New("needs a child server (not --server): it starts a traced one beside it")
 	}
 	res := &TracingResult{}
@@ -76,7 +76,7 @@ func (e *env) tracing(ctx context.Context) error {
 	// traced server for its runs.
 	savedTgt, savedClient := e.tgt, e.client
 	e.tgt, e.client, e.events = traced, client, client.Events()
-	e.logf("traced server pid %d grpc %s", traced.pid, traced.grpcAddr)
+	e.logf("traced server pid %d grpc %s", traced.pid(), traced.grpcAddr)
 	res.On, res.HTTPOn = e.tracingRuns(ctx, "on")
 	_ = client.Close()
 	traced.stop(25 * time.Second) // flushes its spans

@@ -140,7 +140,7 @@ func (e *env) serverPID() int {
 	if e.tgt == nil {
 		return 0
 	}
-	return e.tgt.pid
+	return e.tgt.pid()
 }
 
 func (e *env) redisCPU(ctx context.Context) (time.Duration, bool) {

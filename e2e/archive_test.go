@@ -55,7 +55,7 @@ target: {grpc: "%s"}
 	id := regexp.MustCompile(`r[0-9a-f]{16}`).FindString(out)
 	require.NotEmpty(t, id, out)
 	testenv.Eventually(t, 20*time.Second, func() bool { return c.unique() >= 200 }, "the replay is under way")
-	a.kill()
+	a.Kill()
 	atKill := c.unique()
 	require.Less(t, atKill, total, "killed mid-replay")
 

@@ -220,11 +220,11 @@ func TestFrozenInstanceLagsThenIsNotWaitedFor(t *testing.T) {
 	}
 	require.Empty(t, apply("frozen.0"), "all three confirm")
 
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGSTOP))
+	require.NoError(t, c.Signal(syscall.SIGSTOP))
 	stopped := true
 	t.Cleanup(func() {
 		if stopped {
-			_ = c.cmd.Process.Signal(syscall.SIGCONT)
+			_ = c.Signal(syscall.SIGCONT)
 		}
 	})
 	// C's last heartbeat is at most one interval old: it is alive, and
@@ -261,7 +261,7 @@ func TestFrozenInstanceLagsThenIsNotWaitedFor(t *testing.T) {
 	}
 	testenv.Eventually(t, 10*time.Second, func() bool { return members() == "a,b" }, "the frozen instance left the registry")
 
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGCONT))
+	require.NoError(t, c.Signal(syscall.SIGCONT))
 	stopped = false
 	last := fmt.Sprintf("frozen.%d", n)
 	testenv.Eventually(t, 20*time.Second, func() bool {

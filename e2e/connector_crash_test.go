@@ -114,7 +114,7 @@ delivery: {max_concurrency: %d, timeout: 2s, initial_backoff: 50ms, max_backoff:
 
 	fed := cc.feed()
 	testenv.Eventually(t, 30*time.Second, func() bool { return c.unique() >= 50 }, "first deliveries")
-	a.kill()
+	a.Kill()
 	o := crashOutcome{atKill: c.unique()}
 	if !cc.feedNeedsServer {
 		require.NoError(t, <-fed)

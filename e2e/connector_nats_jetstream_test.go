@@ -78,7 +78,7 @@ delivery: {max_concurrency: 8, timeout: 2s, initial_backoff: 50ms, max_backoff: 
 		published <- nil
 	}()
 	testenv.Eventually(t, 30*time.Second, func() bool { return c.unique() >= 50 }, "first deliveries")
-	a.kill()
+	a.Kill()
 	atKill := c.unique()
 	require.NoError(t, <-published)
 	require.Less(t, atKill, total, "the crash must happen before ingestion completes")

@@ -189,7 +189,7 @@ delivery: {max_concurrency: 2, timeout: 2s, initial_backoff: 50ms, max_backoff: 
 		postBatch(t, a.HTTP, i, 100)
 	}
 	testenv.Eventually(t, 20*time.Second, func() bool { n, _ := delivered(); return n >= 20 }, "first deliveries")
-	a.kill()
+	a.Kill()
 	atKill, _ := delivered()
 	require.Less(t, atKill, total, "the crash must happen before delivery completes")
 

@@ -48,7 +48,7 @@ delivery: {max_concurrency: 2, timeout: 2s, initial_backoff: 50ms, max_backoff: 
 		postBatch(t, a.HTTP, i, 100) // one trigger: queued directly
 	}
 	testenv.Eventually(t, 20*time.Second, func() bool { return c.unique() >= 10 }, "first deliveries")
-	a.kill()
+	a.Kill()
 	atKill := c.unique()
 
 	b := startServe(t, args...)

@@ -211,7 +211,7 @@ delivery:
 
 	// Kill the server while it delivers, once a fifth of the events are.
 	testenv.Eventually(t, 60*time.Second, func() bool { return fn.total() >= keys*per/5 }, "a fifth delivered")
-	a.kill()
+	a.Kill()
 	atKill := fn.total()
 	b := startServe(t, args...)
 	httpAddr.Store(&b.HTTP)

@@ -1,9 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,11 +10,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/switchyard-io/switchyard/internal/childproc"
 	"github.com/switchyard-io/switchyard/internal/testenv"
 )
 
@@ -42,14 +40,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a switchyard process started by a test.
+// proc is a switchyard process started by a test, serving on HTTP and
+// GRPC.
 type proc struct {
-	cmd  *exec.Cmd
+	*childproc.Process
 	HTTP string
 	GRPC string
-	mu   sync.Mutex
-	logs []string
-	done chan struct{}
 }
 
 // startServe runs `switchyard serve` with args and waits until it serves.
@@ -59,89 +55,30 @@ func startServe(t *testing.T, args ...string) *proc {
 }
 
 // startServeEnv is startServe with env ("KEY=value") added to the
-// process's environment.
+// process's environment. The process is killed when the test ends.
 func startServeEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	args = append([]string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, args...)
-	p := &proc{cmd: exec.Command(binary, args...), done: make(chan struct{})}
-	if env != nil {
-		p.cmd.Env = append(os.Environ(), env...)
-	}
-	stderr, err := p.cmd.StderrPipe()
+	cp, err := childproc.Start(t.Context(), childproc.Config{Exe: binary, Args: args, Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		once := sync.Once{}
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.logs = append(p.logs, line)
-			p.mu.Unlock()
-			var m map[string]any
-			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "switchyard serving" {
-				p.mu.Lock()
-				p.HTTP, p.GRPC = m["http"].(string), m["grpc"].(string)
-				p.mu.Unlock()
-				once.Do(func() { close(ready) })
-			}
-		}
-		_ = p.cmd.Wait()
-	}()
 	t.Cleanup(func() {
-		p.kill()
+		cp.Kill()
 		if t.Failed() { // what the server said, for a failure seen only in CI
-			t.Logf("switchyard %v logged (last 40 lines):\n%s", args, p.tail(40))
+			t.Logf("switchyard %v logged (last 40 lines):\n%s", args, cp.Tail(40))
 		}
 	})
-	select {
-	case <-ready:
-	case <-p.done:
-		t.Fatalf("switchyard exited before serving:\n%s", p.Logs())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("switchyard did not start:\n%s", p.Logs())
-	}
-	return p
+	a := cp.Addrs()
+	return &proc{Process: cp, HTTP: a.HTTP, GRPC: a.GRPC}
 }
 
-// Logs returns what the process logged so far.
-func (p *proc) Logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.logs, "\n")
-}
-
-// tail returns the last n lines the process logged.
-func (p *proc) tail(n int) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.logs[max(0, len(p.logs)-n):], "\n")
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill() {
-	if p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop sends SIGTERM and waits up to 30s.
+// stop sends SIGTERM and waits up to 30s, then kills the process and
+// fails the test.
 func (p *proc) stop(t *testing.T) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
+	t.Helper()
+	if err := p.Stop(30 * time.Second); errors.Is(err, childproc.ErrStopTimeout) {
 		t.Errorf("switchyard did not stop on SIGTERM:\n%s", p.Logs())
-		p.kill()
 	}
 }
 

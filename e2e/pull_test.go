@@ -109,7 +109,7 @@ delivery: {timeout: 2s, initial_backoff: 50ms, max_backoff: 500ms, max_attempts:
 		postBatch(t, b.HTTP, i, 100)
 	}
 	testenv.Eventually(t, 20*time.Second, func() bool { return handled.count() >= 150 }, "consumers at work")
-	a.kill()
+	a.Kill()
 
 	stats := func() map[string]any {
 		out, err := run(t, nil, "trigger", "stats", "jobs", "-o", "json", "--server", b.GRPC)

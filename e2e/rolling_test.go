@@ -2,16 +2,17 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchyard-io/switchyard/internal/childproc"
 	"github.com/switchyard-io/switchyard/internal/testenv"
 )
 
@@ -82,10 +83,7 @@ delivery: {max_concurrency: 8, timeout: 2s, initial_backoff: 50ms, max_backoff: 
 		before := len(ld.accepted())
 		rd := watchReadiness(p.HTTP)
 		testenv.Eventually(t, 5*time.Second, func() bool { s := rd.states(); return len(s) > 0 && s[0] == "ready" }, "instance %d ready", i)
-		require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
+		if err := p.Stop(30 * time.Second); errors.Is(err, childproc.ErrStopTimeout) {
 			t.Fatalf("instance %d did not stop on SIGTERM:\n%s", i, p.Logs())
 		}
 		<-rd.done

@@ -104,7 +104,7 @@ sources:
 	require.Contains(t, out, "every-second")
 
 	testenv.Eventually(t, 10*time.Second, func() bool { return len(a.ids()) >= 3 }, "ticks delivered")
-	procs[1].kill() // SIGKILL, mid-run
+	procs[1].Kill() // SIGKILL, mid-run
 	n := len(a.ids())
 	testenv.Eventually(t, 15*time.Second, func() bool { return len(a.ids()) >= n+4 }, "ticks go on after the kill")
 	for _, p := range []*proc{procs[0], procs[2]} {
@@ -168,7 +168,7 @@ target: {grpc: %q}
 	}
 	st := triggerStats(t, other.GRPC, "later")
 	require.EqualValues(t, 3, st.GetEnqueued())
-	accepter.kill()
+	accepter.Kill()
 	if !waitFor(10*time.Second, func() bool { return len(a.ids()) == 3 }) {
 		t.Fatalf("the delayed events are not delivered: %v; stats %v\n%s", a.ids(), triggerStats(t, other.GRPC, "later"), other.Logs())
 	}

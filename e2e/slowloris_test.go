@@ -78,7 +78,7 @@ func TestSlowBodiesHoldLittleMemory(t *testing.T) {
 		timeout  = 10 * time.Second
 	)
 	p := startServe(t, "--http-body-timeout", timeout.String())
-	pid := p.cmd.Process.Pid
+	pid := p.Pid()
 	base := "http://" + p.HTTP
 	scraper := &http.Client{Timeout: 10 * time.Second}
 	defer scraper.CloseIdleConnections()

@@ -521,6 +521,8 @@ func (s *Server) Serve() {
 		s.warner = startInsecureWarner(s.log, s.HTTPAddr()+", "+s.GRPCAddr())
 	}
 	s.logListeners()
+	// The e2e tests and the bench learn the ports from this line
+	// (internal/childproc.ParseServing): keep its msg and fields.
 	s.log.Info("switchyard serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "sources", len(s.cfg.Sources))
 }
 
