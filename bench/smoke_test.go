@@ -116,3 +116,53 @@ func TestTriggersScenarioScrapesMetrics(t *testing.T) {
 		t.Errorf("not printed:\n%s", out.String())
 	}
 }
+
+// The latency scenario measures the transports' floor at each rate beside
+// the saturated baselines of the same run, and reports the ratios.
+func TestLatencyScenarioMeasuresTheFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the real Redis; skipped with -short")
+	}
+	be := testenv.Real(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := server.New(ctx, server.Config{
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", RedisURL: be.URL,
+		Router: router.Config{Prefix: be.Prefix},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Serve()
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	var out, log bytes.Buffer
+	rep, err := Run(ctx, Options{
+		RedisURL: be.URL, Server: srv.GRPCAddr(), ServerHTTP: srv.HTTPAddr(),
+		Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
+		Scenarios: []string{RawGRPC, RawRedis, Latency}, LatencyRates: []int{200},
+		Out: &out, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\nlog:\n%s", err, log.String())
+	}
+	if len(rep.Errors) > 0 {
+		t.Fatalf("errors: %v\nlog:\n%s", rep.Errors, log.String())
+	}
+	if len(rep.Scenarios.Latency) != 1 || rep.Scenarios.Latency[0].Floor == nil {
+		t.Fatalf("no floor in the latency result: %+v", rep.Scenarios.Latency)
+	}
+	f := rep.Scenarios.Latency[0].Floor
+	if f.RatePerS != 200 || f.GRPC.Calls <= 0 || f.GRPC.Usage.BenchUSPerOp <= 0 || f.GRPC.Errors != 0 {
+		t.Errorf("gRPC floor: %+v", f.GRPC)
+	}
+	if f.Redis.Acked <= 0 || f.Redis.Usage.RedisCallsPerOp <= 0 {
+		t.Errorf("Redis floor: %+v", f.Redis)
+	}
+	if f.GRPCVsSaturated <= 0 || f.RedisCallsVsSaturated <= 0 {
+		t.Errorf("ratios to the saturated baselines missing: %+v", f)
+	}
+	if !strings.Contains(out.String(), "floor: raw gRPC unary") || !strings.Contains(out.String(), "floor: raw Redis") {
+		t.Errorf("floor lines not printed:\n%s", out.String())
+	}
+}
