@@ -21,19 +21,9 @@ func TestRunSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the real Redis; skipped with -short")
 	}
-	be := testenv.Real(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := server.New(ctx, server.Config{
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", RedisURL: be.URL,
-		Router: router.Config{Prefix: be.Prefix},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Serve()
-	defer func() { _ = srv.Shutdown(context.Background()) }()
+	be, srv := smokeServer(t)
 
 	var out, log bytes.Buffer
 	rep, err := Run(ctx, Options{
@@ -86,19 +76,9 @@ func TestTriggersScenarioScrapesMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the real Redis; skipped with -short")
 	}
-	be := testenv.Real(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := server.New(ctx, server.Config{
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", RedisURL: be.URL,
-		Router: router.Config{Prefix: be.Prefix},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Serve()
-	defer func() { _ = srv.Shutdown(context.Background()) }()
+	be, srv := smokeServer(t)
 	var out, log bytes.Buffer
 	rep, err := Run(ctx, Options{
 		RedisURL: be.URL, Server: srv.GRPCAddr(), ServerHTTP: srv.HTTPAddr(),
@@ -123,19 +103,9 @@ func TestLatencyScenarioMeasuresTheFloor(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the real Redis; skipped with -short")
 	}
-	be := testenv.Real(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := server.New(ctx, server.Config{
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", RedisURL: be.URL,
-		Router: router.Config{Prefix: be.Prefix},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Serve()
-	defer func() { _ = srv.Shutdown(context.Background()) }()
+	be, srv := smokeServer(t)
 	var out, log bytes.Buffer
 	rep, err := Run(ctx, Options{
 		RedisURL: be.URL, Server: srv.GRPCAddr(), ServerHTTP: srv.HTTPAddr(),
@@ -165,4 +135,21 @@ func TestLatencyScenarioMeasuresTheFloor(t *testing.T) {
 	if !strings.Contains(out.String(), "floor: raw gRPC unary") || !strings.Contains(out.String(), "floor: raw Redis") {
 		t.Errorf("floor lines not printed:\n%s", out.String())
 	}
+}
+
+// smokeServer serves an in-process server on the real Redis for the test.
+func smokeServer(t *testing.T) (testenv.Backend, *server.Server) {
+	t.Helper()
+	be := testenv.Real(t)
+	srv, err := server.New(context.Background(), server.Config{
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", RedisURL: be.URL,
+		Router: router.Config{Prefix: be.Prefix},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Serve()
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return be, srv
 }

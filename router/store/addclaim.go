@@ -105,59 +105,23 @@ func addClaimArgs(now time.Time, c ClaimRequest, items []Item) []any {
 
 // addClaimed reads the replies of addClaimScript (trigger → command): the
 // queue sizes and the claims, whose items started without their bodies
-// read get them from the batch. A script Redis lost (NOSCRIPT: its
-// bodies are stored, its ids not queued yet) is loaded and run again, in a
-// transaction of its own.
-//
-// An error is a write's: a claim that failed after its write is in
-// claimErrs, and its trigger's queue waits for an ordinary Claim.
+// read get them from the batch (see scriptReplies for a script Redis
+// lost). An error is a write's, but for a *ReplicationError, whose writes
+// landed; a claim that failed after its write is in claimErrs, and its
+// trigger's queue waits for an ordinary Claim.
 func (s *Store) addClaimed(ctx context.Context, cmds map[string]*redis.Cmd, batches map[string][]Item, now time.Time, claims map[string]ClaimRequest) (held map[string]int64, claimed map[string]ClaimResult, claimErrs []error, err error) {
 	held = make(map[string]int64, len(cmds))
 	claimed = make(map[string]ClaimResult, len(cmds))
-	var again []string
-	for trig, c := range cmds {
-		v, err := c.Slice()
-		switch {
-		case isNoScript(err):
-			again = append(again, trig)
-			continue
-		case err != nil:
-			return nil, nil, nil, err
-		}
+	err = s.scriptReplies(ctx, cmds, func(p redis.Pipeliner, trig string) *redis.Cmd {
+		return addClaimScript.EvalSha(ctx, p, s.keys.Queue(trig).all(), addClaimArgs(now, claims[trig], batches[trig])...)
+	}, func(trig string, v []any) error {
 		cerr, err := s.addClaimResult(ctx, trig, v, batches[trig], held, claimed)
-		if err != nil {
-			return nil, nil, nil, err
-		}
 		if cerr != nil {
 			claimErrs = append(claimErrs, cerr)
 		}
-	}
-	if len(again) == 0 {
-		return held, claimed, claimErrs, nil
-	}
-	if err := s.LoadScripts(ctx); err != nil {
-		return nil, nil, nil, err
-	}
-	re := make(map[string]*redis.Cmd, len(again))
-	txErr := s.acceptTx(ctx, s.keys.Queue(again[0]).Ready, func(p redis.Pipeliner) {
-		for _, trig := range again {
-			re[trig] = addClaimScript.EvalSha(ctx, p, s.keys.Queue(trig).all(), addClaimArgs(now, claims[trig], batches[trig])...)
-		}
+		return err
 	})
-	for trig, c := range re {
-		v, err := c.Slice()
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		cerr, err := s.addClaimResult(ctx, trig, v, batches[trig], held, claimed)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		if cerr != nil {
-			claimErrs = append(claimErrs, cerr)
-		}
-	}
-	return held, claimed, claimErrs, txErr
+	return held, claimed, claimErrs, err
 }
 
 // addClaimResult records one addClaimScript reply v for trig into held

@@ -206,49 +206,18 @@ func enqueued(v []any, items []Item) (added, held int64, ok bool) {
 
 // dedupAdded reads the replies of a direct commit's dedup scripts (trigger →
 // its dedupAddScript call) and returns each queue's size, the duplicates
-// marked among batches' items. A script the server did not have (NOSCRIPT:
-// it ran nothing, the bodies' HSET before it did) is loaded and run again,
-// alone, in a transaction of its own.
+// marked among batches' items (see scriptReplies for a script Redis lost).
 func (s *Store) dedupAdded(ctx context.Context, cmds map[string]*redis.Cmd, batches map[string][]Item) (map[string]int64, error) {
 	held := make(map[string]int64, len(cmds))
-	var again []string
-	for trig, c := range cmds {
-		v, err := c.Slice()
-		switch {
-		case isNoScript(err):
-			again = append(again, trig)
-			continue
-		case err != nil:
-			return nil, err
-		}
+	err := s.scriptReplies(ctx, cmds, func(p redis.Pipeliner, trig string) *redis.Cmd {
+		return dedupAddScript.EvalSha(ctx, p, s.dedupKeys(trig), dedupAddArgs(dedupWindow(batches[trig]), batches[trig])...)
+	}, func(trig string, v []any) error {
 		_, h, ok := dedupResult(v, batches[trig])
 		if !ok {
-			return nil, fmt.Errorf("queue %s: unexpected reply of %d elements", trig, len(v))
+			return fmt.Errorf("queue %s: unexpected reply of %d elements", trig, len(v))
 		}
 		held[trig] = h
-	}
-	if len(again) == 0 {
-		return held, nil
-	}
-	if err := s.LoadScripts(ctx); err != nil {
-		return nil, err
-	}
-	re := make(map[string]*redis.Cmd, len(again))
-	txErr := s.acceptTx(ctx, s.keys.Queue(again[0]).Ready, func(p redis.Pipeliner) {
-		for _, trig := range again {
-			re[trig] = dedupAddScript.EvalSha(ctx, p, s.dedupKeys(trig), dedupAddArgs(dedupWindow(batches[trig]), batches[trig])...)
-		}
+		return nil
 	})
-	for trig, c := range re {
-		v, err := c.Slice()
-		if err != nil {
-			return nil, err
-		}
-		_, h, ok := dedupResult(v, batches[trig])
-		if !ok {
-			return nil, fmt.Errorf("queue %s: unexpected reply of %d elements", trig, len(v))
-		}
-		held[trig] = h
-	}
-	return held, txErr
+	return held, err
 }

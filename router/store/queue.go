@@ -348,7 +348,8 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 		return nil, nil, nil, full(fmt.Errorf("queue: %w", derr))
 	}
 	aheld, aclaimed, aerrs, aerr := s.addClaimed(ctx, adds, batches, now, claims)
-	if aerr != nil && aheld == nil {
+	var arepl *ReplicationError
+	if aerr != nil && !errors.As(aerr, &arepl) {
 		return nil, nil, nil, full(fmt.Errorf("queue: %w", aerr))
 	}
 	// The writes landed; txErr is then a claim's error (handled below) or
@@ -382,10 +383,10 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 		}
 		errs = append(errs, fmt.Errorf("claim %s: %w", trig, cerr))
 	}
-	if repl == nil && aerr != nil {
+	if repl == nil {
 		// A script Redis had lost ran again, and its replicas' answer
-		// is the write's (see addClaimed).
-		errors.As(aerr, &repl)
+		// is the write's (see scriptReplies).
+		repl = arepl
 	}
 	if repl != nil {
 		return held, claimed, errors.Join(errs...), fmt.Errorf("queue: %w", repl)
