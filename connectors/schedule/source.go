@@ -73,7 +73,14 @@ type Source struct {
 	cursor time.Time
 	// due is the tick Read waits for or returned last, for NextFire.
 	due time.Time
+	// counts are this instance's share of the ticks (TickCounts).
+	counts connectors.TickCounts
 }
+
+// maxSkipCount bounds the steps of counting the ticks a resume skips on a
+// cron schedule (an interval's are computed): beyond it the count is a
+// lower bound.
+const maxSkipCount = 100_000
 
 // New builds a schedule source from its fields.
 func New(env connectors.Env, cfg connectors.Config) (connectors.Source, error) {
@@ -190,6 +197,7 @@ func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 	if oldest := now.Add(-s.catchUp - lateGrace); !due.IsZero() && due.Before(oldest) {
 		skipped := due
 		due = s.ticks.next(oldest.Add(-time.Nanosecond))
+		s.counts.Skipped += countTicks(s.ticks, skipped, due)
 		s.log.Warn("schedule: missed ticks older than catch_up skipped", "first_skipped", skipped.UTC().Format(time.RFC3339), "resumes_at", due.UTC().Format(time.RFC3339), "catch_up", s.catchUp)
 	}
 	s.due = due
@@ -210,21 +218,52 @@ func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 	s.mu.Lock()
 	s.cursor = due
 	s.mu.Unlock()
+	once := &connectors.Once{Key: s.name, Seq: due.UnixMilli()}
 	return &connectors.Message{
 		Event:    s.event(due),
 		Position: due.UTC().Format(time.RFC3339),
-		Once:     &connectors.Once{Key: s.name, Seq: due.UnixMilli()},
+		Once:     once,
 		Ack: func(_ context.Context, err error) error {
-			if err != nil { // not accepted: the tick is read again
-				s.mu.Lock()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			switch {
+			case err != nil: // not accepted: the tick is read again
 				if prev.Before(s.cursor) {
 					s.cursor = prev
 				}
-				s.mu.Unlock()
+			case once.Published:
+				s.counts.Fired++
+				if s.now().Sub(due) >= connectors.LateAfter {
+					s.counts.Late++
+				}
+			default:
+				s.counts.Taken++
 			}
 			return nil
 		},
 	}, nil
+}
+
+// countTicks counts the ticks from first (a tick) up to before until.
+func countTicks(t ticks, first, until time.Time) int64 {
+	if !first.Before(until) {
+		return 0
+	}
+	if i, ok := t.(interval); ok {
+		return int64((until.Sub(first) + i.d - 1) / i.d)
+	}
+	n := int64(1)
+	for at := t.next(first); !at.IsZero() && at.Before(until) && n < maxSkipCount; at = t.next(at) {
+		n++
+	}
+	return n
+}
+
+// TickCounts returns this instance's share of the ticks so far.
+func (s *Source) TickCounts() connectors.TickCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts
 }
 
 // event is the tick's event.
