@@ -73,6 +73,9 @@ type Source struct {
 	cursor time.Time
 	// due is the tick Read waits for or returned last, for NextFire.
 	due time.Time
+	// pending is the tick Read returned whose Ack has not come yet: the
+	// next to fire while it is being published.
+	pending time.Time
 	// counts are this instance's share of the ticks (TickCounts).
 	counts connectors.TickCounts
 }
@@ -217,6 +220,9 @@ func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 	}
 	s.mu.Lock()
 	s.cursor = due
+	if s.pending.IsZero() { // the earliest of a batch not yet acknowledged
+		s.pending = due
+	}
 	s.mu.Unlock()
 	once := &connectors.Once{Key: s.name, Seq: due.UnixMilli()}
 	return &connectors.Message{
@@ -226,6 +232,9 @@ func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 		Ack: func(_ context.Context, err error) error {
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			if s.pending.Equal(due) {
+				s.pending = time.Time{}
+			}
 			switch {
 			case err != nil: // not accepted: the tick is read again
 				if prev.Before(s.cursor) {
@@ -284,10 +293,15 @@ func (s *Source) event(tick time.Time) *pb.CloudEvent {
 	return ev
 }
 
-// NextFire is the tick Read waits for (or the one after the last emitted).
+// NextFire is the tick being published (read, not yet acknowledged), else
+// the tick Read waits for (or the one after the last emitted). A tick whose
+// publish keeps failing thus stays the next one, and shows as overdue.
 func (s *Source) NextFire() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.pending.IsZero() {
+		return s.pending
+	}
 	if !s.due.IsZero() && s.due.After(s.cursor) {
 		return s.due
 	}
