@@ -63,6 +63,11 @@ type Once struct {
 	Key string
 	// Seq orders the publishes of a key: a schedule's tick time in unix ms.
 	Seq int64
+	// Published is set by the runner before it acknowledges the message
+	// with a nil error: true when this instance's publish wrote it, false
+	// when its number was taken (by another instance, or by an earlier try
+	// of this one). A source may read it in Ack to count its share.
+	Published bool
 }
 
 // OnceLog reads what the publishes made at most once recorded: the last
@@ -79,6 +84,36 @@ type NextFirer interface {
 	// concurrent use with Read.
 	NextFire() time.Time
 }
+
+// TickCounter is implemented by sources that emit on a schedule: the
+// runner copies its counts into the source's Status (Ticks), and the
+// server exports them as metrics.
+type TickCounter interface {
+	// TickCounts returns the counts so far. Safe for concurrent use with
+	// Read.
+	TickCounts() TickCounts
+}
+
+// TickCounts are what one instance saw of a schedule's ticks. Every
+// instance tries every tick, and one publishes it: Fired summed over the
+// instances is the ticks published; Taken is the others' share.
+type TickCounts struct {
+	// Fired counts the ticks this instance published; Taken those it
+	// found published already (by another instance).
+	Fired, Taken int64
+	// Late counts the ticks fired late: published LateAfter or more after
+	// their time (caught up after every instance was down, or held up by
+	// pushback or a slow store).
+	Late int64
+	// Skipped counts the ticks older than the schedule's catch_up window
+	// when their turn came, never fired. Each instance that resumes past
+	// them counts them.
+	Skipped int64
+}
+
+// LateAfter is how long after its time a tick may be published and not
+// count as late (TickCounts.Late).
+const LateAfter = time.Second
 
 // Checkpoints is durable storage for sources whose external system does not
 // keep their position (a binlog position, a bucket listing). Keys are

@@ -126,6 +126,9 @@ type Status struct {
 	// NextFire is when a source that emits at known times (NextFirer)
 	// emits next; zero otherwise.
 	NextFire time.Time
+	// Ticks are the tick counts of a source that emits on a schedule
+	// (TickCounter); nil for the others.
+	Ticks *TickCounts
 }
 
 // Runner drives sources: one goroutine each.
@@ -254,6 +257,10 @@ func (r *Runner) Status() []Status {
 		s.mu.Unlock()
 		if nf, ok := s.src.(NextFirer); ok && st.State != StateStopped && st.State != StateDone {
 			st.NextFire = nf.NextFire()
+		}
+		if tc, ok := s.src.(TickCounter); ok {
+			c := tc.TickCounts()
+			st.Ticks = &c
 		}
 		out = append(out, st)
 	}
@@ -495,6 +502,9 @@ func (r *Runner) sinkPublish(ctx context.Context, batch []*Message, events []*pb
 			return n, err
 		}
 		if done {
+			// Kept across the tries of a batch: a message this
+			// instance published before a later one failed stays its.
+			m.Once.Published = true
 			n++
 		}
 	}

@@ -384,3 +384,64 @@ func BenchmarkPublishArchive(b *testing.B) {
 		})
 	}
 }
+
+// With the archive on, /metrics shows what it holds and its bounds, the
+// replays running with their progress, and what this instance's replays
+// read and queued; off, none of it.
+func TestArchiveMetrics(t *testing.T) {
+	b := testenv.Real(t)
+	inv := newReplayInvoker()
+	r := startRouter(t, b.Client, b.Prefix, func(c *Config, i *delivery.Invoker) {
+		archiving(ArchiveConfig{Retention: time.Hour, MaxBytes: 1 << 20}, inv)(c, i)
+		c.Metrics.StoreReadTTL = -1
+	})
+	reg := r.Registry()
+	none := map[string]string{}
+	gauge := func(name string) float64 {
+		v, ok := value(t, reg, name, none)
+		require.True(t, ok, name)
+		return v
+	}
+	require.EqualValues(t, 0, gauge("switchyard_archive_events"))
+	require.EqualValues(t, 3600, gauge("switchyard_archive_retention_seconds"))
+	require.EqualValues(t, 1<<20, gauge("switchyard_archive_max_bytes"))
+	require.EqualValues(t, 0, gauge("switchyard_replays_running"))
+
+	from := time.Now().Add(-time.Second)
+	for i := range 10 {
+		typ := "a"
+		if i%2 == 0 {
+			typ = "other"
+		}
+		_, err := r.Publish(t.Context(), []*pb.CloudEvent{event(fmt.Sprintf("e%d", i), typ)})
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, 10, gauge("switchyard_archive_events"))
+	require.Positive(t, gauge("switchyard_archive_bytes"))
+	age := gauge("switchyard_archive_oldest_age_seconds")
+	require.True(t, age >= 0 && age < 60, "oldest age %v", age)
+
+	putTrigger(t, r, "late", "a")
+	// Two events a second: the job runs for a few seconds.
+	job, err := r.StartReplay(t.Context(), &switchyardv1.ReplaySpec{From: timestamppb.New(from),
+		Destination: &switchyardv1.ReplaySpec_Trigger{Trigger: "late"}, Rate: 2})
+	require.NoError(t, err)
+	progress := map[string]string{"replay": job.GetId()}
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		p, ok := value(t, reg, "switchyard_replay_progress_ratio", progress)
+		return ok && p > 0 && p < 1 && gauge("switchyard_replays_running") == 1
+	}, "the replay running, part done")
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		_, ok := value(t, reg, "switchyard_replay_progress_ratio", progress)
+		return !ok && gauge("switchyard_replays_running") == 0
+	}, "the replay done")
+	require.EqualValues(t, 10, gauge("switchyard_replay_events_scanned_total"))
+	require.EqualValues(t, 5, gauge("switchyard_replay_deliveries_total"))
+
+	eb := testenv.Embedded(t)
+	off := startRouter(t, eb.Client, eb.Prefix, func(c *Config, _ *delivery.Invoker) { c.Metrics.StoreReadTTL = -1 })
+	for _, name := range []string{"switchyard_archive_events", "switchyard_replays_running", "switchyard_replay_deliveries_total"} {
+		_, ok := value(t, off.Registry(), name, none)
+		require.False(t, ok, "%s with the archive off", name)
+	}
+}

@@ -208,13 +208,25 @@ func TestOrderedPullTrigger(t *testing.T) {
 	}
 }
 
-// TestLaneGauges: an ordered trigger's lanes in the metrics; a blocked lane
-// counts until skipped; an unordered trigger has no lane series.
+// TestLaneGauges: an ordered trigger's lanes in the metrics, with the
+// events waiting behind an earlier one of their key (behind an attempt in
+// flight, or a blocked lane); a blocked lane counts until skipped; an
+// unordered trigger has no lane series.
 func TestLaneGauges(t *testing.T) {
 	b := testenv.Real(t)
-	inv := invokerFunc(func(_ context.Context, a *delivery.Attempt) delivery.Result {
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	inv := invokerFunc(func(ctx context.Context, a *delivery.Attempt) delivery.Result {
 		if strings.HasSuffix(a.Key, "k1/0") {
 			return delivery.Result{Verdict: delivery.DeadNow, Code: "INVALID_ARGUMENT", Start: time.Now()}
+		}
+		if strings.Contains(a.Key, "held/") {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return delivery.Result{Verdict: delivery.Retry, Code: "UNAVAILABLE", Start: time.Now()}
+			}
 		}
 		return delivery.Result{Verdict: delivery.Ack, Start: time.Now()}
 	})
@@ -225,22 +237,40 @@ func TestLaneGauges(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = r.PutTrigger(t.Context(), testTrigger("plain", "p"), store.PutApply, 0)
 	require.NoError(t, err)
+	_, _, err = r.PutTrigger(t.Context(), trigger.ToProto(orderedTrigger("holding", "h.")), store.PutApply, 0)
+	require.NoError(t, err)
 	_, err = r.Publish(t.Context(), []*pb.CloudEvent{event("k1/0", "g.x"), event("k1/1", "g.x"), event("k2/0", "g.x")})
+	require.NoError(t, err)
+	_, err = r.Publish(t.Context(), []*pb.CloudEvent{event("held/0", "h.x"), event("held/1", "h.x"), event("held/2", "h.x"), event("free/0", "h.x")})
 	require.NoError(t, err)
 	reg := r.Registry()
 	lbl := map[string]string{"trigger": "gauged"}
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		blocked, _ := value(t, reg, "switchyard_trigger_lanes_blocked", lbl)
 		active, _ := value(t, reg, "switchyard_trigger_lanes_active", lbl)
-		return blocked == 1 && active == 1
+		behind, _ := value(t, reg, "switchyard_trigger_lane_waiting", lbl)
+		return blocked == 1 && active == 1 && behind == 1
 	}, "k1 blocked, holding k1/1")
+	held := map[string]string{"trigger": "holding"}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		active, _ := value(t, reg, "switchyard_trigger_lanes_active", held)
+		behind, _ := value(t, reg, "switchyard_trigger_lane_waiting", held)
+		return active == 1 && behind == 2
+	}, "held/1 and held/2 wait behind held/0, free/0 delivered")
+	once.Do(func() { close(release) })
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		active, _ := value(t, reg, "switchyard_trigger_lanes_active", held)
+		behind, _ := value(t, reg, "switchyard_trigger_lane_waiting", held)
+		return active == 0 && behind == 0
+	}, "the held lane drained")
 	_, ok := value(t, reg, "switchyard_trigger_lanes_active", map[string]string{"trigger": "plain"})
 	require.False(t, ok, "no lane series for an unordered trigger")
 	require.NoError(t, r.SkipLane(t.Context(), "gauged", "k1"))
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		blocked, _ := value(t, reg, "switchyard_trigger_lanes_blocked", lbl)
 		active, _ := value(t, reg, "switchyard_trigger_lanes_active", lbl)
-		return blocked == 0 && active == 0
+		behind, _ := value(t, reg, "switchyard_trigger_lane_waiting", lbl)
+		return blocked == 0 && active == 0 && behind == 0
 	}, "k1 skipped and drained")
 	require.ErrorIs(t, r.SkipLane(t.Context(), "gauged", "k1"), ErrLaneNotBlocked)
 }

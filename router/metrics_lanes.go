@@ -12,7 +12,8 @@ import (
 )
 
 // laneCollector exports the lanes of ordered triggers (delivery.ordering):
-// lanes holding events and lanes blocked by a dead letter, cluster-wide,
+// lanes holding events, lanes blocked by a dead letter and the events
+// waiting behind an earlier one of their lane, cluster-wide,
 // read from the store at scrape time for the ordered triggers only and
 // kept for StoreReadTTL, as queueCollector does.
 type laneCollector struct {
@@ -23,7 +24,7 @@ type laneCollector struct {
 	readAt time.Time
 	gauges []store.LaneGauges
 
-	active, blocked *prometheus.Desc
+	active, blocked, behind *prometheus.Desc
 }
 
 func newLaneCollector(r *Router, ttl time.Duration) *laneCollector {
@@ -31,6 +32,7 @@ func newLaneCollector(r *Router, ttl time.Duration) *laneCollector {
 	return &laneCollector{r: r, ttl: ttl,
 		active:  prometheus.NewDesc("switchyard_trigger_lanes_active", "Ordered triggers: lanes (ordering keys) holding undelivered events (cluster-wide).", trig, nil),
 		blocked: prometheus.NewDesc("switchyard_trigger_lanes_blocked", "Ordered triggers: lanes stopped by a dead letter (on_dead: block) until it is replayed or skipped.", trig, nil),
+		behind:  prometheus.NewDesc("switchyard_trigger_lane_waiting", "Ordered triggers: events waiting behind an earlier event of their key, or for their blocked key (neither queued, in flight nor scheduled).", trig, nil),
 	}
 }
 
@@ -38,6 +40,7 @@ func newLaneCollector(r *Router, ttl time.Duration) *laneCollector {
 func (c *laneCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.active
 	ch <- c.blocked
+	ch <- c.behind
 }
 
 // Collect implements prometheus.Collector.
@@ -49,6 +52,7 @@ func (c *laneCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(g.Active), g.Trigger)
 		ch <- prometheus.MustNewConstMetric(c.blocked, prometheus.GaugeValue, float64(g.Blocked), g.Trigger)
+		ch <- prometheus.MustNewConstMetric(c.behind, prometheus.GaugeValue, float64(g.Behind), g.Trigger)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-io/switchyard/cloudevent"
@@ -26,7 +27,12 @@ import (
 // The events always go through the ingest log (never the direct path,
 // whose write is in the trigger's hash slot, not the claim's), without the
 // group commit: this path serves a few events a second. Errors as Publish.
-func (r *Router) PublishOnce(ctx context.Context, key string, seq int64, events []*pb.CloudEvent) (bool, error) {
+//
+// Traced as Publish is (a "publish" span, whose context the events without
+// one carry), the span also saying whether this call published (see
+// onceAttributes): every instance computes the same tick and tries it, so
+// all but one of them record a span of a publish that found seq taken.
+func (r *Router) PublishOnce(ctx context.Context, key string, seq int64, events []*pb.CloudEvent) (published bool, err error) {
 	if r.stopping.Load() {
 		return false, ErrStopping
 	}
@@ -53,6 +59,21 @@ func (r *Router) PublishOnce(ctx context.Context, key string, seq int64, events 
 		in.Reset(ev)
 		matched[i] = snap.index.Match(in, nil)
 	}
+	var stamp traceStamp
+	if r.tr != nil {
+		res := PublishResult{Triggers: matched}
+		for _, m := range matched {
+			res.Routed += len(m)
+		}
+		var span trace.Span
+		span, stamp = r.tr.startPublish(ctx, events, res)
+		defer func() {
+			if span.IsRecording() {
+				span.SetAttributes(onceAttributes(key, seq, published, res.Routed)...)
+			}
+			endSpan(span, err)
+		}()
+	}
 	if err := r.admit(snap, matched); err != nil {
 		return false, err
 	}
@@ -65,7 +86,7 @@ func (r *Router) PublishOnce(ctx context.Context, key string, seq int64, events 
 		if err != nil {
 			return false, fmt.Errorf("event[%d]: encode: %w", i, err)
 		}
-		recs = append(recs, store.LogRecord{Event: b, Triggers: matched[i], Due: dues[i]})
+		recs = append(recs, store.LogRecord{Event: stamp.stamp(ev, b), Triggers: matched[i], Due: dues[i]})
 	}
 	ok, err := r.store.AppendLogOnce(ctx, key, seq, recs)
 	r.noteWrite(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -58,10 +59,19 @@ type replays struct {
 	mu      sync.Mutex
 	running map[string]bool
 	wg      sync.WaitGroup
+
+	// scanned and queued count what this instance's jobs did, once
+	// checkpointed (a batch sent again after a takeover counts again).
+	scanned, queued prometheus.Counter
 }
 
 func newReplays(r *Router) *replays {
-	return &replays{r: r, owner: r.cfg.InstanceID + "/" + r.idNonce, kick: make(chan struct{}, 1), running: map[string]bool{}}
+	return &replays{r: r, owner: r.cfg.InstanceID + "/" + r.idNonce, kick: make(chan struct{}, 1), running: map[string]bool{},
+		scanned: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_replay_events_scanned_total",
+			Help: "Archived events this instance's replay jobs read (dry runs included)."}),
+		queued: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchyard_replay_deliveries_total",
+			Help: "Deliveries this instance's replay jobs queued (an event sent to two triggers counts twice; dry runs queue none)."}),
+	}
 }
 
 // loop takes free jobs once a second, or when kicked, until ctx ends; then
@@ -206,6 +216,10 @@ func (p *replays) run(ctx context.Context, id string) {
 			// store answers, here or on the instance that takes it.
 			p.r.log.Warn("replay: checkpoint", "replay", id, "err", err)
 			return
+		}
+		p.scanned.Add(float64(len(entries)))
+		if !spec.GetDryRun() {
+			p.queued.Add(float64(step.sent))
 		}
 		start = dlq.NextID(last)
 	}

@@ -107,6 +107,7 @@ func New(cfg Config, rdb redis.UniversalClient, invoker delivery.Invoker) (*Rout
 	r.peers.Store(true)
 	if r.archive = newArchiver(cfg.Archive, r.store); r.archive != nil {
 		r.replays = newReplays(r)
+		r.metrics.reg.MustRegister(newArchiveCollector(r, cfg.Metrics.StoreReadTTL), r.replays.scanned, r.replays.queued)
 	}
 	r.intakeCtx, r.stopIntake = context.WithCancel(context.Background())
 	r.attemptCtx, r.stopAttempts = context.WithCancel(context.Background())

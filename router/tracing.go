@@ -28,6 +28,9 @@ import (
 //     the caller's span (the HTTP or gRPC server span of the ingest, a
 //     connector's batch read, an attempt whose function replied). It counts
 //     the events and the deliveries queued, and names the triggers matched.
+//     Router.PublishOnce (a schedule's tick, under the runner's batch span)
+//     starts the same span, which also says whether this call published
+//     the tick or found it published by another instance.
 //   - The trace context of each event is stored with it, in the CloudEvents
 //     distributed tracing extension (traceparent, tracestate attributes).
 //     An event that arrives with a traceparent keeps it untouched: the
@@ -69,6 +72,9 @@ const (
 	attrQueueWait  = attribute.Key("switchyard.queue.wait")
 	attrReplies    = attribute.Key("switchyard.delivery.replies")
 	attrTargetKind = attribute.Key("switchyard.target.kind")
+	attrOnceKey    = attribute.Key("switchyard.publish.once.key")
+	attrOnceSeq    = attribute.Key("switchyard.publish.once.seq")
+	attrOnceDone   = attribute.Key("switchyard.publish.once.published")
 )
 
 // maxSpanNames bounds the trigger names on a publish span and the links to
@@ -175,6 +181,16 @@ func (tr *tracer) startPublish(ctx context.Context, events []*pb.CloudEvent, res
 		}
 	}
 	return span, traceStamp{c.traceparent, c.tracestate}
+}
+
+// onceAttributes describe a publish made at most once (PublishOnce): its
+// key and sequence number, whether this call published them, and the
+// deliveries it queued (none when another call had published seq).
+func onceAttributes(key string, seq int64, published bool, routed int) []attribute.KeyValue {
+	if !published {
+		routed = 0
+	}
+	return []attribute.KeyValue{attrOnceKey.String(key), attrOnceSeq.Int64(seq), attrOnceDone.Bool(published), attrRouted.Int(routed)}
 }
 
 // endSpan ends a span, recording err when not nil.

@@ -330,3 +330,59 @@ func TestTracingOffTouchesNothing(t *testing.T) {
 		require.True(t, proto.Equal(sent, events[i]), "stored as sent")
 	}
 }
+
+// A publish made at most once (a schedule's tick) is traced as a publish:
+// a PRODUCER span, child of the caller's (the runner's batch span), with
+// the messaging and CloudEvents attributes, its key and sequence number;
+// the stored event carries its context, so the attempt is its child. The
+// same tick tried again (as every other instance does) records a span
+// that says it published nothing.
+func TestTracingPublishOnce(t *testing.T) {
+	inv := &failOnce{}
+	r, rec, tracer := recordedRouter(t, inv)
+	tick := time.Date(2026, 12, 24, 18, 0, 0, 0, time.UTC)
+	ev := func() *pb.CloudEvent {
+		return &pb.CloudEvent{Id: "nightly@" + tick.Format(time.RFC3339), Source: "/switchyard/schedule/nightly", SpecVersion: "1.0", Type: "order",
+			Attributes: map[string]*pb.CloudEventAttributeValue{"time": {Attr: &pb.CloudEventAttributeValue_CeTimestamp{CeTimestamp: timestamppb.New(tick)}}}}
+	}
+	ctx, caller := tracer.Start(context.Background(), "receive nightly")
+	published, err := r.PublishOnce(ctx, "nightly", tick.UnixMilli(), []*pb.CloudEvent{ev()})
+	require.NoError(t, err)
+	require.True(t, published)
+	again, err := r.PublishOnce(ctx, "nightly", tick.UnixMilli(), []*pb.CloudEvent{ev()})
+	require.NoError(t, err)
+	require.False(t, again, "the tick was taken")
+	caller.End()
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(spansNamed(rec, "deliver orders")) == 2 }, "two attempt spans")
+
+	pubs := spansNamed(rec, "publish")
+	require.Len(t, pubs, 2)
+	for i, pub := range pubs {
+		require.Equal(t, trace.SpanKindProducer, pub.SpanKind())
+		require.Equal(t, caller.SpanContext().SpanID(), pub.Parent().SpanID(), "publish %d is a child of the caller's span", i)
+		require.Equal(t, otelcodes.Unset, pub.Status().Code)
+		want := map[attribute.Key]any{
+			"messaging.system": "switchyard", "messaging.operation.type": "send", "messaging.operation.name": "publish",
+			"messaging.batch.message_count": int64(1), "cloudevents.event_id": "nightly@2026-12-24T18:00:00Z",
+			"cloudevents.event_source": "/switchyard/schedule/nightly", "cloudevents.event_type": "order",
+			"switchyard.publish.once.key": "nightly", "switchyard.publish.once.seq": tick.UnixMilli(),
+			"switchyard.publish.once.published": i == 0, "switchyard.publish.routed": int64(1 - i),
+		}
+		for key, w := range want {
+			v, ok := attrOf(pub, key)
+			require.True(t, ok, "publish %d: %s", i, key)
+			require.Equal(t, w, v.AsInterface(), "publish %d: %s", i, key)
+		}
+	}
+	first := pubs[0]
+	traces, events := inv.seen()
+	var c w3cFields
+	propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), first.SpanContext()), &c)
+	for i, ev := range events {
+		require.Equal(t, c.traceparent, stringAttr(ev, "traceparent"), "the stored tick carries its publish span's context")
+		require.NotEmpty(t, traces[i]["traceparent"])
+	}
+	for _, a := range spansNamed(rec, "deliver orders") {
+		require.Equal(t, first.SpanContext().SpanID(), a.Parent().SpanID(), "the attempt is a child of the publish that wrote the tick")
+	}
+}

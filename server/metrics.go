@@ -20,6 +20,7 @@ type sourceCollector struct {
 
 	events, invalid, errs, reconnects *prometheus.Desc
 	state, lastEvent, lag, backlog    *prometheus.Desc
+	nextFire, ticks, ticksLate        *prometheus.Desc
 }
 
 func newSourceCollector(runner func() *connectors.Runner) *sourceCollector {
@@ -34,12 +35,16 @@ func newSourceCollector(runner func() *connectors.Runner) *sourceCollector {
 		lastEvent:  prometheus.NewDesc("switchyard_source_last_event_timestamp_seconds", "When the source last had events accepted (unix seconds; 0: never).", l, nil),
 		lag:        prometheus.NewDesc("switchyard_source_lag_seconds", "How long before its acceptance the newest event of the last accepted batch happened, by its time attribute (replication lag for CDC, time since stored for queues); absent until known.", l, nil),
 		backlog:    prometheus.NewDesc("switchyard_source_backlog", "Messages the external system still holds for the source, where it says (NATS JetStream); absent elsewhere.", l, nil),
+		nextFire:   prometheus.NewDesc("switchyard_source_next_fire_timestamp_seconds", "When a source that emits at known times (schedule) emits next (unix seconds); absent for the others and once stopped.", l, nil),
+		ticks: prometheus.NewDesc("switchyard_schedule_ticks_total", "A schedule's ticks as this instance saw them, by outcome: fired (published here), taken (another instance had published it), skipped (older than catch_up when its turn came: never fired). Every instance tries every tick; sum fired over them for the ticks published.",
+			[]string{"source", "kind", "outcome"}, nil),
+		ticksLate: prometheus.NewDesc("switchyard_schedule_ticks_late_total", "Ticks this instance fired a second or more after their time (caught up after an outage, or held up by pushback or a slow store).", l, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.events, c.invalid, c.errs, c.reconnects, c.state, c.lastEvent, c.lag, c.backlog} {
+	for _, d := range []*prometheus.Desc{c.events, c.invalid, c.errs, c.reconnects, c.state, c.lastEvent, c.lag, c.backlog, c.nextFire, c.ticks, c.ticksLate} {
 		ch <- d
 	}
 }
@@ -73,6 +78,15 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if st.BacklogKnown {
 			ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(st.Backlog), l...)
+		}
+		if !st.NextFire.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.nextFire, prometheus.GaugeValue, float64(st.NextFire.UnixMilli())/1000, l...)
+		}
+		if tc := st.Ticks; tc != nil {
+			for outcome, n := range map[string]int64{"fired": tc.Fired, "taken": tc.Taken, "skipped": tc.Skipped} {
+				ch <- prometheus.MustNewConstMetric(c.ticks, prometheus.CounterValue, float64(n), st.Name, st.Kind, outcome)
+			}
+			ch <- prometheus.MustNewConstMetric(c.ticksLate, prometheus.CounterValue, float64(tc.Late), l...)
 		}
 	}
 }

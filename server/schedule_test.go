@@ -5,15 +5,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"regexp"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/switchyard-io/switchyard/connectors"
+	"github.com/switchyard-io/switchyard/internal/otlpsink"
+	"github.com/switchyard-io/switchyard/internal/telemetry"
 	"github.com/switchyard-io/switchyard/internal/testenv"
 	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
+	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/server"
 )
 
@@ -72,4 +79,95 @@ func TestScheduleTwoServersOneTickEach(t *testing.T) {
 			require.Equal(t, time.Second, ticks[i].Sub(ticks[i-1]))
 		}
 	})
+}
+
+// /metrics counts a schedule's ticks by outcome (fired here, none late or
+// skipped on a running server) and shows when it fires next.
+func TestScheduleMetrics(t *testing.T) {
+	e := startServer(t, testenv.Real(t), func(c *server.Config) {
+		c.Sources = everySecond()
+		c.Router.Metrics = router.MetricsConfig{StoreReadTTL: -1}
+	})
+	fired := regexp.MustCompile(`(?m)^switchyard_schedule_ticks_total\{kind="schedule",outcome="fired",source="tick"\} (\d+)$`)
+	next := regexp.MustCompile(`(?m)^switchyard_source_next_fire_timestamp_seconds\{kind="schedule",source="tick"\} (\S+)$`)
+	var body string
+	testenv.Eventually(t, 15*time.Second, func() bool {
+		resp, err := http.Get(e.http + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		body = string(b)
+		m := fired.FindStringSubmatch(body)
+		return m != nil && m[1] != "0"
+	}, "a tick fired")
+	for _, want := range []string{
+		`switchyard_schedule_ticks_total{kind="schedule",outcome="skipped",source="tick"} 0`,
+		`switchyard_schedule_ticks_total{kind="schedule",outcome="taken",source="tick"} `,
+		`switchyard_schedule_ticks_late_total{kind="schedule",source="tick"} `,
+	} {
+		require.Contains(t, body, want)
+	}
+	m := next.FindStringSubmatch(body)
+	require.NotNil(t, m, "the next tick's time is exported")
+	at, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	require.InDelta(t, float64(time.Now().Unix()), at, 3, "an interval of 1s fires within a second or so")
+}
+
+// With tracing on, a tick is traced as every other ingest: the runner's
+// "receive <source>" span, the router's "publish" (PRODUCER, with the
+// tick's CloudEvents attributes and its once key) under it, and the
+// attempt "deliver <trigger>" under that, in the OTLP receiver.
+func TestScheduleTickTraced(t *testing.T) {
+	sink, err := otlpsink.Start(true)
+	require.NoError(t, err)
+	t.Cleanup(sink.Close)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+sink.GRPCAddr())
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+	rec := &received{}
+	fn := startFunction(t, recorder(rec))
+	e := startServer(t, testenv.Real(t), func(c *server.Config) {
+		c.Sources = everySecond()
+		c.Tracing = telemetry.Config{Exporter: telemetry.ExporterOTLP, Protocol: telemetry.ProtocolGRPC}
+	})
+	e.apply(t, fmt.Sprintf("name: ticks\nfilter: {attributes: {type: sched.tick}}\ntarget: {grpc: %q}\n", fn))
+
+	byID := map[string]otlpsink.Span{}
+	var deliver otlpsink.Span
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		for _, s := range sink.Spans() {
+			byID[s.SpanID] = s
+		}
+		for _, s := range byID {
+			if s.Name != "deliver ticks" {
+				continue
+			}
+			if pub, ok := byID[s.ParentSpanID]; ok {
+				if _, ok := byID[pub.ParentSpanID]; ok {
+					deliver = s
+					return true
+				}
+			}
+		}
+		return false
+	}, "a tick's receive, publish and deliver spans")
+	pub := byID[deliver.ParentSpanID]
+	recv := byID[pub.ParentSpanID]
+	require.Equal(t, "publish", pub.Name)
+	require.Equal(t, tracepb.Span_SPAN_KIND_PRODUCER, pub.Kind)
+	require.Equal(t, "receive tick", recv.Name)
+	require.Equal(t, tracepb.Span_SPAN_KIND_CLIENT, recv.Kind)
+	require.Equal(t, tracepb.Span_SPAN_KIND_CLIENT, deliver.Kind)
+	id, _ := pub.Attributes["cloudevents.event_id"].(string)
+	require.Regexp(t, `^tick@\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`, id)
+	for k, want := range map[string]any{
+		"messaging.system": "switchyard", "messaging.operation.type": "send", "messaging.batch.message_count": int64(1),
+		"cloudevents.event_source": "/switchyard/schedule/tick", "cloudevents.event_type": "sched.tick",
+		"switchyard.publish.once.key": "tick", "switchyard.publish.once.published": true, "switchyard.publish.routed": int64(1),
+	} {
+		require.Equal(t, want, pub.Attributes[k], k)
+	}
+	require.Equal(t, id, deliver.Attributes["cloudevents.event_id"])
+	require.Equal(t, "schedule", recv.Attributes["switchyard.source.kind"])
 }

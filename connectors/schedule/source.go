@@ -73,7 +73,17 @@ type Source struct {
 	cursor time.Time
 	// due is the tick Read waits for or returned last, for NextFire.
 	due time.Time
+	// pending is the tick Read returned whose Ack has not come yet: the
+	// next to fire while it is being published.
+	pending time.Time
+	// counts are this instance's share of the ticks (TickCounts).
+	counts connectors.TickCounts
 }
+
+// maxSkipCount bounds the steps of counting the ticks a resume skips on a
+// cron schedule (an interval's are computed): beyond it the count is a
+// lower bound.
+const maxSkipCount = 100_000
 
 // New builds a schedule source from its fields.
 func New(env connectors.Env, cfg connectors.Config) (connectors.Source, error) {
@@ -190,6 +200,7 @@ func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 	if oldest := now.Add(-s.catchUp - lateGrace); !due.IsZero() && due.Before(oldest) {
 		skipped := due
 		due = s.ticks.next(oldest.Add(-time.Nanosecond))
+		s.counts.Skipped += countTicks(s.ticks, skipped, due)
 		s.log.Warn("schedule: missed ticks older than catch_up skipped", "first_skipped", skipped.UTC().Format(time.RFC3339), "resumes_at", due.UTC().Format(time.RFC3339), "catch_up", s.catchUp)
 	}
 	s.due = due
@@ -209,22 +220,59 @@ func (s *Source) Read(ctx context.Context) (*connectors.Message, error) {
 	}
 	s.mu.Lock()
 	s.cursor = due
+	if s.pending.IsZero() { // the earliest of a batch not yet acknowledged
+		s.pending = due
+	}
 	s.mu.Unlock()
+	once := &connectors.Once{Key: s.name, Seq: due.UnixMilli()}
 	return &connectors.Message{
 		Event:    s.event(due),
 		Position: due.UTC().Format(time.RFC3339),
-		Once:     &connectors.Once{Key: s.name, Seq: due.UnixMilli()},
+		Once:     once,
 		Ack: func(_ context.Context, err error) error {
-			if err != nil { // not accepted: the tick is read again
-				s.mu.Lock()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.pending.Equal(due) {
+				s.pending = time.Time{}
+			}
+			switch {
+			case err != nil: // not accepted: the tick is read again
 				if prev.Before(s.cursor) {
 					s.cursor = prev
 				}
-				s.mu.Unlock()
+			case once.Published:
+				s.counts.Fired++
+				if s.now().Sub(due) >= connectors.LateAfter {
+					s.counts.Late++
+				}
+			default:
+				s.counts.Taken++
 			}
 			return nil
 		},
 	}, nil
+}
+
+// countTicks counts the ticks from first (a tick) up to before until.
+func countTicks(t ticks, first, until time.Time) int64 {
+	if !first.Before(until) {
+		return 0
+	}
+	if i, ok := t.(interval); ok {
+		return int64((until.Sub(first) + i.d - 1) / i.d)
+	}
+	n := int64(1)
+	for at := t.next(first); !at.IsZero() && at.Before(until) && n < maxSkipCount; at = t.next(at) {
+		n++
+	}
+	return n
+}
+
+// TickCounts returns this instance's share of the ticks so far.
+func (s *Source) TickCounts() connectors.TickCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts
 }
 
 // event is the tick's event.
@@ -245,10 +293,15 @@ func (s *Source) event(tick time.Time) *pb.CloudEvent {
 	return ev
 }
 
-// NextFire is the tick Read waits for (or the one after the last emitted).
+// NextFire is the tick being published (read, not yet acknowledged), else
+// the tick Read waits for (or the one after the last emitted). A tick whose
+// publish keeps failing thus stays the next one, and shows as overdue.
 func (s *Source) NextFire() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.pending.IsZero() {
+		return s.pending
+	}
 	if !s.due.IsZero() && s.due.After(s.cursor) {
 		return s.due
 	}

@@ -172,9 +172,11 @@ func TestResumeAndCatchUp(t *testing.T) {
 	require.NoError(t, m.Ack(t.Context(), nil))
 	m, tick = readTick(t, s)
 	require.Equal(t, now.Add(-3*time.Second), tick)
+	require.Equal(t, tick, s.NextFire(), "a tick read but not acknowledged is the next to fire")
 	require.NoError(t, m.Ack(t.Context(), errors.New("not accepted")))
-	_, again := readTick(t, s)
+	m, again := readTick(t, s)
 	require.Equal(t, tick, again, "a tick not accepted is read again")
+	require.NoError(t, m.Ack(t.Context(), nil))
 	require.Equal(t, now.Add(-2*time.Second), s.NextFire())
 
 	first := mustBuild(t, "new", once, map[string]any{"interval": "1s"})
@@ -204,12 +206,24 @@ func TestRunnersShareTheTicks(t *testing.T) {
 		}
 		return n
 	}
-	for total() < 3 && time.Now().Before(deadline) {
+	taken := func() (n int64) {
+		for _, r := range runners {
+			n += r.Status()[0].Ticks.Taken
+		}
+		return n
+	}
+	for (total() < 3 || taken() < 1) && time.Now().Before(deadline) {
 		require.False(t, runners[0].Status()[0].NextFire.IsZero(), "a running schedule knows its next tick")
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, r := range runners {
 		require.NoError(t, r.Stop(t.Context()))
+	}
+	require.Positive(t, taken(), "a runner saw a tick the other had published")
+	for i, r := range runners {
+		st := r.Status()[0]
+		require.Equal(t, st.Events, st.Ticks.Fired, "runner %d: the ticks it fired are the events it published", i)
+		require.Zero(t, st.Ticks.Skipped, "runner %d", i)
 	}
 	once.mu.Lock()
 	defer once.mu.Unlock()
@@ -218,4 +232,46 @@ func TestRunnersShareTheTicks(t *testing.T) {
 	for i := 1; i < len(once.published); i++ {
 		require.EqualValues(t, 1000, once.published[i]-once.published[i-1], "consecutive ticks")
 	}
+}
+
+// A source counts its share of the ticks: those it fired (late ones too:
+// published a second or more after their time), those another instance
+// had fired, and those a resume skipped past catch_up.
+func TestTickCounts(t *testing.T) {
+	now := utc("2026-12-06T10:00:00Z")
+	once := &memOnce{last: map[string]int64{"s": now.Add(-10 * time.Second).UnixMilli()}}
+	s := mustBuild(t, "s", once, map[string]any{"interval": "1s", "catch_up": "3s"})
+	s.now = func() time.Time { return now }
+	require.NoError(t, s.Connect(t.Context()))
+	m, tick := readTick(t, s)
+	require.Equal(t, now.Add(-4*time.Second), tick)
+	require.Equal(t, connectors.TickCounts{Skipped: 5}, s.TickCounts(), "09:59:51 to 09:59:55 skipped")
+	m.Once.Published = true // as the runner says of a tick it wrote
+	require.NoError(t, m.Ack(t.Context(), nil))
+	m, _ = readTick(t, s)
+	require.NoError(t, m.Ack(t.Context(), nil)) // another instance wrote it
+	m, _ = readTick(t, s)
+	require.NoError(t, m.Ack(t.Context(), errors.New("not accepted")))
+	require.Equal(t, connectors.TickCounts{Fired: 1, Late: 1, Taken: 1, Skipped: 5}, s.TickCounts())
+
+	// A tick fired on time is not late.
+	s.now = func() time.Time { return now.Add(10 * time.Second) }
+	s.cursor = now.Add(10*time.Second - time.Second)
+	m, tick = readTick(t, s)
+	require.Equal(t, now.Add(10*time.Second), tick)
+	m.Once.Published = true
+	require.NoError(t, m.Ack(t.Context(), nil))
+	require.Equal(t, connectors.TickCounts{Fired: 2, Late: 1, Taken: 1, Skipped: 5}, s.TickCounts())
+}
+
+// countTicks counts an interval's ticks by arithmetic and a cron
+// schedule's by stepping, bounded.
+func TestCountTicks(t *testing.T) {
+	from := utc("2026-12-06T10:00:00Z")
+	require.EqualValues(t, 60, countTicks(interval{time.Minute}, from, from.Add(time.Hour)))
+	require.EqualValues(t, 0, countTicks(interval{time.Minute}, from, from))
+	c := mustBuild(t, "c", nil, map[string]any{"cron": "*/15 * * * *"})
+	require.EqualValues(t, 4, countTicks(c.ticks, from, from.Add(time.Hour)))
+	every := mustBuild(t, "e", nil, map[string]any{"cron": "* * * * * *"})
+	require.EqualValues(t, maxSkipCount, countTicks(every.ticks, from, from.Add(1000*time.Hour)), "a lower bound past maxSkipCount")
 }

@@ -26,10 +26,12 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard-io/switchyard/connectors"
 	_ "github.com/switchyard-io/switchyard/connectors/all"
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -77,7 +79,8 @@ func TestRulesParse(t *testing.T) {
 	}
 	// What the rules must cover.
 	for _, want := range []string{"SwitchyardDeadLettersGrowing", "SwitchyardOldestEventOverBudget", "SwitchyardBreakerOpen",
-		"SwitchyardPushbackSustained", "SwitchyardSourceErroring", "SwitchyardSourceLagging", "SwitchyardRedisUnreachable"} {
+		"SwitchyardPushbackSustained", "SwitchyardSourceErroring", "SwitchyardSourceLagging", "SwitchyardRedisUnreachable",
+		"SwitchyardOrderedLaneBlocked", "SwitchyardArchiveSizeCutsRetention", "SwitchyardScheduleTicksSkipped", "SwitchyardScheduleOverdue"} {
 		require.Contains(t, alerts, want)
 	}
 }
@@ -167,10 +170,40 @@ func TestDashboardParses(t *testing.T) {
 	}
 }
 
+// featureMetrics are the series of the delivery features (dedup, ordered
+// lanes, delayed delivery, the archive and replays, schedules) that the
+// dashboard must show.
+var featureMetrics = []string{
+	"switchyard_events_duplicate_total",
+	"switchyard_trigger_lanes_active", "switchyard_trigger_lanes_blocked", "switchyard_trigger_lane_waiting",
+	"switchyard_trigger_deliver_after_waiting",
+	"switchyard_archive_events", "switchyard_archive_bytes", "switchyard_archive_max_bytes",
+	"switchyard_archive_oldest_age_seconds", "switchyard_archive_retention_seconds",
+	"switchyard_replays_running", "switchyard_replay_progress_ratio",
+	"switchyard_replay_events_scanned_total", "switchyard_replay_deliveries_total",
+	"switchyard_schedule_ticks_total", "switchyard_schedule_ticks_late_total", "switchyard_source_next_fire_timestamp_seconds",
+}
+
+// The dashboard has a panel for each feature's series.
+func TestDashboardCoversTheFeatures(t *testing.T) {
+	shown := map[string]bool{}
+	for where, e := range dashboardExprs(t) {
+		if strings.HasPrefix(where, "panel ") {
+			for _, n := range metricNames(t, where, e) {
+				shown[n] = true
+			}
+		}
+	}
+	for _, n := range featureMetrics {
+		require.True(t, shown[n], "no panel shows %s", n)
+	}
+}
+
 // The rules and the dashboard name only metrics a real server exposes on
-// /metrics: one with triggers that deliver, retry, dead-letter, push back
-// and see a stale outcome, and with two sources (a directory, NATS
-// JetStream) that read.
+// /metrics: one with triggers that deliver, retry, dead-letter, push back,
+// see a stale outcome, drop a duplicate and order by key, with the archive
+// on and a replay running, and with three sources (a directory, NATS
+// JetStream, a schedule) that read.
 func TestNamesAreExposed(t *testing.T) {
 	exposed := scrapeBusyServer(t)
 	used := map[string][]string{}
@@ -234,11 +267,13 @@ func scrapeBusyServer(t *testing.T) map[string]bool {
 	srv, err := server.New(ctx, server.Config{
 		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", RedisURL: b.URL,
 		Router: router.Config{Prefix: b.Prefix, SweepInterval: 100 * time.Millisecond,
-			Metrics: router.MetricsConfig{StoreReadTTL: -1, HistogramTriggers: []string{"ok"}}},
+			Metrics: router.MetricsConfig{StoreReadTTL: -1, HistogramTriggers: []string{"ok"}},
+			Archive: router.ArchiveConfig{Retention: time.Hour, MaxBytes: 64 << 20}},
 		Logger: slog.New(slog.DiscardHandler),
 		Sources: []connectors.SourceConfig{
 			{Name: "files", Kind: "directory", Fields: map[string]any{"path": dir}},
 			{Name: "queue", Kind: "nats_jetstream", Fields: map[string]any{"stream": stream, "create_stream": true, "subjects": []any{stream + ".>"}}},
+			{Name: "ticks", Kind: "schedule", Fields: map[string]any{"interval": "1s", "type": "monitoring.tick"}},
 		},
 	})
 	require.NoError(t, err)
@@ -262,11 +297,27 @@ func scrapeBusyServer(t *testing.T) map[string]bool {
 		d.MaxAttempts, d.MaxQueue = 2, 1
 		d.InitialBackoff.Duration, d.MaxBackoff.Duration = time.Second, time.Second
 	})
+	put("dedup", "dup", fn.URL, func(d *trigger.Delivery) { d.DedupWindow = &trigger.Duration{Duration: time.Minute} })
+	put("ordered", "ordered", fn.URL, func(d *trigger.Delivery) { d.Ordering = &trigger.Ordering{Key: "subject"} })
 	publish := func(typ string) error {
 		_, err := r.Publish(ctx, []*pb.CloudEvent{{Id: typ + "-" + time.Now().Format(time.RFC3339Nano), Source: "/monitoring", SpecVersion: "1.0", Type: typ}})
 		return err
 	}
-	require.NoError(t, publish("ok"))
+	archived := time.Now().Add(-time.Second)
+	for range 10 {
+		require.NoError(t, publish("ok"))
+	}
+	// A copy within the dedup window is dropped.
+	dup := []*pb.CloudEvent{{Id: "dup-1", Source: "/monitoring", SpecVersion: "1.0", Type: "dup"}}
+	for range 2 {
+		_, err := r.Publish(ctx, dup)
+		require.NoError(t, err)
+	}
+	require.NoError(t, publish("ordered"))
+	// A replay of the ten events at one a second runs while the test scrapes.
+	_, err = r.StartReplay(ctx, &switchyardv1.ReplaySpec{From: timestamppb.New(archived),
+		Destination: &switchyardv1.ReplaySpec_Trigger{Trigger: "ok"}, Rate: 1})
+	require.NoError(t, err)
 	require.NoError(t, publish("fails"))
 	var pe *router.PushbackError
 	require.ErrorAs(t, publish("fails"), &pe)
@@ -312,7 +363,9 @@ func scrapeBusyServer(t *testing.T) map[string]bool {
 		require.NoError(t, err)
 		lacking = lacking[:0]
 		for _, n := range []string{"switchyard_dead_letters_total", "switchyard_pushbacks_total", "switchyard_stale_outcomes_total",
-			"switchyard_attempts_total", "switchyard_source_lag_seconds", "switchyard_source_backlog"} {
+			"switchyard_attempts_total", "switchyard_source_lag_seconds", "switchyard_source_backlog",
+			"switchyard_events_duplicate_total", "switchyard_trigger_lane_waiting", "switchyard_archive_bytes",
+			"switchyard_replay_progress_ratio", "switchyard_schedule_ticks_total", "switchyard_source_next_fire_timestamp_seconds"} {
 			if fams[n] == nil {
 				lacking = append(lacking, n)
 			}

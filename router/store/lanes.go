@@ -321,21 +321,28 @@ type LaneGauges struct {
 	Trigger string
 	// Active lanes hold events; Blocked ones are stopped by a dead letter.
 	Active, Blocked int64
+	// Behind counts the events waiting for an earlier event of their lane
+	// (or for their blocked lane), as LaneStats does.
+	Behind int64
 }
 
 // LaneGaugesAll reads the lanes of ordered triggers with plain reads (two
-// HLEN per trigger), pipelined a round trip per gaugeChunk triggers, as
-// GaugesAll does.
+// HLEN and a ZCARD per trigger), pipelined a round trip per gaugeChunk
+// triggers, as GaugesAll does. Of a lane holding events, its first is
+// active unless the lane is blocked: without blocked lanes, Behind is the
+// events in lanes less the lanes; a trigger with blocked lanes has them
+// counted by laneStatsScript (one more round trip each: blocked lanes wait
+// for an operator, so there are few).
 func (s *Store) LaneGaugesAll(ctx context.Context, triggers []string) ([]LaneGauges, error) {
 	out := make([]LaneGauges, 0, len(triggers))
 	for len(triggers) > 0 {
 		chunk := triggers[:min(gaugeChunk, len(triggers))]
 		triggers = triggers[len(chunk):]
-		cmds := make([][2]*redis.IntCmd, len(chunk))
+		cmds := make([][3]*redis.IntCmd, len(chunk))
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, t := range chunk {
 				lk := s.keys.Queue(t).laneKeys() // lq, lane, lanes, blocked
-				cmds[i] = [2]*redis.IntCmd{p.HLen(ctx, lk[2]), p.HLen(ctx, lk[3])}
+				cmds[i] = [3]*redis.IntCmd{p.HLen(ctx, lk[2]), p.HLen(ctx, lk[3]), p.ZCard(ctx, lk[0])}
 			}
 			return nil
 		})
@@ -343,10 +350,22 @@ func (s *Store) LaneGaugesAll(ctx context.Context, triggers []string) ([]LaneGau
 			return nil, fmt.Errorf("lane gauges: %w", err)
 		}
 		for i, t := range chunk {
-			if cmds[i][0].Err() != nil || cmds[i][1].Err() != nil {
+			if cmds[i][0].Err() != nil || cmds[i][1].Err() != nil || cmds[i][2].Err() != nil {
 				continue // a key holding something unexpected
 			}
-			out = append(out, LaneGauges{Trigger: t, Active: cmds[i][0].Val(), Blocked: cmds[i][1].Val()})
+			g := LaneGauges{Trigger: t, Active: cmds[i][0].Val(), Blocked: cmds[i][1].Val()}
+			g.Behind = max(0, cmds[i][2].Val()-g.Active)
+			if g.Blocked > 0 {
+				ls, err := s.LaneStats(ctx, t, 1)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil, fmt.Errorf("lane gauges: %w", err)
+					}
+					continue
+				}
+				g.Active, g.Blocked, g.Behind = ls.Active, ls.Blocked, ls.Behind
+			}
+			out = append(out, g)
 		}
 	}
 	return out, nil

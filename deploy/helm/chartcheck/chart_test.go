@@ -99,6 +99,13 @@ func TestDefaultValues(t *testing.T) {
 	if file["redis_url"] != "redis://:${SWITCHYARD_REDIS_PASSWORD}@redis:6379/0" {
 		t.Errorf("redis_url %v", file["redis_url"])
 	}
+	// Dedup, delayed delivery and the archive keep the server's defaults
+	// (no dedup window, no archive).
+	for _, k := range []string{"dedup_window", "max_dedup_window", "max_deliver_after", "archive_retention", "archive_max_bytes"} {
+		if v, ok := file[k]; ok {
+			t.Errorf("config %s = %v rendered by default", k, v)
+		}
+	}
 	out := checkConfig(t, p, false)
 	if l := securityLine(t, out, "authentication"); !strings.HasPrefix(l, "security: on ") {
 		t.Errorf("authentication is not on: %s", l)
@@ -210,6 +217,12 @@ func TestFullValues(t *testing.T) {
 		"shutdown_delay":   "5s",
 		"max_event_bytes":  float64(262144),
 		"key_prefix":       "events",
+		// dedupWindow, maxDedupWindow, maxDeliverAfter, archive.
+		"dedup_window":      "10m",
+		"max_dedup_window":  "2h",
+		"max_deliver_after": "720h",
+		"archive_retention": "168h",
+		"archive_max_bytes": float64(2000000000),
 	} {
 		if file[k] != want {
 			t.Errorf("config %s = %v (%T), want %v", k, file[k], file[k], want)
@@ -399,9 +412,15 @@ func TestRefusals(t *testing.T) {
 		"reserved variable":              {set("env", []any{map[string]any{"name": "SWITCHYARD_REDIS_URL", "value": "redis://x"}}), "SWITCHYARD_REDIS_URL is set by the chart"},
 		"variable twice": {merge(set("env", []any{map[string]any{"name": "A", "value": "1"}}),
 			set("secretEnv", []any{map[string]any{"name": "A", "secretName": "s", "key": "k"}})), "A is set twice"},
-		"misspelt value":   {set("replicas", 3), "replicas"},
-		"one replica zero": {set("replicaCount", 0), "replicaCount"},
-		"negative delay":   {set("shutdown.delaySeconds", -1), "delaySeconds"},
+		"misspelt value":            {set("replicas", 3), "replicas"},
+		"one replica zero":          {set("replicaCount", 0), "replicaCount"},
+		"negative delay":            {set("shutdown.delaySeconds", -1), "delaySeconds"},
+		"chart-owned dedup key":     {set("config.dedup_window", "5m"), "config.dedup_window is set by the chart: use dedupWindow"},
+		"chart-owned archive key":   {set("config.archive_max_bytes", 1000), "config.archive_max_bytes is set by the chart: use archive.maxBytes"},
+		"dedup window no duration":  {set("dedupWindow", "10 minutes"), "dedupWindow"},
+		"negative archive size":     {set("archive.maxBytes", -1), "maxBytes"},
+		"archive retention in days": {set("archive.retention", "7d"), "retention"},
+		"misspelt archive value":    {set("archive.retentionDays", 7), "retentionDays"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -134,6 +134,11 @@ chart sets itself may not come from .Values.config.
   "tls_key_file" "tls.existingSecret"
   "tls_client_ca_file" "tls.clientCA.existingSecret"
   "tls_client_auth" "tls.clientAuth"
+  "dedup_window" "dedupWindow"
+  "max_dedup_window" "maxDedupWindow"
+  "max_deliver_after" "maxDeliverAfter"
+  "archive_retention" "archive.retention"
+  "archive_max_bytes" "archive.maxBytes"
   "auth" "auth.config"
   "sources" "sources" }}
 {{- range $k := keys $owned | sortAlpha }}
@@ -153,6 +158,21 @@ chart sets itself may not come from .Values.config.
 {{- end }}
 {{- with .Values.redis.ackTimeout }}
 {{- $_ = set $c "ack_timeout" . }}
+{{- end }}
+{{- with .Values.dedupWindow }}
+{{- $_ = set $c "dedup_window" . }}
+{{- end }}
+{{- with .Values.maxDedupWindow }}
+{{- $_ = set $c "max_dedup_window" . }}
+{{- end }}
+{{- with .Values.maxDeliverAfter }}
+{{- $_ = set $c "max_deliver_after" . }}
+{{- end }}
+{{- with .Values.archive.retention }}
+{{- $_ = set $c "archive_retention" . }}
+{{- end }}
+{{- if gt (int64 .Values.archive.maxBytes) 0 }}
+{{- $_ = set $c "archive_max_bytes" (int64 .Values.archive.maxBytes) }}
 {{- end }}
 {{- if include "switchyard.tls" . }}
 {{- $_ = set $c "tls_cert_file" $paths.tlsCert }}
