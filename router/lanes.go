@@ -10,6 +10,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/store"
 	"github.com/switchyard-io/switchyard/router/trigger"
@@ -38,7 +39,8 @@ import (
 // On every path an item keeps its dedup key (the trigger's window, checked
 // in the script that puts it into its lane) and its due time (deliverafter:
 // it enters its lane in acceptance order and, once it heads the lane,
-// waits there for its time).
+// waits there for its time). A dead letter replayed into another ordered
+// trigger goes to the end of its key's lane there (DeadLetters).
 
 // laneSet computes the lanes of events queued for one ordered trigger.
 type laneSet struct {
@@ -91,6 +93,45 @@ func (r *Router) laneItems(batches map[string][]store.Item) {
 			items[i].Lane, items[i].BlockOnDead = ls.lane(ev), ls.block
 		}
 	}
+}
+
+// DeadLetters returns the store's dead letters as replays are to use them:
+// a replay into another trigger (dlq.ReplayRequest.To) that is ordered puts
+// each event at the end of the lane of its key under that trigger's
+// ordering, computed from the event as the fan-out does (the lane it had in
+// its own trigger means nothing there). A replay into the same trigger puts
+// an event back into the lane it died in (see store.Replay).
+func (r *Router) DeadLetters() dlq.Store { return deadLetters{Store: r.store, r: r} }
+
+type deadLetters struct {
+	*store.Store
+	r *Router
+}
+
+// ReplayTo implements dlq.Mover.
+func (d deadLetters) ReplayTo(ctx context.Context, from, to string, ids []string, now time.Time) (int64, int64, error) {
+	t := d.r.snap.Load().triggers[to]
+	if t == nil {
+		// Not in this instance's view yet (created a moment ago on
+		// another): as stored.
+		p, err := d.Store.GetTrigger(ctx, to)
+		if err != nil {
+			return 0, 0, err
+		}
+		if t, err = trigger.Compile(trigger.FromProto(p)); err != nil {
+			return 0, 0, fmt.Errorf("replay into %s: %w", to, err)
+		}
+	}
+	ls := lanesFor(t)
+	if ls == nil {
+		return d.Store.ReplayTo(ctx, from, to, ids, now)
+	}
+	return d.Store.ReplayToLanes(ctx, from, to, ids, now, func(b []byte) (string, bool) {
+		ev := &pb.CloudEvent{}
+		// An event that does not decode goes to the default lane.
+		_ = proto.Unmarshal(b, ev)
+		return ls.lane(ev), ls.block
+	})
 }
 
 // ErrLaneNotBlocked answers a skip of a lane that no dead letter blocks.

@@ -348,3 +348,50 @@ func TestLanesDelayed(t *testing.T) {
 		require.ElementsMatch(t, []string{"k2", "m3"}, ids)
 	})
 }
+
+// TestReplayToLanes: dead letters of one trigger replayed into an ordered
+// one go to the end of the lane their LaneFunc names there, with its
+// on_dead mode; without a LaneFunc (ReplayTo), into no lane.
+func TestReplayToLanes(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		now := time.Now()
+		_, err := s.Add(ctx, map[string][]store.Item{"src": {{ID: "1-x.1", Event: []byte("k")}, {ID: "1-x.2", Event: []byte("j")}}})
+		require.NoError(t, err)
+		_, refs := claimIDs(t, s, "src", now, 10)
+		var dead []store.Dead
+		for _, ref := range refs {
+			dead = append(dead, store.Dead{AttemptRef: ref, Letter: []byte("d")})
+		}
+		_, _, err = s.DeadLetter(ctx, "src", now, store.Breaker{}, 0, dead)
+		require.NoError(t, err)
+		dl, err := s.ListDLQ(ctx, "src", "-", 10)
+		require.NoError(t, err)
+		require.Len(t, dl, 2)
+
+		_, err = s.Add(ctx, map[string][]store.Item{"ord": laneItems("k", false, "k1")})
+		require.NoError(t, err)
+		byBody := func(ev []byte) (string, bool) { return store.LaneName(string(ev)), true }
+		n, missing, err := s.ReplayToLanes(ctx, "src", "ord", []string{dl[0].ID, dl[1].ID}, now, byBody)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, n)
+		require.Zero(t, missing)
+		ls, err := s.LaneStats(ctx, "ord", 10)
+		require.NoError(t, err)
+		require.Equal(t, store.LaneStats{Active: 2, Waiting: 3, Behind: 1}, ls)
+		ids, refs := claimIDs(t, s, "ord", now, 10)
+		require.Equal(t, []string{"k1", dlq.ReplayedID("src", dl[1].ID)}, ids, "the replayed k event waits behind k1")
+		// Its mode came from the LaneFunc: dead, it blocks its lane.
+		_, _, err = s.Ack(ctx, "ord", refs[:1])
+		require.NoError(t, err)
+		ids, refs = claimIDs(t, s, "ord", now, 10)
+		require.Equal(t, []string{dlq.ReplayedID("src", dl[0].ID)}, ids)
+		_, _, err = s.DeadLetter(ctx, "ord", now, store.Breaker{}, 0, []store.Dead{{AttemptRef: refs[0], Letter: []byte("d")}})
+		require.NoError(t, err)
+		ls, err = s.LaneStats(ctx, "ord", 10)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, ls.Blocked)
+	})
+}
