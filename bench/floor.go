@@ -51,7 +51,7 @@ func (e *env) floorAt(ctx context.Context, rt int) (*FloorResult, error) {
 	}
 	r, err := e.floorRedis(ctx, rt)
 	if err != nil {
-		return nil, fmt.Errorf("Redis floor: %w", err)
+		return nil, fmt.Errorf("redis floor: %w", err)
 	}
 	f.Redis = r
 	if s := e.rep.Scenarios.RawRedis; s != nil && s.Usage.RedisUSPerOp > 0 && s.Usage.RedisCallsPerOp > 0 {

@@ -666,7 +666,10 @@ func newDLQReplayCmd() *cobra.Command {
 		Short: "Put dead letters back into a trigger's queue",
 		Long: `Put dead letters of a trigger back into its queue (or, with --to-trigger,
 into another trigger's) with fresh attempts. Their earlier attempts stay in
-their history: if they die again, dlq show lists both rounds.
+their history: if they die again, dlq show lists both rounds. Into an ordered
+trigger, an event goes back into the lane of its key (with --to-trigger, the
+key that trigger's ordering reads from the event): after the events of the
+key queued before it, or first when its death blocks the lane.
 
 Give the entries with --id (repeatable, or comma-separated; "<trigger>/<entry>"
 as printed by dlq list, or a bare "<entry>"), or replay every entry present when

@@ -45,8 +45,8 @@ func (c Config) validateDedup() error {
 // does not know, which gets none: the fan-out of an event for a trigger
 // created moments ago elsewhere is not checked).
 func (r *Router) dedupWindow(t *trigger.Trigger) time.Duration {
-	if t == nil || t.Key != nil {
-		return 0 // an ordered trigger's lanes do not deduplicate (yet)
+	if t == nil {
+		return 0
 	}
 	return min(t.Spec.Delivery.DedupWindowOr(r.cfg.DedupWindow), r.cfg.MaxDedupWindow)
 }

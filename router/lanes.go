@@ -10,6 +10,7 @@ import (
 	"github.com/cloudevents/sdk-go/binding/format/protobuf/v2/pb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-io/switchyard/dlq"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/store"
 	"github.com/switchyard-io/switchyard/router/trigger"
@@ -34,6 +35,12 @@ import (
 // fans out, but two instances fanning out at once (or a record taken over
 // after its reader died) may let an event of a later call enter a lane
 // before one of an earlier call.
+//
+// On every path an item keeps its dedup key (the trigger's window, checked
+// in the script that puts it into its lane) and its due time (deliverafter:
+// it enters its lane in acceptance order and, once it heads the lane,
+// waits there for its time). A dead letter replayed into another ordered
+// trigger goes to the end of its key's lane there (DeadLetters).
 
 // laneSet computes the lanes of events queued for one ordered trigger.
 type laneSet struct {
@@ -50,12 +57,18 @@ func lanesFor(t *trigger.Trigger) *laneSet {
 	return &laneSet{key: t.Key, block: t.Spec.Delivery.Ordering.OnDead == trigger.OnDeadBlock, in: filter.NewInput(nil)}
 }
 
-// item returns the queue item of event ev (its bytes b) with its lane.
-func (l *laneSet) item(id string, ev *pb.CloudEvent, b []byte) store.Item {
+// item returns the queue item of event ev (its bytes b) with its lane,
+// due no earlier than due (zero: now).
+func (l *laneSet) item(id string, ev *pb.CloudEvent, b []byte, due time.Time) store.Item {
+	return store.Item{ID: id, Event: b, Lane: l.lane(ev), BlockOnDead: l.block, Due: due}
+}
+
+// lane returns the name of ev's lane.
+func (l *laneSet) lane(ev *pb.CloudEvent) string {
 	l.in.Reset(ev)
 	key := l.key.Value(l.in)
 	l.in.Reset(nil)
-	return store.Item{ID: id, Event: b, Lane: store.LaneName(key), BlockOnDead: l.block}
+	return store.LaneName(key)
 }
 
 // laneItems gives the items of the fan-out's batches for ordered triggers
@@ -77,9 +90,48 @@ func (r *Router) laneItems(batches map[string][]store.Item) {
 				_ = proto.Unmarshal(it.Event, ev)
 				decoded[it.ID] = ev
 			}
-			items[i] = ls.item(it.ID, ev, it.Event)
+			items[i].Lane, items[i].BlockOnDead = ls.lane(ev), ls.block
 		}
 	}
+}
+
+// DeadLetters returns the store's dead letters as replays are to use them:
+// a replay into another trigger (dlq.ReplayRequest.To) that is ordered puts
+// each event at the end of the lane of its key under that trigger's
+// ordering, computed from the event as the fan-out does (the lane it had in
+// its own trigger means nothing there). A replay into the same trigger puts
+// an event back into the lane it died in (see store.Replay).
+func (r *Router) DeadLetters() dlq.Store { return deadLetters{Store: r.store, r: r} }
+
+type deadLetters struct {
+	*store.Store
+	r *Router
+}
+
+// ReplayTo implements dlq.Mover.
+func (d deadLetters) ReplayTo(ctx context.Context, from, to string, ids []string, now time.Time) (int64, int64, error) {
+	t := d.r.snap.Load().triggers[to]
+	if t == nil {
+		// Not in this instance's view yet (created a moment ago on
+		// another): as stored.
+		p, err := d.Store.GetTrigger(ctx, to)
+		if err != nil {
+			return 0, 0, err
+		}
+		if t, err = trigger.Compile(trigger.FromProto(p)); err != nil {
+			return 0, 0, fmt.Errorf("replay into %s: %w", to, err)
+		}
+	}
+	ls := lanesFor(t)
+	if ls == nil {
+		return d.Store.ReplayTo(ctx, from, to, ids, now)
+	}
+	return d.Store.ReplayToLanes(ctx, from, to, ids, now, func(b []byte) (string, bool) {
+		ev := &pb.CloudEvent{}
+		// An event that does not decode goes to the default lane.
+		_ = proto.Unmarshal(b, ev)
+		return ls.lane(ev), ls.block
+	})
 }
 
 // ErrLaneNotBlocked answers a skip of a lane that no dead letter blocks.
@@ -159,7 +211,7 @@ func (r *Router) takeLanes(lp **logLanes, snap *snapshot, rec store.LogRecord, e
 			ls = lanesFor(tr)
 			l.sets[t] = ls
 		}
-		l.items[t] = append(l.items[t], ls.item(id, ev, rec.Event))
+		l.items[t] = append(l.items[t], ls.item(id, ev, rec.Event, rec.Due))
 	}
 	if rest != nil {
 		rec.Triggers = rest
@@ -176,15 +228,19 @@ func (l *logLanes) lanes() map[string][]store.Item {
 }
 
 // appendLogAndLanes writes a group commit's log records and the ordered
-// triggers' events taken out of them in one transaction (see logLanes).
+// triggers' events taken out of them in one transaction (see logLanes),
+// checking the events of triggers with a dedup window.
 func (r *Router) appendLogAndLanes(ctx context.Context, lanes map[string][]store.Item, logged [][]store.LogRecord) error {
+	r.stampDedup(lanes)
 	held, err := r.store.AppendLogAndLanes(ctx, lanes, logged...)
 	if held == nil {
 		return err
 	}
+	dups := r.countDuplicates(lanes)
 	for t, items := range lanes {
-		r.metrics.trigger(t).add(cEnqueued, float64(len(items)))
+		r.metrics.trigger(t).add(cEnqueued, float64(len(items)-dups[t]))
 	}
 	r.queued(ctx, held, nil, nil)
+	r.wakePeersForDelayed(ctx, lanes)
 	return err
 }

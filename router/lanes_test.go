@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-io/switchyard/internal/testenv"
+	switchyardv1 "github.com/switchyard-io/switchyard/proto/switchyard/v1"
 	"github.com/switchyard-io/switchyard/router/delivery"
 	"github.com/switchyard-io/switchyard/router/filter"
 	"github.com/switchyard-io/switchyard/router/store"
@@ -304,5 +305,158 @@ func TestOrderedLanesWithTheArchive(t *testing.T) {
 			ids = append(ids, ev.GetId())
 		}
 		require.Equal(t, []string{"k0/0", "u/0", "k0/1"}, ids)
+	})
+}
+
+// TestOrderedDedup: an ordered trigger without a dedup window of its own
+// gets the server's; every event published twice, through two instances,
+// directly (routed to the ordered trigger alone) and with another trigger
+// (through the log, or the log's transaction on one node), is delivered
+// once per trigger and in publish order per key.
+func TestOrderedDedup(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		inv := &laneInvoker{acked: map[string][]int{}, running: map[string]int{}}
+		tweak := func(c *Config, i *delivery.Invoker) { c.DedupWindow = time.Minute; *i = inv }
+		rs := []*Router{startRouter(t, b.Client, b.Prefix, tweak), startRouter(t, b.Client, b.Prefix, tweak)}
+		_, _, err := rs[0].PutTrigger(t.Context(), trigger.ToProto(orderedTrigger("ord", "o.")), store.PutApply, 0)
+		require.NoError(t, err)
+		_, _, err = rs[0].PutTrigger(t.Context(), testTrigger("plain", "o.fan"), store.PutApply, 0)
+		require.NoError(t, err)
+		require.Equal(t, time.Minute, rs[1].DedupWindow("ord"), "the server's default applies")
+		const keys, per = 3, 12
+		for seq := range per {
+			for k := range keys {
+				for _, typ := range []string{"o.solo", "o.fan"} {
+					id := fmt.Sprintf("%s-k%d/%d", typ, k, seq)
+					for c := range 2 {
+						_, err := rs[(seq+k+c)%2].Publish(t.Context(), []*pb.CloudEvent{event(id, typ)})
+						require.NoError(t, err)
+					}
+				}
+			}
+		}
+		want := make([]int, per)
+		for i := range want {
+			want[i] = i
+		}
+		lanes := map[string]int{"ord/o.solo-k": per, "ord/o.fan-k": per, "plain/o.fan-k": per}
+		for lk, n := range lanes {
+			for k := range keys {
+				testenv.Eventually(t, 30*time.Second, func() bool { return len(inv.lane(fmt.Sprintf("%s%d", lk, k))) >= n }, "%s%d delivered", lk, k)
+			}
+		}
+		st := rs[0].Store()
+		testenv.Eventually(t, 10*time.Second, func() bool {
+			qs, err := st.Stats(t.Context(), "ord")
+			require.NoError(t, err)
+			return qs.Counters["delivered"] == fmt.Sprint(2*keys*per)
+		}, "every event acknowledged")
+		for k := range keys {
+			require.Equal(t, want, inv.lane(fmt.Sprintf("ord/o.solo-k%d", k)), "key %d, direct: once each, in order", k)
+			require.Equal(t, want, inv.lane(fmt.Sprintf("ord/o.fan-k%d", k)), "key %d, with another trigger: once each, in order", k)
+		}
+		qs, err := st.Stats(t.Context(), "ord")
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint(2*keys*per), qs.Counters["duplicates"])
+		require.Equal(t, fmt.Sprint(2*keys*per), qs.Counters["enqueued"])
+	})
+}
+
+// timedInvoker acknowledges every attempt and records, per trigger and
+// event id, when.
+type timedInvoker struct {
+	mu sync.Mutex
+	at map[string][]time.Time // "trigger/id" → attempts' times
+}
+
+func (ti *timedInvoker) Invoke(_ context.Context, a *delivery.Attempt) delivery.Result {
+	_, id, _ := strings.Cut(a.Key, " ")
+	ti.mu.Lock()
+	ti.at[a.Trigger+"/"+id] = append(ti.at[a.Trigger+"/"+id], time.Now())
+	ti.mu.Unlock()
+	return delivery.Result{Verdict: delivery.Ack, Start: time.Now()}
+}
+
+func (ti *timedInvoker) Close() error { return nil }
+
+func (ti *timedInvoker) times(k string) []time.Time {
+	ti.mu.Lock()
+	defer ti.mu.Unlock()
+	return append([]time.Time(nil), ti.at[k]...)
+}
+
+func delayedEvent(id, typ, after string) *pb.CloudEvent {
+	ev := event(id, typ)
+	ev.Attributes = map[string]*pb.CloudEventAttributeValue{DeliverAfterExtension: str(after)}
+	return ev
+}
+
+// TestOrderedDeliverAfter: an event of an ordered trigger asking for later
+// delivery is attempted no earlier than its time, and the events of its
+// key published after it wait for it; other keys go on. Queued directly
+// and with another trigger.
+func TestOrderedDeliverAfter(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		inv := &timedInvoker{at: map[string][]time.Time{}}
+		r := startRouter(t, b.Client, b.Prefix, func(_ *Config, i *delivery.Invoker) { *i = inv })
+		_, _, err := r.PutTrigger(t.Context(), trigger.ToProto(orderedTrigger("ord", "o.")), store.PutApply, 0)
+		require.NoError(t, err)
+		_, _, err = r.PutTrigger(t.Context(), testTrigger("plain", "o.fan"), store.PutApply, 0)
+		require.NoError(t, err)
+		for _, typ := range []string{"o.solo", "o.fan"} {
+			start := time.Now()
+			_, err := r.Publish(t.Context(), []*pb.CloudEvent{delayedEvent(typ+"-k0/0", typ, "1s"), event(typ+"-k1/0", typ)})
+			require.NoError(t, err)
+			_, err = r.Publish(t.Context(), []*pb.CloudEvent{event(typ+"-k0/1", typ)})
+			require.NoError(t, err)
+			testenv.Eventually(t, 30*time.Second, func() bool {
+				return len(inv.times("ord/"+typ+"-k0/1")) > 0 && len(inv.times("ord/"+typ+"-k1/0")) > 0
+			}, "%s: delivered", typ)
+			late, next := inv.times("ord/"+typ+"-k0/0"), inv.times("ord/"+typ+"-k0/1")
+			require.Len(t, late, 1)
+			require.False(t, late[0].Before(start.Add(time.Second-5*time.Millisecond)), "%s: attempted %s after the publish, asked 1s", typ, late[0].Sub(start))
+			require.False(t, next[0].Before(late[0]), "%s: the key's next event waits for it", typ)
+		}
+		testenv.Eventually(t, 10*time.Second, func() bool { return len(inv.times("plain/o.fan-k0/0")) > 0 }, "the other trigger's copy")
+	})
+}
+
+// TestFanoutDedupDelayed: events asking for later delivery, each published
+// twice, to triggers with the server's dedup window: routed to two triggers
+// (a fan-out batch holding delayed events) and to one alone (the direct
+// path). Each trigger queues each event once, and delivers it no earlier
+// than asked.
+func TestFanoutDedupDelayed(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		inv := &timedInvoker{at: map[string][]time.Time{}}
+		r := startRouter(t, b.Client, b.Prefix, func(c *Config, i *delivery.Invoker) { c.DedupWindow = time.Minute; *i = inv })
+		for _, p := range []*switchyardv1.Trigger{testTrigger("fan-a", "fan"), testTrigger("fan-b", "fan"), testTrigger("solo", "solo")} {
+			_, _, err := r.PutTrigger(t.Context(), p, store.PutApply, 0)
+			require.NoError(t, err)
+		}
+		start := time.Now()
+		for range 2 {
+			_, err := r.Publish(t.Context(), []*pb.CloudEvent{delayedEvent("f1", "fan", "1s"), event("f2", "fan")})
+			require.NoError(t, err)
+			_, err = r.Publish(t.Context(), []*pb.CloudEvent{delayedEvent("s1", "solo", "1s"), event("s2", "solo")})
+			require.NoError(t, err)
+		}
+		st := r.Store()
+		for _, trig := range []string{"fan-a", "fan-b", "solo"} {
+			testenv.Eventually(t, 30*time.Second, func() bool {
+				qs, err := st.Stats(t.Context(), trig)
+				require.NoError(t, err)
+				return qs.Counters["delivered"] == "2"
+			}, "%s: delivered", trig)
+			qs, err := st.Stats(t.Context(), trig)
+			require.NoError(t, err)
+			require.Equal(t, "2", qs.Counters["duplicates"], trig)
+			require.Equal(t, "2", qs.Counters["enqueued"], trig)
+		}
+		for _, k := range []string{"fan-a/f1", "fan-b/f1", "solo/s1"} {
+			at := inv.times(k)
+			require.Len(t, at, 1, k)
+			require.False(t, at[0].Before(start.Add(time.Second-5*time.Millisecond)), "%s: attempted %s after the publish, asked 1s", k, at[0].Sub(start))
+		}
 	})
 }

@@ -168,7 +168,7 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 			queued = append(queued, rec.Event)
 		}
 		if lanes != nil {
-			laned = append(laned, lanes.item(rec.ID, ev, rec.Event))
+			laned = append(laned, lanes.item(rec.ID, ev, rec.Event, rec.Due))
 		}
 		if oneNode {
 			if rec = r.takeLanes(&logLanes, snap, rec, ev, now); len(rec.Triggers) == 0 {

@@ -191,7 +191,7 @@ func (s *deadLetterService) ReplayDeadLetters(req *switchyardv1.ReplayDeadLetter
 		rreq.IDs = append(rreq.IDs, e)
 	}
 	var sendErr error
-	rp := dlq.Replayer{Store: s.r.Store(), Wake: s.r.Wake}
+	rp := dlq.Replayer{Store: s.r.DeadLetters(), Wake: s.r.Wake}
 	err := rp.Run(ctx, rreq, func(p dlq.Progress) error {
 		sendErr = stream.Send(&switchyardv1.ReplayDeadLettersResponse{Total: p.Total, Replayed: p.Replayed, Missing: p.Missing, Done: p.Done})
 		return sendErr

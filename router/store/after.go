@@ -22,35 +22,50 @@ import (
 // time, so it never outlives what it counts; the delayed ZSET stays the
 // authority.
 
+// afterIndexLua defines after_index(key, now, pairs, last): it adds pairs
+// (due, id, due, id…) to the after index key, drops the times already past
+// and keeps the key until a minute after last, the latest due time added.
+// enqueueAfterLua calls it once per batch; an ordered trigger's delayed
+// event, once it heads its lane (lane_push, lanes.go), alone.
+const afterIndexLua = `
+local function after_index(key, now, pairs, last)
+  for i = 1, #pairs, 4000 do
+    redis.call('ZADD', key, unpack(pairs, i, math.min(i + 3999, #pairs)))
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local ttl = redis.call('PTTL', key)
+  if ttl >= 0 and now + ttl < last + 60000 or ttl == -1 then
+    redis.call('PEXPIREAT', key, last + 60000)
+  end
+end
+`
+
 // enqueueAfterLua queues events for a later first attempt: ARGV[1] room (as
 // enqueueLua), ARGV[2] now (unix ms), then triples (id, body, due unix ms).
 // An id already queued is skipped. KEYS are the nine queue keys and
 // KEYS[10] the after index. Returns {added, held}, added -1 when refused
 // for room.
-const enqueueAfterLua = `
+const enqueueAfterLua = afterIndexLua + `
 local room = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 if room > 0 then
   local held = redis.call('HLEN', KEYS[2])
   if held > room then return {-1, held} end
 end
-local n, last = 0, 0
+local n, last, idx = 0, 0, {}
 for i = 3, #ARGV, 3 do
   local id, due = ARGV[i], tonumber(ARGV[i+2])
   if redis.call('HSETNX', KEYS[2], id, ARGV[i+1]) == 1 then
     redis.call('ZADD', KEYS[6], due, id)
-    redis.call('ZADD', KEYS[10], due, id)
+    idx[#idx+1] = due
+    idx[#idx+1] = id
     if due > last then last = due end
     n = n + 1
   end
 end
 if n > 0 then
   redis.call('HINCRBY', KEYS[7], 'enqueued', n)
-  redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now)
-  local ttl = redis.call('PTTL', KEYS[10])
-  if ttl >= 0 and now + ttl < last + 60000 or ttl == -1 then
-    redis.call('PEXPIREAT', KEYS[10], last + 60000)
-  end
+  after_index(KEYS[10], now, idx, last)
 end
 return {n, redis.call('HLEN', KEYS[2])}
 `
@@ -144,9 +159,6 @@ func (s *Store) Waiting(ctx context.Context, trigger string, now time.Time) (int
 }
 
 // anyDue reports whether an item of a batch asks for a later first attempt.
-// Such a batch is queued through enqueueCmds without the dedup check: the
-// dedup script queues at once. A copy of a delayed event may then be queued
-// twice (and delivered twice, as at-least-once allows); none is lost.
 func anyDue(items []Item) bool {
 	now := time.Now()
 	for _, it := range items {

@@ -21,8 +21,9 @@ import (
 //
 // The check is in the script that queues (dedupEnqueueScript for the
 // fan-out; dedupAddScript, in the transaction that stores the bodies, for
-// direct publishes), on a key of
-// the trigger's own hash slot, so on Redis Cluster the check and the
+// direct publishes; enqueueEachScript, each.go, on every path, for an
+// ordered trigger's lanes and for a batch holding delayed events), on a
+// key of the trigger's own hash slot, so on Redis Cluster the check and the
 // enqueue are one atomic step: two instances queuing copies at the same
 // moment queue one, and a copy published again after the instance that
 // wrote the first died before answering finds the first's key.

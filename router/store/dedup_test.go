@@ -285,3 +285,59 @@ func TestDedupAfterScriptFlush(t *testing.T) {
 		require.Equal(t, "1", qs.Counters["duplicates"])
 	})
 }
+
+// TestDedupDelayed: a batch for a trigger with a dedup window that holds
+// delayed events (deliverafter) is checked as any other, by the fan-out's
+// Enqueue and the direct Add, and its delayed events still wait for their
+// time.
+func TestDedupDelayed(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		s := store.New(b.Client, b.Prefix)
+		require.NoError(t, s.LoadScripts(ctx))
+		now := time.Now()
+		due := now.Add(time.Hour)
+		for name, queue := range map[string]func(map[string][]store.Item) (map[string]int64, error){
+			"enqueue": func(m map[string][]store.Item) (map[string]int64, error) { return s.Enqueue(ctx, m) },
+			"add":     func(m map[string][]store.Item) (map[string]int64, error) { return s.Add(ctx, m) },
+		} {
+			t.Run(name, func(t *testing.T) {
+				trig := "dl-" + name
+				item := func(id, evID string, at time.Time) store.Item {
+					it := dedupItem(id, "/s", evID, time.Minute)
+					it.Due = at
+					return it
+				}
+				first := []store.Item{item("1-0", "late", due), item("2-0", "now", time.Time{}), item("3-0", "late", due)}
+				held, err := queue(map[string][]store.Item{trig: first})
+				require.NoError(t, err)
+				require.EqualValues(t, 2, held[trig])
+				require.Equal(t, []bool{false, false, true}, []bool{first[0].Duplicate, first[1].Duplicate, first[2].Duplicate})
+				again := []store.Item{item("4-0", "late", due), item("5-0", "now", due), item("6-0", "later", due.Add(time.Minute))}
+				held, err = queue(map[string][]store.Item{trig: again})
+				require.NoError(t, err)
+				require.EqualValues(t, 3, held[trig])
+				require.Equal(t, []bool{true, true, false}, []bool{again[0].Duplicate, again[1].Duplicate, again[2].Duplicate})
+				qs, err := s.Stats(ctx, trig)
+				require.NoError(t, err)
+				require.Equal(t, "3", qs.Counters["duplicates"])
+				waiting, err := s.Waiting(ctx, trig, now)
+				require.NoError(t, err)
+				require.EqualValues(t, 2, waiting)
+
+				r, err := s.Claim(ctx, trig, now, 10, 10, 3*time.Hour)
+				require.NoError(t, err)
+				require.Len(t, r.Items, 1)
+				require.Equal(t, "2-0", r.Items[0].ID, "only the event due now")
+				require.Equal(t, due.UnixMilli(), r.NextDue.UnixMilli())
+				r, err = s.Claim(ctx, trig, due.Add(2*time.Minute), 10, 10, 3*time.Hour)
+				require.NoError(t, err)
+				var ids []string
+				for _, it := range r.Items {
+					ids = append(ids, it.ID)
+				}
+				require.ElementsMatch(t, []string{"1-0", "6-0"}, ids)
+			})
+		}
+	})
+}

@@ -95,6 +95,18 @@ func (s *Store) Replay(ctx context.Context, trigger string, ids []string, now ti
 // queue into to (idempotent per entry), then delete from from. Interrupted
 // between the two, running it again queues nothing twice.
 func (s *Store) ReplayTo(ctx context.Context, from, to string, ids []string, now time.Time) (replayed, missing int64, err error) {
+	return s.ReplayToLanes(ctx, from, to, ids, now, nil)
+}
+
+// LaneFunc returns the lane (see LaneName) an event (its bytes) takes in an
+// ordered trigger's queue, and whether its dead letter is to block the lane
+// (on_dead block).
+type LaneFunc func(event []byte) (lane string, block bool)
+
+// ReplayToLanes is ReplayTo into an ordered trigger: with lane not nil, each
+// event goes to the end of the lane lane returns for it (the lane the dead
+// letter had in from, if any, means nothing in to).
+func (s *Store) ReplayToLanes(ctx context.Context, from, to string, ids []string, now time.Time, lane LaneFunc) (replayed, missing int64, err error) {
 	var found []dlq.Entry
 	for _, id := range ids {
 		e, err := s.GetDLQ(ctx, from, id)
@@ -110,10 +122,18 @@ func (s *Store) ReplayTo(ctx context.Context, from, to string, ids []string, now
 	if len(found) == 0 {
 		return 0, missing, nil
 	}
-	args := make([]any, 0, 1+3*len(found))
+	args := make([]any, 0, 1+5*len(found))
 	args = append(args, nowMS(now))
 	for _, e := range found {
-		args = append(args, dlq.ReplayedID(from, e.ID), e.Event, e.Letter)
+		l, mode := "", "c"
+		if lane != nil {
+			var block bool
+			l, block = lane(e.Event)
+			if block {
+				mode = "b"
+			}
+		}
+		args = append(args, dlq.ReplayedID(from, e.ID), e.Event, e.Letter, l, mode)
 	}
 	n, err := s.run(ctx, requeueScript, s.keys.Queue(to).all(), args...).Int64()
 	if err != nil {

@@ -30,7 +30,9 @@ import (
 //
 //	<q>lq      ZSET, every score 0, ordered by member: "<lane>\0<seq>\0<id>"
 //	           for each event of a lane the queue holds (seq: 16 digits,
-//	           a per-trigger counter taken when the event enters the lane)
+//	           a per-trigger counter taken when the event enters the lane),
+//	           followed by "\0<due unix ms>" for an event whose publisher
+//	           asked for later delivery (deliverafter)
 //	<q>lane    HASH event id → "<mode><member>", mode 'c' (on_dead
 //	           continue) or 'b' (block), fixed when the event was queued
 //	<q>lanes   HASH lane → number of its events the queue holds
@@ -38,7 +40,15 @@ import (
 //	           blocks it (on_dead block)
 //
 // A lane name never contains a NUL byte (see LaneName), so the members of
-// one lane are exactly those between "<lane>\0" and "<lane>\1".
+// one lane are exactly those between "<lane>\0" and "<lane>\1"; nor does an
+// event id, so what follows the id is its due time.
+//
+// A delayed event (deliverafter) enters its lane in acceptance order like
+// any other; when it becomes its lane's head before its due time it goes
+// into the delayed ZSET (and the after index) instead of the ready list,
+// and the claim script makes it ready once due, as it does a retry. Until
+// then it holds its lane, as a retry's backoff does: the order of a key's
+// events comes before the time any one of them asked for.
 //
 // A dead letter of a lane keeps its lane entry (field "l" of the stream
 // entry); replaying it puts the event back into its lane: at its old place
@@ -48,13 +58,21 @@ import (
 // laneLua defines the lane helpers. A queue script run on a trigger that
 // has no lanes pays the definitions and, when events leave the queue, one
 // EXISTS (lanes_on); the key names are built only when needed (lane_keys).
-const laneLua = `
-local LZ0, LZ1, LQ, LOF, LCNT, LBLK
+const laneLua = afterIndexLua + `
+local LZ0, LZ1, LQ, LOF, LCNT, LBLK, LAFT
 local function lane_keys()
   if LOF then return end
   local b = string.sub(KEYS[1], 1, -6)
-  LQ, LOF, LCNT, LBLK = b .. 'lq', b .. 'lane', b .. 'lanes', b .. 'blocked'
+  LQ, LOF, LCNT, LBLK, LAFT = b .. 'lq', b .. 'lane', b .. 'lanes', b .. 'blocked', b .. 'after'
   LZ0, LZ1 = string.char(0), string.char(1)
+end
+local lane_now_
+local function lane_now()
+  if not lane_now_ then
+    local t = redis.call('TIME')
+    lane_now_ = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return lane_now_
 end
 local lanes_on_
 local function lanes_on()
@@ -73,13 +91,25 @@ local function lane_push(L)
   if redis.call('HEXISTS', LBLK, L) == 1 then return false end
   local m = redis.call('ZRANGEBYLEX', LQ, '[' .. L .. LZ0, '(' .. L .. LZ1, 'LIMIT', 0, 1)
   if #m == 0 then return false end
-  redis.call('RPUSH', KEYS[1], string.sub(m[1], #L + 19))
+  local id = string.sub(m[1], #L + 19)
+  local z = string.find(id, LZ0, 1, true)
+  if z then
+    local due = tonumber(string.sub(id, z + 1))
+    id = string.sub(id, 1, z - 1)
+    if due > lane_now() then
+      redis.call('ZADD', KEYS[6], due, id)
+      after_index(LAFT, lane_now(), {due, id}, due)
+      return true
+    end
+  end
+  redis.call('RPUSH', KEYS[1], id)
   return true
 end
-local function lane_add(id, L, mode, seq)
+local function lane_add(id, L, mode, seq, due)
   lane_keys()
   if not seq then seq = string.format('%016d', redis.call('HINCRBY', KEYS[7], 'lane_seq', 1)) end
   local m = L .. LZ0 .. seq .. LZ0 .. id
+  if due then m = m .. LZ0 .. due end
   redis.call('ZADD', LQ, 0, m)
   redis.call('HSET', LOF, id, mode .. m)
   lanes_on_ = true
@@ -128,35 +158,6 @@ local function lane_replay(id, v, eid)
   end
 end
 `
-
-// laneEnqueueLua is enqueueLua for events that go into lanes: ARGV[1] as
-// enqueueLua's, then (id, lane, mode, body) quads. An id the queue holds
-// is skipped. Returns {added, held}, added -1 when refused for room.
-const laneEnqueueLua = laneLua + `
-local room = tonumber(ARGV[1])
-if room > 0 then
-  local held = redis.call('HLEN', KEYS[2])
-  if held > room then return {-1, held} end
-end
-local n = 0
-for i = 2, #ARGV, 4 do
-  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i+3]) == 1 then
-    lane_add(ARGV[i], ARGV[i+1], ARGV[i+2], nil)
-    n = n + 1
-  end
-end
-if n > 0 then redis.call('HINCRBY', KEYS[7], 'enqueued', n) end
-return {n, redis.call('HLEN', KEYS[2])}
-`
-
-// laneEnqueueScript queues events into their lanes (the fan-out, and the
-// direct path inside its MULTI, where it runs by EVAL: a NOSCRIPT there
-// would fail the publish).
-var laneEnqueueScript = redis.NewScript(laneEnqueueLua)
-
-// laneEnqueueRoomScript is laneEnqueueScript declared allow-oom (see
-// EnqueueWhenFull).
-var laneEnqueueRoomScript = newOOMScript(laneEnqueueLua)
 
 // skipLaneScript unblocks lane ARGV[1] without replaying the dead letter
 // that blocks it: the lane's next event becomes active. Returns 1 when the
@@ -225,32 +226,6 @@ func LaneKey(lane string) string {
 		return lane[1:]
 	}
 	return lane
-}
-
-// laneArgs are laneEnqueueLua's arguments for items.
-func laneArgs(room int64, items []Item) []any {
-	args := make([]any, 0, 1+4*len(items))
-	args = append(args, room)
-	for _, it := range items {
-		mode := "c"
-		if it.BlockOnDead {
-			mode = "b"
-		}
-		lane := it.Lane
-		if lane == "" { // queued while the trigger was not ordered yet
-			lane = LaneName("")
-		}
-		args = append(args, it.ID, lane, mode, it.Event)
-	}
-	return args
-}
-
-// laneScript is the lane variant of an enqueue script.
-func (s *Store) laneScript(sc *redis.Script) *redis.Script {
-	if sc == enqueueScript {
-		return laneEnqueueScript
-	}
-	return s.oom(laneEnqueueRoomScript)
 }
 
 // laned reports whether items go into lanes: their trigger is ordered, and
@@ -380,18 +355,19 @@ func (s *Store) OneNode() bool { return s.cluster() == nil }
 // the same MULTI/EXEC: every record and item is stored or none is, and
 // each lane gets its events in acceptance order, whichever instance fans
 // the rest out. Only on one node (OneNode): on Redis Cluster the log and
-// the queues are in different slots. It returns, per trigger of lanes, the
-// events its queue holds.
+// the queues are in different slots. The items' dedup keys are checked and
+// their due times kept as on every path (enqueueEachLua). It returns, per
+// trigger of lanes, the events its queue holds, and marks the duplicates.
 func (s *Store) AppendLogAndLanes(ctx context.Context, lanes map[string][]Item, batches ...[]LogRecord) (map[string]int64, error) {
 	if !s.OneNode() {
 		return nil, errors.New("append log and lanes: not on Redis Cluster")
 	}
 	key := s.keys.Log()
 	counts := map[string]int64{}
-	hlens := map[string]*redis.IntCmd{}
+	each := map[string]*redis.Cmd{}
 	err := full(s.acceptTx(ctx, key, func(p redis.Pipeliner) {
 		clear(counts)
-		clear(hlens)
+		clear(each)
 		for _, b := range batches {
 			for _, r := range b {
 				p.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"e", r.Event, "t", strings.Join(r.Triggers, ",")}})
@@ -404,10 +380,8 @@ func (s *Store) AppendLogAndLanes(ctx context.Context, lanes map[string][]Item, 
 			p.HIncrBy(ctx, s.keys.Admitted(), t, n)
 		}
 		for t, items := range lanes {
-			q := s.keys.Queue(t)
 			// By EVAL: a NOSCRIPT inside the transaction would fail the publish.
-			laneEnqueueScript.Eval(ctx, p, q.all(), laneArgs(0, items)...)
-			hlens[t] = p.HLen(ctx, q.Events)
+			each[t] = enqueueEachScript.Eval(ctx, p, s.dedupKeys(t), eachArgs(0, items)...)
 		}
 	}))
 	if err != nil {
@@ -416,9 +390,14 @@ func (s *Store) AppendLogAndLanes(ctx context.Context, lanes map[string][]Item, 
 			return nil, err
 		}
 	}
-	held := make(map[string]int64, len(hlens))
-	for t, c := range hlens {
-		held[t] = c.Val()
+	held := make(map[string]int64, len(each))
+	for t, c := range each {
+		v, _ := c.Slice()
+		_, h, ok := enqueued(v, lanes[t])
+		if !ok {
+			return nil, errors.Join(err, fmt.Errorf("queue %s: %w: %d elements", t, errReplyShape, len(v)))
+		}
+		held[t] = h
 	}
 	return held, err
 }

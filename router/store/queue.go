@@ -31,8 +31,8 @@ type Item struct {
 	DedupKey    string
 	DedupWindow time.Duration
 	// Duplicate is set by the call that was given the item (Enqueue, Add,
-	// AddAndClaim) when it was not queued for being a copy of an event of
-	// the same DedupKey queued within the window.
+	// AddAndClaim, AppendLogAndLanes) when it was not queued for being a
+	// copy of an event of the same DedupKey queued within the window.
 	Duplicate bool
 	// Due, when after the time of the write, delays the event's first
 	// attempt until then (its publisher's deliverafter): it waits in the
@@ -74,11 +74,12 @@ func (s *Store) enqueue(ctx context.Context, sc *redis.Script, room int64, batch
 	_, err := s.pipelined(ctx, func(p redis.Pipeliner) {
 		cmds = cmds[:0]
 		for trig, items := range batches {
-			if laned(items) {
-				cmds = append(cmds, res{trig, s.laneScript(sc).EvalSha(ctx, p, s.keys.Queue(trig).all(), laneArgs(room, items)...)})
+			w := dedupWindow(items)
+			if queuedEach(items, w) {
+				cmds = append(cmds, res{trig, s.eachScript(sc).EvalSha(ctx, p, s.dedupKeys(trig), eachArgs(room, items)...)})
 				continue
 			}
-			if w := dedupWindow(items); w > 0 && !anyDue(items) {
+			if w > 0 {
 				cmds = append(cmds, res{trig, s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, items)...)})
 				continue
 			}
@@ -135,11 +136,12 @@ func (s *Store) enqueueWait(ctx context.Context, sc *redis.Script, room int64, b
 			cmds := make([]*redis.Cmd, len(group))
 			_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i, trig := range group {
-					if laned(batches[trig]) {
-						cmds[i] = s.laneScript(sc).Eval(ctx, p, s.keys.Queue(trig).all(), laneArgs(room, batches[trig])...)
+					w := dedupWindow(batches[trig])
+					if queuedEach(batches[trig], w) {
+						cmds[i] = s.eachScript(sc).Eval(ctx, p, s.dedupKeys(trig), eachArgs(room, batches[trig])...)
 						continue
 					}
-					if w := dedupWindow(batches[trig]); w > 0 && !anyDue(batches[trig]) {
+					if w > 0 {
 						cmds[i] = s.dedupScript(room).EvalSha(ctx, p, s.dedupKeys(trig), dedupArgs(room, w, batches[trig])...)
 						continue
 					}
@@ -209,15 +211,6 @@ func (s *Store) Add(ctx context.Context, batches map[string][]Item) (map[string]
 // is the HLEN of its events.
 func (s *Store) addCmds(ctx context.Context, p redis.Pipeliner, trig string, items []Item) []redis.Cmder {
 	q := s.keys.Queue(trig)
-	if laned(items) {
-		// By EVAL: a NOSCRIPT inside the transaction would fail the publish.
-		// Ordered triggers queue in their lanes' order: a deliverafter is
-		// not honoured there (see README, Ordered delivery).
-		return []redis.Cmder{
-			laneEnqueueScript.Eval(ctx, p, q.all(), laneArgs(0, items)...),
-			p.HLen(ctx, q.Events),
-		}
-	}
 	now := time.Now()
 	items, later := splitDue(items, now)
 	var cmds []redis.Cmder
@@ -307,8 +300,9 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 	var scripts map[string]*redis.Cmd
 	var dedups map[string]*redis.Cmd // triggers queued by dedupAddScript
 	var adds map[string]*redis.Cmd   // triggers queued and claimed by addClaimScript
+	var each map[string]*redis.Cmd   // triggers queued by enqueueEachScript
 	txErr := s.acceptTx(ctx, s.keys.Queue(group[0]).Ready, func(p redis.Pipeliner) {
-		writes, hlens, scripts, dedups, adds = writes[:0], map[string]*redis.IntCmd{}, map[string]*redis.Cmd{}, nil, nil
+		writes, hlens, scripts, dedups, adds, each = writes[:0], map[string]*redis.IntCmd{}, map[string]*redis.Cmd{}, nil, nil, nil
 		for _, trig := range group {
 			if c, ok := claims[trig]; ok && addsAndClaims(batches[trig], now) {
 				if adds == nil {
@@ -319,11 +313,23 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 				adds[trig] = sc
 				continue
 			}
-			if w := dedupWindow(batches[trig]); w > 0 {
+			win := dedupWindow(batches[trig])
+			if queuedEach(batches[trig], win) {
+				if each == nil {
+					each = map[string]*redis.Cmd{}
+				}
+				// By EVAL: a NOSCRIPT inside the transaction would fail
+				// the publish.
+				c := enqueueEachScript.Eval(ctx, p, s.dedupKeys(trig), eachArgs(0, batches[trig])...)
+				writes = append(writes, c)
+				each[trig] = c
+				continue
+			}
+			if win > 0 {
 				if dedups == nil {
 					dedups = map[string]*redis.Cmd{}
 				}
-				hset, sc := s.dedupAddCmds(ctx, p, trig, w, batches[trig])
+				hset, sc := s.dedupAddCmds(ctx, p, trig, win, batches[trig])
 				writes = append(writes, hset)
 				dedups[trig] = sc
 				continue
@@ -361,6 +367,14 @@ func (s *Store) addAndClaim(ctx context.Context, group []string, batches map[str
 		held[trig] = h.Val()
 	}
 	maps.Copy(held, dheld)
+	for trig, c := range each {
+		v, _ := c.Slice()
+		_, h, ok := enqueued(v, batches[trig])
+		if !ok {
+			return nil, nil, nil, fmt.Errorf("queue %s: %w: %d elements", trig, errReplyShape, len(v))
+		}
+		held[trig] = h
+	}
 	maps.Copy(held, aheld)
 	claimed = make(map[string]ClaimResult, len(scripts)+len(aclaimed))
 	maps.Copy(claimed, aclaimed)

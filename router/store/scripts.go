@@ -447,16 +447,18 @@ return {n, missing}
 `)
 
 // requeueScript queues events with a history into another trigger's queue:
-// ARGV[1] now, then tuples (id, event, history). Already queued ids are
-// skipped. Returns the number queued.
-var requeueScript = redis.NewScript(`
+// ARGV[1] now, then tuples (id, event, history, lane, mode): lane "" for
+// none, else the event goes to the end of that lane with its on_dead mode
+// ("c" or "b"; see lanes.go). Already queued ids are skipped. Returns the
+// number queued.
+var requeueScript = redis.NewScript(laneLua + `
 local n = 0
-for i = 2, #ARGV, 3 do
+for i = 2, #ARGV, 5 do
   local id = ARGV[i]
   if redis.call('HSETNX', KEYS[2], id, ARGV[i+1]) == 1 then
     redis.call('HSET', KEYS[4], id, ARGV[i+2])
     redis.call('HSET', KEYS[9], id, ARGV[1])
-    redis.call('RPUSH', KEYS[1], id)
+    if ARGV[i+3] ~= '' then lane_add(id, ARGV[i+3], ARGV[i+4], nil, nil) else redis.call('RPUSH', KEYS[1], id) end
     n = n + 1
   end
 end

@@ -33,10 +33,10 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 func (s *Store) Keys() Keys { return s.keys }
 
 var allScripts = []*redis.Script{putScript, addClaimScript, deleteScript, restoreScript, syncPointScript, enqueueScript, peekScript, statsScript, replayScript, requeueScript, dedupEnqueueScript, dedupAddScript,
-	replayCreateScript, replayLeaseScript, replayCheckpointScript, replayCancelScript, replayReleaseScript, laneEnqueueScript, laneStatsScript}
+	replayCreateScript, replayLeaseScript, replayCheckpointScript, replayCancelScript, replayReleaseScript, laneStatsScript}
 
 // oomScripts run when Redis is out of memory (see oomScript).
-var oomScripts = []*oomScript{heartbeatScript, enqueueRoomScript, claimScript, orphanScript, ackScript, ackLettersScript, retryScript, deadScript, ackLogScript, capScript, trimScript, purgeAllScript, dedupEnqueueRoomScript, laneEnqueueRoomScript, skipLaneScript}
+var oomScripts = []*oomScript{heartbeatScript, enqueueRoomScript, claimScript, orphanScript, ackScript, ackLettersScript, retryScript, deadScript, ackLogScript, capScript, trimScript, purgeAllScript, dedupEnqueueRoomScript, skipLaneScript}
 
 // LoadScripts loads every Lua script into the server's script cache, in
 // the variants the server runs (with script flags or without: see

@@ -303,9 +303,6 @@ func (s Spec) validate() (filter.Filter, FieldErrors) {
 		add("delivery.max_queue", "must be between 1 and %d, got %d", MaxMaxQueue, d.MaxQueue)
 	}
 	if o := d.Ordering; o != nil {
-		if d.DedupWindow != nil && d.DedupWindow.Duration > 0 {
-			add("delivery.dedup_window", "not supported with delivery.ordering yet")
-		}
 		if _, err := filter.CompileKey(o.Key, "delivery.ordering.key"); err != nil {
 			errs = append(errs, filterErrors(err)...)
 		}
