@@ -114,6 +114,41 @@ func TestArchiveKeepsEveryAcceptedEventOnce(t *testing.T) {
 	})
 }
 
+// Events published at most once (a schedule's ticks, PublishOnce) are
+// archived too, once however many instances fire the same tick, routed or
+// not.
+func TestArchiveKeepsTicksOnce(t *testing.T) {
+	testenv.All(t, func(t *testing.T, b testenv.Backend) {
+		cfg := archiving(ArchiveConfig{Retention: time.Hour}, nil)
+		a := startRouter(t, b.Client, b.Prefix, cfg)
+		c := startRouter(t, b.Client, b.Prefix, cfg)
+		putTrigger(t, a, "ticks", "tick")
+		var want []string
+		for seq := int64(1); seq <= 3; seq++ {
+			typ := "tick"
+			if seq == 2 {
+				typ = "none" // routed nowhere: archived all the same
+			}
+			id := fmt.Sprintf("t%d", seq)
+			pa, err := a.PublishOnce(t.Context(), "sched", seq, []*pb.CloudEvent{event(id, typ)})
+			require.NoError(t, err)
+			pc, err := c.PublishOnce(t.Context(), "sched", seq, []*pb.CloudEvent{event(id, typ)})
+			require.NoError(t, err)
+			require.True(t, pa != pc, "tick %d published by exactly one instance", seq)
+			want = append(want, id)
+		}
+		got, err := a.Store().ArchiveRange(t.Context(), "-", "+", 100)
+		require.NoError(t, err)
+		var ids []string
+		for _, e := range got {
+			ev := &pb.CloudEvent{}
+			require.NoError(t, proto.Unmarshal(e.Event, ev))
+			ids = append(ids, ev.GetId())
+		}
+		require.Equal(t, want, ids)
+	})
+}
+
 // Off, publishing writes nothing to the archive and the archive calls say
 // it is off.
 func TestArchiveOffWritesNothing(t *testing.T) {

@@ -108,6 +108,9 @@ func (r *Router) PublishOnce(ctx context.Context, key string, seq int64, events 
 	if !ok {
 		return false, nil
 	}
+	if err := r.archiveOnce(ctx, events, matched, recs, stamp); err != nil {
+		return true, err
+	}
 	byRec := make([][]string, len(recs))
 	for i, rec := range recs {
 		byRec[i] = rec.Triggers
@@ -128,4 +131,37 @@ func (r *Router) LastOnce(ctx context.Context, key string) (seq int64, ok bool, 
 // Router.PublishOnce. It makes Sink a connectors.OnceSink.
 func (s Sink) PublishOnce(ctx context.Context, key string, seq int64, events []*pb.CloudEvent) (bool, error) {
 	return s.R.PublishOnce(ctx, key, seq, events)
+}
+
+// archiveOnce archives the events PublishOnce just published (the archive
+// on). It runs after the once step, by the instance whose step took seq
+// alone, so a tick is archived once however many instances fire it. A
+// failed write is tried again for a few seconds; one that still fails is
+// returned with published true: the events are queued, the runner's retry
+// finds seq taken and publishes nothing twice, and the archive lacks them.
+func (r *Router) archiveOnce(ctx context.Context, events []*pb.CloudEvent, matched [][]string, recs []store.LogRecord, stamp traceStamp) error {
+	if r.archive == nil {
+		return nil
+	}
+	queued := make([][]byte, len(recs))
+	for i, rec := range recs {
+		queued[i] = rec.Event
+	}
+	bodies, err := archiveBodies(events, matched, queued, stamp)
+	if err != nil {
+		return err
+	}
+	wait := time.Duration(0)
+	for try := 0; ; try++ {
+		if err = r.archive.write(ctx, bodies); err == nil || try == 4 || ctx.Err() != nil {
+			break
+		}
+		wait = nextBackoff(wait)
+		backoffSleep(ctx, wait)
+	}
+	if err != nil {
+		r.noteWrite(err)
+		return fmt.Errorf("%w: published, not archived: %w", ErrUnavailable, err)
+	}
+	return nil
 }
