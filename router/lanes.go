@@ -184,7 +184,7 @@ type logLanes struct {
 // takeLanes moves the ordered triggers of rec (the record of ev) to *lp's
 // lanes (made on first use: a publish without ordered triggers allocates
 // nothing), under a queue id of its own, and returns rec with the other
-// triggers. The caller checked that the store is one node.
+// triggers.
 func (r *Router) takeLanes(lp **logLanes, snap *snapshot, rec store.LogRecord, ev *pb.CloudEvent, now time.Time) store.LogRecord {
 	var id string
 	var rest []string

@@ -112,17 +112,17 @@ func TestOrderedLanesAcrossInstances(t *testing.T) {
 }
 
 // TestOrderedLanesThroughTheLog: publishes routed to an ordered trigger and
-// another one. On one node the ordered trigger's share goes into its lanes
-// in the transaction that logs the rest, so two instances publishing (and
-// fanning out) keep each key's publish order; on Redis Cluster it goes
-// through the log, whose order one instance fanning out keeps. The other
-// trigger gets every event.
+// another one. The ordered trigger's share goes into its lanes when the
+// publish is accepted (on one node in the transaction that logs the rest,
+// on Redis Cluster just before it), so two instances publishing (and
+// fanning out) keep each key's publish order. The other trigger gets every
+// event.
 func TestOrderedLanesThroughTheLog(t *testing.T) {
 	testenv.All(t, func(t *testing.T, b testenv.Backend) {
 		inv := &laneInvoker{acked: map[string][]int{}, running: map[string]int{}}
-		rs := []*Router{startRouter(t, b.Client, b.Prefix, func(_ *Config, i *delivery.Invoker) { *i = inv })}
-		if store.New(b.Client, b.Prefix).OneNode() {
-			rs = append(rs, startRouter(t, b.Client, b.Prefix, func(_ *Config, i *delivery.Invoker) { *i = inv }))
+		rs := []*Router{
+			startRouter(t, b.Client, b.Prefix, func(_ *Config, i *delivery.Invoker) { *i = inv }),
+			startRouter(t, b.Client, b.Prefix, func(_ *Config, i *delivery.Invoker) { *i = inv }),
 		}
 		_, _, err := rs[0].PutTrigger(t.Context(), trigger.ToProto(orderedTrigger("ord", "o.")), store.PutApply, 0)
 		require.NoError(t, err)

@@ -144,7 +144,7 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 	lanes := lanesFor(snap.triggers[direct])
 	var laned []store.Item
 	var logLanes *logLanes
-	oneNode := direct == "" && r.store.OneNode()
+	viaLog := direct == ""
 	// queued are the bytes queued for the routed events, in order, for the
 	// archive (recs may lose events to lanes below).
 	var queued [][]byte
@@ -170,7 +170,7 @@ func (r *Router) Publish(ctx context.Context, events []*pb.CloudEvent) (_ Publis
 		if lanes != nil {
 			laned = append(laned, lanes.item(rec.ID, ev, rec.Event, rec.Due))
 		}
-		if oneNode {
+		if viaLog {
 			if rec = r.takeLanes(&logLanes, snap, rec, ev, now); len(rec.Triggers) == 0 {
 				continue
 			}

@@ -351,16 +351,30 @@ func (s *Store) LaneGaugesAll(ctx context.Context, triggers []string) ([]LaneGau
 func (s *Store) OneNode() bool { return s.cluster() == nil }
 
 // AppendLogAndLanes is AppendLog that also queues items into their lanes
-// (ordered triggers' shares of publishes routed to several triggers), in
-// the same MULTI/EXEC: every record and item is stored or none is, and
-// each lane gets its events in acceptance order, whichever instance fans
-// the rest out. Only on one node (OneNode): on Redis Cluster the log and
-// the queues are in different slots. The items' dedup keys are checked and
-// their due times kept as on every path (enqueueEachLua). It returns, per
-// trigger of lanes, the events its queue holds, and marks the duplicates.
+// (ordered triggers' shares of publishes routed to several triggers), so
+// that each lane gets its events in acceptance order, whichever instance
+// fans the rest out. On one node (OneNode) it is one MULTI/EXEC: every
+// record and item is stored or none is. On Redis Cluster the log and the
+// queues are in different slots: the lanes are written first (each
+// trigger's in one script in its slot), then the log; when the log's write
+// fails after them, their events stay queued and held reports them with
+// the error (the publisher, told the publish failed, may publish again: an
+// ordered trigger may then deliver a copy, as after any lost answer). The
+// items' dedup keys are checked and their due times kept as on every path
+// (enqueueEachLua). It returns, per trigger of lanes, the events its queue
+// holds, and marks the duplicates.
 func (s *Store) AppendLogAndLanes(ctx context.Context, lanes map[string][]Item, batches ...[]LogRecord) (map[string]int64, error) {
 	if !s.OneNode() {
-		return nil, errors.New("append log and lanes: not on Redis Cluster")
+		held, err := s.Enqueue(ctx, lanes)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range batches {
+			if len(b) > 0 {
+				return held, s.AppendLog(ctx, batches...)
+			}
+		}
+		return held, nil
 	}
 	key := s.keys.Log()
 	counts := map[string]int64{}
