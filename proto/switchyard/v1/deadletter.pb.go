@@ -592,7 +592,9 @@ type ReplayDeadLettersRequest struct {
 	Ids []string `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
 	// Replay every entry present when the call starts.
 	All bool `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
-	// Queue the events for this trigger instead of the original one.
+	// Queue the events for this trigger instead of the original one. An
+	// ordered target puts each event into the lane of its key there (its
+	// ordering key computed on the event), at the lane's end.
 	ToTrigger string `protobuf:"bytes,4,opt,name=to_trigger,json=toTrigger,proto3" json:"to_trigger,omitempty"`
 	// Entries per second, 0 for no limit.
 	Rate float64 `protobuf:"fixed64,5,opt,name=rate,proto3" json:"rate,omitempty"`
