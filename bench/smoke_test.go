@@ -18,35 +18,15 @@ import (
 // TestRunSmoke runs the benchmark briefly against an in-process server on
 // the real Redis. It checks the report's shape, never its speed.
 func TestRunSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the real Redis; skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	be, srv := smokeServer(t)
-
-	var out, log bytes.Buffer
-	rep, err := Run(ctx, Options{
-		RedisURL:   be.URL,
-		Server:     srv.GRPCAddr(),
-		ServerHTTP: srv.HTTPAddr(),
-		Duration:   200 * time.Millisecond,
-		Warmup:     100 * time.Millisecond,
-		Scenarios:  []string{Single, RawRedis},
-		Out:        &out,
-		Log:        &log,
-	})
-	if err != nil {
-		t.Fatalf("Run: %v\nlog:\n%s", err, log.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	be, rep, out, log := smokeRun(t, Options{Scenarios: []string{Single, RawRedis}})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
 	last := lines[len(lines)-1]
 	var got Report
 	if err := json.Unmarshal([]byte(last), &got); err != nil {
-		t.Fatalf("last line is not the JSON report: %v\n%s", err, out.String())
+		t.Fatalf("last line is not the JSON report: %v\n%s", err, out)
 	}
 	if len(got.Errors) > 0 {
-		t.Errorf("errors: %v\nlog:\n%s", got.Errors, log.String())
+		t.Errorf("errors: %v\nlog:\n%s", got.Errors, log)
 	}
 	s := got.Scenarios
 	if s.Single == nil || s.Single.Delivered <= 0 || s.Single.Accepted <= 0 {
@@ -65,7 +45,7 @@ func TestRunSmoke(t *testing.T) {
 		t.Errorf("server mode %q", got.Config.ServerMode)
 	}
 	// The benchmark's own keys (raw-redis stream) are gone.
-	if keys, err := be.Client.Keys(ctx, rep.Config.KeyPrefix+":*").Result(); err != nil || len(keys) > 0 {
+	if keys, err := be.Client.Keys(t.Context(), rep.Config.KeyPrefix+":*").Result(); err != nil || len(keys) > 0 {
 		t.Errorf("keys left under %s: %v %v", rep.Config.KeyPrefix, keys, err)
 	}
 }
@@ -73,51 +53,22 @@ func TestRunSmoke(t *testing.T) {
 // The triggers10k scenario, shrunk to a few triggers, prints the size of
 // /metrics and how long its scrape took, and reports them.
 func TestTriggersScenarioScrapesMetrics(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the real Redis; skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	be, srv := smokeServer(t)
-	var out, log bytes.Buffer
-	rep, err := Run(ctx, Options{
-		RedisURL: be.URL, Server: srv.GRPCAddr(), ServerHTTP: srv.HTTPAddr(),
-		Duration: 200 * time.Millisecond, Warmup: 100 * time.Millisecond,
-		Scenarios: []string{Triggers10k}, Triggers: 20, Out: &out, Log: &log,
-	})
-	if err != nil {
-		t.Fatalf("Run: %v\nlog:\n%s", err, log.String())
-	}
+	_, rep, out, log := smokeRun(t, Options{Scenarios: []string{Triggers10k}, Triggers: 20})
 	r := rep.Scenarios.Triggers10k
 	if r == nil || r.MetricsBytes <= 0 || r.MetricsScrapeS <= 0 {
-		t.Fatalf("no /metrics figures: %+v\nlog:\n%s", r, log.String())
+		t.Fatalf("no /metrics figures: %+v\nlog:\n%s", r, log)
 	}
-	if !strings.Contains(out.String(), "GET /metrics with 20 triggers: ") {
-		t.Errorf("not printed:\n%s", out.String())
+	if !strings.Contains(out, "GET /metrics with 20 triggers: ") {
+		t.Errorf("not printed:\n%s", out)
 	}
 }
 
 // The latency scenario measures the transports' floor at each rate beside
 // the saturated baselines of the same run, and reports the ratios.
 func TestLatencyScenarioMeasuresTheFloor(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the real Redis; skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	be, srv := smokeServer(t)
-	var out, log bytes.Buffer
-	rep, err := Run(ctx, Options{
-		RedisURL: be.URL, Server: srv.GRPCAddr(), ServerHTTP: srv.HTTPAddr(),
-		Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
-		Scenarios: []string{RawGRPC, RawRedis, Latency}, LatencyRates: []int{200},
-		Out: &out, Log: &log,
-	})
-	if err != nil {
-		t.Fatalf("Run: %v\nlog:\n%s", err, log.String())
-	}
+	_, rep, out, log := smokeRun(t, Options{Scenarios: []string{RawGRPC, RawRedis, Latency}, LatencyRates: []int{200}, Duration: 300 * time.Millisecond})
 	if len(rep.Errors) > 0 {
-		t.Fatalf("errors: %v\nlog:\n%s", rep.Errors, log.String())
+		t.Fatalf("errors: %v\nlog:\n%s", rep.Errors, log)
 	}
 	if len(rep.Scenarios.Latency) != 1 || rep.Scenarios.Latency[0].Floor == nil {
 		t.Fatalf("no floor in the latency result: %+v", rep.Scenarios.Latency)
@@ -132,8 +83,8 @@ func TestLatencyScenarioMeasuresTheFloor(t *testing.T) {
 	if f.GRPCVsSaturated <= 0 || f.RedisCallsVsSaturated <= 0 {
 		t.Errorf("ratios to the saturated baselines missing: %+v", f)
 	}
-	if !strings.Contains(out.String(), "floor: raw gRPC unary") || !strings.Contains(out.String(), "floor: raw Redis") {
-		t.Errorf("floor lines not printed:\n%s", out.String())
+	if !strings.Contains(out, "floor: raw gRPC unary") || !strings.Contains(out, "floor: raw Redis") {
+		t.Errorf("floor lines not printed:\n%s", out)
 	}
 }
 
@@ -152,4 +103,30 @@ func smokeServer(t *testing.T) (testenv.Backend, *server.Server) {
 	srv.Serve()
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	return be, srv
+}
+
+// smokeRun runs the benchmark o (briefly, unless o says how long) against
+// an in-process server on the real Redis and returns the report and what
+// it printed; it fails the test when Run does.
+func smokeRun(t *testing.T, o Options) (be testenv.Backend, rep *Report, out, log string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the real Redis; skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	be, srv := smokeServer(t)
+	var ob, lb bytes.Buffer
+	o.RedisURL, o.Server, o.ServerHTTP, o.Out, o.Log = be.URL, srv.GRPCAddr(), srv.HTTPAddr(), &ob, &lb
+	if o.Duration == 0 {
+		o.Duration = 200 * time.Millisecond
+	}
+	if o.Warmup == 0 {
+		o.Warmup = 100 * time.Millisecond
+	}
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("Run: %v\nlog:\n%s", err, lb.String())
+	}
+	return be, rep, ob.String(), lb.String()
 }

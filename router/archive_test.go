@@ -66,6 +66,22 @@ func archiving(cfg ArchiveConfig, inv delivery.Invoker) func(*Config, *delivery.
 	}
 }
 
+// archivedIDs returns the ids of the first n events the archive holds, in
+// order, each decoded and stamped with a time near now.
+func archivedIDs(t *testing.T, r *Router, n int64) []string {
+	t.Helper()
+	got, err := r.Store().ArchiveRange(t.Context(), "-", "+", n)
+	require.NoError(t, err)
+	var ids []string
+	for _, e := range got {
+		ev := &pb.CloudEvent{}
+		require.NoError(t, proto.Unmarshal(e.Event, ev))
+		ids = append(ids, ev.GetId())
+		require.WithinDuration(t, time.Now(), e.Time(), time.Minute)
+	}
+	return ids
+}
+
 func putTrigger(t *testing.T, r *Router, name, typ string) {
 	t.Helper()
 	s := trigger.Spec{Name: name, Target: trigger.Target{GRPC: "127.0.0.1:1"}}
@@ -98,16 +114,7 @@ func TestArchiveKeepsEveryAcceptedEventOnce(t *testing.T) {
 		publish(event("l1", "b"))                         // two triggers: the log
 		publish(event("u1", "none"), event("u2", "none")) // no trigger
 		publish(event("m1", "a"), event("m2", "none"), event("m3", "b"))
-		got, err := r.Store().ArchiveRange(t.Context(), "-", "+", 100)
-		require.NoError(t, err)
-		var ids []string
-		for _, e := range got {
-			ev := &pb.CloudEvent{}
-			require.NoError(t, proto.Unmarshal(e.Event, ev))
-			ids = append(ids, ev.GetId())
-			require.WithinDuration(t, time.Now(), e.Time(), time.Minute)
-		}
-		require.Equal(t, want, ids)
+		require.Equal(t, want, archivedIDs(t, r, 100))
 		info, err := r.ArchiveInfo(t.Context())
 		require.NoError(t, err)
 		require.EqualValues(t, len(want), info.Entries)
@@ -137,15 +144,7 @@ func TestArchiveKeepsTicksOnce(t *testing.T) {
 			require.True(t, pa != pc, "tick %d published by exactly one instance", seq)
 			want = append(want, id)
 		}
-		got, err := a.Store().ArchiveRange(t.Context(), "-", "+", 100)
-		require.NoError(t, err)
-		var ids []string
-		for _, e := range got {
-			ev := &pb.CloudEvent{}
-			require.NoError(t, proto.Unmarshal(e.Event, ev))
-			ids = append(ids, ev.GetId())
-		}
-		require.Equal(t, want, ids)
+		require.Equal(t, want, archivedIDs(t, a, 100))
 	})
 }
 
