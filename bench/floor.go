@@ -9,11 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	functionv1 "github.com/switchyard-io/switchyard/proto/switchyard/function/v1"
 )
 
 // FloorResult is what the transports alone cost per event at a latency
@@ -111,16 +106,11 @@ func (e *env) paced(ctx context.Context, rt, workers int, send func(context.Cont
 
 func (e *env) floorGRPC(ctx context.Context, rt int) (RawGRPCRun, error) {
 	run := RawGRPCRun{Concurrency: openLoopWorkers}
-	conn, err := grpc.NewClient("passthrough:///"+e.sinkA.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, client, req, err := e.sinkClient("floor")
 	if err != nil {
 		return run, err
 	}
 	defer conn.Close()
-	client := functionv1.NewFunctionServiceClient(conn)
-	ev := e.newEvent(e.eventType("floor"))
-	ev.Id = "floor-1"
-	req := &functionv1.InvokeRequest{Event: ev, Attempt: 1, Trigger: "floor",
-		Deadline: timestamppb.New(time.Now().Add(time.Hour)), IdempotencyKey: ev.Source + " " + ev.Id}
 	t0 := time.Now()
 	run.Calls, run.Usage, run.Errors = e.paced(ctx, rt, openLoopWorkers, func(ctx context.Context) error {
 		_, err := client.Invoke(ctx, req)

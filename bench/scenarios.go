@@ -41,18 +41,26 @@ type RawGRPCRun struct {
 	Usage       Usage   `json:"usage"`
 }
 
-func (e *env) rawGRPC(ctx context.Context) error {
+// sinkClient connects to sink A and makes a request shaped like the
+// router's, for trigger name: what the raw gRPC baselines send.
+func (e *env) sinkClient(name string) (*grpc.ClientConn, functionv1.FunctionServiceClient, *functionv1.InvokeRequest, error) {
 	conn, err := grpc.NewClient("passthrough:///"+e.sinkA.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ev := e.newEvent(e.eventType(name))
+	ev.Id = name + "-1"
+	req := &functionv1.InvokeRequest{Event: ev, Attempt: 1, Trigger: name,
+		Deadline: timestamppb.New(time.Now().Add(time.Hour)), IdempotencyKey: ev.Source + " " + ev.Id}
+	return conn, functionv1.NewFunctionServiceClient(conn), req, nil
+}
+
+func (e *env) rawGRPC(ctx context.Context) error {
+	conn, client, req, err := e.sinkClient("raw-grpc")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	client := functionv1.NewFunctionServiceClient(conn)
-	ev := e.newEvent(e.eventType("raw"))
-	ev.Id = "raw-1"
-	// Shaped like the router's requests.
-	req := &functionv1.InvokeRequest{Event: ev, Attempt: 1, Trigger: "raw-grpc",
-		Deadline: timestamppb.New(time.Now().Add(time.Hour)), IdempotencyKey: ev.Source + " " + ev.Id}
 	res := &RawGRPCResult{}
 	for _, c := range []int{16, 128} {
 		run := RawGRPCRun{Concurrency: c}
